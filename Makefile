@@ -1,0 +1,106 @@
+# Rampart's make targets. GNU make; run `make help` for the list.
+
+export PATH := /usr/local/go/bin:$(PATH)
+
+# Version stamped into the binaries (bin/rampart version).
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+GO      ?= go
+BIN     := bin
+LDFLAGS := -X main.version=$(VERSION)
+GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
+
+# make run
+QUICKSTART ?= examples/quickstart.yaml
+DEMO_ADDR  ?= 127.0.0.1:9000
+
+# Debian packages the tests need; adding one is one word here.
+TEST_DEB_PACKAGES ?=
+# The race detector needs cgo, hence a C toolchain.
+RACE_DEB_PACKAGES ?= gcc libc6-dev
+
+# Packages that share state between goroutines get a second run under -race.
+# Patterns whose directory does not exist (yet) are skipped.
+RACE_PKGS ?= ./proxy/... ./balancer/... ./ratelimit/...
+
+# Bounds each `go test` invocation so `make test` stays well inside 15 minutes.
+TEST_TIMEOUT ?= 5m
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 30s
+
+# sudo only when not root and sudo exists (CI runs as root).
+SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
+
+.DEFAULT_GOAL := build
+.PHONY: all build run deps test lint fmt-check vet bench fuzz clean help
+
+all: build
+
+help:
+	@echo "make build   build bin/rampart and bin/rampart-demo"
+	@echo "make run     start the demo upstream and Rampart with $(QUICKSTART)"
+	@echo "make test    deps, gofmt, go vet, go test, go test -race"
+	@echo "make lint    gofmt check and go vet"
+	@echo "make bench   bash bench/run.sh"
+	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make clean   remove build and benchmark output"
+
+build:
+	$(GOBUILD) -o $(BIN)/rampart ./cmd/rampart
+	$(GOBUILD) -o $(BIN)/rampart-demo ./examples/demo
+
+# Both processes run in the background so that the shell's `wait` can be
+# interrupted: Ctrl-C reaches both directly (same process group), and a
+# SIGTERM to make is passed on by the trap. The demo never outlives Rampart.
+run: build
+	@$(BIN)/rampart-demo -addr $(DEMO_ADDR) & demo=$$!; \
+	$(BIN)/rampart run --config $(QUICKSTART) & proxy=$$!; \
+	trap ':' INT; \
+	trap 'kill -TERM $$proxy $$demo 2>/dev/null' TERM HUP; \
+	wait $$proxy; status=$$?; \
+	while kill -0 $$proxy 2>/dev/null; do wait $$proxy; status=$$?; done; \
+	kill -TERM $$demo 2>/dev/null; wait $$demo 2>/dev/null; \
+	exit $$status
+
+deps:
+	@missing=""; \
+	for p in $(TEST_DEB_PACKAGES) $(RACE_DEB_PACKAGES); do \
+		command -v $$p >/dev/null 2>&1 || dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+fmt-check:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: fmt-check vet
+
+test: deps lint
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@dirs=""; for p in $(RACE_PKGS); do [ -d "$${p%/...}" ] && dirs="$$dirs $$p"; done; \
+	pkgs=""; if [ -n "$$dirs" ]; then pkgs=$$($(GO) list $$dirs) || exit 1; fi; \
+	if [ -z "$$pkgs" ]; then echo "race: none of $(RACE_PKGS) exists yet"; exit 0; fi; \
+	echo "$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)" $$pkgs; \
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$pkgs
+
+bench:
+	bash bench/run.sh
+
+# Runs each Fuzz function of every package, one at a time (go test -fuzz
+# takes a single target).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BIN) bench/.out coverage.out cover.out coverage.html

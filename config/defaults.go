@@ -1,0 +1,221 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults applied by ApplyDefaults to fields left empty. They are exported
+// so the README, the tests and the other packages name one source of truth.
+const (
+	DefaultAdminAddress = "127.0.0.1:9901"
+
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeaderBytes    = 16 << 10
+
+	DefaultTLSMinVersion    = "1.2"
+	DefaultClientAuth       = "require"
+	DefaultACMEDirectoryURL = "https://acme-v02.api.letsencrypt.org/directory"
+	DefaultACMECache        = "dir"
+	DefaultACMECacheDir     = "/var/lib/rampart/acme"
+
+	DefaultBalancer          = "round_robin"
+	DefaultHashKey           = "client_ip"
+	DefaultStickyCookie      = "rampart_sticky"
+	DefaultTargetWeight      = 1
+	DefaultMaxConnsPerTarget = 1024
+
+	DefaultHealthCheckPath     = "/health"
+	DefaultHealthCheckInterval = 5 * time.Second
+	DefaultHealthCheckTimeout  = 1 * time.Second
+	DefaultHealthyThreshold    = 2
+	DefaultExpectedStatuses    = "200-399"
+	DefaultUnhealthyThreshold  = 3
+
+	DefaultPassiveMaxFailures = 5
+	DefaultPassiveEjection    = 30 * time.Second
+	DefaultPassiveMaxEjection = 5 * time.Minute
+	DefaultMaxEjectionPercent = 50
+
+	DefaultConnectTimeout       = 2 * time.Second
+	DefaultUpstreamReadTimeout  = 60 * time.Second
+	DefaultUpstreamWriteTimeout = 60 * time.Second
+	DefaultUpstreamIdleTimeout  = 90 * time.Second
+
+	DefaultPathPrefix      = "/"
+	DefaultRouteNamePrefix = "route-" // followed by the route's index
+
+	DefaultRespondStatus      = 200
+	DefaultRespondContentType = "text/plain; charset=utf-8"
+
+	DefaultWAFMode                = "block"
+	DefaultParanoiaLevel          = 1
+	DefaultAnomalyThreshold       = 5
+	DefaultRequestBodyLimit       = 1 << 20
+	DefaultRequestBodyLimitAction = "reject"
+
+	DefaultRateLimitKey   = "client_ip"
+	DefaultRateLimitStore = "memory"
+	DefaultOnStoreError   = "allow"
+
+	DefaultRedisTimeout   = 50 * time.Millisecond
+	DefaultRedisKeyPrefix = "rampart:"
+
+	DefaultAccessLogPath = "stdout"
+	DefaultGracePeriod   = 30 * time.Second
+)
+
+// ApplyDefaults fills every field left empty with its Default* value, and
+// normalizes what matching compares case-insensitively: hosts become lower
+// case, methods upper case. A nil entry in a map or list ("web:" with
+// nothing under it) becomes an empty item, so Validate reports what it
+// lacks. ApplyDefaults is idempotent and safe on a partly decoded Config.
+func (c *Config) ApplyDefaults() {
+	if c.Admin != nil {
+		orDefault(&c.Admin.Address, DefaultAdminAddress)
+	}
+	for name, l := range c.Listeners {
+		c.Listeners[name] = nonNil(l)
+		c.Listeners[name].applyDefaults()
+	}
+	for name, u := range c.Upstreams {
+		c.Upstreams[name] = nonNil(u)
+		c.Upstreams[name].applyDefaults()
+	}
+	for i, r := range c.Routes {
+		c.Routes[i] = nonNil(r)
+		c.Routes[i].applyDefaults(i)
+	}
+	for name, p := range c.WAF {
+		c.WAF[name] = nonNil(p)
+		c.WAF[name].applyDefaults()
+	}
+	for name, rl := range c.RateLimits {
+		c.RateLimits[name] = nonNil(rl)
+		c.RateLimits[name].applyDefaults()
+	}
+	if c.Redis != nil {
+		orDefault(&c.Redis.Timeout, Duration(DefaultRedisTimeout))
+		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)
+	}
+	orDefault(&c.AccessLog.Path, DefaultAccessLogPath)
+	orDefault(&c.Shutdown.GracePeriod, Duration(DefaultGracePeriod))
+}
+
+func (l *Listener) applyDefaults() {
+	orDefault(&l.Limits.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	orDefault(&l.Limits.IdleTimeout, Duration(DefaultIdleTimeout))
+	orDefault(&l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	t := l.TLS
+	if t == nil {
+		return
+	}
+	orDefault(&t.MinVersion, DefaultTLSMinVersion)
+	if t.ClientCAFile != "" {
+		orDefault(&t.ClientAuth, DefaultClientAuth)
+	}
+	if a := t.ACME; a != nil {
+		orDefault(&a.DirectoryURL, DefaultACMEDirectoryURL)
+		orDefault(&a.Cache, DefaultACMECache)
+		if a.Cache == "dir" {
+			orDefault(&a.CacheDir, DefaultACMECacheDir)
+		}
+		lower(a.Hosts)
+	}
+}
+
+func (u *Upstream) applyDefaults() {
+	orDefault(&u.Balancer, DefaultBalancer)
+	orDefault(&u.HashKey, DefaultHashKey)
+	orDefault(&u.MaxConnsPerTarget, DefaultMaxConnsPerTarget)
+	if u.Sticky != nil {
+		orDefault(&u.Sticky.Cookie, DefaultStickyCookie)
+	}
+	for i := range u.Targets {
+		orDefault(&u.Targets[i].Weight, DefaultTargetWeight)
+	}
+	if h := u.HealthCheck; h != nil {
+		orDefault(&h.Path, DefaultHealthCheckPath)
+		orDefault(&h.Interval, Duration(DefaultHealthCheckInterval))
+		orDefault(&h.Timeout, Duration(DefaultHealthCheckTimeout))
+		orDefault(&h.HealthyThreshold, DefaultHealthyThreshold)
+		orDefault(&h.UnhealthyThreshold, DefaultUnhealthyThreshold)
+		if len(h.ExpectedStatuses) == 0 {
+			h.ExpectedStatuses = []string{DefaultExpectedStatuses}
+		}
+	}
+	if p := u.Passive; p != nil {
+		orDefault(&p.MaxFailures, DefaultPassiveMaxFailures)
+		orDefault(&p.Ejection, Duration(DefaultPassiveEjection))
+		orDefault(&p.MaxEjection, Duration(DefaultPassiveMaxEjection))
+		orDefault(&p.MaxEjectionPercent, DefaultMaxEjectionPercent)
+	}
+	orDefault(&u.Timeouts.Connect, Duration(DefaultConnectTimeout))
+	orDefault(&u.Timeouts.Read, Duration(DefaultUpstreamReadTimeout))
+	orDefault(&u.Timeouts.Write, Duration(DefaultUpstreamWriteTimeout))
+	orDefault(&u.Timeouts.Idle, Duration(DefaultUpstreamIdleTimeout))
+}
+
+// applyDefaults fills the route at index i.
+func (r *Route) applyDefaults(i int) {
+	orDefault(&r.Name, DefaultRouteNamePrefix+strconv.Itoa(i))
+	m := &r.Match
+	m.Host = strings.ToLower(m.Host)
+	lower(m.Hosts)
+	orDefault(&m.PathPrefix, DefaultPathPrefix)
+	upper(m.Methods)
+	if r.Respond != nil {
+		orDefault(&r.Respond.Status, DefaultRespondStatus)
+		orDefault(&r.Respond.ContentType, DefaultRespondContentType)
+	}
+}
+
+func (p *WAFPolicy) applyDefaults() {
+	orDefault(&p.Mode, DefaultWAFMode)
+	orDefault(&p.ParanoiaLevel, DefaultParanoiaLevel)
+	orDefault(&p.AnomalyThreshold, DefaultAnomalyThreshold)
+	orDefault(&p.RequestBodyLimit, DefaultRequestBodyLimit)
+	orDefault(&p.RequestBodyLimitAction, DefaultRequestBodyLimitAction)
+	for i := range p.Exclusions {
+		upper(p.Exclusions[i].Methods)
+	}
+}
+
+func (rl *RateLimit) applyDefaults() {
+	orDefault(&rl.Key, DefaultRateLimitKey)
+	orDefault(&rl.Store, DefaultRateLimitStore)
+	orDefault(&rl.OnStoreError, DefaultOnStoreError)
+	if rl.Rate.N > 0 && int64(int(rl.Rate.N)) == rl.Rate.N {
+		orDefault(&rl.Burst, int(rl.Rate.N))
+	}
+}
+
+// orDefault sets *p to v when *p is the zero value.
+func orDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// nonNil returns p, or a new zero T when p is nil.
+func nonNil[T any](p *T) *T {
+	if p == nil {
+		return new(T)
+	}
+	return p
+}
+
+func lower(s []string) {
+	for i := range s {
+		s[i] = strings.ToLower(s[i])
+	}
+}
+
+func upper(s []string) {
+	for i := range s {
+		s[i] = strings.ToUpper(s[i])
+	}
+}

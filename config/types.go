@@ -1,0 +1,424 @@
+// Package config holds Rampart's YAML schema, its defaults and its validation.
+//
+// A file is decoded strictly (unknown fields are errors), then defaults are
+// applied, then Validate checks every cross reference. Every error names the
+// file, the line, the field path and the offending value, and all errors of a
+// file are reported together.
+//
+// The types here are data only: nothing in this package opens a socket or
+// starts a goroutine. The YAML names are a contract (see DESIGN.md) relied on
+// by the README, the examples and operators' files.
+package config
+
+import "time"
+
+// Config is one whole Rampart configuration file.
+type Config struct {
+	// Admin is the admin listener (/metrics, /healthz, /readyz, /api/...).
+	// When nil, no admin listener is opened.
+	Admin *Admin `yaml:"admin"`
+
+	// Listeners maps a listener name to where and how it accepts
+	// downstream connections. At least one is required.
+	Listeners map[string]*Listener `yaml:"listeners"`
+
+	// Upstreams maps a pool name to its targets and balancing policy.
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+
+	// Routes are matched most specific first: exact host, then wildcard
+	// host, then any host; within those the longest path_prefix; then the
+	// route with more method and header matchers; then file order.
+	Routes []*Route `yaml:"routes"`
+
+	// WAF maps a policy name to a Coraza + OWASP CRS policy.
+	WAF map[string]*WAFPolicy `yaml:"waf"`
+
+	// RateLimits maps a policy name to a rate limit.
+	RateLimits map[string]*RateLimit `yaml:"rate_limits"`
+
+	// Redis is the server used by every store named "redis" (rate limits,
+	// the ACME cache). Required when any of them uses Redis.
+	Redis *Redis `yaml:"redis"`
+
+	// TrustedProxies lists the CIDRs (or single addresses) whose
+	// X-Forwarded-For header is believed when computing the client IP.
+	// Empty: the client IP is always the peer address.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// AccessLog says where the one-JSON-line-per-request log goes.
+	AccessLog AccessLog `yaml:"access_log"`
+
+	// Shutdown governs graceful shutdown on SIGTERM and SIGINT.
+	Shutdown Shutdown `yaml:"shutdown"`
+
+	// File is the path the config was read from ("" when parsed from
+	// bytes). Not part of the YAML.
+	File string `yaml:"-"`
+}
+
+// Admin is the admin listener.
+type Admin struct {
+	// Address is host:port. Default DefaultAdminAddress (loopback).
+	Address string `yaml:"address"`
+	// Token, when set, is required as "Authorization: Bearer TOKEN" on
+	// every admin request except /healthz and /readyz.
+	Token string `yaml:"token"`
+}
+
+// Listener accepts downstream connections on one address.
+type Listener struct {
+	// Address is host:port or :port. Required.
+	Address string `yaml:"address"`
+	// Limits protect the listener from slow and hostile clients.
+	Limits Limits `yaml:"limits"`
+	// TLS, when set, makes this an HTTPS listener.
+	TLS *ListenerTLS `yaml:"tls"`
+}
+
+// Limits are per-listener protections against slow or hostile clients.
+type Limits struct {
+	// ReadHeaderTimeout bounds the time to read a request's headers
+	// (slowloris). Default DefaultReadHeaderTimeout. Zero means the default.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds the time to read a whole request, body included.
+	// Zero (the default) means no bound beyond ReadHeaderTimeout, so large
+	// uploads over slow links work.
+	ReadTimeout Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds the time to write a response. Zero (the default)
+	// means no bound, so large downloads work.
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection that has been idle this
+	// long. Default DefaultIdleTimeout. Zero means the default.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line plus headers. Default
+	// DefaultMaxHeaderBytes. Zero means the default.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxBodySize refuses larger request bodies with 413. Zero (the
+	// default) means unlimited, and the body is streamed.
+	MaxBodySize Size `yaml:"max_body_size"`
+	// MaxConnections bounds concurrent downstream connections on this
+	// listener. Zero (the default) means unlimited.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerIP bounds concurrent downstream connections from one
+	// client IP. Zero (the default) means unlimited.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+}
+
+// ListenerTLS terminates TLS on a listener.
+type ListenerTLS struct {
+	// MinVersion is "1.2" (DefaultTLSMinVersion) or "1.3".
+	MinVersion string `yaml:"min_version"`
+	// Certificates are static certificates chosen by SNI; the first is the
+	// default for clients that send no SNI or an unknown name.
+	Certificates []Certificate `yaml:"certificates"`
+	// ACME obtains certificates automatically.
+	ACME *ACME `yaml:"acme"`
+	// ClientCAFile, when set, enables client certificate authentication
+	// against the CAs in this PEM file.
+	ClientCAFile string `yaml:"client_ca_file"`
+	// ClientAuth is "require" (the default when ClientCAFile is set) or
+	// "verify_if_given".
+	ClientAuth string `yaml:"client_auth"`
+}
+
+// Certificate is a PEM certificate chain and its key.
+type Certificate struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// ACME obtains and renews certificates automatically.
+type ACME struct {
+	// Email is the ACME account contact.
+	Email string `yaml:"email"`
+	// DirectoryURL is the ACME directory. Default DefaultACMEDirectoryURL.
+	DirectoryURL string `yaml:"directory_url"`
+	// CAFile holds extra roots to trust the ACME server (a test CA such as
+	// Pebble's). Empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// Cache is "dir" (the default; CacheDir on disk) or "redis" (shared by
+	// every instance through the top-level redis, with a lock).
+	Cache string `yaml:"cache"`
+	// CacheDir is where "dir" keeps accounts and certificates. Default
+	// DefaultACMECacheDir.
+	CacheDir string `yaml:"cache_dir"`
+	// Hosts are the only names a certificate may be ordered for. Empty:
+	// the exact (non-wildcard) hosts of the routes bound to this listener.
+	Hosts []string `yaml:"hosts"`
+}
+
+// Upstream is a pool of targets.
+type Upstream struct {
+	// Balancer is one of round_robin (DefaultBalancer),
+	// weighted_round_robin, least_conn, random, p2c, ip_hash,
+	// consistent_hash.
+	Balancer string `yaml:"balancer"`
+	// HashKey is what consistent_hash hashes: client_ip (the default),
+	// header:NAME, cookie:NAME, query:NAME or path.
+	HashKey string `yaml:"hash_key"`
+	// Sticky pins a client to a target with a cookie. Nil: no pinning.
+	Sticky *Sticky `yaml:"sticky"`
+	// Targets are the pool's members. At least one is required.
+	Targets []Target `yaml:"targets"`
+	// HealthCheck is the active health check. Nil: none; every target is
+	// healthy unless passive checks eject it.
+	HealthCheck *HealthCheck `yaml:"health_check"`
+	// Passive is outlier detection from live traffic. Nil: none.
+	Passive *Passive `yaml:"passive"`
+	// Timeouts bound connecting to and reading from a target.
+	Timeouts UpstreamTimeouts `yaml:"timeouts"`
+	// Retries is how many other targets are tried after a connect failure
+	// (any method) or, for idempotent methods, a 502/503/504 or timeout.
+	// Default 0.
+	Retries int `yaml:"retries"`
+	// MaxConnsPerTarget bounds the pooled connections to one target.
+	// Default DefaultMaxConnsPerTarget.
+	MaxConnsPerTarget int `yaml:"max_conns_per_target"`
+	// TLS configures https:// targets.
+	TLS *UpstreamTLS `yaml:"tls"`
+}
+
+// Sticky pins clients with a cookie.
+type Sticky struct {
+	// Cookie is the cookie's name. Default DefaultStickyCookie.
+	Cookie string `yaml:"cookie"`
+}
+
+// Target is one member of a pool.
+type Target struct {
+	// URL is http://host:port or https://host:port; no path.
+	URL string `yaml:"url"`
+	// Weight is used by weighted_round_robin and splits ties elsewhere.
+	// Default 1. Zero means the default.
+	Weight int `yaml:"weight"`
+}
+
+// HealthCheck is an active HTTP health check.
+type HealthCheck struct {
+	// Path is requested with GET. Default DefaultHealthCheckPath.
+	Path string `yaml:"path"`
+	// Host, when set, is sent as the Host header.
+	Host string `yaml:"host"`
+	// Interval between checks of one target (with jitter). Default
+	// DefaultHealthCheckInterval.
+	Interval Duration `yaml:"interval"`
+	// Timeout of one check. Default DefaultHealthCheckTimeout.
+	Timeout Duration `yaml:"timeout"`
+	// HealthyThreshold consecutive successes mark a target healthy.
+	// Default DefaultHealthyThreshold.
+	HealthyThreshold int `yaml:"healthy_threshold"`
+	// UnhealthyThreshold consecutive failures mark it unhealthy. Default
+	// DefaultUnhealthyThreshold.
+	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
+	// ExpectedStatuses are status codes or ranges ("200", "200-399").
+	// Empty: 200-399.
+	ExpectedStatuses []string `yaml:"expected_statuses"`
+}
+
+// Passive is outlier detection from live traffic.
+type Passive struct {
+	// MaxFailures consecutive connect errors, timeouts or 5xx eject a
+	// target. Default DefaultPassiveMaxFailures.
+	MaxFailures int `yaml:"max_failures"`
+	// Ejection is how long the first ejection lasts; it doubles on each
+	// repeated ejection up to MaxEjection. Default DefaultPassiveEjection.
+	Ejection Duration `yaml:"ejection"`
+	// MaxEjection caps the doubling. Default DefaultPassiveMaxEjection.
+	MaxEjection Duration `yaml:"max_ejection"`
+	// MaxEjectionPercent caps the share of a pool ejected at once.
+	// Default DefaultMaxEjectionPercent.
+	MaxEjectionPercent int `yaml:"max_ejection_percent"`
+}
+
+// UpstreamTimeouts bound the upstream side of a request.
+type UpstreamTimeouts struct {
+	// Connect bounds dialing a target. Default DefaultConnectTimeout.
+	Connect Duration `yaml:"connect"`
+	// Read bounds waiting for the response headers (and each read of the
+	// body). Default DefaultUpstreamReadTimeout. Beyond it: 504.
+	Read Duration `yaml:"read"`
+	// Write bounds sending the request. Default DefaultUpstreamWriteTimeout.
+	Write Duration `yaml:"write"`
+	// Idle closes pooled connections unused this long. Default
+	// DefaultUpstreamIdleTimeout.
+	Idle Duration `yaml:"idle"`
+}
+
+// UpstreamTLS configures connections to https:// targets.
+type UpstreamTLS struct {
+	// CAFile holds the roots that verify targets. Empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the SNI and verified name. Empty: the target's host.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables verification. Only when written explicitly.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// CertFile and KeyFile are a client certificate presented to targets (mTLS).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Route sends matching requests to an upstream, a split, or a direct answer.
+type Route struct {
+	// Name identifies the route in logs and metrics. Default "route-N"
+	// (N its index).
+	Name string `yaml:"name"`
+	// Listeners the route is bound to. Empty: every listener.
+	Listeners []string `yaml:"listeners"`
+	// Match selects requests. Empty: every request.
+	Match Match `yaml:"match"`
+	// Upstream is the pool that serves the route. Exactly one of Upstream,
+	// Split and Respond is required.
+	Upstream string `yaml:"upstream"`
+	// Split spreads requests across pools by weight.
+	Split []SplitTarget `yaml:"split"`
+	// Respond answers directly without an upstream.
+	Respond *Respond `yaml:"respond"`
+	// WAF is a policy name. Empty: no WAF.
+	WAF string `yaml:"waf"`
+	// RateLimit is a policy name. Empty: no limit.
+	RateLimit string `yaml:"rate_limit"`
+	// RedirectHTTPS answers plain-HTTP requests with 308 to https.
+	RedirectHTTPS bool `yaml:"redirect_https"`
+	// HSTS adds Strict-Transport-Security to HTTPS responses.
+	HSTS bool `yaml:"hsts"`
+}
+
+// Match selects requests. All given matchers must hold.
+type Match struct {
+	// Host is an exact host ("api.example.com") or a wildcard
+	// ("*.example.com", one or more labels). Case-insensitive, port ignored.
+	Host string `yaml:"host"`
+	// Hosts is a list of such hosts; either Host or Hosts.
+	Hosts []string `yaml:"hosts"`
+	// PathPrefix must prefix the request path. Default "/".
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods, when set, must contain the request's method.
+	Methods []string `yaml:"methods"`
+	// Headers must each be present with exactly this value.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// SplitTarget is one side of a weighted split.
+type SplitTarget struct {
+	Upstream string `yaml:"upstream"`
+	Weight   int    `yaml:"weight"`
+}
+
+// Respond is a direct answer.
+type Respond struct {
+	// Status is the HTTP status. Default 200.
+	Status int `yaml:"status"`
+	// Body is sent as is.
+	Body string `yaml:"body"`
+	// ContentType of Body. Default "text/plain; charset=utf-8".
+	ContentType string `yaml:"content_type"`
+}
+
+// WAFPolicy is a Coraza + OWASP CRS v4 policy.
+type WAFPolicy struct {
+	// Mode is off, detect or block (DefaultWAFMode).
+	Mode string `yaml:"mode"`
+	// ParanoiaLevel is 1 (DefaultParanoiaLevel) to 4.
+	ParanoiaLevel int `yaml:"paranoia_level"`
+	// AnomalyThreshold is the inbound anomaly score that blocks. Default
+	// DefaultAnomalyThreshold.
+	AnomalyThreshold int `yaml:"anomaly_threshold"`
+	// RequestBodyLimit is the most body inspected. Default
+	// DefaultRequestBodyLimit.
+	RequestBodyLimit Size `yaml:"request_body_limit"`
+	// RequestBodyLimitAction is reject (413, the default) or partial
+	// (inspect the first RequestBodyLimit bytes).
+	RequestBodyLimitAction string `yaml:"request_body_limit_action"`
+	// InspectResponse enables response inspection. Default false.
+	InspectResponse bool `yaml:"inspect_response"`
+	// Rules is extra SecLang loaded after the CRS.
+	Rules string `yaml:"rules"`
+	// RuleFiles are extra SecLang files loaded after Rules.
+	RuleFiles []string `yaml:"rule_files"`
+	// Exclusions switch rules off for some requests.
+	Exclusions []Exclusion `yaml:"exclusions"`
+	// AuditLog is a file, stdout or stderr. Empty: no audit log.
+	AuditLog string `yaml:"audit_log"`
+}
+
+// Exclusion switches rules off where it matches.
+type Exclusion struct {
+	RuleIDs    []int    `yaml:"rule_ids"`
+	PathPrefix string   `yaml:"path_prefix"`
+	Methods    []string `yaml:"methods"`
+	// Targets narrow the exclusion to variables such as "ARGS:q".
+	// Empty: the whole rule.
+	Targets []string `yaml:"targets"`
+}
+
+// RateLimit is a rate limit policy.
+type RateLimit struct {
+	// Key is client_ip (DefaultRateLimitKey), header:NAME or route.
+	Key string `yaml:"key"`
+	// Rate is N/s, N/m or N/h. Required.
+	Rate Rate `yaml:"rate"`
+	// Burst is how many requests may arrive at once. Default: the rate's N.
+	Burst int `yaml:"burst"`
+	// Store is memory (DefaultRateLimitStore) or redis.
+	Store string `yaml:"store"`
+	// OnStoreError is allow (DefaultOnStoreError; fall back to a local
+	// limit) or deny (503).
+	OnStoreError string `yaml:"on_store_error"`
+}
+
+// Redis is the shared Redis used by stores named redis.
+type Redis struct {
+	// Address is host:port of a single server.
+	Address string `yaml:"address"`
+	// Addresses lists several nodes (Cluster, or Sentinels with
+	// MasterName). Either Address or Addresses.
+	Addresses []string `yaml:"addresses"`
+	// MasterName selects Sentinel mode.
+	MasterName string `yaml:"master_name"`
+	Username   string `yaml:"username"`
+	Password   string `yaml:"password"`
+	DB         int    `yaml:"db"`
+	// Timeout bounds each call. Default DefaultRedisTimeout.
+	Timeout Duration `yaml:"timeout"`
+	// KeyPrefix prefixes every key. Default DefaultRedisKeyPrefix.
+	KeyPrefix string `yaml:"key_prefix"`
+	// TLS, when set, connects with TLS.
+	TLS *RedisTLS `yaml:"tls"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	CAFile             string `yaml:"ca_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+}
+
+// AccessLog configures the access log.
+type AccessLog struct {
+	// Path is stdout (DefaultAccessLogPath), stderr, a file, or off.
+	Path string `yaml:"path"`
+}
+
+// Shutdown configures graceful shutdown.
+type Shutdown struct {
+	// GracePeriod is how long in-flight requests may take to finish after
+	// SIGTERM or SIGINT. Default DefaultGracePeriod.
+	GracePeriod Duration `yaml:"grace_period"`
+}
+
+// Duration is a time.Duration written as "10s", "1m30s", "250ms".
+type Duration time.Duration
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as 1024, "16KiB", "1MiB", "2GiB", "10KB".
+type Size int64
+
+// Rate is a count per period, written "100/s", "20/m", "1000/h".
+type Rate struct {
+	N   int64
+	Per time.Duration
+}

@@ -1,0 +1,105 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+)
+
+// wafs checks each WAF policy.
+func (v *validator) wafs() {
+	for _, name := range sortedKeys(v.c.WAF) {
+		if p := v.c.WAF[name]; p != nil {
+			v.waf("waf."+name, p)
+		}
+	}
+}
+
+// waf checks one WAF policy at p.
+func (v *validator) waf(p string, w *WAFPolicy) {
+	if !oneOf(w.Mode, WAFModeOff, WAFModeDetect, WAFModeBlock) {
+		v.errorf(p+".mode", "%q must be off, detect or block", w.Mode)
+	}
+	if w.ParanoiaLevel < 1 || w.ParanoiaLevel > 4 {
+		v.errorf(p+".paranoia_level", "%d must be from 1 to 4", w.ParanoiaLevel)
+	}
+	if w.AnomalyThreshold < 1 {
+		v.errorf(p+".anomaly_threshold", "%d must be at least 1", w.AnomalyThreshold)
+	}
+	if w.RequestBodyLimit < 0 {
+		v.errorf(p+".request_body_limit", "must not be negative")
+	}
+	if !oneOf(w.RequestBodyLimitAction, BodyLimitReject, BodyLimitPartial) {
+		v.errorf(p+".request_body_limit_action", "%q must be reject or partial", w.RequestBodyLimitAction)
+	}
+	for i, f := range w.RuleFiles {
+		if f == "" {
+			v.errorf(p+".rule_files["+strconv.Itoa(i)+"]", "empty file name")
+		}
+	}
+	for i := range w.Exclusions {
+		v.exclusion(p+".exclusions["+strconv.Itoa(i)+"]", &w.Exclusions[i])
+	}
+}
+
+// exclusion checks one rule exclusion at p. Excluding the CRS's own
+// evaluation rules would switch the WAF off silently while it still looks
+// configured, so they are refused.
+func (v *validator) exclusion(p string, e *Exclusion) {
+	if len(e.RuleIDs) == 0 {
+		v.fieldf(p, "rule_ids", "rule_ids is required")
+	}
+	for i, id := range e.RuleIDs {
+		ip := p + ".rule_ids[" + strconv.Itoa(i) + "]"
+		switch {
+		case id <= 0:
+			v.errorf(ip, "rule id %d must be positive", id)
+		case id == 949110 || id == 959100 || (id >= 980000 && id <= 980999):
+			v.errorf(ip, "excluding rule %d would switch off the CRS blocking evaluation", id)
+		}
+	}
+	if e.PathPrefix != "" && !strings.HasPrefix(e.PathPrefix, "/") {
+		v.errorf(p+".path_prefix", `%q must start with "/"`, e.PathPrefix)
+	}
+	for i, m := range e.Methods {
+		if !validToken(m) {
+			v.errorf(p+".methods["+strconv.Itoa(i)+"]", "invalid method %q", m)
+		}
+	}
+}
+
+// rateLimits checks each rate limit policy.
+func (v *validator) rateLimits() {
+	for _, name := range sortedKeys(v.c.RateLimits) {
+		p := "rate_limits." + name
+		rl := v.c.RateLimits[name]
+		if rl == nil {
+			v.errorf(p, "is empty; rate is required")
+			continue
+		}
+		v.rateLimit(p, rl)
+	}
+}
+
+// rateLimit checks one policy at p.
+func (v *validator) rateLimit(p string, rl *RateLimit) {
+	if rl.Rate.N <= 0 || rl.Rate.Per <= 0 {
+		v.fieldf(p, "rate", `rate is required (e.g. "100/s")`)
+	} else if rl.Burst < 1 {
+		v.errorf(p+".burst", "%d must be at least 1", rl.Burst)
+	}
+	if !validKey(rl.Key, []string{KeyClientIP, KeyRoute}, []string{KeyHeaderPrefix}) {
+		v.errorf(p+".key", "invalid key %q (want client_ip, header:NAME or route)", rl.Key)
+	}
+	switch rl.Store {
+	case StoreMemory:
+	case StoreRedis:
+		if v.c.Redis == nil {
+			v.errorf(p+".store", `"redis" needs the top-level redis section`)
+		}
+	default:
+		v.errorf(p+".store", "%q must be memory or redis", rl.Store)
+	}
+	if !oneOf(rl.OnStoreError, OnStoreErrorAllow, OnStoreErrorDeny) {
+		v.errorf(p+".on_store_error", "%q must be allow or deny", rl.OnStoreError)
+	}
+}

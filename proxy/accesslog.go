@@ -1,0 +1,170 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+)
+
+// accessLog writes one JSON line per request. Lines are built by the request
+// (no shared state), then appended to a buffer under a short lock and flushed
+// by a ticker, so a request never waits on the disk unless the buffer is full.
+type accessLog struct {
+	mu     sync.Mutex // guards w
+	w      *bufio.Writer
+	closer io.Closer // nil for stdout and stderr
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// openAccessLog opens path ("stdout", "stderr", "off" or a file). It returns
+// nil for "off".
+func openAccessLog(path string) (*accessLog, error) {
+	var out io.Writer
+	var closer io.Closer
+	switch path {
+	case "off":
+		return nil, nil
+	case "", "stdout":
+		out = os.Stdout
+	case "stderr":
+		out = os.Stderr
+	default:
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("access log: %w", err)
+		}
+		out, closer = f, f
+	}
+	a := &accessLog{w: bufio.NewWriterSize(out, 64<<10), closer: closer, stop: make(chan struct{}), done: make(chan struct{})}
+	go a.flushLoop()
+	return a, nil
+}
+
+func (a *accessLog) flushLoop() {
+	defer close(a.done)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			a.mu.Lock()
+			_ = a.w.Flush()
+			a.mu.Unlock()
+		case <-a.stop:
+			return
+		}
+	}
+}
+
+// Close flushes and closes the log.
+func (a *accessLog) Close() error {
+	if a == nil {
+		return nil
+	}
+	close(a.stop)
+	<-a.done
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	err := a.w.Flush()
+	if a.closer != nil {
+		if cerr := a.closer.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+func (a *accessLog) writeLine(line []byte) {
+	a.mu.Lock()
+	_, _ = a.w.Write(line)
+	a.mu.Unlock()
+}
+
+// appendPrefix appends every field known when the response headers are
+// ready; appendSuffix closes the line once the body has been sent.
+func (a *accessLog) appendPrefix(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, listener string, rt *route, upstream, target string) []byte {
+	dst = append(dst, `{"time":"`...)
+	dst = ctx.Time().UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	dst = append(dst, `","request_id":`...)
+	dst = appendJSONBytes(dst, x.reqID)
+	dst = append(dst, `,"client_ip":"`...)
+	dst = append(dst, x.client...)
+	dst = append(dst, `","listener":`...)
+	dst = appendJSONString(dst, listener)
+	dst = append(dst, `,"method":`...)
+	dst = appendJSONBytes(dst, ctx.Method())
+	dst = append(dst, `,"host":`...)
+	dst = appendJSONBytes(dst, ctx.Host())
+	dst = append(dst, `,"path":`...)
+	dst = appendJSONBytes(dst, ctx.Path())
+	dst = append(dst, `,"status":`...)
+	dst = strconv.AppendInt(dst, int64(ctx.Response.StatusCode()), 10)
+	dst = append(dst, `,"route":`...)
+	if rt != nil {
+		dst = appendJSONString(dst, rt.name)
+	} else {
+		dst = append(dst, `null`...)
+	}
+	dst = append(dst, `,"upstream":`...)
+	dst = appendJSONString(dst, upstream)
+	dst = append(dst, `,"target":`...)
+	dst = appendJSONString(dst, target)
+	dst = append(dst, `,"bytes_in":`...)
+	dst = strconv.AppendInt(dst, int64(max(ctx.Request.Header.ContentLength(), 0)), 10)
+	return dst
+}
+
+func (a *accessLog) appendSuffix(dst []byte, bytesOut int64, d time.Duration) []byte {
+	dst = append(dst, `,"bytes_out":`...)
+	dst = strconv.AppendInt(dst, bytesOut, 10)
+	dst = append(dst, `,"duration_ms":`...)
+	dst = strconv.AppendFloat(dst, float64(d.Microseconds())/1000, 'f', 3, 64)
+	return append(dst, "}\n"...)
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
+// so a hostile request cannot break the line's syntax.
+func appendJSONString(dst []byte, s string) []byte {
+	return appendJSON(dst, s, utf8.DecodeRuneInString)
+}
+
+// appendJSONBytes is appendJSONString for a byte slice.
+func appendJSONBytes(dst, b []byte) []byte {
+	return appendJSON(dst, b, utf8.DecodeRune)
+}
+
+func appendJSON[T string | []byte](dst []byte, s T, decode func(T) (rune, int)) []byte {
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, `\u00`...)
+				dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, size := decode(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, `\ufffd`...)
+		} else {
+			dst = append(dst, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(dst, '"')
+}

@@ -1,0 +1,264 @@
+package proxy
+
+import (
+	"iter"
+	"math/rand/v2"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Header names set or removed on the way through. Kept as package variables
+// so that header operations take no string conversions on the hot path.
+const (
+	hdrXForwardedFor   = "X-Forwarded-For"
+	hdrXForwardedProto = "X-Forwarded-Proto"
+	hdrXForwardedHost  = "X-Forwarded-Host"
+	hdrXRequestID      = "X-Request-Id"
+)
+
+// hop-by-hop header bits, found in one pass over a header.
+const (
+	hopConnection = 1 << iota
+	hopKeepAlive
+	hopProxyConnection
+	hopProxyAuthenticate
+	hopProxyAuthorization
+	hopTE
+	hopTrailer
+	hopUpgrade
+	hopXFF     // X-Forwarded-For seen once
+	hopXFFMany // X-Forwarded-For seen more than once
+)
+
+// hopHeaders are removed from requests and responses (RFC 9110 section 7.6.1,
+// plus the legacy names proxies have always dropped). Transfer-Encoding is
+// absent: fasthttp re-frames every body it writes.
+var hopHeaders = [...]struct {
+	name string
+	bit  int
+}{
+	{"Connection", hopConnection},
+	{"Keep-Alive", hopKeepAlive},
+	{"Proxy-Connection", hopProxyConnection},
+	{"Proxy-Authenticate", hopProxyAuthenticate},
+	{"Proxy-Authorization", hopProxyAuthorization},
+	{"Te", hopTE},
+	{"Trailer", hopTrailer},
+	{"Upgrade", hopUpgrade},
+}
+
+// classify returns the hop-by-hop bit of header name k, or 0.
+func classify(k []byte) int {
+	if len(k) < 2 {
+		return 0
+	}
+	switch k[0] | 0x20 {
+	case 'c':
+		if nameIs(k, "Connection") {
+			return hopConnection
+		}
+	case 'k':
+		if nameIs(k, "Keep-Alive") {
+			return hopKeepAlive
+		}
+	case 'p':
+		switch {
+		case nameIs(k, "Proxy-Connection"):
+			return hopProxyConnection
+		case nameIs(k, "Proxy-Authenticate"):
+			return hopProxyAuthenticate
+		case nameIs(k, "Proxy-Authorization"):
+			return hopProxyAuthorization
+		}
+	case 't':
+		switch {
+		case nameIs(k, "Te"):
+			return hopTE
+		case nameIs(k, "Trailer"):
+			return hopTrailer
+		}
+	case 'u':
+		if nameIs(k, "Upgrade") {
+			return hopUpgrade
+		}
+	case 'x':
+		if nameIs(k, hdrXForwardedFor) {
+			return hopXFF
+		}
+	}
+	return 0
+}
+
+// nameIs reports whether b equals the ASCII string s, ignoring case.
+func nameIs(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c, d := b[i], s[i]
+		if c == d {
+			continue
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
+
+// scanRequestHop finds the hop-by-hop headers of h and gathers every
+// X-Forwarded-For value, in order, comma joined, into xff.
+func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) {
+	for k, v := range h.All() {
+		b := classify(k)
+		if b == hopXFF {
+			if bits&hopXFF != 0 {
+				bits |= hopXFFMany
+				xff = append(xff, ", "...)
+			}
+			xff = append(xff, v...)
+		}
+		bits |= b
+	}
+	return bits, xff
+}
+
+// connTokens are the header names listed in Connection headers, copied out
+// of the header (deleting from a header moves its storage).
+type connTokens struct {
+	buf  [256]byte
+	ends [8]int
+	n    int
+}
+
+// collect gathers the names listed by every Connection header in all, except
+// close, keep-alive and upgrade, which are connection options, not names.
+func (t *connTokens) collect(all iter.Seq2[[]byte, []byte]) {
+	used := 0
+	for k, v := range all {
+		if classify(k) != hopConnection {
+			continue
+		}
+		for len(v) > 0 {
+			i := 0
+			for i < len(v) && v[i] != ',' {
+				i++
+			}
+			tok := trimOWS(v[:i])
+			if len(tok) > 0 && !nameIs(tok, "close") && !nameIs(tok, "keep-alive") &&
+				!nameIs(tok, "upgrade") && t.n < len(t.ends) && used+len(tok) <= len(t.buf) {
+				used += copy(t.buf[used:], tok)
+				t.ends[t.n] = used
+				t.n++
+			}
+			if i == len(v) {
+				break
+			}
+			v = v[i+1:]
+		}
+	}
+}
+
+// name returns the i-th collected name.
+func (t *connTokens) name(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return t.buf[start:t.ends[i]]
+}
+
+// isProtectedHeader reports names a Connection header may not remove: the
+// body framing and the host, which the proxy manages itself.
+func isProtectedHeader(name []byte) bool {
+	return nameIs(name, "Content-Length") || nameIs(name, "Transfer-Encoding") ||
+		nameIs(name, "Host") || nameIs(name, hdrXForwardedFor) ||
+		nameIs(name, hdrXRequestID)
+}
+
+// deleteRequestHop removes the hop-by-hop headers flagged in bits from h.
+func deleteRequestHop(h *fasthttp.RequestHeader, bits int) {
+	if bits&hopConnection != 0 {
+		var t connTokens
+		t.collect(h.All())
+		for i := 0; i < t.n; i++ {
+			if name := t.name(i); !isProtectedHeader(name) {
+				h.DelBytes(name)
+			}
+		}
+	}
+	for _, hh := range hopHeaders {
+		if bits&hh.bit != 0 {
+			h.Del(hh.name)
+		}
+	}
+}
+
+// scanResponseHop returns the hop-by-hop bits of h.
+func scanResponseHop(h *fasthttp.ResponseHeader) (bits int) {
+	for k := range h.All() {
+		bits |= classify(k)
+	}
+	return bits &^ (hopXFF | hopXFFMany)
+}
+
+func deleteResponseHop(h *fasthttp.ResponseHeader, bits int) {
+	if bits&hopConnection != 0 {
+		var t connTokens
+		t.collect(h.All())
+		for i := 0; i < t.n; i++ {
+			if name := t.name(i); !isProtectedHeader(name) {
+				h.DelBytes(name)
+			}
+		}
+	}
+	for _, hh := range hopHeaders {
+		if bits&hh.bit != 0 {
+			h.Del(hh.name)
+		}
+	}
+}
+
+// validRequestID reports whether an incoming X-Request-Id may be kept: 1 to
+// 128 characters that are safe in logs and headers.
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '+', c == '/', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendRequestID appends a random version 4 UUID to dst.
+func appendRequestID(dst []byte) []byte {
+	var b [16]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for i := 0; i < 8; i++ {
+		b[i] = byte(hi >> (56 - 8*i))
+		b[8+i] = byte(lo >> (56 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			dst = append(dst, '-')
+		}
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0x0f])
+	}
+	return dst
+}

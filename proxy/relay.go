@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/balancer"
+)
+
+// relay streams an upstream response body to the client. fasthttp closes it
+// once the body has been written (or the write failed); Close then returns
+// the upstream connection, ends the target's in-flight count and writes the
+// access log line, so the line carries the bytes really sent and the whole
+// duration.
+type relay struct {
+	resp  *fasthttp.Response
+	body  io.Reader
+	state *balancer.State
+	log   *accessLog
+	line  []byte // the access log line's prefix, built by the handler
+	start time.Time
+	n     int64
+}
+
+var relayPool = sync.Pool{New: func() any { return &relay{line: make([]byte, 0, 512)} }}
+
+func acquireRelay(log *accessLog, resp *fasthttp.Response, st *balancer.State, start time.Time) *relay {
+	r := relayPool.Get().(*relay)
+	r.resp, r.body, r.state, r.log, r.start, r.n = resp, resp.BodyStream(), st, log, start, 0
+	r.line = r.line[:0]
+	return r
+}
+
+func (r *relay) Read(p []byte) (int, error) {
+	n, err := r.body.Read(p)
+	r.n += int64(n)
+	return n, err
+}
+
+// Close releases everything the relay holds. It is called exactly once.
+func (r *relay) Close() error {
+	_ = r.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(r.resp)
+	r.state.Release()
+	if r.log != nil {
+		r.log.writeLine(r.log.appendSuffix(r.line, r.n, time.Since(r.start)))
+	}
+	r.resp, r.body, r.state, r.log = nil, nil, nil, nil
+	relayPool.Put(r)
+	return nil
+}

@@ -1,0 +1,205 @@
+// Package proxy is Rampart's data plane: listeners, the router, the request
+// handler, forwarding to upstream targets, WebSocket tunnels, the access log
+// and the snapshot that ties a configuration to them.
+//
+// A Server holds the running snapshot behind an atomic pointer. Each request
+// loads it once and uses only it, so the hot path takes no lock and a future
+// reload can swap configurations between two requests of one connection.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/balancer"
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// Server runs every listener of a configuration.
+type Server struct {
+	log    *slog.Logger
+	snap   atomic.Pointer[snapshot]
+	reg    *balancer.Registry
+	access *accessLog
+
+	mu        sync.Mutex // guards listeners
+	listeners map[string]*listener
+
+	tunnels tunnelSet // open WebSocket tunnels, closed at the end of a shutdown
+}
+
+// listener is one bound address and the fasthttp server behind it.
+type listener struct {
+	name string
+	srv  *Server
+	ln   net.Listener
+	http *fasthttp.Server
+	done chan error // the result of Serve
+}
+
+// New compiles cfg (already validated) into a server. Nothing is bound until
+// Start.
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener)}
+	snap, err := buildSnapshot(cfg, nil, s.reg)
+	if err != nil {
+		return nil, err
+	}
+	access, err := openAccessLog(cfg.AccessLog.Path)
+	if err != nil {
+		return nil, err
+	}
+	s.access = access
+	s.snap.Store(snap)
+	return s, nil
+}
+
+// Start binds every listener and serves them in the background. On error,
+// the listeners already bound are closed.
+func (s *Server) Start() error {
+	cfg := s.snap.Load().cfg
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range sortedKeys(cfg.Listeners) {
+		lc := cfg.Listeners[name]
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			for _, l := range s.listeners {
+				_ = l.ln.Close()
+			}
+			s.listeners = make(map[string]*listener)
+			return fmt.Errorf("listener %q: %w", name, err)
+		}
+		l := &listener{name: name, srv: s, ln: ln, done: make(chan error, 1)}
+		l.http = l.newHTTPServer(lc)
+		s.listeners[name] = l
+		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
+		go func() { l.done <- l.http.Serve(ln) }()
+	}
+	return nil
+}
+
+// Addr returns the bound address of a listener ("" when it is not bound).
+// With port 0 in the config, this is where the kernel put it.
+func (s *Server) Addr(listener string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.listeners[listener]; ok {
+		return l.ln.Addr().String()
+	}
+	return ""
+}
+
+// newHTTPServer configures fasthttp for one listener's limits.
+func (l *listener) newHTTPServer(lc *config.Listener) *fasthttp.Server {
+	lim := lc.Limits
+	readTimeout := lim.ReadTimeout.Std()
+	return &fasthttp.Server{
+		Handler:      l.handle,
+		ErrorHandler: l.handleParseError,
+		Name:         "rampart",
+		// ReadTimeout covers the request line and headers: slowloris
+		// protection. The body then gets read_timeout (or no bound) through
+		// HeaderReceived.
+		ReadTimeout: lim.ReadHeaderTimeout.Std(),
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if readTimeout <= 0 {
+				// fasthttp has no "unbounded": a day is long enough for any
+				// upload that is still moving.
+				return fasthttp.RequestConfig{ReadTimeout: 24 * time.Hour}
+			}
+			return fasthttp.RequestConfig{ReadTimeout: readTimeout}
+		},
+		WriteTimeout:       lim.WriteTimeout.Std(),
+		IdleTimeout:        lim.IdleTimeout.Std(),
+		ReadBufferSize:     int(lim.MaxHeaderBytes),
+		WriteBufferSize:    4 << 10,
+		Concurrency:        lim.MaxConnections,
+		MaxConnsPerIP:      lim.MaxConnectionsPerIP,
+		MaxRequestBodySize: 64 << 10, // bodies beyond the first bytes are streamed
+		StreamRequestBody:  true,
+		// Idle keep-alive connections give their buffers back.
+		ReduceMemoryUsage:            true,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{l.srv.log},
+	}
+}
+
+// handleParseError answers requests fasthttp could not read.
+func (l *listener) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	status := fasthttp.StatusBadRequest
+	var sizeErr *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &sizeErr):
+		status = fasthttp.StatusRequestHeaderFieldsTooLarge
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status = fasthttp.StatusRequestEntityTooLarge
+	case isTimeout(err):
+		status = fasthttp.StatusRequestTimeout
+	}
+	ctx.SetConnectionClose()
+	ctx.Error(fasthttp.StatusMessage(status)+"\n", status)
+}
+
+// fasthttpLogger sends fasthttp's own messages to slog at debug level: they
+// are about single misbehaving connections.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// Shutdown stops accepting, lets in-flight requests finish until ctx is done,
+// then closes what is left, WebSocket tunnels included.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	ls := make([]*listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls))
+	for i, l := range ls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = l.http.ShutdownWithContext(ctx)
+		}()
+	}
+	wg.Wait()
+	// Tunnels are long-lived by nature; give them until the deadline too.
+	s.tunnels.wait(ctx)
+	s.tunnels.closeAll()
+	if err := s.access.Close(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// clientAddr is the address the request comes from: the peer, or the
+// right-most untrusted X-Forwarded-For hop when the peer is a trusted proxy.
+func (l *listener) clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer netip.Addr) netip.Addr {
+	if len(snap.trusted) == 0 {
+		return peer
+	}
+	return clientIPFromHeader(peer, &ctx.Request.Header, snap.trusted)
+}

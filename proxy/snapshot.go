@@ -1,0 +1,163 @@
+package proxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+
+	"github.com/rampart-proxy/rampart/balancer"
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// snapshot is one immutable runtime configuration. The handler loads it once
+// at the start of a request and uses nothing else until the request ends, so a
+// reload never mixes two configurations within one request.
+type snapshot struct {
+	cfg       *config.Config
+	listeners map[string]*listenerRoutes
+	pools     map[string]*pool
+	trusted   []netip.Prefix
+	// transports by key, reused by the next snapshot.
+	transports map[transportKey]*transport
+}
+
+// listenerRoutes is what one listener serves.
+type listenerRoutes struct {
+	name   string
+	tls    bool
+	routes []*route
+	router *router
+	limits config.Limits
+}
+
+// route is a compiled config.Route.
+type route struct {
+	name    string
+	cfg     *config.Route
+	pool    *pool // nil for respond and split routes
+	// split holds a split route's pools and their cumulative weights.
+	split    []*pool
+	splitCum []int
+	respond *config.Respond
+	// respondBody is the direct answer's body, converted once.
+	respondBody []byte
+}
+
+// pool is an upstream: its balancer pool and the transport of each target.
+type pool struct {
+	name       string
+	cfg        *config.Upstream
+	balancer   *balancer.Pool
+	transports []*transport // by target index
+	// targetNames are the targets' identities (scheme://host:port) by index.
+	targetNames []string
+}
+
+// buildSnapshot compiles cfg. prev, when not nil, is the running snapshot
+// whose transports are reused for targets that keep their settings.
+func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry) (*snapshot, error) {
+	s := &snapshot{
+		cfg:        cfg,
+		listeners:  make(map[string]*listenerRoutes, len(cfg.Listeners)),
+		pools:      make(map[string]*pool, len(cfg.Upstreams)),
+		trusted:    cfg.TrustedProxyPrefixes(),
+		transports: make(map[transportKey]*transport),
+	}
+	var old map[transportKey]*transport
+	if prev != nil {
+		old = prev.transports
+	}
+	for _, name := range sortedKeys(cfg.Upstreams) {
+		p, err := buildPool(name, cfg.Upstreams[name], old, s.transports, reg)
+		if err != nil {
+			return nil, err
+		}
+		s.pools[name] = p
+	}
+	for _, name := range sortedKeys(cfg.Listeners) {
+		l := cfg.Listeners[name]
+		lr := &listenerRoutes{name: name, tls: l.TLS != nil, limits: l.Limits}
+		var bound []*config.Route
+		for _, rc := range cfg.Routes {
+			if len(rc.Listeners) > 0 && !slices.Contains(rc.Listeners, name) {
+				continue
+			}
+			r := &route{name: rc.Name, cfg: rc, respond: rc.Respond}
+			if rc.Respond != nil {
+				r.respondBody = []byte(rc.Respond.Body)
+			}
+			if rc.Upstream != "" {
+				r.pool = s.pools[rc.Upstream]
+				if r.pool == nil {
+					return nil, fmt.Errorf("route %q: upstream %q is not defined", rc.Name, rc.Upstream)
+				}
+			}
+			for _, st := range rc.Split {
+				sp := s.pools[st.Upstream]
+				if sp == nil {
+					return nil, fmt.Errorf("route %q: split upstream %q is not defined", rc.Name, st.Upstream)
+				}
+				total := st.Weight
+				if n := len(r.splitCum); n > 0 {
+					total += r.splitCum[n-1]
+				}
+				r.split = append(r.split, sp)
+				r.splitCum = append(r.splitCum, total)
+			}
+			lr.routes = append(lr.routes, r)
+			bound = append(bound, rc)
+		}
+		lr.router = newRouter(bound)
+		s.listeners[name] = lr
+	}
+	return s, nil
+}
+
+func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry) (*pool, error) {
+	p := &pool{name: name, cfg: up}
+	targets := make([]*balancer.Target, 0, len(up.Targets))
+	for i, tc := range up.Targets {
+		t, err := transportFor(old, up, tc.URL)
+		if err != nil {
+			return nil, fmt.Errorf("upstream %q: target %q: %w", name, tc.URL, err)
+		}
+		if b, ok := built[t.key]; ok {
+			t = b // the same target listed twice shares one connection pool
+		}
+		built[t.key] = t
+		p.transports = append(p.transports, t)
+		p.targetNames = append(p.targetNames, t.key.addr)
+		w := tc.Weight
+		if w < 1 {
+			w = 1
+		}
+		targets = append(targets, &balancer.Target{Index: i, Weight: w, State: reg.State(t.key.addr)})
+	}
+	p.balancer = balancer.NewPool(name, targets)
+	return p, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// pickPool returns the pool that serves this request: the route's upstream,
+// or one side of its split chosen by weight.
+func (r *route) pickPool() *pool {
+	if r.pool != nil || len(r.split) == 0 {
+		return r.pool
+	}
+	n := rand.IntN(r.splitCum[len(r.splitCum)-1])
+	for i, c := range r.splitCum {
+		if n < c {
+			return r.split[i]
+		}
+	}
+	return r.split[len(r.split)-1]
+}

@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// transport sends requests to one target over pooled keep-alive connections.
+// It is built once per target address and timeout settings, and kept across
+// snapshots while those stay the same, so pooled connections survive reloads.
+type transport struct {
+	// key identifies the settings the transport was built with.
+	key    transportKey
+	client *fasthttp.HostClient
+	// hostPort is the dialed address, for logs.
+	hostPort string
+	// tlsHost is the host a wss/https upgrade dials with TLS ("" for plain).
+	tlsConfig *tls.Config
+	connect   time.Duration
+	read      time.Duration
+	write     time.Duration
+}
+
+type transportKey struct {
+	addr                 string // scheme://host:port
+	connect, read, write time.Duration
+	idle                 time.Duration
+	maxConns             int
+}
+
+// dialError marks a failure to connect to a target, answered with 502.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return "connect: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
+// targetAddr splits a validated target URL into its identity
+// (scheme://host:port), its host:port and whether it uses TLS.
+func targetAddr(raw string) (id, hostPort string, isTLS bool, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", false, err
+	}
+	isTLS = u.Scheme == "https"
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if isTLS {
+			port = "443"
+		}
+	}
+	hostPort = net.JoinHostPort(u.Hostname(), port)
+	return u.Scheme + "://" + hostPort, hostPort, isTLS, nil
+}
+
+func newTransport(key transportKey, hostPort string, isTLS bool, tlsConf *tls.Config) *transport {
+	t := &transport{
+		key:       key,
+		hostPort:  hostPort,
+		connect:   key.connect,
+		read:      key.read,
+		write:     key.write,
+		tlsConfig: tlsConf,
+	}
+	t.client = &fasthttp.HostClient{
+		Addr:      hostPort,
+		IsTLS:     isTLS,
+		TLSConfig: tlsConf,
+		Dial:      t.dial,
+		MaxConns:  key.maxConns,
+		// A request waits this long for a free connection before 503.
+		MaxConnWaitTimeout:  key.connect,
+		MaxIdleConnDuration: key.idle,
+		// The read timeout is applied per read by timeoutConn, so that it
+		// bounds the wait for each byte (as nginx's proxy_read_timeout does)
+		// rather than a whole streamed body.
+		WriteTimeout: key.write,
+		// Rampart decides about retries itself; fasthttp must not resend.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) {
+			return false, false
+		},
+		DisableHeaderNamesNormalizing: true,
+		DisablePathNormalizing:        true,
+		NoDefaultUserAgentHeader:      true,
+		StreamResponseBody:            true,
+		ReadBufferSize:                16 << 10,
+		WriteBufferSize:               32 << 10,
+		ConnPoolStrategy:              fasthttp.LIFO,
+	}
+	return t
+}
+
+// dial connects to the target within the connect timeout. Errors are marked
+// as dialError so that the handler answers 502 rather than 504.
+func (t *transport) dial(addr string) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, t.connect)
+	if err != nil {
+		return nil, &dialError{err: err}
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if t.read <= 0 {
+		return c, nil
+	}
+	return &timeoutConn{Conn: c, read: t.read}, nil
+}
+
+// timeoutConn bounds each Read by the read timeout, from the moment the read
+// starts: a target that stops sending for that long is timed out, however long
+// the whole response takes.
+type timeoutConn struct {
+	net.Conn
+	read time.Duration
+}
+
+func (c *timeoutConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.read)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// isTimeout reports whether err is a timeout waiting for the target.
+func isTimeout(err error) bool {
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// transportFor returns the transport of a target, reusing old when it has the
+// same key.
+func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL string) (*transport, error) {
+	id, hostPort, isTLS, err := targetAddr(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	key := transportKey{
+		addr:     id,
+		connect:  up.Timeouts.Connect.Std(),
+		read:     up.Timeouts.Read.Std(),
+		write:    up.Timeouts.Write.Std(),
+		idle:     up.Timeouts.Idle.Std(),
+		maxConns: up.MaxConnsPerTarget,
+	}
+	if t, ok := old[key]; ok {
+		return t, nil
+	}
+	var tlsConf *tls.Config
+	if isTLS {
+		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+		if up.TLS != nil {
+			tlsConf.InsecureSkipVerify = up.TLS.InsecureSkipVerify
+			tlsConf.ServerName = up.TLS.ServerName
+		}
+	}
+	return newTransport(key, hostPort, isTLS, tlsConf), nil
+}

@@ -1,0 +1,165 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// tunnel forwards a WebSocket upgrade. The request goes to the target over a
+// fresh connection (an upgraded connection is never pooled); when the target
+// answers 101, the client's connection is hijacked and bytes are copied both
+// ways until either side closes. Any other answer is relayed as a normal
+// response.
+func (l *listener) tunnel(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, idx int, tr *transport) {
+	target := p.targetNames[idx]
+	up, err := tr.dialUpgrade()
+	if err != nil {
+		l.srv.log.Warn("websocket upstream connect failed", "request_id", string(x.reqID),
+			"route", rt.name, "upstream", p.name, "target", target, "error", err.Error())
+		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		return
+	}
+	if tr.write > 0 {
+		_ = up.SetWriteDeadline(time.Now().Add(tr.write))
+	}
+	if _, err := up.Write(ctx.Request.Header.Header()); err != nil {
+		_ = up.Close()
+		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		return
+	}
+	_ = up.SetWriteDeadline(time.Time{})
+	if tr.read > 0 {
+		_ = up.SetReadDeadline(time.Now().Add(tr.read))
+	}
+	br := bufio.NewReaderSize(up, 4<<10)
+	resp := &ctx.Response
+	resp.Header.DisableNormalizing()
+	if err := resp.Header.Read(br); err != nil {
+		_ = up.Close()
+		resp.Reset()
+		status, body := statusForError(err)
+		l.finish(ctx, x, rt, p.name, target, status, body)
+		return
+	}
+	_ = up.SetReadDeadline(time.Time{})
+	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
+		// Refused upgrade: relay the answer (bounded) and drop the connection.
+		err := resp.ReadBody(br, 1<<20)
+		_ = up.Close()
+		if err != nil {
+			resp.Reset()
+			l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+			return
+		}
+		resp.Header.ResetConnectionClose()
+		l.logResponse(ctx, x, rt, p.name, target)
+		return
+	}
+	st := p.balancer.Targets[idx].State
+	st.Acquire()
+	l.logResponse(ctx, x, rt, p.name, target)
+	ctx.Hijack(func(c net.Conn) {
+		defer st.Release()
+		l.srv.tunnels.run(c, up, br)
+	})
+}
+
+// dialUpgrade opens a dedicated connection to the target.
+func (t *transport) dialUpgrade() (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", t.hostPort, t.connect)
+	if err != nil {
+		return nil, &dialError{err: err}
+	}
+	if !t.client.IsTLS {
+		return c, nil
+	}
+	conf := t.tlsConfig.Clone()
+	if conf.ServerName == "" {
+		host, _, _ := net.SplitHostPort(t.hostPort)
+		conf.ServerName = host
+	}
+	conf.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(c, conf)
+	hctx, cancel := context.WithTimeout(context.Background(), t.connect)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = c.Close()
+		return nil, &dialError{err: err}
+	}
+	return tc, nil
+}
+
+// tunnelSet tracks open tunnels so that shutdown can wait for them, then
+// close what is left.
+type tunnelSet struct {
+	mu    sync.Mutex // guards conns
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// run copies between the client c and the target up (whose reader br may
+// hold bytes already received) until either side closes.
+func (ts *tunnelSet) run(c, up net.Conn, br *bufio.Reader) {
+	ts.mu.Lock()
+	if ts.conns == nil {
+		ts.conns = make(map[net.Conn]struct{})
+	}
+	ts.conns[c] = struct{}{}
+	ts.conns[up] = struct{}{}
+	ts.wg.Add(1)
+	ts.mu.Unlock()
+	defer func() {
+		ts.mu.Lock()
+		delete(ts.conns, c)
+		delete(ts.conns, up)
+		ts.mu.Unlock()
+		ts.wg.Done()
+	}()
+
+	// The server's read and write deadlines were for HTTP; a tunnel lives
+	// until one side leaves.
+	_ = c.SetDeadline(time.Time{})
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(up, c)
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(c, br)
+		done <- struct{}{}
+	}()
+	// When one direction ends, the peer has closed or failed: end both.
+	<-done
+	_ = c.Close()
+	_ = up.Close()
+	<-done
+}
+
+// wait blocks until every tunnel has ended or ctx is done.
+func (ts *tunnelSet) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		ts.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}
+
+// closeAll closes every open tunnel.
+func (ts *tunnelSet) closeAll() {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for c := range ts.conns {
+		_ = c.Close()
+	}
+}

@@ -64,19 +64,24 @@ die() {
 # --- cleanup: stop everything we started, on any exit --------------------------
 
 cleanup() {
-	local rc=$? pid i alive
-	trap - EXIT INT TERM
-	if [[ -n $LOAD_PID ]]; then kill -TERM "$LOAD_PID" 2>/dev/null || true; fi
-	for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	local rc=$? pid i alive all
+	trap - EXIT INT TERM ERR
+	# Our processes and their children (nginx workers, wrk under timeout).
+	all=("${STARTED[@]}")
+	[[ -n $LOAD_PID ]] && all+=("$LOAD_PID")
+	for pid in "${all[@]}"; do
+		for i in $(pgrep -P "$pid" 2>/dev/null || true); do all+=("$i"); done
+	done
+	for pid in "${STARTED[@]}" $LOAD_PID; do kill -TERM "$pid" 2>/dev/null || true; done
 	for i in $(seq 1 30); do
 		alive=0
-		for pid in "${STARTED[@]}" $LOAD_PID; do
+		for pid in "${all[@]}"; do
 			if kill -0 "$pid" 2>/dev/null; then alive=1; fi
 		done
 		((alive)) || break
 		sleep 0.1
 	done
-	for pid in "${STARTED[@]}" $LOAD_PID; do kill -KILL "$pid" 2>/dev/null || true; done
+	for pid in "${all[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	exit "$rc"
 }
@@ -126,16 +131,24 @@ start_bg() {
 	STARTED+=("$BG_PID")
 }
 
-# stop_pid PID: TERM, then KILL after 3 s.
+# stop_pid PID: TERM, then KILL after 3 s (its children too: nginx workers).
 stop_pid() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
+	local pid=$1 i kids p
+	kids=$(pgrep -P "$pid" 2>/dev/null || true)
+	kill -TERM "$pid" 2>/dev/null || true
 	for i in $(seq 1 30); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
+	if kill -0 "$pid" 2>/dev/null; then
+		# shellcheck disable=SC2086
+		kill -KILL "$pid" $kids 2>/dev/null || true
+	fi
 	wait "$pid" 2>/dev/null || true
+	# Forget it, so that cleanup never signals a later process given the same PID.
+	local keep=()
+	for p in "${STARTED[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+	STARTED=("${keep[@]}")
 }
 
 # cpu_ticks PID...: utime+stime (fields 14 and 15 of /proc/PID/stat) summed.
@@ -211,7 +224,7 @@ install_tools() {
 		$sudo chmod +x /usr/sbin/policy-rc.d
 		created_policy=1
 	fi
-	local apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}")
+	local apt=(${sudo:+"$sudo"} env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${pkgs[@]}")
 	if ! "${apt[@]}" >"$LOGS/apt.log" 2>&1; then
 		$sudo apt-get update >>"$LOGS/apt.log" 2>&1 || true
 		"${apt[@]}" >>"$LOGS/apt.log" 2>&1 || {
@@ -411,8 +424,7 @@ start_proxy() {
 		return 1
 	fi
 	if [[ $name == nginx ]]; then
-		local i
-		for i in $(seq 1 50); do
+		for _ in $(seq 1 50); do
 			[[ -n $(children "$BG_PID") ]] && break
 			sleep 0.1
 		done
@@ -504,7 +516,8 @@ measure() {
 
 # idle NAME: restart NAME fresh, hold IDLE_CONNS idle connections, record KiB each.
 idle() {
-	local name=$1 out="$LOGS/idle-$name.txt" mpid line
+	local name=$1 out mpid line
+	out="$LOGS/idle-$name.txt"
 	log "idle: restarting $name for a fresh baseline"
 	stop_proxy "$name"
 	if ! start_proxy "$name"; then
@@ -616,7 +629,7 @@ main() {
 	for s in ${PROXIES//,/ }; do
 		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, nginx, haproxy)"
 	done
-	[[ $ROUNDS =~ ^[0-9]+$ ]] && ((ROUNDS > 0)) || die "ROUNDS must be a positive number"
+	if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS == 0)); then die "ROUNDS must be a positive number"; fi
 	dur_secs "$DURATION" >/dev/null
 
 	if (($(nproc) < 2)); then
@@ -666,7 +679,7 @@ main() {
 	VERSIONS="$("$GO" version | awk '{print $3}'), $( (wrk -v 2>&1 || true) | awk 'NR == 1 {print "wrk", $2}')"
 	has "$PROXIES" nginx && VERSIONS+=", $( ("$NGINX" -v 2>&1 || true) | sed 's/.*version: //')"
 	has "$PROXIES" haproxy && VERSIONS+=", $( ("$HAPROXY" -v 2>&1 || true) | awk 'NR == 1 {print "haproxy", $3}')"
-	has "$PROXIES" rampart && VERSIONS+=", rampart $( ("$OUT/rampart" version 2>/dev/null || true) | awk 'NR == 1')"
+	has "$PROXIES" rampart && VERSIONS+=", $( ("$OUT/rampart" version 2>/dev/null || true) | awk 'NR == 1 { print ($1 == "rampart" ? "" : "rampart ") $0 }')"
 
 	start_upstream
 	local active=""

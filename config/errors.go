@@ -93,12 +93,11 @@ func (es Errors) merge(later Errors) Errors {
 }
 
 var (
-	lineRE     = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
-	unknownRE  = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
-	alreadyRE  = regexp.MustCompile(`^field (\S+) already set in type \S+$`)
-	dupKeyRE   = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
-	unmarshRE  = regexp.MustCompile("^cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
-	ownValueRE = regexp.MustCompile(`^invalid \w+ ("(?:[^"\\]|\\.)*")`)
+	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (?:column (\d+): )?(.*)$`)
+	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	alreadyRE = regexp.MustCompile(`^field (\S+) already set in type \S+$`)
+	dupKeyRE  = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
+	unmarshRE = regexp.MustCompile("^cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
 )
 
 // yamlErrors converts an error of yaml.v3 into Errors. A *yaml.TypeError
@@ -124,7 +123,12 @@ func (x *lineIndex) yamlError(msg string) *Error {
 		return &Error{Msg: strings.TrimPrefix(msg, "yaml: ")}
 	}
 	line, _ := strconv.Atoi(m[1])
-	e := x.describe(line, m[2])
+	e := x.describe(line, m[3])
+	if m[2] != "" && x != nil {
+		// Our own unmarshalers give the column: exact.
+		col, _ := strconv.Atoi(m[2])
+		e = &Error{at: x.columnPath(line, col), Msg: m[3]}
+	}
 	e.Line, e.Path = line, e.at
 	return e
 }
@@ -149,13 +153,6 @@ func (x *lineIndex) describe(line int, text string) *Error {
 	if m := unmarshRE.FindStringSubmatch(text); m != nil {
 		return x.wrongType(line, m[1], m[2], m[3])
 	}
-	if m := ownValueRE.FindStringSubmatch(text); m != nil {
-		v, _ := strconv.Unquote(m[1])
-		return &Error{at: x.valuePath(line, yaml.ScalarNode, v), Msg: text}
-	}
-	if strings.HasPrefix(text, "want a ") {
-		return &Error{at: x.firstNonScalar(line), Msg: "got a mapping or list; " + text}
-	}
 	return &Error{Msg: text}
 }
 
@@ -173,16 +170,6 @@ func (x *lineIndex) wrongType(line int, tag, value, goType string) *Error {
 		value = full
 	}
 	return &Error{at: p, Msg: "invalid value " + strconv.Quote(value) + ": want " + want}
-}
-
-// firstNonScalar returns the path of the first mapping or list on line.
-func (x *lineIndex) firstNonScalar(line int) string {
-	for _, e := range x.lines[line] {
-		if !e.key && e.kind != yaml.ScalarNode {
-			return e.path
-		}
-	}
-	return ""
 }
 
 // describeGoType names what a Go type expects in YAML words.

@@ -18,10 +18,11 @@ type lineIndex struct {
 
 // lineEntry is one node on a line.
 type lineEntry struct {
-	path  string
-	value string // a scalar's value; "" for mappings and lists
-	kind  yaml.Kind
-	key   bool // a mapping key rather than a value
+	path   string
+	value  string // a scalar's value; "" for mappings and lists
+	kind   yaml.Kind
+	column int
+	key    bool // a mapping key rather than a value
 }
 
 // buildIndex indexes every node under root.
@@ -32,13 +33,13 @@ func buildIndex(root *yaml.Node) *lineIndex {
 		if _, seen := x.paths[path]; !seen {
 			x.paths[path] = n.Line
 		}
-		x.lines[n.Line] = append(x.lines[n.Line], lineEntry{path: path, value: n.Value, kind: n.Kind, key: key})
+		x.lines[n.Line] = append(x.lines[n.Line], lineEntry{path: path, value: n.Value, kind: n.Kind, column: n.Column, key: key})
 	})
 	return x
 }
 
 // walk calls visit for every key and value under n with its field path
-// ("routes[2].match.host"). Aliases are not followed: their target is
+// ("routes[2].match.host"); the root has path "". Aliases are not followed: their target is
 // visited where it is defined, and an anchor may contain itself.
 func walk(n *yaml.Node, path string, visit func(n *yaml.Node, path string, key bool)) {
 	switch n.Kind {
@@ -50,9 +51,7 @@ func walk(n *yaml.Node, path string, visit func(n *yaml.Node, path string, key b
 	case yaml.AliasNode:
 		return
 	}
-	if path != "" {
-		visit(n, path, false)
-	}
+	visit(n, path, false)
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -110,6 +109,16 @@ func (x *lineIndex) keyPath(line int, name string) string {
 	return ""
 }
 
+// columnPath returns the path of the value at line and column.
+func (x *lineIndex) columnPath(line, column int) string {
+	for _, e := range x.lines[line] {
+		if !e.key && e.column == column {
+			return e.path
+		}
+	}
+	return ""
+}
+
 // valuePath returns the path of the value on line that best fits a yaml.v3
 // message: of the given kind and, when several are on the line (a flow
 // mapping), with this value. yaml.v3 cuts long values to 7 bytes + "...".
@@ -147,4 +156,31 @@ func (x *lineIndex) value(line int, path string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// dropDuplicateKeys removes every repeated key of every mapping under root,
+// keeping the first, and reports each. yaml.v3 refuses to decode a mapping
+// with a repeated key at all, which would hide every other error in it.
+func dropDuplicateKeys(root *yaml.Node) Errors {
+	var errs Errors
+	walk(root, "", func(n *yaml.Node, path string, key bool) {
+		if key || n.Kind != yaml.MappingNode {
+			return
+		}
+		first := map[string]int{}
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if line, dup := first[k.Value]; dup && k.Kind == yaml.ScalarNode {
+				p := joinPath(path, k.Value)
+				errs = append(errs, &Error{Line: k.Line, Path: p,
+					Msg: "duplicate key, first defined at line " + strconv.Itoa(line)})
+				continue
+			}
+			first[k.Value] = k.Line
+			kept = append(kept, k, n.Content[i+1])
+		}
+		n.Content = kept
+	})
+	return errs
 }

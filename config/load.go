@@ -45,6 +45,7 @@ func parse(data []byte, lookup func(string) (string, bool)) (*Config, Errors) {
 	if root == nil {
 		return nil, errs
 	}
+	errs = errs.merge(dropDuplicateKeys(root))
 	idx := buildIndex(root)
 	errs = errs.merge(expandEnv(root, lookup))
 	errs = errs.merge(unknownFields(data, idx))
@@ -94,8 +95,29 @@ func isNull(n *yaml.Node) bool {
 // syntaxError converts a yaml.v3 parse error ("yaml: line 3: ...").
 func syntaxError(err error) *Error {
 	e := (*lineIndex)(nil).yamlError(err.Error())
+	if parserProblems[e.Msg] {
+		// yaml.v3 adds 1 to the 0-based line of scanner errors only; the
+		// parser's come out one line early (and as no line for line 1).
+		e.Line++
+	}
 	e.Msg = "invalid YAML: " + e.Msg
 	return e
+}
+
+// parserProblems are the messages of yaml.v3's parser (parserc.go), as
+// opposed to its scanner.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
 }
 
 // unknownFields reports the fields no type has, using yaml.v3's own strict

@@ -19,7 +19,7 @@ import (
 // UnmarshalYAML reads a duration such as "10s", "1m30s" or "250ms", or 0.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return typeError(n, `want a duration such as "10s"`)
+		return typeError(n, kindWord(n)+`; want a duration such as "10s"`)
 	}
 	v, err := ParseDuration(n.Value)
 	if err != nil {
@@ -32,7 +32,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML reads a byte count such as 1024, "16KiB" or "10MB".
 func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return typeError(n, `want a size such as 1024 or "16KiB"`)
+		return typeError(n, kindWord(n)+`; want a size such as 1024 or "16KiB"`)
 	}
 	v, err := ParseSize(n.Value)
 	if err != nil {
@@ -45,7 +45,7 @@ func (s *Size) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML reads a rate such as "100/s", "20/m" or "1000/h".
 func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return typeError(n, `want a rate such as "100/s"`)
+		return typeError(n, kindWord(n)+`; want a rate such as "100/s"`)
 	}
 	v, err := ParseRate(n.Value)
 	if err != nil {
@@ -56,9 +56,21 @@ func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // typeError wraps msg the way yaml.v3 formats its own type errors, so that
-// errors.go converts both alike.
+// errors.go converts both alike. The column, which yaml.v3 leaves out,
+// lets errors.go find the exact field when a line holds several.
 func typeError(n *yaml.Node, msg string) error {
-	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s", n.Line, msg)}}
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: column %d: %s", n.Line, n.Column, msg)}}
+}
+
+// kindWord says what a non-scalar node is, for messages.
+func kindWord(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "got a mapping"
+	case yaml.SequenceNode:
+		return "got a list"
+	}
+	return "got an alias"
 }
 
 // ParseDuration parses a non-negative Go duration ("10s", "1m30s", "250ms").

@@ -14,10 +14,11 @@ import (
 // exchange is the per-request scratch state, pooled so that a request
 // allocates nothing of its own.
 type exchange struct {
-	xff   []byte // the X-Forwarded-For value sent upstream
-	reqID []byte // the request id, incoming or generated
+	xff    []byte // the X-Forwarded-For value sent upstream
+	reqID  []byte // the request id, incoming or generated
 	peer   []byte // the peer address in text
 	client []byte // the client address in text (see clientIP)
+	body   []byte // a small request body read whole
 	line   []byte // the access log line under construction
 }
 
@@ -32,6 +33,7 @@ func (x *exchange) reset() {
 
 // Canned bodies: short, plain, and free of internal detail.
 var (
+	bodyBadRequest     = []byte("400 Bad Request\n")
 	bodyNotFound       = []byte("404 Not Found: no route matches this request\n")
 	bodyTooLarge       = []byte("413 Request Entity Too Large\n")
 	bodyBadGateway     = []byte("502 Bad Gateway: the upstream could not be reached\n")
@@ -121,25 +123,37 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 		}
 	}
 
-	resp := fasthttp.AcquireResponse()
-	resp.Header.SetNoDefaultContentType(true)
+	// A small body is read whole, so that the request can be sent again if
+	// a pooled connection turns out to be stale; a large one streams.
+	replayable := true
+	if req.IsBodyStream() {
+		cl := req.Header.ContentLength()
+		if cl < 0 || cl > smallBody {
+			replayable = false
+		} else if !x.readBody(req, cl) {
+			ctx.SetConnectionClose()
+			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusBadRequest, bodyBadRequest)
+			return
+		}
+	}
+
+	out := &ctx.Response
 	t.State.Acquire()
-	err := tr.client.Do(req, resp)
+	body, err := tr.pool.roundTrip(req, out, replayable)
 	if err != nil {
 		t.State.Release()
-		fasthttp.ReleaseResponse(resp)
-		status, body := statusForError(err)
+		out.Reset()
+		status, msg := statusForError(err)
 		l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
 			"route", rt.name, "upstream", p.name, "target", tr.key.addr, "status", status, "error", err.Error())
 		if status == fasthttp.StatusRequestEntityTooLarge {
 			ctx.SetConnectionClose()
 		}
-		l.finish(ctx, x, rt, p.name, p.targetNames[t.Index], status, body)
+		l.finish(ctx, x, rt, p.name, p.targetNames[t.Index], status, msg)
 		return
 	}
-	out := &ctx.Response
-	resp.Header.CopyTo(&out.Header)
-	// The upstream's wish to close its connection is for the upstream
+	out.Header.SetNoDefaultContentType(true)
+	// The target's wish to close its connection was for the upstream
 	// connection only; the client's connection stays open.
 	out.Header.ResetConnectionClose()
 	if bits := scanResponseHop(&out.Header); bits != 0 {
@@ -148,15 +162,30 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 	if len(out.Header.Peek(hdrXRequestID)) == 0 {
 		out.Header.SetBytesV(hdrXRequestID, x.reqID)
 	}
-	rb := acquireRelay(l.srv.access, resp, t.State, ctx.Time())
+	if body == nil { // read whole: the target is free again
+		t.State.Release()
+		l.logResponse(ctx, x, rt, p.name, p.targetNames[t.Index])
+		return
+	}
+	rb := acquireRelay(l.srv.access, body, t.State, ctx.Time())
 	if al := l.srv.access; al != nil {
 		rb.line = al.appendPrefix(rb.line, ctx, x, l.name, rt, p.name, p.targetNames[t.Index])
 	}
-	if resp.BodyStream() == nil { // HEAD, 204, 304: nothing to stream
-		rb.Close()
-		return
+	out.SetBodyStream(rb, out.Header.ContentLength())
+}
+
+// readBody reads a small streamed request body whole into x, and makes it
+// the request's body.
+func (x *exchange) readBody(req *fasthttp.Request, n int) bool {
+	if cap(x.body) < n {
+		x.body = make([]byte, n)
 	}
-	out.SetBodyStream(rb, resp.Header.ContentLength())
+	x.body = x.body[:n]
+	if _, err := io.ReadFull(req.BodyStream(), x.body); err != nil {
+		return false
+	}
+	req.SetBodyRaw(x.body)
+	return true
 }
 
 // statusForError maps a failed upstream exchange to the client's answer.

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/rampart-proxy/rampart/balancer"
 )
 
@@ -16,8 +14,7 @@ import (
 // access log line, so the line carries the bytes really sent and the whole
 // duration.
 type relay struct {
-	resp  *fasthttp.Response
-	body  io.Reader
+	body  io.ReadCloser
 	state *balancer.State
 	log   *accessLog
 	line  []byte // the access log line's prefix, built by the handler
@@ -27,9 +24,9 @@ type relay struct {
 
 var relayPool = sync.Pool{New: func() any { return &relay{line: make([]byte, 0, 512)} }}
 
-func acquireRelay(log *accessLog, resp *fasthttp.Response, st *balancer.State, start time.Time) *relay {
+func acquireRelay(log *accessLog, body io.ReadCloser, st *balancer.State, start time.Time) *relay {
 	r := relayPool.Get().(*relay)
-	r.resp, r.body, r.state, r.log, r.start, r.n = resp, resp.BodyStream(), st, log, start, 0
+	r.body, r.state, r.log, r.start, r.n = body, st, log, start, 0
 	r.line = r.line[:0]
 	return r
 }
@@ -42,13 +39,12 @@ func (r *relay) Read(p []byte) (int, error) {
 
 // Close releases everything the relay holds. It is called exactly once.
 func (r *relay) Close() error {
-	_ = r.resp.CloseBodyStream()
-	fasthttp.ReleaseResponse(r.resp)
+	_ = r.body.Close()
 	r.state.Release()
 	if r.log != nil {
 		r.log.writeLine(r.log.appendSuffix(r.line, r.n, time.Since(r.start)))
 	}
-	r.resp, r.body, r.state, r.log = nil, nil, nil, nil
+	r.body, r.state, r.log = nil, nil, nil
 	relayPool.Put(r)
 	return nil
 }

@@ -16,7 +16,9 @@ import (
 // rest of the request (path, method, headers), the next tier is tried.
 // Within a tier the longest path_prefix wins, then the route with more
 // matchers (a methods list counts as one, each header as one), then file
-// order.
+// order. A host of "*" matches any non-empty host, after the named
+// wildcards and before the routes with no host matcher. Methods are
+// compared exactly (a GET route does not serve HEAD).
 //
 // A router is immutable after newRouter returns, so any number of
 // goroutines may call match without a lock, and match does not allocate.

@@ -288,7 +288,7 @@ func benchRoutes() []*config.Route {
 		testRoute("", hosts("*.example.com"), "/", nil, nil),
 		testRoute("", hosts("canary.example.com"), "/", nil, map[string]string{"X-Canary": "true"}),
 	)
-	for i := range 10 {
+	for i := range 9 {
 		routes = append(routes, testRoute("", nil, fmt.Sprintf("/static%d/", i), nil, nil))
 	}
 	routes = append(routes, testRoute("", nil, "/", nil, nil))

@@ -163,7 +163,9 @@ func (l *listener) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+	if f.log.Enabled(context.Background(), slog.LevelDebug) {
+		f.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
+	}
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx is done,

@@ -33,13 +33,13 @@ type listenerRoutes struct {
 
 // route is a compiled config.Route.
 type route struct {
-	name    string
-	cfg     *config.Route
-	pool    *pool // nil for respond and split routes
+	name string
+	cfg  *config.Route
+	pool *pool // nil for respond and split routes
 	// split holds a split route's pools and their cumulative weights.
 	split    []*pool
 	splitCum []int
-	respond *config.Respond
+	respond  *config.Respond
 	// respondBody is the direct answer's body, converted once.
 	respondBody []byte
 }

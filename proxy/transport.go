@@ -19,7 +19,8 @@ import (
 type transport struct {
 	// key identifies the settings the transport was built with.
 	key    transportKey
-	client *fasthttp.HostClient
+	client *fasthttp.HostClient // the connection pool
+	pool   connPool
 	// hostPort is the dialed address, for logs.
 	hostPort string
 	// tlsHost is the host a wss/https upgrade dials with TLS ("" for plain).
@@ -79,23 +80,16 @@ func newTransport(key transportKey, hostPort string, isTLS bool, tlsConf *tls.Co
 		// A request waits this long for a free connection before 503.
 		MaxConnWaitTimeout:  key.connect,
 		MaxIdleConnDuration: key.idle,
+		// The HostClient serves as a connection pool only (see hostPool).
 		// The read timeout is applied per read by timeoutConn, so that it
 		// bounds the wait for each byte (as nginx's proxy_read_timeout does)
 		// rather than a whole streamed body.
-		WriteTimeout: key.write,
-		// Rampart decides about retries itself; fasthttp must not resend.
-		MaxIdemponentCallAttempts: 1,
-		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) {
-			return false, false
-		},
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		NoDefaultUserAgentHeader:      true,
-		StreamResponseBody:            true,
-		ReadBufferSize:                16 << 10,
-		WriteBufferSize:               32 << 10,
-		ConnPoolStrategy:              fasthttp.LIFO,
+		ReadBufferSize:   16 << 10,
+		WriteBufferSize:  32 << 10,
+		ConnPoolStrategy: fasthttp.LIFO,
 	}
+	hc := t.client
+	t.pool = newHostPool(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn, key.write)
 	return t
 }
 

@@ -1,0 +1,192 @@
+package proxy
+
+import (
+	"bufio"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// parseRequest reads a raw request the way the server does.
+func parseRequest(t testing.TB, raw string) *fasthttp.Request {
+	t.Helper()
+	req := &fasthttp.Request{}
+	if err := req.Header.Read(bufioReader(raw)); err != nil {
+		t.Fatalf("parse %q: %v", raw, err)
+	}
+	return req
+}
+
+func TestPrepareRequest(t *testing.T) {
+	tests := []struct {
+		name    string
+		raw     string
+		tls     bool
+		trusted bool
+		want    map[string]string // header -> value; "" means absent
+	}{
+		{
+			name: "plain request gets proxy headers",
+			raw:  "GET /a HTTP/1.1\r\nHost: app.example\r\n\r\n",
+			want: map[string]string{
+				"Host": "app.example", "X-Forwarded-For": "192.0.2.7",
+				"X-Forwarded-Proto": "http", "X-Forwarded-Host": "app.example",
+			},
+		},
+		{
+			name: "https listener",
+			raw:  "GET /a HTTP/1.1\r\nHost: app.example\r\n\r\n",
+			tls:  true,
+			want: map[string]string{"X-Forwarded-Proto": "https"},
+		},
+		{
+			name: "XFF appended",
+			raw:  "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n\r\n",
+			want: map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2, 192.0.2.7"},
+		},
+		{
+			name: "several XFF lines joined in order",
+			raw:  "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n",
+			want: map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2, 192.0.2.7"},
+		},
+		{
+			name: "hop-by-hop headers removed",
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n" +
+				"Proxy-Connection: keep-alive\r\nTE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\n" +
+				"Proxy-Authorization: Basic eA==\r\nX-Keep: yes\r\n\r\n",
+			want: map[string]string{
+				"Connection": "", "Keep-Alive": "", "Proxy-Connection": "", "Te": "",
+				"Trailer": "", "Upgrade": "", "Proxy-Authorization": "", "X-Keep": "yes",
+			},
+		},
+		{
+			name: "headers named by Connection removed",
+			raw:  "GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Secret, x-other\r\nX-Secret: s\r\nX-Other: o\r\nX-Keep: k\r\n\r\n",
+			want: map[string]string{"X-Secret": "", "X-Other": "", "X-Keep": "k", "Connection": ""},
+		},
+		{
+			name: "Connection cannot remove framing or host",
+			raw:  "POST / HTTP/1.1\r\nHost: h\r\nConnection: Host, Content-Length, X-Forwarded-For\r\nContent-Length: 0\r\n\r\n",
+			want: map[string]string{"Host": "h", "X-Forwarded-For": "192.0.2.7"},
+		},
+		{
+			name: "client-sent forwarding headers replaced when peer untrusted",
+			raw:  "GET / HTTP/1.1\r\nHost: real\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: spoofed\r\n\r\n",
+			want: map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "real"},
+		},
+		{
+			name:    "forwarding headers kept from a trusted peer",
+			raw:     "GET / HTTP/1.1\r\nHost: inner\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: outer\r\n\r\n",
+			trusted: true,
+			want:    map[string]string{"X-Forwarded-Proto": "https", "X-Forwarded-Host": "outer"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := parseRequest(t, tt.raw)
+			x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1")}
+			prepareRequest(req, x, tt.tls, tt.trusted, false)
+			for k, want := range tt.want {
+				if got := string(req.Header.Peek(k)); got != want {
+					t.Errorf("%s: got %q; want %q\n%s", k, got, want, req.Header.String())
+				}
+			}
+			if got := string(req.Header.Peek(hdrXRequestID)); got != "rid-1" {
+				t.Errorf("X-Request-Id: got %q; want %q", got, "rid-1")
+			}
+			if n := strings.Count(req.Header.String(), "X-Forwarded-For:"); n != 1 {
+				t.Errorf("X-Forwarded-For lines: got %d; want 1", n)
+			}
+		})
+	}
+}
+
+func TestResponseHopRemoved(t *testing.T) {
+	var h fasthttp.ResponseHeader
+	raw := "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: X-Internal\r\nKeep-Alive: timeout=5\r\n" +
+		"X-Internal: secret\r\nProxy-Authenticate: Basic\r\nX-Public: p\r\n\r\n"
+	if err := h.Read(bufioReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if bits := scanResponseHop(&h); bits != 0 {
+		deleteResponseHop(&h, bits)
+	}
+	for _, k := range []string{"Connection", "Keep-Alive", "X-Internal", "Proxy-Authenticate"} {
+		if v := h.Peek(k); len(v) != 0 {
+			t.Errorf("%s: got %q; want it removed", k, v)
+		}
+	}
+	if got := string(h.Peek("X-Public")); got != "p" {
+		t.Errorf("X-Public: got %q; want %q", got, "p")
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		id := string(appendRequestID(nil))
+		if !uuid.MatchString(id) {
+			t.Fatalf("got %q; want a version 4 UUID", id)
+		}
+		if seen[id] {
+			t.Fatalf("got %q twice", id)
+		}
+		seen[id] = true
+	}
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{"abc-123", true},
+		{"4f1c2a9e-1b2c-4d5e-8f90-a1b2c3d4e5f6", true},
+		{"", false},
+		{"has space", false},
+		{"quote\"", false},
+		{"new\nline", false},
+		{strings.Repeat("a", 128), true},
+		{strings.Repeat("a", 129), false},
+	} {
+		if got := validRequestID([]byte(tt.id)); got != tt.want {
+			t.Errorf("validRequestID(%q): got %v; want %v", tt.id, got, tt.want)
+		}
+	}
+}
+
+// TestHeaderRewriteAllocs holds the header rewrite of a typical request to
+// zero allocations.
+func TestHeaderRewriteAllocs(t *testing.T) {
+	raw := "GET /api/v1/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8\r\n" +
+		"Accept: */*\r\nConnection: keep-alive\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"
+	req := parseRequest(t, raw)
+	var pristine fasthttp.Request
+	req.CopyTo(&pristine)
+	x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1"), xff: make([]byte, 0, 64)}
+	allocs := testing.AllocsPerRun(200, func() {
+		pristine.Header.CopyTo(&req.Header)
+		x.xff = x.xff[:0]
+		prepareRequest(req, x, false, false, false)
+	})
+	if allocs != 0 {
+		t.Errorf("allocs per rewrite: got %v; want 0", allocs)
+	}
+}
+
+func BenchmarkPrepareRequest(b *testing.B) {
+	raw := "GET /api/v1/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8\r\n" +
+		"Accept: */*\r\nConnection: keep-alive\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"
+	req := parseRequest(b, raw)
+	var pristine fasthttp.Request
+	req.CopyTo(&pristine)
+	x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1"), xff: make([]byte, 0, 64)}
+	b.ReportAllocs()
+	for b.Loop() {
+		pristine.Header.CopyTo(&req.Header)
+		x.xff = x.xff[:0]
+		prepareRequest(req, x, false, false, false)
+	}
+}
+
+func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }

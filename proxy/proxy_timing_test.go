@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// benchUpstream serves a small fixed body, and echoes a short answer to POSTs.
+func benchUpstream(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			ctx.SetContentType("text/plain")
+			ctx.SetBodyString("Hello, World!")
+		},
+		NoDefaultDate: true, NoDefaultServerHeader: true,
+	}
+	go s.Serve(ln) //nolint:errcheck
+	tb.Cleanup(func() { _ = s.Shutdown() })
+	return ln.Addr().String()
+}
+
+// benchProxy starts Rampart in front of upstream and returns its address.
+func benchProxy(tb testing.TB, upstream string) string {
+	tb.Helper()
+	yaml := fmt.Sprintf(`
+listeners:
+  web: {address: "127.0.0.1:0"}
+upstreams:
+  u:
+    targets: [{url: "http://%s"}]
+routes:
+  - upstream: u
+access_log: {path: "off"}
+`, upstream)
+	cfg, err := config.Parse([]byte(yaml), "bench.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = srv.Shutdown(tb.Context()) })
+	return srv.Addr("web")
+}
+
+// benchGET drives addr with keep-alive GETs from one client; the proxied and
+// the direct runs differ only by the proxy in between.
+func benchGET(b *testing.B, addr string) {
+	c := &fasthttp.HostClient{Addr: addr, MaxConns: 64}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://bench.local/hello")
+		for pb.Next() {
+			if err := c.Do(req, resp); err != nil {
+				b.Fatal(err)
+			}
+			if resp.StatusCode() != 200 {
+				b.Fatalf("status: got %d; want 200", resp.StatusCode())
+			}
+		}
+	})
+}
+
+func BenchmarkDirectGET(b *testing.B) { benchGET(b, benchUpstream(b)) }
+
+func BenchmarkProxyGET(b *testing.B) { benchGET(b, benchProxy(b, benchUpstream(b))) }
+
+func benchPOST(b *testing.B, addr string) {
+	c := &fasthttp.HostClient{Addr: addr, MaxConns: 64}
+	body := []byte(`{"items":[` + strings.Repeat(`{"id":12345,"name":"value"},`, 580) + `{}]}`)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI("http://bench.local/items")
+		req.Header.SetMethod("POST")
+		req.SetBody(body)
+		for pb.Next() {
+			if err := c.Do(req, resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkDirectPOST16K(b *testing.B) { benchPOST(b, benchUpstream(b)) }
+
+func BenchmarkProxyPOST16K(b *testing.B) { benchPOST(b, benchProxy(b, benchUpstream(b))) }

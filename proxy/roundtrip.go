@@ -1,0 +1,228 @@
+package proxy
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// smallBody is the largest body held in memory on its way through: request
+// bodies up to this size are read whole (so that a request can be sent again
+// on a fresh connection) and response bodies up to it are read whole (so the
+// upstream connection returns to its pool at once). Larger ones stream.
+const smallBody = 64 << 10
+
+// pooledConn is what fasthttp's connection pool hands out.
+type pooledConn interface {
+	Conn() net.Conn
+	LastUseTime() time.Time
+}
+
+// connPool sends one request over a pooled upstream connection.
+type connPool interface {
+	// roundTrip writes req and reads the response header into resp. A small
+	// body is read into resp and body is nil; otherwise body streams the rest
+	// and must be closed. replayable says req may be sent again after a
+	// failure on a stale pooled connection.
+	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable bool) (body io.ReadCloser, err error)
+}
+
+// hostPool implements connPool on a fasthttp HostClient used as a connection
+// pool only: dialing, limits and idle cleanup are fasthttp's; the exchange is
+// ours, so that small bodies never allocate a stream, stale keep-alive
+// connections are retried, and nothing is retried that should not be. C is
+// fasthttp's unexported connection type, inferred from the HostClient's
+// methods.
+type hostPool[C pooledConn] struct {
+	hc      *fasthttp.HostClient
+	acquire func(time.Duration, bool) (C, error)
+	release func(C)
+	close   func(C)
+	write   time.Duration
+	bodies  sync.Pool // of *streamBody[C]
+}
+
+func newHostPool[C pooledConn](hc *fasthttp.HostClient, acquire func(time.Duration, bool) (C, error), release, closeConn func(C), write time.Duration) *hostPool[C] {
+	return &hostPool[C]{hc: hc, acquire: acquire, release: release, close: closeConn, write: write}
+}
+
+// maxStaleRetries bounds the fresh connections tried after stale ones.
+const maxStaleRetries = 2
+
+func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable bool) (io.ReadCloser, error) {
+	req.URI().DisablePathNormalizing = true // forward the path as the client sent it
+	for attempt := 0; ; attempt++ {
+		cc, err := p.acquire(0, false)
+		if err != nil {
+			return nil, err
+		}
+		reused := !cc.LastUseTime().IsZero()
+		body, err := p.exchange(cc, req, resp)
+		if err == nil {
+			return body, nil
+		}
+		var se *staleError
+		if errors.As(err, &se) {
+			if reused && replayable && attempt < maxStaleRetries {
+				continue // the target closed an idle connection: try a fresh one
+			}
+			err = se.err
+		}
+		return nil, err
+	}
+}
+
+// staleError marks a failure before any byte of the response arrived, which
+// on a reused connection means the target had closed it while idle.
+type staleError struct{ err error }
+
+func (e *staleError) Error() string { return e.err.Error() }
+func (e *staleError) Unwrap() error { return e.err }
+
+func isConnGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, fasthttp.ErrConnectionClosed)
+}
+
+// exchange runs one request on cc. It owns cc: it is released, closed, or
+// handed to the returned body.
+func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Response) (io.ReadCloser, error) {
+	conn := cc.Conn()
+	if p.write > 0 {
+		if err := conn.SetWriteDeadline(time.Now().Add(p.write)); err != nil {
+			p.close(cc)
+			return nil, err
+		}
+	}
+	bw := p.hc.AcquireWriter(conn)
+	err := req.Write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	p.hc.ReleaseWriter(bw)
+	if err != nil {
+		p.close(cc)
+		if isConnGone(err) {
+			return nil, &staleError{err}
+		}
+		return nil, err
+	}
+
+	br := p.hc.AcquireReader(conn)
+	resp.Header.DisableNormalizing() // relay the target's header names as sent
+	if err := readResponseHeader(resp, br); err != nil {
+		p.hc.ReleaseReader(br)
+		p.close(cc)
+		if isConnGone(err) && br.Buffered() == 0 {
+			return nil, &staleError{err}
+		}
+		return nil, err
+	}
+	closeAfter := resp.Header.ConnectionClose() || req.Header.ConnectionClose()
+	if req.Header.IsHead() || !bodyAllowed(resp.StatusCode()) {
+		resp.SkipBody = true
+		p.done(cc, br, closeAfter)
+		return nil, nil
+	}
+	cl := resp.Header.ContentLength()
+	if cl >= 0 && cl <= smallBody {
+		resp.StreamBody = false
+		if err := resp.ReadBody(br, 0); err != nil {
+			p.hc.ReleaseReader(br)
+			p.close(cc)
+			return nil, err
+		}
+		p.done(cc, br, closeAfter)
+		return nil, nil
+	}
+	sb, _ := p.bodies.Get().(*streamBody[C])
+	if sb == nil {
+		sb = &streamBody[C]{}
+	}
+	sb.p, sb.cc, sb.br, sb.closeAfter, sb.eof = p, cc, br, closeAfter || cl == -2, false
+	sb.tmp.Header.SetContentLength(cl)
+	sb.tmp.StreamBody = true
+	if err := sb.tmp.ReadBody(br, 0); err != nil {
+		sb.eof = false
+		_ = sb.Close()
+		return nil, err
+	}
+	sb.stream = sb.tmp.BodyStream()
+	return sb, nil
+}
+
+// done returns a connection whose response has been read whole.
+func (p *hostPool[C]) done(cc C, br *bufio.Reader, closeConn bool) {
+	if br.Buffered() > 0 {
+		closeConn = true // the target sent more than one response: out of sync
+	}
+	p.hc.ReleaseReader(br)
+	if closeConn {
+		p.close(cc)
+	} else {
+		p.release(cc)
+	}
+}
+
+// readResponseHeader reads the final response header, skipping interim 1xx
+// responses other than 101.
+func readResponseHeader(resp *fasthttp.Response, br *bufio.Reader) error {
+	for i := 0; i < 10; i++ {
+		if err := resp.Header.Read(br); err != nil {
+			return err
+		}
+		if s := resp.StatusCode(); s < 100 || s >= 200 || s == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+	}
+	return errors.New("proxy: too many interim responses")
+}
+
+// bodyAllowed reports whether a response with this status may have a body.
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != fasthttp.StatusNoContent && status != fasthttp.StatusNotModified
+}
+
+// streamBody streams a large response body from a pooled connection, which
+// it returns to the pool (or closes, if not fully read) on Close.
+type streamBody[C pooledConn] struct {
+	p          *hostPool[C]
+	cc         C
+	br         *bufio.Reader
+	tmp        fasthttp.Response // holds fasthttp's body decoder
+	stream     io.Reader
+	closeAfter bool
+	eof        bool
+}
+
+func (b *streamBody[C]) Read(p []byte) (int, error) {
+	n, err := b.stream.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+func (b *streamBody[C]) Close() error {
+	_ = b.tmp.CloseBodyStream()
+	b.tmp.Reset()
+	if b.eof {
+		b.p.done(b.cc, b.br, b.closeAfter)
+	} else {
+		// A body cut short leaves unread bytes on the connection.
+		b.p.hc.ReleaseReader(b.br)
+		b.p.close(b.cc)
+	}
+	var zero C
+	p := b.p
+	b.p, b.cc, b.br, b.stream = nil, zero, nil, nil
+	p.bodies.Put(b)
+	return nil
+}

@@ -88,9 +88,7 @@ func newRouter(routes []*config.Route) *router {
 			g = &hostGroup{host: host}
 			groups[host] = g
 		}
-		if !slices.Contains(g.routes, i) { // a host listed twice
-			g.routes = append(g.routes, i)
-		}
+		g.routes = append(g.routes, i) // routeHosts removed duplicates
 	}
 	for i, rt := range routes {
 		r.routes[i] = newRouteMatcher(&rt.Match)

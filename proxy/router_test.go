@@ -325,3 +325,42 @@ func BenchmarkRouterMatch(b *testing.B) {
 		})
 	}
 }
+
+// TestRouterMatchConcurrent shares one router between goroutines, as the
+// server does; run with -race.
+func TestRouterMatchConcurrent(t *testing.T) {
+	r := newRouter(routerTestRoutes())
+	cases := routerCases()
+	// Headers are per request; each goroutine gets its own, parsed here
+	// because testHeader may call t.Fatalf.
+	headers := make([][]*fasthttp.RequestHeader, 4)
+	for g := range headers {
+		for _, tc := range cases {
+			headers[g] = append(headers[g], testHeader(t, "h.test", tc.headers...))
+		}
+	}
+	errs := make(chan string, 4)
+	for g := range 4 {
+		go func() {
+			var bad string
+			for i, tc := range cases {
+				method := tc.method
+				if method == "" {
+					method = "GET"
+				}
+				h := headers[g][i]
+				for range 20 {
+					if got := r.match([]byte(tc.host), []byte(tc.path), []byte(method), h); got != tc.want && bad == "" {
+						bad = fmt.Sprintf("%s: got %d; want %d", tc.name, got, tc.want)
+					}
+				}
+			}
+			errs <- bad
+		}()
+	}
+	for range 4 {
+		if e := <-errs; e != "" {
+			t.Error(e)
+		}
+	}
+}

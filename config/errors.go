@@ -71,30 +71,35 @@ func (es Errors) sortByLine() {
 	slices.SortStableFunc(es, func(a, b *Error) int { return a.Line - b.Line })
 }
 
-// within reports whether path is p or lies under p.
-func within(path, p string) bool {
-	if p == "" || !strings.HasPrefix(path, p) {
-		return false
-	}
-	rest := path[len(p):]
-	return rest == "" || rest[0] == '.' || rest[0] == '['
-}
-
-// merge appends later to es, leaving out errors at or under a path es
+// merge appends later to es, leaving out errors at or under a path that es
 // already faults: a field that failed to decode is zero, and saying it is
-// also "required" would only be noise.
+// also "required" would only be noise. Errors within later are all kept.
 func (es Errors) merge(later Errors) Errors {
+	failed := make(map[string]bool, len(es))
+	for _, e := range es {
+		failed[e.at] = true
+	}
 	for _, e := range later {
-		if !slices.ContainsFunc(es, func(f *Error) bool { return within(e.at, f.at) }) {
+		if !coveredBy(e.at, failed) {
 			es = append(es, e)
 		}
 	}
 	return es
 }
 
+// coveredBy reports whether path or one of its ancestors is in failed.
+func coveredBy(path string, failed map[string]bool) bool {
+	for ; path != ""; path = parentPath(path) {
+		if failed[path] {
+			return true
+		}
+	}
+	return false
+}
+
 var (
 	lineRE    = regexp.MustCompile(`^(?:yaml: )?line (\d+): (?:column (\d+): )?(.*)$`)
-	unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
+	unknownRE = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
 	alreadyRE = regexp.MustCompile(`^field (\S+) already set in type \S+$`)
 	dupKeyRE  = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
 	unmarshRE = regexp.MustCompile("^cannot unmarshal (!!\\w+|\\S+)(?: `(.*)`)? into (\\S+)$")
@@ -139,10 +144,14 @@ func (x *lineIndex) describe(line int, text string) *Error {
 		return &Error{Msg: text}
 	}
 	if m := unknownRE.FindStringSubmatch(text); m != nil {
-		if p := x.keyPath(line, m[1]); p != "" {
-			return &Error{at: p, Msg: "unknown field"}
+		msg := "unknown field"
+		if s := suggestField(m[2], m[1]); s != "" {
+			msg += " (did you mean " + strconv.Quote(s) + "?)"
 		}
-		return &Error{Msg: "unknown field " + strconv.Quote(m[1])}
+		if p := x.keyPath(line, m[1]); p != "" {
+			return &Error{at: p, Msg: msg}
+		}
+		return &Error{Msg: msg + ": " + strconv.Quote(m[1])}
 	}
 	if m := alreadyRE.FindStringSubmatch(text); m != nil {
 		return &Error{at: x.keyPath(line, m[1]), Msg: "field " + strconv.Quote(m[1]) + " is set twice"}

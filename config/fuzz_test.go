@@ -34,6 +34,12 @@ func FuzzParse(f *testing.F) {
 		"a: 1\n---\nb: 2\n",
 		"!!binary x: 1\n",
 		"? [a]\n: b\n",
+		"routes:\n  - <<: 1\n",
+		"listeners: &l {web: {address: ':1'}}\nupstreams: *l\n",
+		"routes: [~]\nupstreams: {a: {targets: [~]}}\nlisteners: {w: ~}\nwaf: {x: ~}\nrate_limits: {r: ~}\n",
+		"listeners: {web: {address: !!binary aGVsbG8=}}\n",
+		"trusted_proxies: [[1]]\n",
+		"upstreams: {a: {targets: [{url: 'http://[::1'}]}}\n",
 	} {
 		f.Add([]byte(s))
 	}

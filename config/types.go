@@ -1,9 +1,11 @@
 // Package config holds Rampart's YAML schema, its defaults and its validation.
 //
-// A file is decoded strictly (unknown fields are errors), then defaults are
-// applied, then Validate checks every cross reference. Every error names the
-// file, the line, the field path and the offending value, and all errors of a
-// file are reported together.
+// Parse and Load read a file in four steps: ${NAME} references in values
+// are replaced by environment variables; the file is decoded strictly
+// (unknown fields are errors); ApplyDefaults fills empty fields with the
+// Default* constants; Validate checks values and cross references. Every
+// error names the file, the line, the field path and the offending value,
+// and all errors of a file are reported together (type Errors).
 //
 // The types here are data only: nothing in this package opens a socket or
 // starts a goroutine. The YAML names are a contract (see DESIGN.md) relied on
@@ -28,6 +30,7 @@ type Config struct {
 	// Routes are matched most specific first: exact host, then wildcard
 	// host, then any host; within those the longest path_prefix; then the
 	// route with more method and header matchers; then file order.
+	// ApplyDefaults replaces a nil entry with an empty Route.
 	Routes []*Route `yaml:"routes"`
 
 	// WAF maps a policy name to a Coraza + OWASP CRS policy.
@@ -67,7 +70,8 @@ type Admin struct {
 
 // Listener accepts downstream connections on one address.
 type Listener struct {
-	// Address is host:port or :port. Required.
+	// Address is host:port or :port. Required. Port 0 picks a free port
+	// (tests), and is the only port two listeners may share.
 	Address string `yaml:"address"`
 	// Limits protect the listener from slow and hostile clients.
 	Limits Limits `yaml:"limits"`
@@ -153,8 +157,9 @@ type Upstream struct {
 	// weighted_round_robin, least_conn, random, p2c, ip_hash,
 	// consistent_hash.
 	Balancer string `yaml:"balancer"`
-	// HashKey is what consistent_hash hashes: client_ip (the default),
-	// header:NAME, cookie:NAME, query:NAME or path.
+	// HashKey is what consistent_hash hashes: client_ip (the default,
+	// filled whatever the balancer), header:NAME, cookie:NAME, query:NAME
+	// or path. See the Key* constants.
 	HashKey string `yaml:"hash_key"`
 	// Sticky pins a client to a target with a cookie. Nil: no pinning.
 	Sticky *Sticky `yaml:"sticky"`
@@ -211,7 +216,7 @@ type HealthCheck struct {
 	// DefaultUnhealthyThreshold.
 	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
 	// ExpectedStatuses are status codes or ranges ("200", "200-399").
-	// Empty: 200-399.
+	// Empty: DefaultExpectedStatuses, which ApplyDefaults fills in.
 	ExpectedStatuses []string `yaml:"expected_statuses"`
 }
 
@@ -259,8 +264,8 @@ type UpstreamTLS struct {
 
 // Route sends matching requests to an upstream, a split, or a direct answer.
 type Route struct {
-	// Name identifies the route in logs and metrics. Default "route-N"
-	// (N its index).
+	// Name identifies the route in logs and metrics; names are unique.
+	// Default "route-N", N its 0-based index in Routes.
 	Name string `yaml:"name"`
 	// Listeners the route is bound to. Empty: every listener.
 	Listeners []string `yaml:"listeners"`
@@ -285,16 +290,20 @@ type Route struct {
 
 // Match selects requests. All given matchers must hold.
 type Match struct {
-	// Host is an exact host ("api.example.com") or a wildcard
-	// ("*.example.com", one or more labels). Case-insensitive, port ignored.
+	// Host is an exact host ("api.example.com"), an IP, or a wildcard
+	// ("*.example.com", one or more labels). Case-insensitive, port
+	// ignored: ApplyDefaults lower-cases it.
 	Host string `yaml:"host"`
 	// Hosts is a list of such hosts; either Host or Hosts.
 	Hosts []string `yaml:"hosts"`
-	// PathPrefix must prefix the request path. Default "/".
+	// PathPrefix must prefix the request path; it starts with "/".
+	// Default DefaultPathPrefix ("/").
 	PathPrefix string `yaml:"path_prefix"`
 	// Methods, when set, must contain the request's method.
+	// ApplyDefaults upper-cases them.
 	Methods []string `yaml:"methods"`
-	// Headers must each be present with exactly this value.
+	// Headers must each be present with exactly this value. Names are
+	// case-insensitive.
 	Headers map[string]string `yaml:"headers"`
 }
 
@@ -306,11 +315,11 @@ type SplitTarget struct {
 
 // Respond is a direct answer.
 type Respond struct {
-	// Status is the HTTP status. Default 200.
+	// Status is the HTTP status, 100-599. Default DefaultRespondStatus.
 	Status int `yaml:"status"`
 	// Body is sent as is.
 	Body string `yaml:"body"`
-	// ContentType of Body. Default "text/plain; charset=utf-8".
+	// ContentType of Body. Default DefaultRespondContentType.
 	ContentType string `yaml:"content_type"`
 }
 
@@ -343,9 +352,14 @@ type WAFPolicy struct {
 
 // Exclusion switches rules off where it matches.
 type Exclusion struct {
-	RuleIDs    []int    `yaml:"rule_ids"`
-	PathPrefix string   `yaml:"path_prefix"`
-	Methods    []string `yaml:"methods"`
+	// RuleIDs are the CRS or custom rule ids switched off. Required. The
+	// CRS evaluation rules (949110, 959100, 980xxx) are refused: without
+	// them nothing is ever blocked.
+	RuleIDs []int `yaml:"rule_ids"`
+	// PathPrefix narrows the exclusion to these paths. Empty: every path.
+	PathPrefix string `yaml:"path_prefix"`
+	// Methods narrow the exclusion to these methods. Empty: every method.
+	Methods []string `yaml:"methods"`
 	// Targets narrow the exclusion to variables such as "ARGS:q".
 	// Empty: the whole rule.
 	Targets []string `yaml:"targets"`
@@ -357,7 +371,8 @@ type RateLimit struct {
 	Key string `yaml:"key"`
 	// Rate is N/s, N/m or N/h. Required.
 	Rate Rate `yaml:"rate"`
-	// Burst is how many requests may arrive at once. Default: the rate's N.
+	// Burst is how many requests may arrive at once, at least 1. Default:
+	// the rate's N.
 	Burst int `yaml:"burst"`
 	// Store is memory (DefaultRateLimitStore) or redis.
 	Store string `yaml:"store"`
@@ -371,7 +386,7 @@ type Redis struct {
 	// Address is host:port of a single server.
 	Address string `yaml:"address"`
 	// Addresses lists several nodes (Cluster, or Sentinels with
-	// MasterName). Either Address or Addresses.
+	// MasterName). Exactly one of Address and Addresses is required.
 	Addresses []string `yaml:"addresses"`
 	// MasterName selects Sentinel mode.
 	MasterName string `yaml:"master_name"`
@@ -408,16 +423,19 @@ type Shutdown struct {
 	GracePeriod Duration `yaml:"grace_period"`
 }
 
-// Duration is a time.Duration written as "10s", "1m30s", "250ms".
+// Duration is a time.Duration written as "10s", "1m30s", "250ms", or 0.
+// Negative durations are refused.
 type Duration time.Duration
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
-// Size is a byte count written as 1024, "16KiB", "1MiB", "2GiB", "10KB".
+// Size is a byte count written as 1024, "16KiB", "1MiB", "2GiB", "10KB"
+// (KB, MB, GB are powers of 1000; KiB, MiB, GiB and K, M, G of 1024).
 type Size int64
 
-// Rate is a count per period, written "100/s", "20/m", "1000/h".
+// Rate is a count per period, written "100/s", "20/m", "1000/h". The
+// zero Rate means unset.
 type Rate struct {
 	N   int64
 	Per time.Duration

@@ -10,7 +10,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// The unmarshalers below sit on scalar types only. A custom UnmarshalYAML on
+// The unmarshalers below sit on types written as YAML scalars only (Rate is
+// a Go struct but has no YAML fields). A custom UnmarshalYAML on
 // a struct would silently switch off KnownFields for everything below it
 // (go-yaml #460). They return *yaml.TypeError, never a plain error, because
 // yaml.v3 collects TypeErrors and keeps decoding, so one run reports every

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -59,9 +60,10 @@ func TestParseErrorClasses(t *testing.T) {
 		{"empty file", "", "the file is empty"},
 		{"not a mapping", "- a # <-\n", "the top level must be a mapping of sections (listeners:, routes:, ...)"},
 		{"two documents", lis + ups + rts + "--- # <-\n" + lis, `only one YAML document is allowed (found a second "---")`},
-		{"unknown field", lis + ups + "routes:\n  - upstream: app\n    matchh: {} # <-\n", "routes[0].matchh: unknown field"},
-		{"unknown top-level field", lis + ups + rts + "listener: {} # <-\n", "listener: unknown field"},
-		{"unknown field in flow mapping", lis + ups + "routes:\n  - {upstream: app, hots: x} # <-\n", "routes[0].hots: unknown field"},
+		{"unknown field", lis + ups + "routes:\n  - upstream: app\n    matchh: {} # <-\n", `routes[0].matchh: unknown field (did you mean "match"?)`},
+		{"unknown top-level field", lis + ups + rts + "listener: {} # <-\n", `listener: unknown field (did you mean "listeners"?)`},
+		{"unknown field in flow mapping", lis + ups + "routes:\n  - {upstream: app, hots: x} # <-\n", `routes[0].hots: unknown field (did you mean "hsts"?)`},
+		{"unknown field without suggestion", lis + ups + "routes:\n  - upstream: app\n    match:\n      zzz: 1 # <-\n", "routes[0].match.zzz: unknown field"},
 		{"duplicate key", "listeners:\n  web:\n    address: \":8080\"\n    address: \":8081\" # <-\n" + ups + rts, "listeners.web.address: duplicate key, first defined at line 3"},
 		{"string for int", "listeners:\n  web:\n    address: \":8080\"\n    limits:\n      max_connections: lots # <-\n" + ups + rts, `listeners.web.limits.max_connections: invalid value "lots": want an integer`},
 		{"long string for int", lis + ups + "routes:\n  - respond: {status: twohundred} # <-\n", `routes[0].respond.status: invalid value "twohundred": want an integer`},
@@ -164,7 +166,7 @@ func TestParseErrorClasses(t *testing.T) {
 			line := markedLine(tt.src)
 			want := "rampart.yaml: " + tt.want
 			if line > 0 {
-				want = "rampart.yaml:" + itoa(line) + ": " + tt.want
+				want = "rampart.yaml:" + strconv.Itoa(line) + ": " + tt.want
 			}
 			if len(errs) != 1 || errs[0].Error() != want {
 				t.Errorf("got %d errors:\n%v\nwant 1:\n%s", len(errs), errs, want)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/rampart-proxy/rampart/config"
@@ -59,6 +60,7 @@ func configFlag(name string, args []string, stderr io.Writer) (path string, leve
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&path, "config", "", "the YAML configuration file")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
 	lv := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return "", 0, false
@@ -99,6 +101,14 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	tuneGC()
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			log.Error("cpu profile", "error", err.Error())
+			return 1
+		}
+		defer stop()
+	}
 	srv, err := proxy.New(cfg, log)
 	if err != nil {
 		log.Error("cannot build the configuration", "error", err.Error())
@@ -131,6 +141,25 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// cpuProfile is the --cpuprofile flag of run.
+var cpuProfile string
+
+// startCPUProfile profiles until the returned stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // tuneGC raises the GC target unless GOGC is set: the proxy's live heap is

@@ -22,6 +22,7 @@ type accessLog struct {
 	closer io.Closer // nil for stdout and stderr
 	stop   chan struct{}
 	done   chan struct{}
+	once   sync.Once // guards the closing of stop
 }
 
 // openAccessLog opens path ("stdout", "stderr", "off" or a file). It returns
@@ -69,7 +70,11 @@ func (a *accessLog) Close() error {
 	if a == nil {
 		return nil
 	}
-	close(a.stop)
+	closed := false
+	a.once.Do(func() { close(a.stop); closed = true })
+	if !closed {
+		return nil
+	}
 	<-a.done
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -397,6 +397,11 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 	return &rawClient{t: t, conn: c, br: bufio.NewReader(c)}
 }
 
+// with returns c reporting to t, for use in a subtest.
+func (c *rawClient) with(t *testing.T) *rawClient {
+	return &rawClient{t: t, conn: c.conn, br: c.br}
+}
+
 // roundTrip writes req (a whole request, CRLF line ends) and reads the
 // response.
 func (c *rawClient) roundTrip(req string) *rawMessage {

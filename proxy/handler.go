@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -14,12 +15,13 @@ import (
 // exchange is the per-request scratch state, pooled so that a request
 // allocates nothing of its own.
 type exchange struct {
-	xff    []byte // the X-Forwarded-For value sent upstream
-	reqID  []byte // the request id, incoming or generated
-	peer   []byte // the peer address in text
-	client []byte // the client address in text (see clientIP)
-	body   []byte // a small request body read whole
-	line   []byte // the access log line under construction
+	xff    []byte     // the X-Forwarded-For value sent upstream
+	reqID  []byte     // the request id, incoming or generated
+	peer   []byte     // the peer address in text
+	client []byte     // the client address in text (see clientIP)
+	body   []byte     // a small request body read whole
+	line   []byte     // the access log line under construction
+	stream clientBody // a large request body on its way through
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -28,6 +30,7 @@ var exchangePool = sync.Pool{New: func() any {
 }}
 
 func (x *exchange) reset() {
+	x.stream = clientBody{}
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 }
 
@@ -41,7 +44,7 @@ var (
 	bodyGatewayTimeout = []byte("504 Gateway Timeout: the upstream did not answer in time\n")
 )
 
-// errBodyTooLarge is returned by limitReader once a chunked body exceeds
+// errBodyTooLarge is returned by clientBody once a streamed body exceeds
 // max_body_size.
 var errBodyTooLarge = errors.New("proxy: request body exceeds max_body_size")
 
@@ -80,8 +83,6 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetConnectionClose() // the unread body cannot be skipped cheaply
 			l.finish(ctx, x, rt, "", "", fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
 			return
-		} else if cl == -1 { // chunked: count while streaming
-			ctx.Request.SetBodyStream(&limitReader{r: ctx.RequestBodyStream(), n: int64(max)}, -1)
 		}
 	}
 
@@ -110,7 +111,11 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 	req := &ctx.Request
 	trusted := isTrusted(peer, snap.trusted)
 	upgrade := isWebSocketUpgrade(&req.Header)
-	prepareRequest(req, x, lr.tls, trusted, upgrade)
+	host := req.Header.Host()
+	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
+		host = ctx.Host() // absolute-form: the target's host wins over Host
+	}
+	prepareRequest(req, x, host, lr.tls, trusted, upgrade)
 	if upgrade {
 		l.tunnel(ctx, x, rt, p, t.Index, tr)
 		return
@@ -130,6 +135,11 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 		cl := req.Header.ContentLength()
 		if cl < 0 || cl > smallBody {
 			replayable = false
+			x.stream = clientBody{r: req.BodyStream(), left: int64(lr.limits.MaxBodySize)}
+			if x.stream.left <= 0 {
+				x.stream.left = math.MaxInt64
+			}
+			req.SetBodyStream(&x.stream, cl)
 		} else if !x.readBody(req, cl) {
 			ctx.SetConnectionClose()
 			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusBadRequest, bodyBadRequest)
@@ -146,8 +156,8 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 		status, msg := statusForError(err)
 		l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
 			"route", rt.name, "upstream", p.name, "target", tr.key.addr, "status", status, "error", err.Error())
-		if status == fasthttp.StatusRequestEntityTooLarge {
-			ctx.SetConnectionClose()
+		if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest {
+			ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
 		}
 		l.finish(ctx, x, rt, p.name, p.targetNames[t.Index], status, msg)
 		return
@@ -171,7 +181,11 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 	if al := l.srv.access; al != nil {
 		rb.line = al.appendPrefix(rb.line, ctx, x, l.name, rt, p.name, p.targetNames[t.Index])
 	}
-	out.SetBodyStream(rb, out.Header.ContentLength())
+	cl := out.Header.ContentLength()
+	if cl == -2 {
+		cl = -1 // a body the target ended by closing goes to the client chunked
+	}
+	out.SetBodyStream(rb, cl)
 }
 
 // readBody reads a small streamed request body whole into x, and makes it
@@ -191,9 +205,12 @@ func (x *exchange) readBody(req *fasthttp.Request, n int) bool {
 // statusForError maps a failed upstream exchange to the client's answer.
 func statusForError(err error) (int, []byte) {
 	var de *dialError
+	var ce *clientError
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, bodyTooLarge
+	case errors.As(err, &ce):
+		return fasthttp.StatusBadRequest, bodyBadRequest
 	case errors.As(err, &de):
 		return fasthttp.StatusBadGateway, bodyBadGateway
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
@@ -207,7 +224,9 @@ func statusForError(err error) (int, []byte) {
 
 // prepareRequest rewrites the request's headers for the upstream: hop-by-hop
 // headers out, proxy headers in.
-func prepareRequest(req *fasthttp.Request, x *exchange, isTLS, trusted, upgrade bool) {
+// host is the request's host: the Host header, or the host of an
+// absolute-form request target, which RFC 9112 section 3.2.2 says wins.
+func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trusted, upgrade bool) {
 	h := &req.Header
 	// The client's Connection: close was recorded by the server for the
 	// downstream connection; the upstream connection stays reusable.
@@ -237,7 +256,7 @@ func prepareRequest(req *fasthttp.Request, x *exchange, isTLS, trusted, upgrade 
 		}
 	}
 	if !trusted || len(h.Peek(hdrXForwardedHost)) == 0 {
-		h.SetBytesV(hdrXForwardedHost, h.Host())
+		h.SetBytesV(hdrXForwardedHost, host)
 	}
 	h.SetBytesV(hdrXRequestID, x.reqID)
 }
@@ -268,23 +287,36 @@ func (l *listener) finish(ctx *fasthttp.RequestCtx, x *exchange, rt *route, upst
 	l.logResponse(ctx, x, rt, upstream, target)
 }
 
-// limitReader fails a streamed body beyond n bytes.
-type limitReader struct {
-	r io.Reader
-	n int64
+// clientBody reads a streamed request body from the client: it counts it,
+// fails it beyond max_body_size, and marks the client's failures so that they
+// are answered 400 rather than blamed on the target.
+type clientBody struct {
+	r    io.Reader
+	left int64 // bytes still allowed
+	n    int64 // bytes read
 }
 
-func (r *limitReader) Read(p []byte) (int, error) {
-	if r.n < 0 {
+// clientError is a failure to read the request from the client.
+type clientError struct{ err error }
+
+func (e *clientError) Error() string { return "reading the request body: " + e.err.Error() }
+func (e *clientError) Unwrap() error { return e.err }
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
 		return 0, errBodyTooLarge
 	}
-	if int64(len(p)) > r.n+1 {
-		p = p[:r.n+1]
+	if b.left < int64(len(p)) { // read one byte past the limit to see it crossed
+		p = p[:b.left+1]
 	}
-	n, err := r.r.Read(p)
-	r.n -= int64(n)
-	if r.n < 0 {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	b.left -= int64(n)
+	if b.left < 0 {
 		return 0, errBodyTooLarge
+	}
+	if err != nil && err != io.EOF {
+		err = &clientError{err}
 	}
 	return n, err
 }

@@ -87,7 +87,7 @@ func TestPrepareRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := parseRequest(t, tt.raw)
 			x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1")}
-			prepareRequest(req, x, tt.tls, tt.trusted, false)
+			prepareRequest(req, x, req.Header.Host(), tt.tls, tt.trusted, false)
 			for k, want := range tt.want {
 				if got := string(req.Header.Peek(k)); got != want {
 					t.Errorf("%s: got %q; want %q\n%s", k, got, want, req.Header.String())
@@ -167,7 +167,7 @@ func TestHeaderRewriteAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(200, func() {
 		pristine.Header.CopyTo(&req.Header)
 		x.xff = x.xff[:0]
-		prepareRequest(req, x, false, false, false)
+		prepareRequest(req, x, req.Header.Host(), false, false, false)
 	})
 	if allocs != 0 {
 		t.Errorf("allocs per rewrite: got %v; want 0", allocs)
@@ -185,7 +185,7 @@ func BenchmarkPrepareRequest(b *testing.B) {
 	for b.Loop() {
 		pristine.Header.CopyTo(&req.Header)
 		x.xff = x.xff[:0]
-		prepareRequest(req, x, false, false, false)
+		prepareRequest(req, x, req.Header.Host(), false, false, false)
 	}
 }
 

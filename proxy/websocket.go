@@ -59,6 +59,9 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *p
 			return
 		}
 		resp.Header.ResetConnectionClose()
+		if len(resp.Header.Peek(hdrXRequestID)) == 0 {
+			resp.Header.SetBytesV(hdrXRequestID, x.reqID)
+		}
 		l.logResponse(ctx, x, rt, p.name, target)
 		return
 	}
@@ -136,8 +139,10 @@ func (ts *tunnelSet) run(c, up net.Conn, br *bufio.Reader) {
 		done <- struct{}{}
 	}()
 	// When one direction ends, the peer has closed or failed: end both.
+	// The client's connection is fasthttp's to close once this returns;
+	// an expired deadline wakes the copy still reading it.
 	<-done
-	_ = c.Close()
+	_ = c.SetDeadline(aLongTimeAgo)
 	_ = up.Close()
 	<-done
 }
@@ -155,11 +160,15 @@ func (ts *tunnelSet) wait(ctx context.Context) {
 	}
 }
 
-// closeAll closes every open tunnel.
+// closeAll ends every open tunnel: an expired deadline wakes both copies,
+// which then close their connections.
 func (ts *tunnelSet) closeAll() {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	for c := range ts.conns {
-		_ = c.Close()
+		_ = c.SetDeadline(aLongTimeAgo)
 	}
 }
+
+// aLongTimeAgo is a deadline that has always passed.
+var aLongTimeAgo = time.Unix(1, 0)

@@ -120,7 +120,8 @@ type wsUpstream struct {
 
 	mu        sync.Mutex // guards the fields below
 	handshake *rawMessage
-	unmasked  int // frames from the proxy that were not masked
+	unmasked  int           // frames from the proxy that were not masked
+	slowSeen  chan struct{} // signalled when a /slow101 handshake arrives
 }
 
 func startWSUpstream(t *testing.T) *wsUpstream {
@@ -179,6 +180,15 @@ func (u *wsUpstream) serve(c net.Conn) {
 	u.mu.Lock()
 	u.handshake = req
 	u.mu.Unlock()
+	if strings.HasPrefix(req.first, "GET /slow101 ") {
+		u.mu.Lock()
+		ch := u.slowSeen
+		u.mu.Unlock()
+		if ch != nil {
+			ch <- struct{}{}
+		}
+		time.Sleep(300 * time.Millisecond) // the handshake is in flight meanwhile
+	}
 	if strings.HasPrefix(req.first, "GET /refuse ") {
 		_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\r\nno upgrade here")
 		return
@@ -384,5 +394,38 @@ func TestE2EWebSocketShutdown(t *testing.T) {
 	}
 	if !c.closedByPeer(2 * time.Second) {
 		t.Errorf("tunnel after Shutdown: got open; want closed")
+	}
+}
+
+// TestE2EWebSocketUpgradeDuringShutdown starts a handshake whose 101 is
+// still on its way when Shutdown begins. Whether or not the upgrade
+// completes, no tunnel may outlive Shutdown.
+func TestE2EWebSocketUpgradeDuringShutdown(t *testing.T) {
+	up := startWSUpstream(t)
+	seen := make(chan struct{}, 1)
+	up.mu.Lock()
+	up.slowSeen = seen
+	up.mu.Unlock()
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+	c := dialRaw(t, p.addr)
+	if _, err := io.WriteString(c.conn, "GET /slow101 HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Key: "+wsKey()+"\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-seen:
+	case <-time.After(e2eTimeout):
+		t.Fatal("the handshake never reached the upstream")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = p.shutdown(ctx)
+	// Shutdown has returned: the client connection must be closed, after a
+	// 101 or any other answer.
+	if resp, err := readRawHeader(c.br); err == nil {
+		t.Logf("answer during shutdown: %q", resp.first)
+	}
+	if !c.closedByPeer(time.Second) {
+		t.Errorf("client connection after Shutdown returned: got open (a tunnel outlived Shutdown); want closed")
 	}
 }

@@ -102,15 +102,23 @@ func (t *transport) dialUpgrade() (net.Conn, error) {
 // tunnelSet tracks open tunnels so that shutdown can wait for them, then
 // close what is left.
 type tunnelSet struct {
-	mu    sync.Mutex // guards conns
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex // guards the fields below
+	conns   map[net.Conn]struct{}
+	closing bool // shutdown has begun: no new tunnel may start
+	wg      sync.WaitGroup
 }
 
 // run copies between the client c and the target up (whose reader br may
 // hold bytes already received) until either side closes.
 func (ts *tunnelSet) run(c, up net.Conn, br *bufio.Reader) {
 	ts.mu.Lock()
+	if ts.closing {
+		// fasthttp wrote the 101 before handing over the connection, but
+		// shutdown got here first: end the tunnel before it starts.
+		ts.mu.Unlock()
+		_ = up.Close()
+		return
+	}
 	if ts.conns == nil {
 		ts.conns = make(map[net.Conn]struct{})
 	}
@@ -147,8 +155,12 @@ func (ts *tunnelSet) run(c, up net.Conn, br *bufio.Reader) {
 	<-done
 }
 
-// wait blocks until every tunnel has ended or ctx is done.
+// wait refuses new tunnels, then blocks until every tunnel has ended or ctx
+// is done.
 func (ts *tunnelSet) wait(ctx context.Context) {
+	ts.mu.Lock()
+	ts.closing = true
+	ts.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		ts.wg.Wait()

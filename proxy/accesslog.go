@@ -97,7 +97,7 @@ func (a *accessLog) writeLine(line []byte) {
 // ready; appendSuffix closes the line once the body has been sent.
 func (a *accessLog) appendPrefix(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, listener string, rt *route, upstream, target string) []byte {
 	dst = append(dst, `{"time":"`...)
-	dst = ctx.Time().UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
+	dst = x.start.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
 	dst = append(dst, `","request_id":`...)
 	dst = appendJSONBytes(dst, x.reqID)
 	dst = append(dst, `,"client_ip":"`...)

@@ -21,6 +21,7 @@ type exchange struct {
 	client []byte     // the client address in text (see clientIP)
 	body   []byte     // a small request body read whole
 	line   []byte     // the access log line under construction
+	start  time.Time  // when the request's header had been read
 	stream clientBody // a large request body on its way through
 }
 
@@ -37,6 +38,8 @@ func (x *exchange) reset() {
 // Canned bodies: short, plain, and free of internal detail.
 var (
 	bodyBadRequest     = []byte("400 Bad Request\n")
+	bodyRequestTimeout = []byte("408 Request Timeout\n")
+	bodyHeaderTooLarge = []byte("431 Request Header Fields Too Large\n")
 	bodyNotFound       = []byte("404 Not Found: no route matches this request\n")
 	bodyTooLarge       = []byte("413 Request Entity Too Large\n")
 	bodyBadGateway     = []byte("502 Bad Gateway: the upstream could not be reached\n")
@@ -48,13 +51,16 @@ var (
 // max_body_size.
 var errBodyTooLarge = errors.New("proxy: request body exceeds max_body_size")
 
-// handle serves one request on listener l.
-func (l *listener) handle(ctx *fasthttp.RequestCtx) {
+// handle serves one request on listener l, arrived on cn.
+func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	snap := l.srv.snap.Load()
 	lr := snap.listeners[l.name]
 	x := exchangePool.Get().(*exchange)
 	x.reset()
 	defer exchangePool.Put(x)
+	if l.srv.access != nil {
+		x.start = time.Now() // only the access log reads it
+	}
 
 	peer := peerAddr(ctx)
 	x.peer = peer.AppendTo(x.peer)
@@ -96,12 +102,12 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx) {
 		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
 		return
 	}
-	l.forward(ctx, x, snap, lr, rt, p, peer)
+	l.forward(ctx, cn, x, snap, lr, rt, p, peer)
 
 }
 
 // forward sends the request to a target of p and relays its response.
-func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot, lr *listenerRoutes, rt *route, p *pool, peer netip.Addr) {
+func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap *snapshot, lr *listenerRoutes, rt *route, p *pool, peer netip.Addr) {
 	t := p.balancer.Pick(-1)
 	if t == nil {
 		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
@@ -117,7 +123,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 	}
 	prepareRequest(req, x, host, lr.tls, trusted, upgrade)
 	if upgrade {
-		l.tunnel(ctx, x, rt, p, t.Index, tr)
+		l.tunnel(ctx, cn, x, rt, p, t.Index, tr)
 		return
 	}
 	if lr.tls != tr.client.IsTLS { // fasthttp refuses a scheme that differs from the client's
@@ -177,7 +183,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, x *exchange, snap *snapshot
 		l.logResponse(ctx, x, rt, p.name, p.targetNames[t.Index])
 		return
 	}
-	rb := acquireRelay(l.srv.access, body, t.State, ctx.Time())
+	rb := acquireRelay(l.srv.access, body, t.State, x.start)
 	if al := l.srv.access; al != nil {
 		rb.line = al.appendPrefix(rb.line, ctx, x, l.name, rt, p.name, p.targetNames[t.Index])
 	}
@@ -329,7 +335,7 @@ func (l *listener) logResponse(ctx *fasthttp.RequestCtx, x *exchange, rt *route,
 		return
 	}
 	line := al.appendPrefix(x.line, ctx, x, l.name, rt, upstream, target)
-	line = al.appendSuffix(line, int64(len(ctx.Response.Body())), time.Since(ctx.Time()))
+	line = al.appendSuffix(line, int64(len(ctx.Response.Body())), time.Since(x.start))
 	al.writeLine(line)
 	x.line = line[:0]
 }

@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -34,16 +33,17 @@ type Server struct {
 	mu        sync.Mutex // guards listeners
 	listeners map[string]*listener
 
-	tunnels tunnelSet // open WebSocket tunnels, closed at the end of a shutdown
+	tunnels tunnelSet   // open WebSocket tunnels, closed at the end of a shutdown
+	workers *workerPool // serve requests for every listener
 }
 
-// listener is one bound address and the fasthttp server behind it.
+// listener is one bound address and the connection server behind it.
 type listener struct {
 	name string
 	srv  *Server
 	ln   net.Listener
-	http *fasthttp.Server
-	done chan error // the result of Serve
+	cs   *connServer
+	done chan error // the result of serve
 }
 
 // New compiles cfg (already validated) into a server. Nothing is bound until
@@ -52,7 +52,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener)}
+	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool()}
 	snap, err := buildSnapshot(cfg, nil, s.reg)
 	if err != nil {
 		return nil, err
@@ -83,10 +83,10 @@ func (s *Server) Start() error {
 			return fmt.Errorf("listener %q: %w", name, err)
 		}
 		l := &listener{name: name, srv: s, ln: ln, done: make(chan error, 1)}
-		l.http = l.newHTTPServer(lc)
+		l.cs = newConnServer(l, ln, lc.Limits, s.log)
 		s.listeners[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
-		go func() { l.done <- l.http.Serve(ln) }()
+		go func() { l.done <- l.cs.serve() }()
 	}
 	return nil
 }
@@ -100,62 +100,6 @@ func (s *Server) Addr(listener string) string {
 		return l.ln.Addr().String()
 	}
 	return ""
-}
-
-// newHTTPServer configures fasthttp for one listener's limits.
-func (l *listener) newHTTPServer(lc *config.Listener) *fasthttp.Server {
-	lim := lc.Limits
-	readTimeout := lim.ReadTimeout.Std()
-	return &fasthttp.Server{
-		Handler:      l.handle,
-		ErrorHandler: l.handleParseError,
-		Name:         "rampart",
-		// ReadTimeout covers the request line and headers: slowloris
-		// protection. The body then gets read_timeout (or no bound) through
-		// HeaderReceived.
-		ReadTimeout: lim.ReadHeaderTimeout.Std(),
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-			if readTimeout <= 0 {
-				// fasthttp has no "unbounded": a day is long enough for any
-				// upload that is still moving.
-				return fasthttp.RequestConfig{ReadTimeout: 24 * time.Hour}
-			}
-			return fasthttp.RequestConfig{ReadTimeout: readTimeout}
-		},
-		WriteTimeout:       lim.WriteTimeout.Std(),
-		IdleTimeout:        lim.IdleTimeout.Std(),
-		ReadBufferSize:     int(lim.MaxHeaderBytes),
-		WriteBufferSize:    4 << 10,
-		Concurrency:        lim.MaxConnections,
-		MaxConnsPerIP:      lim.MaxConnectionsPerIP,
-		MaxRequestBodySize: 64 << 10, // bodies beyond the first bytes are streamed
-		StreamRequestBody:  true,
-		// Idle keep-alive connections give their buffers back.
-		ReduceMemoryUsage:            true,
-		DisablePreParseMultipartForm: true,
-		NoDefaultServerHeader:        true,
-		NoDefaultDate:                true,
-		NoDefaultContentType:         true,
-		CloseOnShutdown:              true,
-		SecureErrorLogMessage:        true,
-		Logger:                       fasthttpLogger{l.srv.log},
-	}
-}
-
-// handleParseError answers requests fasthttp could not read.
-func (l *listener) handleParseError(ctx *fasthttp.RequestCtx, err error) {
-	status := fasthttp.StatusBadRequest
-	var sizeErr *fasthttp.ErrSmallBuffer
-	switch {
-	case errors.As(err, &sizeErr):
-		status = fasthttp.StatusRequestHeaderFieldsTooLarge
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		status = fasthttp.StatusRequestEntityTooLarge
-	case isTimeout(err):
-		status = fasthttp.StatusRequestTimeout
-	}
-	ctx.SetConnectionClose()
-	ctx.Error(fasthttp.StatusMessage(status)+"\n", status)
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog at debug level: they
@@ -178,13 +122,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	s.tunnels.refuseNew()
 	var wg sync.WaitGroup
 	errs := make([]error, len(ls))
 	for i, l := range ls {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = l.http.ShutdownWithContext(ctx)
+			errs[i] = l.cs.shutdown(ctx)
 		}()
 	}
 	wg.Wait()

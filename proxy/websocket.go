@@ -17,7 +17,7 @@ import (
 // answers 101, the client's connection is hijacked and bytes are copied both
 // ways until either side closes. Any other answer is relayed as a normal
 // response.
-func (l *listener) tunnel(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, idx int, tr *transport) {
+func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *route, p *pool, idx int, tr *transport) {
 	target := p.targetNames[idx]
 	up, err := tr.dialUpgrade()
 	if err != nil {
@@ -68,10 +68,11 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *p
 	st := p.balancer.Targets[idx].State
 	st.Acquire()
 	l.logResponse(ctx, x, rt, p.name, target)
-	ctx.Hijack(func(c net.Conn) {
+	srv := l.srv
+	cn.hijack = func(c net.Conn, cr io.Reader) {
 		defer st.Release()
-		l.srv.tunnels.run(c, up, br)
-	})
+		srv.tunnels.run(c, cr, up, br)
+	}
 }
 
 // dialUpgrade opens a dedicated connection to the target.
@@ -108,9 +109,9 @@ type tunnelSet struct {
 	wg      sync.WaitGroup
 }
 
-// run copies between the client c and the target up (whose reader br may
-// hold bytes already received) until either side closes.
-func (ts *tunnelSet) run(c, up net.Conn, br *bufio.Reader) {
+// run copies between the client c and the target up until either side
+// closes. cr and ur read c and up, with the bytes already buffered first.
+func (ts *tunnelSet) run(c net.Conn, cr io.Reader, up net.Conn, ur io.Reader) {
 	ts.mu.Lock()
 	if ts.closing {
 		// fasthttp wrote the 101 before handing over the connection, but
@@ -139,28 +140,33 @@ func (ts *tunnelSet) run(c, up net.Conn, br *bufio.Reader) {
 	_ = c.SetDeadline(time.Time{})
 	done := make(chan struct{}, 2)
 	go func() {
-		_, _ = io.Copy(up, c)
+		_, _ = io.Copy(up, cr)
 		done <- struct{}{}
 	}()
 	go func() {
-		_, _ = io.Copy(c, br)
+		_, _ = io.Copy(c, ur)
 		done <- struct{}{}
 	}()
 	// When one direction ends, the peer has closed or failed: end both.
-	// The client's connection is fasthttp's to close once this returns;
-	// an expired deadline wakes the copy still reading it.
+	// An expired deadline wakes the copy still reading the client, whose
+	// connection is closed by its owner once this returns.
 	<-done
 	_ = c.SetDeadline(aLongTimeAgo)
 	_ = up.Close()
 	<-done
 }
 
-// wait refuses new tunnels, then blocks until every tunnel has ended or ctx
-// is done.
-func (ts *tunnelSet) wait(ctx context.Context) {
+// refuseNew makes every later tunnel end before it starts.
+func (ts *tunnelSet) refuseNew() {
 	ts.mu.Lock()
 	ts.closing = true
 	ts.mu.Unlock()
+}
+
+// wait refuses new tunnels, then blocks until every tunnel has ended or ctx
+// is done.
+func (ts *tunnelSet) wait(ctx context.Context) {
+	ts.refuseNew()
 	done := make(chan struct{})
 	go func() {
 		ts.wg.Wait()

@@ -1,0 +1,485 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// Rampart runs its own HTTP/1.1 connection loop on fasthttp's parsers rather
+// than fasthttp.Server, for two reasons an edge proxy cares about:
+//
+//   - An idle keep-alive connection holds no buffer and no large stack. Its
+//     goroutine waits for the socket to become readable without reading (a
+//     MSG_PEEK probe, then the runtime poller), so it stays at the smallest
+//     stack size; requests are served by a pool of worker goroutines that
+//     own the buffers and the deep stacks only while a request is in flight.
+//   - Every limit is ours: connections are counted and refused at accept time,
+//     and each timeout (header, body, idle, write) is set exactly once.
+
+// connServer serves one listener's connections.
+type connServer struct {
+	l      *listener
+	ln     net.Listener
+	limits config.Limits
+	log    *slog.Logger
+
+	open    atomic.Int64 // connections being served
+	closing atomic.Bool  // shutdown has begun
+
+	mu    sync.Mutex // guards the fields below
+	conns map[*conn]struct{}
+	perIP map[netip.Addr]int
+	done  chan struct{} // closed when the last connection ends after shutdown
+}
+
+// conn is one downstream connection. It is small on purpose: it is all an
+// idle connection costs besides the socket and a minimal goroutine.
+type conn struct {
+	s      *connServer
+	c      net.Conn
+	rc     syscall.RawConn // nil when the socket cannot be probed (TLS)
+	ip     netip.Addr
+	probe  func(uintptr) bool // c.probeFD, bound once
+	woken  bool               // the poller reported the socket readable
+	probed [1]byte
+	result chan bool // the worker's verdict: keep the connection open
+	active atomic.Bool
+	served uint64 // requests served on the connection
+	// detached is set when the connection became a tunnel: the tunnel set
+	// tracks it from then on, not the listener.
+	detached bool
+	// hijack, set by a handler, takes the connection over after the
+	// response (WebSocket tunnels).
+	hijack func(c net.Conn, r io.Reader)
+}
+
+func newConnServer(l *listener, ln net.Listener, lim config.Limits, log *slog.Logger) *connServer {
+	return &connServer{l: l, ln: ln, limits: lim, log: log,
+		conns: make(map[*conn]struct{}), perIP: make(map[netip.Addr]int)}
+}
+
+// serve accepts connections until the listener is closed.
+func (s *connServer) serve() error {
+	var backoff time.Duration
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait, do not spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed", "listener", s.l.name, "error", err.Error(), "retry_in", backoff.String())
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		cn := s.admit(c)
+		if cn == nil {
+			_ = c.Close() // over a connection limit: refused before reading anything
+			continue
+		}
+		go cn.serve()
+	}
+}
+
+// admit registers c, or returns nil when a connection limit refuses it.
+func (s *connServer) admit(c net.Conn) *conn {
+	ip := netip.IPv4Unspecified()
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if addr, ok := netip.AddrFromSlice(a.IP); ok {
+			ip = addr.Unmap()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	if m := s.limits.MaxConnections; m > 0 && len(s.conns) >= m {
+		return nil
+	}
+	if m := s.limits.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
+		return nil
+	}
+	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1)}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+		if rc, err := tc.SyscallConn(); err == nil {
+			cn.rc = rc
+			cn.probe = cn.probeFD
+		}
+	}
+	s.conns[cn] = struct{}{}
+	s.perIP[ip]++
+	s.open.Add(1)
+	return cn
+}
+
+func (s *connServer) forget(cn *conn) {
+	s.mu.Lock()
+	delete(s.conns, cn)
+	if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
+		delete(s.perIP, cn.ip)
+	}
+	last := len(s.conns) == 0 && s.closing.Load() && s.done != nil
+	s.mu.Unlock()
+	s.open.Add(-1)
+	if last {
+		close(s.done)
+	}
+}
+
+// serve waits for requests on the connection and hands each burst of them to
+// a worker. This goroutine never runs request code, so its stack stays small.
+func (cn *conn) serve() {
+	defer func() {
+		_ = cn.c.Close()
+		if !cn.detached {
+			cn.s.forget(cn)
+		}
+	}()
+	for {
+		timeout := cn.s.limits.IdleTimeout.Std()
+		if cn.served == 0 {
+			timeout = cn.s.limits.ReadHeaderTimeout.Std()
+		}
+		if !cn.waitReadable(timeout) || cn.s.closing.Load() {
+			return
+		}
+		cn.active.Store(true)
+		cn.s.l.srv.workers.run(cn)
+		keep := <-cn.result
+		cn.active.Store(false)
+		if !keep || cn.s.closing.Load() {
+			return
+		}
+	}
+}
+
+// waitReadable blocks until the client sends something (or closes), or the
+// timeout passes. It reads nothing, so an idle connection holds no buffer.
+func (cn *conn) waitReadable(timeout time.Duration) bool {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	if err := cn.c.SetReadDeadline(deadline); err != nil {
+		return false
+	}
+	if cn.s.closing.Load() {
+		return false // shutdown may have set an expired deadline just before ours
+	}
+	if cn.rc == nil {
+		return true // the worker's read waits instead
+	}
+	cn.woken = false
+	return cn.rc.Read(cn.probe) == nil
+}
+
+// probeFD is called by the runtime poller: first to check for data already
+// there, then each time the socket is reported readable.
+func (cn *conn) probeFD(fd uintptr) bool {
+	if cn.woken {
+		return true // readable, or closed: the worker's read will tell
+	}
+	cn.woken = true
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&cn.probed[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	return errno != syscall.EAGAIN
+}
+
+// workerPool runs request bursts on long-lived goroutines, whose stacks
+// have grown to what request handling needs.
+type workerPool struct {
+	work chan *conn
+	idle time.Duration // a worker idle this long exits
+}
+
+func newWorkerPool() *workerPool {
+	return &workerPool{work: make(chan *conn), idle: 10 * time.Second}
+}
+
+// run hands cn to an idle worker, or starts one.
+func (p *workerPool) run(cn *conn) {
+	select {
+	case p.work <- cn:
+	default:
+		go p.worker(cn)
+	}
+}
+
+func (p *workerPool) worker(cn *conn) {
+	t := time.NewTimer(p.idle)
+	defer t.Stop()
+	for {
+		cn.result <- cn.serveBurst()
+		t.Reset(p.idle)
+		select {
+		case cn = <-p.work:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+var (
+	readerPool sync.Pool
+	writerPool sync.Pool
+	ctxPool    = sync.Pool{New: func() any { return new(fasthttp.RequestCtx) }}
+)
+
+func acquireReader(c net.Conn, size int) *bufio.Reader {
+	if v := readerPool.Get(); v != nil {
+		br := v.(*bufio.Reader)
+		if br.Size() == size {
+			br.Reset(c)
+			return br
+		}
+	}
+	return bufio.NewReaderSize(c, size)
+}
+
+func acquireWriter(c net.Conn) *bufio.Writer {
+	if v := writerPool.Get(); v != nil {
+		bw := v.(*bufio.Writer)
+		bw.Reset(c)
+		return bw
+	}
+	return bufio.NewWriterSize(c, 8<<10)
+}
+
+// maxDrain is how much of a request body the handler left unread is read
+// and dropped to keep the connection; beyond it the connection is closed.
+const maxDrain = 64 << 10
+
+var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// serveBurst serves the requests the client has sent, until it has to wait
+// for more. It reports whether the connection may be kept.
+func (cn *conn) serveBurst() (keep bool) {
+	s := cn.s
+	br := acquireReader(cn.c, int(s.limits.MaxHeaderBytes))
+	bw := acquireWriter(cn.c)
+	ctx := ctxPool.Get().(*fasthttp.RequestCtx)
+	ctx.Init2(cn.c, fasthttpLogger{s.log}, true)
+	hijacked := false
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic serving a request", "listener", s.l.name, "panic", r)
+			keep = false
+		}
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctxPool.Put(ctx)
+		if !hijacked {
+			br.Reset(nil)
+			readerPool.Put(br)
+		}
+		bw.Reset(nil)
+		writerPool.Put(bw)
+	}()
+
+	for {
+		if !cn.readRequest(ctx, br, bw) {
+			return false
+		}
+		stream := ctx.Request.BodyStream()
+		closeAfter := ctx.Request.Header.ConnectionClose()
+		http11 := ctx.Request.Header.IsHTTP11()
+		ctx.Response.Header.SetNoDefaultContentType(true)
+
+		s.l.handle(ctx, cn)
+		cn.served++
+
+		if h := cn.hijack; h != nil {
+			cn.hijack = nil
+			if err := writeResponse(ctx, bw, http11); err != nil || bw.Flush() != nil {
+				return false
+			}
+			_ = cn.c.SetDeadline(time.Time{})
+			hijacked = true
+			// A tunnel lives as long as its peers want; the listener's
+			// shutdown must not wait for it (the tunnel set ends it).
+			cn.detached = true
+			s.forget(cn)
+			h(cn.c, br) // returns when the tunnel ends
+			readerPool.Put(resetReader(br))
+			return false
+		}
+		closeAfter = closeAfter || ctx.Response.ConnectionClose() || s.closing.Load()
+		if closeAfter {
+			ctx.Response.SetConnectionClose()
+		} else if !http11 {
+			ctx.Response.Header.Set("Connection", "keep-alive")
+		}
+		if wt := s.limits.WriteTimeout.Std(); wt > 0 {
+			_ = cn.c.SetWriteDeadline(time.Now().Add(wt))
+		}
+		if err := writeResponse(ctx, bw, http11); err != nil {
+			return false
+		}
+		if !closeAfter && stream != nil && !drain(stream) {
+			closeAfter = true // too much unread body to skip
+		}
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		if closeAfter || br.Buffered() == 0 {
+			if err := bw.Flush(); err != nil {
+				return false
+			}
+			return !closeAfter
+		}
+		// Pipelined requests are waiting: serve them before flushing.
+	}
+}
+
+// readRequest reads a request's header and, per its framing, its body:
+// small bodies whole, larger ones as a stream the handler reads.
+func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, br *bufio.Reader, bw *bufio.Writer) bool {
+	lim := &cn.s.limits
+	if d := lim.ReadHeaderTimeout.Std(); d > 0 {
+		_ = cn.c.SetReadDeadline(time.Now().Add(d))
+	}
+	req := &ctx.Request
+	if err := req.Header.Read(br); err != nil {
+		cn.refuse(bw, err, cn.served > 0)
+		return false
+	}
+	var deadline time.Time
+	if d := lim.ReadTimeout.Std(); d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	_ = cn.c.SetReadDeadline(deadline)
+	cl := req.Header.ContentLength()
+	if max := int(lim.MaxBodySize); max > 0 && cl > max {
+		cn.answer(bw, fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
+		return false
+	}
+	if req.MayContinue() {
+		if _, err := bw.Write(continueLine); err != nil || bw.Flush() != nil {
+			return false
+		}
+	}
+	var err error
+	if cl >= 0 && cl <= smallBody {
+		err = req.ContinueReadBody(br, smallBody, false)
+	} else if cl != -2 {
+		err = req.ContinueReadBodyStream(br, 8<<10, false)
+	}
+	if err != nil {
+		cn.refuse(bw, err, false)
+		return false
+	}
+	return true
+}
+
+// refuse answers a request that could not be read. Nothing is sent when
+// the client simply went away or an idle connection timed out.
+func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool) {
+	var sizeErr *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF) && idle,
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+	case errors.As(err, &sizeErr):
+		cn.answer(bw, fasthttp.StatusRequestHeaderFieldsTooLarge, bodyHeaderTooLarge)
+	case isTimeout(err):
+		if !idle {
+			cn.answer(bw, fasthttp.StatusRequestTimeout, bodyRequestTimeout)
+		}
+	default:
+		cn.answer(bw, fasthttp.StatusBadRequest, bodyBadRequest)
+	}
+}
+
+// answer writes a short error response and closes the connection.
+func (cn *conn) answer(bw *bufio.Writer, status int, body []byte) {
+	var resp fasthttp.Response
+	resp.SetStatusCode(status)
+	resp.Header.SetContentType("text/plain; charset=utf-8")
+	resp.SetConnectionClose()
+	resp.SetBodyRaw(body)
+	_ = cn.c.SetWriteDeadline(time.Now().Add(time.Second))
+	if resp.Write(bw) == nil {
+		_ = bw.Flush()
+	}
+}
+
+// writeResponse writes ctx's response. An HTTP/1.0 client cannot read a
+// chunked body, so a body of unknown length goes to it unframed, ended by
+// closing the connection.
+func writeResponse(ctx *fasthttp.RequestCtx, bw *bufio.Writer, http11 bool) error {
+	resp := &ctx.Response
+	if http11 || resp.BodyStream() == nil || resp.Header.ContentLength() >= 0 {
+		return resp.Write(bw)
+	}
+	resp.SetConnectionClose()
+	resp.Header.SetContentLength(-2)
+	if err := resp.Header.Write(bw); err != nil {
+		return err
+	}
+	_, err := io.Copy(bw, resp.BodyStream())
+	_ = resp.CloseBodyStream()
+	return err
+}
+
+// drain reads what the handler left of a streamed request body. It reports
+// whether the body ended within maxDrain bytes.
+func drain(stream io.Reader) bool {
+	n, err := io.CopyN(io.Discard, stream, maxDrain+1)
+	return n <= maxDrain && (err == nil || errors.Is(err, io.EOF))
+}
+
+func resetReader(br *bufio.Reader) *bufio.Reader {
+	br.Reset(nil)
+	return br
+}
+
+// shutdown stops accepting, wakes idle connections so they close, lets
+// active ones finish their request, and closes what is left when ctx ends.
+func (s *connServer) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if len(s.conns) == 0 {
+			close(s.done)
+		}
+	}
+	for cn := range s.conns {
+		if !cn.active.Load() {
+			_ = cn.c.SetReadDeadline(aLongTimeAgo)
+		}
+	}
+	done := s.done
+	s.mu.Unlock()
+	err := s.ln.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
+	}
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		s.mu.Lock()
+		for cn := range s.conns {
+			_ = cn.c.Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}

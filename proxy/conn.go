@@ -61,6 +61,9 @@ type conn struct {
 	active atomic.Bool
 	served uint64    // requests served on the connection
 	rdl    time.Time // the read deadline last set (zero: none)
+	// inPlace is the size of a request body served from the read buffer
+	// without a copy; it is consumed after the response.
+	inPlace int
 	// detached is set when the connection became a tunnel: the tunnel set
 	// tracks it from then on, not the listener.
 	detached bool
@@ -290,7 +293,7 @@ var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // for more. It reports whether the connection may be kept.
 func (cn *conn) serveBurst() (keep bool) {
 	s := cn.s
-	br := acquireReader(cn.c, int(s.limits.MaxHeaderBytes))
+	br := acquireReader(cn.c, readBufferSize(s.limits.MaxHeaderBytes))
 	bw := acquireWriter(cn.c)
 	ctx := ctxPool.Get().(*fasthttp.RequestCtx)
 	ctx.Init2(cn.c, fasthttpLogger{s.log}, true)
@@ -353,6 +356,10 @@ func (cn *conn) serveBurst() (keep bool) {
 		if !closeAfter && stream != nil && !drain(stream) {
 			closeAfter = true // too much unread body to skip
 		}
+		if cn.inPlace > 0 { // the body was used where it lay in br
+			_, _ = br.Discard(cn.inPlace)
+			cn.inPlace = 0
+		}
 		ctx.Request.Reset()
 		ctx.Response.Reset()
 		if closeAfter || br.Buffered() == 0 {
@@ -369,6 +376,7 @@ func (cn *conn) serveBurst() (keep bool) {
 // small bodies whole, larger ones as a stream the handler reads.
 func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, br *bufio.Reader, bw *bufio.Writer) bool {
 	lim := &cn.s.limits
+	cn.inPlace = 0
 	// The header usually arrives whole in the first read; the header
 	// timeout (slowloris) is armed only when it has not.
 	if b, err := br.Peek(1); len(b) == 0 {
@@ -381,6 +389,10 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, br *bufio.Reader, bw *bufi
 	req := &ctx.Request
 	if err := req.Header.Read(br); err != nil {
 		cn.refuse(bw, err, cn.served > 0)
+		return false
+	}
+	if headerSize(&req.Header) > int(lim.MaxHeaderBytes) {
+		cn.answer(bw, fasthttp.StatusRequestHeaderFieldsTooLarge, bodyHeaderTooLarge)
 		return false
 	}
 	cl := req.Header.ContentLength()
@@ -398,7 +410,12 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, br *bufio.Reader, bw *bufi
 		}
 	}
 	var err error
-	if cl >= 0 && cl <= smallBody {
+	if cl > 0 && cl <= br.Buffered() && !req.MayContinue() {
+		// The whole body is in the read buffer already: use it there.
+		b, _ := br.Peek(cl)
+		req.SetBodyRaw(b)
+		cn.inPlace = cl
+	} else if cl >= 0 && cl <= smallBody {
 		err = req.ContinueReadBody(br, smallBody, false)
 	} else if cl != -2 {
 		err = req.ContinueReadBodyStream(br, 8<<10, false)
@@ -408,6 +425,21 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, br *bufio.Reader, bw *bufi
 		return false
 	}
 	return true
+}
+
+// minReadBuffer is the smallest read buffer of a request burst: a request
+// of this size, headers and body, is read with one system call. The buffer
+// is held only while a request is being served.
+const minReadBuffer = 32 << 10
+
+func readBufferSize(maxHeader config.Size) int {
+	return max(int(maxHeader), minReadBuffer)
+}
+
+// headerSize is the size of a parsed request header, for max_header_bytes
+// (the read buffer may be larger than that limit).
+func headerSize(h *fasthttp.RequestHeader) int {
+	return len(h.Method()) + len(h.RequestURI()) + len(h.Protocol()) + len(h.RawHeaders()) + 4
 }
 
 // headerComplete reports whether br holds a whole request header.

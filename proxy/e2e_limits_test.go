@@ -1,0 +1,145 @@
+package proxy
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestE2EConnectionLimits checks that max_connections and
+// max_connections_per_ip refuse connections at accept time, before anything
+// is read, and that a freed slot is usable again.
+func TestE2EConnectionLimits(t *testing.T) {
+	tests := []struct {
+		name  string
+		limit string
+	}{
+		{"max_connections", "max_connections: 2"},
+		{"max_connections_per_ip", "max_connections_per_ip: 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("ok"), true })
+			p := startProxy(t, oneUpstreamConfig(up.addr(), "limits:\n  "+tt.limit, "", ""))
+			a, b := dialRaw(t, p.addr), dialRaw(t, p.addr)
+			for i, c := range []*rawClient{a, b} {
+				if got := c.roundTrip("GET / HTTP/1.1\r\nHost: x\r\n\r\n").status(); got != 200 {
+					t.Fatalf("connection %d: got %d; want 200", i, got)
+				}
+			}
+			third := dialRaw(t, p.addr)
+			if !third.closedByPeer(2 * time.Second) {
+				t.Fatalf("third connection: got open; want closed at accept")
+			}
+			if n := up.count(); n != 2 {
+				t.Errorf("requests at the upstream: got %d; want 2", n)
+			}
+			_ = a.conn.Close()
+			// The slot is freed once the proxy sees the close.
+			ok := waitFor(2*time.Second, func() bool {
+				c := dialRaw(t, p.addr)
+				defer c.conn.Close()
+				if _, err := io.WriteString(c.conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					return false
+				}
+				resp, err := readRawResponse(c.br, "GET")
+				return err == nil && resp.status() == 200
+			})
+			if !ok {
+				t.Errorf("after closing a connection: got no slot; want a new connection served")
+			}
+		})
+	}
+}
+
+// TestE2ESlowloris sends a header a byte at a time: the header timeout cuts
+// the connection with 408 while another client is served normally.
+func TestE2ESlowloris(t *testing.T) {
+	up := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("ok"), true })
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "limits:\n  read_header_timeout: 300ms", "", ""))
+	slow := dialRaw(t, p.addr)
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		for _, b := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ") {
+			if _, err := slow.conn.Write([]byte{b}); err != nil {
+				done <- err
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		done <- nil
+	}()
+	if got := rawGet(t, p.addr, "x", "/").status(); got != 200 {
+		t.Errorf("other client during the slowloris: got %d; want 200", got)
+	}
+	resp, err := readRawResponse(slow.br, "GET")
+	elapsed := time.Since(start)
+	if err != nil {
+		if !slow.closedByPeer(time.Second) {
+			t.Fatalf("slow client: got %v and an open connection; want 408 or a close", err)
+		}
+	} else if resp.status() != 408 {
+		t.Errorf("slow client: got %d; want 408", resp.status())
+	}
+	if elapsed > 3*time.Second {
+		t.Errorf("slow client cut after %v; want about the 300ms header timeout", elapsed)
+	}
+	<-done
+}
+
+// TestE2EIdleTimeout closes a keep-alive connection idle beyond idle_timeout.
+func TestE2EIdleTimeout(t *testing.T) {
+	up := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("ok"), true })
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "limits:\n  idle_timeout: 200ms", "", ""))
+	c := dialRaw(t, p.addr)
+	if got := c.roundTrip("GET / HTTP/1.1\r\nHost: x\r\n\r\n").status(); got != 200 {
+		t.Fatalf("first request: got %d; want 200", got)
+	}
+	start := time.Now()
+	if !c.closedByPeer(3 * time.Second) {
+		t.Fatalf("idle connection: got open after 3s; want closed after about 200ms")
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Errorf("idle connection closed after %v; want about 200ms", d)
+	}
+}
+
+// TestE2EPipelinedWithBodies sends several POSTs in one write: each body is
+// forwarded whole and the answers come back in order.
+func TestE2EPipelinedWithBodies(t *testing.T) {
+	up := startRawUpstream(t, func(req *rawMessage) (string, bool) { return okResponse("got " + string(req.body)), true })
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+	c := dialRaw(t, p.addr)
+	var all strings.Builder
+	bodies := []string{"one", strings.Repeat("b", 5000), "three"}
+	for _, b := range bodies {
+		all.WriteString("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: " + itoa(len(b)) + "\r\n\r\n" + b)
+	}
+	if _, err := io.WriteString(c.conn, all.String()); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range bodies {
+		resp, err := readRawResponse(c.br, "POST")
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		if want := "got " + b; string(resp.body) != want {
+			t.Errorf("response %d: got %d bytes; want %d", i, len(resp.body), len(want))
+		}
+	}
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}

@@ -224,37 +224,98 @@ func (cn *conn) probeFD(fd uintptr) bool {
 }
 
 // workerPool runs request bursts on long-lived goroutines, whose stacks
-// have grown to what request handling needs.
+// have grown to what request handling needs. Idle workers wait on a stack
+// (the most recently used is reused first, its stack and caches warm); a
+// janitor ends those idle for longer than maxIdle.
 type workerPool struct {
-	work chan *conn
-	idle time.Duration // a worker idle this long exits
+	mu      sync.Mutex // guards idle and closed
+	idle    []*worker
+	closed  bool
+	maxIdle time.Duration
+	stop    chan struct{}
+}
+
+type worker struct {
+	work chan *conn // nil asks the worker to exit
+	last int64      // when it became idle, in unix nanoseconds
 }
 
 func newWorkerPool() *workerPool {
-	return &workerPool{work: make(chan *conn), idle: 10 * time.Second}
+	p := &workerPool{maxIdle: 10 * time.Second, stop: make(chan struct{})}
+	go p.janitor()
+	return p
 }
 
 // run hands cn to an idle worker, or starts one.
 func (p *workerPool) run(cn *conn) {
-	select {
-	case p.work <- cn:
-	default:
-		go p.worker(cn)
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		w := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		w.work <- cn
+		return
+	}
+	p.mu.Unlock()
+	w := &worker{work: make(chan *conn, 1)}
+	w.work <- cn
+	go p.serve(w)
+}
+
+func (p *workerPool) serve(w *worker) {
+	for cn := range w.work {
+		if cn == nil {
+			return
+		}
+		cn.result <- cn.serveBurst()
+		w.last = time.Now().UnixNano()
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		p.idle = append(p.idle, w)
+		p.mu.Unlock()
 	}
 }
 
-func (p *workerPool) worker(cn *conn) {
-	t := time.NewTimer(p.idle)
+// janitor ends workers idle beyond maxIdle, oldest first.
+func (p *workerPool) janitor() {
+	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
-		cn.result <- cn.serveBurst()
-		t.Reset(p.idle)
 		select {
-		case cn = <-p.work:
-		case <-t.C:
+		case <-p.stop:
 			return
+		case now := <-t.C:
+			cutoff := now.Add(-p.maxIdle).UnixNano()
+			p.mu.Lock()
+			n := 0
+			for n < len(p.idle) && p.idle[n].last < cutoff {
+				p.idle[n].work <- nil
+				n++
+			}
+			p.idle = append(p.idle[:0], p.idle[n:]...)
+			p.mu.Unlock()
 		}
 	}
+}
+
+// close ends the idle workers and the janitor; busy workers end as their
+// connections close.
+func (p *workerPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	close(p.stop)
+	for _, w := range p.idle {
+		w.work <- nil
+	}
+	p.idle = nil
 }
 
 var (

@@ -136,6 +136,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Tunnels are long-lived by nature; give them until the deadline too.
 	s.tunnels.wait(ctx)
 	s.tunnels.closeAll()
+	s.workers.close()
 	if err := s.access.Close(); err != nil {
 		errs = append(errs, err)
 	}

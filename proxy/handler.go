@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/balancer"
 )
 
 // exchange is the per-request scratch state, pooled so that a request
@@ -23,6 +25,8 @@ type exchange struct {
 	line   []byte     // the access log line under construction
 	start  time.Time  // when the request's header had been read
 	stream clientBody // a large request body on its way through
+	// clientIP is the client address (see clientIP).
+	clientIP netip.Addr
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -64,7 +68,8 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 
 	peer := peerAddr(ctx)
 	x.peer = peer.AppendTo(x.peer)
-	x.client = l.clientAddr(ctx, snap, peer).AppendTo(x.client)
+	x.clientIP = l.clientAddr(ctx, snap, peer)
+	x.client = x.clientIP.AppendTo(x.client)
 	h := &ctx.Request.Header
 	reqID := h.Peek(hdrXRequestID)
 	if validRequestID(reqID) {
@@ -97,7 +102,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		l.finish(ctx, x, rt, "", "", rt.respond.Status, rt.respondBody)
 		return
 	}
-	p := rt.pickPool()
+	p := rt.pickPool(ctx)
 	if p == nil {
 		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
 		return
@@ -108,13 +113,13 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 
 // forward sends the request to a target of p and relays its response.
 func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap *snapshot, lr *listenerRoutes, rt *route, p *pool, peer netip.Addr) {
-	t := p.balancer.Pick(-1)
+	req := &ctx.Request
+	p.budget.earn()
+	t := p.pick(ctx, x, 0)
 	if t == nil {
-		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
+		l.finish(ctx, x, rt, p.name, "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
 		return
 	}
-	tr := p.transports[t.Index]
-	req := &ctx.Request
 	trusted := isTrusted(peer, snap.trusted)
 	upgrade := isWebSocketUpgrade(&req.Header)
 	host := req.Header.Host()
@@ -123,15 +128,8 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	}
 	prepareRequest(req, x, host, lr.tls, trusted, upgrade)
 	if upgrade {
-		l.tunnel(ctx, cn, x, rt, p, t.Index, tr)
+		l.tunnel(ctx, cn, x, rt, p, t.Index, p.transports[t.Index])
 		return
-	}
-	if lr.tls != tr.client.IsTLS { // fasthttp refuses a scheme that differs from the client's
-		if tr.client.IsTLS {
-			req.URI().SetScheme("https")
-		} else {
-			req.URI().SetScheme("http")
-		}
 	}
 
 	// A small body is read whole, so that the request can be sent again if
@@ -152,22 +150,91 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			return
 		}
 	}
+	idempotent := isIdempotent(req.Header.Method())
 
 	out := &ctx.Response
-	t.State.Acquire()
-	body, err := tr.pool.roundTrip(req, out, replayable)
-	if err != nil {
-		t.State.Release()
-		out.Reset()
-		status, msg := statusForError(err)
-		l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
-			"route", rt.name, "upstream", p.name, "target", tr.key.addr, "status", status, "error", err.Error())
-		if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest {
-			ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
+	var tried uint64
+	for attempt := 0; ; attempt++ {
+		tried |= balancer.Tried(t.Index)
+		tr := p.transports[t.Index]
+		var start time.Time
+		if p.latency {
+			start = time.Now()
 		}
-		l.finish(ctx, x, rt, p.name, p.targetNames[t.Index], status, msg)
+		t.State.Acquire()
+		body, err := tr.pool.roundTrip(req, out, replayable)
+		status := out.StatusCode()
+		if err != nil && !targetFault(err) {
+			// The client failed (a broken or oversized body): not the
+			// target's fault, and nothing to retry.
+			t.State.Release()
+			out.Reset()
+			l.upstreamError(ctx, x, rt, p, t.Index, err)
+			return
+		}
+		if err != nil || status >= 500 {
+			t.ReportFailure(time.Now())
+		} else {
+			t.ReportSuccess()
+			if p.latency {
+				t.State.ObserveLatency(time.Since(start))
+			}
+		}
+		// Another target may be tried when nothing reached this one (a
+		// connect failure), or when an idempotent request whose body can be
+		// sent again met a timeout or a 502/503/504.
+		retry := false
+		if attempt < p.cfg.Retries {
+			var de *dialError
+			switch {
+			case err != nil && errors.As(err, &de):
+				retry = true
+			case err != nil:
+				retry = idempotent && replayable && isTimeout(err)
+			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
+				status == fasthttp.StatusGatewayTimeout:
+				retry = idempotent && replayable
+			}
+		}
+		if retry && p.budget.spend() {
+			if next := p.pick(ctx, x, tried); next != nil {
+				if body != nil {
+					_ = body.Close()
+				}
+				t.State.Release()
+				out.Reset()
+				l.srv.log.Info("retrying on another target", "request_id", string(x.reqID), "route", rt.name,
+					"upstream", p.name, "failed_target", p.targetNames[t.Index], "next_target", p.targetNames[next.Index])
+				t = next
+				continue
+			}
+		}
+		if err != nil {
+			t.State.Release()
+			out.Reset()
+			l.upstreamError(ctx, x, rt, p, t.Index, err)
+			return
+		}
+		l.relay(ctx, x, rt, p, t, body)
 		return
 	}
+}
+
+// upstreamError answers a request whose exchange with target i failed.
+func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, i int, err error) {
+	status, msg := statusForError(err)
+	l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
+		"route", rt.name, "upstream", p.name, "target", p.targetNames[i], "status", status, "error", err.Error())
+	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest {
+		ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
+	}
+	l.finish(ctx, x, rt, p.name, p.targetNames[i], status, msg)
+}
+
+// relay passes the target's response (its header already in ctx.Response)
+// to the client: body is nil when the body was read whole, else it streams.
+func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, t *balancer.Target, body io.ReadCloser) {
+	out := &ctx.Response
 	out.Header.SetNoDefaultContentType(true)
 	// The target's wish to close its connection was for the upstream
 	// connection only; the client's connection stays open.
@@ -177,6 +244,9 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	}
 	if len(out.Header.Peek(hdrXRequestID)) == 0 {
 		out.Header.SetBytesV(hdrXRequestID, x.reqID)
+	}
+	if p.balancer.Sticky() {
+		p.setStickyCookie(ctx, t.Index)
 	}
 	if body == nil { // read whole: the target is free again
 		t.State.Release()
@@ -192,6 +262,22 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		cl = -1 // a body the target ended by closing goes to the client chunked
 	}
 	out.SetBodyStream(rb, cl)
+}
+
+// targetFault reports whether a failed exchange is the target's doing, as
+// opposed to the client's.
+func targetFault(err error) bool {
+	var ce *clientError
+	return !errors.As(err, &ce) && !errors.Is(err, errBodyTooLarge)
+}
+
+// isIdempotent reports the methods RFC 9110 section 9.2.2 calls idempotent.
+func isIdempotent(m []byte) bool {
+	switch string(m) {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
 }
 
 // readBody reads a small streamed request body whole into x, and makes it

@@ -33,8 +33,9 @@ type Server struct {
 	mu        sync.Mutex // guards listeners
 	listeners map[string]*listener
 
-	tunnels tunnelSet   // open WebSocket tunnels, closed at the end of a shutdown
-	workers *workerPool // serve requests for every listener
+	tunnels  tunnelSet   // open WebSocket tunnels, closed at the end of a shutdown
+	workers  *workerPool // serve requests for every listener
+	checkers []*balancer.Checker
 }
 
 // listener is one bound address and the connection server behind it.
@@ -53,7 +54,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool()}
-	snap, err := buildSnapshot(cfg, nil, s.reg)
+	snap, err := buildSnapshot(cfg, nil, s.reg, balancer.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +88,24 @@ func (s *Server) Start() error {
 		s.listeners[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 		go func() { l.done <- l.cs.serve() }()
+	}
+	return s.startCheckers()
+}
+
+// startCheckers starts the active health checks of every pool that has them.
+func (s *Server) startCheckers() error {
+	snap := s.snap.Load()
+	for _, name := range sortedKeys(snap.pools) {
+		p := snap.pools[name]
+		if p.cfg.HealthCheck == nil {
+			continue
+		}
+		c, err := balancer.NewChecker(p.balancer, p.cfg.HealthCheck, balancer.CheckerOptions{Logger: s.log, TLSConfig: p.healthTLS()})
+		if err != nil {
+			return fmt.Errorf("upstream %q: health check: %w", name, err)
+		}
+		c.Start(context.Background())
+		s.checkers = append(s.checkers, c)
 	}
 	return nil
 }
@@ -123,6 +142,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	s.tunnels.refuseNew()
+	for _, c := range s.checkers {
+		c.Stop()
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(ls))
 	for i, l := range ls {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"slices"
 
@@ -52,11 +51,15 @@ type pool struct {
 	transports []*transport // by target index
 	// targetNames are the targets' identities (scheme://host:port) by index.
 	targetNames []string
+	// latency says the balancer weighs targets by their latency (p2c).
+	latency bool
+	// budget bounds the pool's retries.
+	budget *retryBudget
 }
 
 // buildSnapshot compiles cfg. prev, when not nil, is the running snapshot
 // whose transports are reused for targets that keep their settings.
-func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry) (*snapshot, error) {
+func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options) (*snapshot, error) {
 	s := &snapshot{
 		cfg:        cfg,
 		listeners:  make(map[string]*listenerRoutes, len(cfg.Listeners)),
@@ -69,7 +72,7 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry) (
 		old = prev.transports
 	}
 	for _, name := range sortedKeys(cfg.Upstreams) {
-		p, err := buildPool(name, cfg.Upstreams[name], old, s.transports, reg)
+		p, err := buildPool(name, cfg.Upstreams[name], old, s.transports, reg, opt)
 		if err != nil {
 			return nil, err
 		}
@@ -114,8 +117,8 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry) (
 	return s, nil
 }
 
-func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry) (*pool, error) {
-	p := &pool{name: name, cfg: up}
+func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options) (*pool, error) {
+	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget()}
 	targets := make([]*balancer.Target, 0, len(up.Targets))
 	for i, tc := range up.Targets {
 		t, err := transportFor(old, up, tc.URL)
@@ -134,7 +137,11 @@ func buildPool(name string, up *config.Upstream, old, built map[transportKey]*tr
 		}
 		targets = append(targets, &balancer.Target{Index: i, Weight: w, State: reg.State(t.key.addr)})
 	}
-	p.balancer = balancer.NewPool(name, targets)
+	b, err := balancer.New(name, up, targets, opt)
+	if err != nil {
+		return nil, err
+	}
+	p.balancer = b
 	return p, nil
 }
 
@@ -145,19 +152,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// pickPool returns the pool that serves this request: the route's upstream,
-// or one side of its split chosen by weight.
-func (r *route) pickPool() *pool {
-	if r.pool != nil || len(r.split) == 0 {
-		return r.pool
-	}
-	n := rand.IntN(r.splitCum[len(r.splitCum)-1])
-	for i, c := range r.splitCum {
-		if n < c {
-			return r.split[i]
-		}
-	}
-	return r.split[len(r.split)-1]
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/balancer"
+	"github.com/rampart-proxy/rampart/ratelimit"
 )
 
 // exchange is the per-request scratch state, pooled so that a request
@@ -27,15 +28,20 @@ type exchange struct {
 	stream clientBody // a large request body on its way through
 	// clientIP is the client address (see clientIP).
 	clientIP netip.Addr
+	// limit and decision are the route's rate limit and its verdict.
+	limit    *limit
+	decision ratelimit.Decision
+	hdr      []byte // scratch for header values
 }
 
 var exchangePool = sync.Pool{New: func() any {
 	return &exchange{xff: make([]byte, 0, 64), reqID: make([]byte, 0, 40), peer: make([]byte, 0, 40),
-		client: make([]byte, 0, 40), line: make([]byte, 0, 512)}
+		client: make([]byte, 0, 40), line: make([]byte, 0, 512), hdr: make([]byte, 0, 64)}
 }}
 
 func (x *exchange) reset() {
 	x.stream = clientBody{}
+	x.limit = nil
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 }
 
@@ -48,6 +54,8 @@ var (
 	bodyTooLarge       = []byte("413 Request Entity Too Large\n")
 	bodyBadGateway     = []byte("502 Bad Gateway: the upstream could not be reached\n")
 	bodyNoTarget       = []byte("503 Service Unavailable: no healthy upstream target\n")
+	bodyTooManyRequests  = []byte("429 Too Many Requests\n")
+	bodyLimitUnavailable = []byte("503 Service Unavailable: the rate limit store is unavailable\n")
 	bodyGatewayTimeout = []byte("504 Gateway Timeout: the upstream did not answer in time\n")
 )
 
@@ -95,6 +103,11 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 			l.finish(ctx, x, rt, "", "", fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
 			return
 		}
+	}
+
+	// Cheap checks first: a flood is refused before it costs anything else.
+	if rt.limit != nil && !l.checkLimit(ctx, x, rt) {
+		return
 	}
 
 	if rt.respond != nil {
@@ -248,6 +261,7 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 	if p.balancer.Sticky() {
 		p.setStickyCookie(ctx, t.Index)
 	}
+	setLimitHeaders(&out.Header, x)
 	if body == nil { // read whole: the target is free again
 		t.State.Release()
 		l.logResponse(ctx, x, rt, p.name, p.targetNames[t.Index])
@@ -375,6 +389,7 @@ func (l *listener) finish(ctx *fasthttp.RequestCtx, x *exchange, rt *route, upst
 		ctx.SetContentType("text/plain; charset=utf-8")
 	}
 	ctx.Response.Header.SetBytesV(hdrXRequestID, x.reqID)
+	setLimitHeaders(&ctx.Response.Header, x)
 	ctx.Response.SetBodyRaw(body)
 	l.logResponse(ctx, x, rt, upstream, target)
 }

@@ -17,10 +17,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/ratelimit"
 )
 
 // Server runs every listener of a configuration.
@@ -36,6 +38,9 @@ type Server struct {
 	tunnels  tunnelSet   // open WebSocket tunnels, closed at the end of a shutdown
 	workers  *workerPool // serve requests for every listener
 	checkers []*balancer.Checker
+	redis    redis.UniversalClient // shared by Redis stores; nil when none is used
+	stop     chan struct{}         // closed by Shutdown: background loops end
+	stopOnce sync.Once
 }
 
 // listener is one bound address and the connection server behind it.
@@ -54,7 +59,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool()}
-	snap, err := buildSnapshot(cfg, nil, s.reg, balancer.Options{Logger: log})
+	s.stop = make(chan struct{})
+	if cfg.Redis != nil && usesRedis(cfg) {
+		client, err := ratelimit.NewRedisClient(cfg.Redis)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %w", err)
+		}
+		s.redis = client
+	}
+	limits, err := buildLimits(cfg, s.redis, log)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := buildSnapshot(cfg, nil, s.reg, balancer.Options{Logger: log}, limits)
 	if err != nil {
 		return nil, err
 	}
@@ -89,6 +106,7 @@ func (s *Server) Start() error {
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 		go func() { l.done <- l.cs.serve() }()
 	}
+	go sweepLimits(func() map[string]*limit { return s.snap.Load().limits }, s.stop)
 	return s.startCheckers()
 }
 
@@ -159,6 +177,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.tunnels.wait(ctx)
 	s.tunnels.closeAll()
 	s.workers.close()
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		if s.redis != nil {
+			_ = s.redis.Close()
+		}
+	})
 	if err := s.access.Close(); err != nil {
 		errs = append(errs, err)
 	}

@@ -17,6 +17,7 @@ type snapshot struct {
 	listeners map[string]*listenerRoutes
 	pools     map[string]*pool
 	trusted   []netip.Prefix
+	limits    map[string]*limit
 	// transports by key, reused by the next snapshot.
 	transports map[transportKey]*transport
 }
@@ -32,7 +33,9 @@ type listenerRoutes struct {
 
 // route is a compiled config.Route.
 type route struct {
-	name string
+	name      string
+	nameBytes []byte // name, for rate limit keys
+	limit     *limit // nil: no rate limit
 	cfg  *config.Route
 	pool *pool // nil for respond and split routes
 	// split holds a split route's pools and their cumulative weights.
@@ -59,13 +62,14 @@ type pool struct {
 
 // buildSnapshot compiles cfg. prev, when not nil, is the running snapshot
 // whose transports are reused for targets that keep their settings.
-func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options) (*snapshot, error) {
+func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit) (*snapshot, error) {
 	s := &snapshot{
 		cfg:        cfg,
 		listeners:  make(map[string]*listenerRoutes, len(cfg.Listeners)),
 		pools:      make(map[string]*pool, len(cfg.Upstreams)),
 		trusted:    cfg.TrustedProxyPrefixes(),
 		transports: make(map[transportKey]*transport),
+		limits:     limits,
 	}
 	var old map[transportKey]*transport
 	if prev != nil {
@@ -86,7 +90,12 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 			if len(rc.Listeners) > 0 && !slices.Contains(rc.Listeners, name) {
 				continue
 			}
-			r := &route{name: rc.Name, cfg: rc, respond: rc.Respond}
+			r := &route{name: rc.Name, nameBytes: []byte(rc.Name), cfg: rc, respond: rc.Respond}
+			if rc.RateLimit != "" {
+				if r.limit = limits[rc.RateLimit]; r.limit == nil {
+					return nil, fmt.Errorf("route %q: rate limit %q is not defined", rc.Name, rc.RateLimit)
+				}
+			}
 			if rc.Respond != nil {
 				r.respondBody = []byte(rc.Respond.Body)
 			}

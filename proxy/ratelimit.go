@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/ratelimit"
+)
+
+// limit is a compiled rate limit policy.
+type limit struct {
+	name    string
+	policy  ratelimit.Policy
+	limiter ratelimit.Limiter
+	// memories are the in-memory stores to sweep (the store itself, or the
+	// fallback of a Redis store).
+	memories []*ratelimit.Memory
+	// header is the key's header name for header:NAME keys ("" otherwise);
+	// byRoute keys on the route's name.
+	header  string
+	byRoute bool
+	// policyHeader is the RateLimit-Policy value, built once.
+	policyHeader []byte
+}
+
+// buildLimits compiles every rate limit policy of cfg. client is the shared
+// Redis client (nil when no policy uses Redis).
+func buildLimits(cfg *config.Config, client redis.UniversalClient, log *slog.Logger) (map[string]*limit, error) {
+	out := make(map[string]*limit, len(cfg.RateLimits))
+	for _, name := range sortedKeys(cfg.RateLimits) {
+		rl := cfg.RateLimits[name]
+		p, err := ratelimit.NewPolicy(name, rl)
+		if err != nil {
+			return nil, fmt.Errorf("rate limit %q: %w", name, err)
+		}
+		l := &limit{name: name, policy: p, policyHeader: p.AppendPolicyHeader(nil)}
+		switch {
+		case rl.Key == config.DefaultRateLimitKey || rl.Key == "":
+		case rl.Key == "route":
+			l.byRoute = true
+		case strings.HasPrefix(rl.Key, "header:"):
+			l.header = strings.TrimPrefix(rl.Key, "header:")
+		default:
+			return nil, fmt.Errorf("rate limit %q: unknown key %q", name, rl.Key)
+		}
+		if rl.Store == config.StoreRedis {
+			if client == nil {
+				return nil, fmt.Errorf("rate limit %q: store redis needs the redis section", name)
+			}
+			var local ratelimit.Limiter
+			if rl.OnStoreError != config.OnStoreErrorDeny {
+				m := ratelimit.NewMemory(p, 0)
+				l.memories = append(l.memories, m)
+				local = m
+			}
+			var ro ratelimit.RedisOptions
+			if cfg.Redis != nil {
+				ro.KeyPrefix, ro.Timeout = cfg.Redis.KeyPrefix, cfg.Redis.Timeout.Std()
+			}
+			l.limiter = ratelimit.NewFailover(ratelimit.NewRedis(client, p, ro), local, p,
+				ratelimit.FailoverOptions{Logger: log.With("rate_limit", name)})
+		} else {
+			m := ratelimit.NewMemory(p, 0)
+			l.memories = append(l.memories, m)
+			l.limiter = m
+		}
+		out[name] = l
+	}
+	return out, nil
+}
+
+// usesRedis reports whether any rate limit policy of cfg stores in Redis.
+func usesRedis(cfg *config.Config) bool {
+	for _, rl := range cfg.RateLimits {
+		if rl.Store == config.StoreRedis {
+			return true
+		}
+	}
+	return false
+}
+
+// key returns what the request is counted under: never a value the client
+// chooses freely, except for header:NAME keys, which exist for API keys.
+func (l *limit) key(ctx *fasthttp.RequestCtx, x *exchange, rt *route) []byte {
+	switch {
+	case l.byRoute:
+		return rt.nameBytes
+	case l.header != "":
+		if v := ctx.Request.Header.Peek(l.header); len(v) > 0 {
+			return v
+		}
+	}
+	return x.client
+}
+
+// check decides the request. It returns false after answering it (429, or
+// 503 when the shared store is down and the policy says deny).
+func (l *listener) checkLimit(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
+	lim := rt.limit
+	d, err := lim.limiter.Allow(context.Background(), lim.key(ctx, x, rt), time.Now())
+	if err != nil {
+		// Only a misconfigured limiter errs (Failover never does): fail open,
+		// loudly, rather than take the route down.
+		l.srv.log.Error("rate limit", "rate_limit", lim.name, "error", err.Error())
+		return true
+	}
+	x.limit, x.decision = lim, d
+	switch {
+	case d.Unavailable:
+		ctx.Response.Header.SetBytesV("Retry-After", ratelimit.AppendRetryAfter(x.hdr[:0], d))
+		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyLimitUnavailable)
+		return false
+	case !d.Allowed:
+		ctx.Response.Header.SetBytesV("Retry-After", ratelimit.AppendRetryAfter(x.hdr[:0], d))
+		l.finish(ctx, x, rt, "", "", fasthttp.StatusTooManyRequests, bodyTooManyRequests)
+		return false
+	}
+	return true
+}
+
+// setLimitHeaders adds the IETF RateLimit-Policy and RateLimit fields
+// (draft-ietf-httpapi-ratelimit-headers) to an answer, so that clients can
+// pace themselves.
+func setLimitHeaders(h *fasthttp.ResponseHeader, x *exchange) {
+	if x.limit == nil {
+		return
+	}
+	h.SetBytesV("RateLimit-Policy", x.limit.policyHeader)
+	x.hdr = x.limit.policy.AppendHeader(x.hdr[:0], x.decision)
+	h.SetBytesV("RateLimit", x.hdr)
+}
+
+// sweepLimits clears expired keys from the in-memory stores every minute
+// until stop is closed, so that memory shrinks back after a flood.
+func sweepLimits(limits func() map[string]*limit, stop <-chan struct{}) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			for _, l := range limits() {
+				for _, m := range l.memories {
+					m.Sweep(now)
+				}
+			}
+		}
+	}
+}

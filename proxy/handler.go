@@ -47,16 +47,16 @@ func (x *exchange) reset() {
 
 // Canned bodies: short, plain, and free of internal detail.
 var (
-	bodyBadRequest     = []byte("400 Bad Request\n")
-	bodyRequestTimeout = []byte("408 Request Timeout\n")
-	bodyHeaderTooLarge = []byte("431 Request Header Fields Too Large\n")
-	bodyNotFound       = []byte("404 Not Found: no route matches this request\n")
-	bodyTooLarge       = []byte("413 Request Entity Too Large\n")
-	bodyBadGateway     = []byte("502 Bad Gateway: the upstream could not be reached\n")
-	bodyNoTarget       = []byte("503 Service Unavailable: no healthy upstream target\n")
+	bodyBadRequest       = []byte("400 Bad Request\n")
+	bodyRequestTimeout   = []byte("408 Request Timeout\n")
+	bodyHeaderTooLarge   = []byte("431 Request Header Fields Too Large\n")
+	bodyNotFound         = []byte("404 Not Found: no route matches this request\n")
+	bodyTooLarge         = []byte("413 Request Entity Too Large\n")
+	bodyBadGateway       = []byte("502 Bad Gateway: the upstream could not be reached\n")
+	bodyNoTarget         = []byte("503 Service Unavailable: no healthy upstream target\n")
 	bodyTooManyRequests  = []byte("429 Too Many Requests\n")
 	bodyLimitUnavailable = []byte("503 Service Unavailable: the rate limit store is unavailable\n")
-	bodyGatewayTimeout = []byte("504 Gateway Timeout: the upstream did not answer in time\n")
+	bodyGatewayTimeout   = []byte("504 Gateway Timeout: the upstream did not answer in time\n")
 )
 
 // errBodyTooLarge is returned by clientBody once a streamed body exceeds

@@ -36,8 +36,8 @@ type route struct {
 	name      string
 	nameBytes []byte // name, for rate limit keys
 	limit     *limit // nil: no rate limit
-	cfg  *config.Route
-	pool *pool // nil for respond and split routes
+	cfg       *config.Route
+	pool      *pool // nil for respond and split routes
 	// split holds a split route's pools and their cumulative weights.
 	split    []*pool
 	splitCum []int

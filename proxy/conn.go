@@ -33,10 +33,10 @@ import (
 
 // connServer serves one listener's connections.
 type connServer struct {
-	l      *listener
-	ln     net.Listener
-	limits config.Limits
-	log    *slog.Logger
+	l   *listener
+	ln  net.Listener
+	lim atomic.Pointer[config.Limits] // replaced by a reload
+	log *slog.Logger
 
 	open    atomic.Int64 // connections being served
 	closing atomic.Bool  // shutdown has begun
@@ -73,8 +73,9 @@ type conn struct {
 }
 
 func newConnServer(l *listener, ln net.Listener, lim config.Limits, log *slog.Logger) *connServer {
-	return &connServer{l: l, ln: ln, limits: lim, log: log,
-		conns: make(map[*conn]struct{}), perIP: make(map[netip.Addr]int)}
+	s := &connServer{l: l, ln: ln, log: log, conns: make(map[*conn]struct{}), perIP: make(map[netip.Addr]int)}
+	s.lim.Store(&lim)
+	return s
 }
 
 // serve accepts connections until the listener is closed.
@@ -115,10 +116,11 @@ func (s *connServer) admit(c net.Conn) *conn {
 	if s.closing.Load() {
 		return nil
 	}
-	if m := s.limits.MaxConnections; m > 0 && len(s.conns) >= m {
+	lim := s.lim.Load()
+	if m := lim.MaxConnections; m > 0 && len(s.conns) >= m {
 		return nil
 	}
-	if m := s.limits.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
+	if m := lim.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
 		return nil
 	}
 	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1)}
@@ -159,9 +161,10 @@ func (cn *conn) serve() {
 		}
 	}()
 	for {
-		timeout := cn.s.limits.IdleTimeout.Std()
+		lim := cn.s.lim.Load()
+		timeout := lim.IdleTimeout.Std()
 		if cn.served == 0 {
-			timeout = cn.s.limits.ReadHeaderTimeout.Std()
+			timeout = lim.ReadHeaderTimeout.Std()
 		}
 		if !cn.waitReadable(timeout) || cn.s.closing.Load() {
 			return
@@ -354,7 +357,8 @@ var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 // for more. It reports whether the connection may be kept.
 func (cn *conn) serveBurst() (keep bool) {
 	s := cn.s
-	br := acquireReader(cn.c, readBufferSize(s.limits.MaxHeaderBytes))
+	lim := s.lim.Load() // one burst sees one set of limits
+	br := acquireReader(cn.c, readBufferSize(lim.MaxHeaderBytes))
 	bw := acquireWriter(cn.c)
 	ctx := ctxPool.Get().(*fasthttp.RequestCtx)
 	ctx.Init2(cn.c, fasthttpLogger{s.log}, true)
@@ -376,7 +380,7 @@ func (cn *conn) serveBurst() (keep bool) {
 	}()
 
 	for {
-		if !cn.readRequest(ctx, br, bw) {
+		if !cn.readRequest(ctx, lim, br, bw) {
 			return false
 		}
 		stream := ctx.Request.BodyStream()
@@ -408,7 +412,7 @@ func (cn *conn) serveBurst() (keep bool) {
 		} else if !http11 {
 			ctx.Response.Header.Set("Connection", "keep-alive")
 		}
-		if wt := s.limits.WriteTimeout.Std(); wt > 0 {
+		if wt := lim.WriteTimeout.Std(); wt > 0 {
 			_ = cn.c.SetWriteDeadline(time.Now().Add(wt))
 		}
 		if err := writeResponse(ctx, bw, http11); err != nil {
@@ -435,8 +439,7 @@ func (cn *conn) serveBurst() (keep bool) {
 
 // readRequest reads a request's header and, per its framing, its body:
 // small bodies whole, larger ones as a stream the handler reads.
-func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, br *bufio.Reader, bw *bufio.Writer) bool {
-	lim := &cn.s.limits
+func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bufio.Reader, bw *bufio.Writer) bool {
 	cn.inPlace = 0
 	// The header usually arrives whole in the first read; the header
 	// timeout (slowloris) is armed only when it has not.

@@ -41,11 +41,15 @@ type Server struct {
 	redis    redis.UniversalClient // shared by Redis stores; nil when none is used
 	stop     chan struct{}         // closed by Shutdown: background loops end
 	stopOnce sync.Once
+	reloadMu sync.Mutex // serializes reloads (and the health checkers they restart)
+	onReload func(ok bool)
+	ready    atomic.Bool
 }
 
 // listener is one bound address and the connection server behind it.
 type listener struct {
 	name string
+	addr string // the configured address
 	srv  *Server
 	ln   net.Listener
 	cs   *connServer
@@ -100,14 +104,21 @@ func (s *Server) Start() error {
 			s.listeners = make(map[string]*listener)
 			return fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := &listener{name: name, srv: s, ln: ln, done: make(chan error, 1)}
+		l := &listener{name: name, addr: lc.Address, srv: s, ln: ln, done: make(chan error, 1)}
 		l.cs = newConnServer(l, ln, lc.Limits, s.log)
 		s.listeners[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 		go func() { l.done <- l.cs.serve() }()
 	}
 	go sweepLimits(func() map[string]*limit { return s.snap.Load().limits }, s.stop)
-	return s.startCheckers()
+	s.reloadMu.Lock()
+	err := s.startCheckers()
+	s.reloadMu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.ready.Store(true)
+	return nil
 }
 
 // startCheckers starts the active health checks of every pool that has them.
@@ -159,10 +170,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	s.ready.Store(false) // /readyz says so at once: load balancers stop sending
 	s.tunnels.refuseNew()
+	s.reloadMu.Lock()
 	for _, c := range s.checkers {
 		c.Stop()
 	}
+	s.checkers = nil
+	s.reloadMu.Unlock()
 	var wg sync.WaitGroup
 	errs := make([]error, len(ls))
 	for i, l := range ls {

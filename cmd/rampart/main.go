@@ -118,15 +118,17 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", "error", err.Error())
 		return 1
 	}
+	if err := srv.WatchConfig(); err != nil {
+		log.Warn("not watching the config file; reload with SIGHUP", "error", err.Error())
+	}
 	log.Info("rampart started", "version", version, "config", path)
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
-			// Until hot reload lands, SIGHUP must not kill the process (its
-			// default action): say plainly that it does nothing yet.
-			log.Warn("SIGHUP received: hot reload is not implemented yet; restart to apply a new configuration")
+			log.Info("SIGHUP received; reloading the configuration")
+			_, _ = srv.ReloadFromFile() // a failure is logged; the running config stays
 			continue
 		}
 		break

@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/rampart-proxy/rampart/balancer"
+	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/ratelimit"
+)
+
+// ErrNoConfigFile is returned by ReloadFromFile when the server was built
+// from a config that did not come from a file.
+var ErrNoConfigFile = errors.New("proxy: no config file to reload from")
+
+// ReloadFromFile reads, validates and applies the config file the server
+// was started with. changed is false when the file holds the config already
+// running. On any error nothing changes: the running config keeps serving.
+func (s *Server) ReloadFromFile() (changed bool, err error) {
+	path := s.snap.Load().cfg.File
+	if path == "" {
+		return false, ErrNoConfigFile
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		s.reloaded(false, err)
+		return false, err
+	}
+	return s.Reload(cfg)
+}
+
+// Reload applies cfg (validated) in place of the running config:
+//
+//  1. build everything new off the request path: rate limiters (kept when
+//     their policy is unchanged, with their counts), upstream pools (target
+//     state and pooled connections carried over by address), routers;
+//  2. bind the listeners that are new or moved, before anything changes, so a
+//     port in use fails the reload as a whole;
+//  3. swap the snapshot: from the next request on, every request sees the
+//     new config, and no request ever sees a mix of both;
+//  4. retire what the old config had alone: listeners removed or moved are
+//     drained (their open connections, WebSocket tunnels included, are served
+//     to the end), health checkers restarted, state of removed targets
+//     forgotten.
+//
+// An established client connection is never closed by a reload.
+func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.snap.Load()
+	if reflect.DeepEqual(old.cfg, cfg) {
+		s.reloaded(true, nil)
+		return false, nil
+	}
+	client, err := s.redisFor(cfg)
+	if err != nil {
+		s.reloaded(false, err)
+		return false, err
+	}
+	limits, err := reuseLimits(cfg, old, client, s)
+	if err != nil {
+		s.closeRedisIfNew(client)
+		s.reloaded(false, err)
+		return false, err
+	}
+	snap, err := buildSnapshot(cfg, old, s.reg, balancer.Options{Logger: s.log}, limits)
+	if err != nil {
+		s.closeRedisIfNew(client)
+		s.reloaded(false, err)
+		return false, err
+	}
+	added, moved, removed, err := s.bindListeners(cfg)
+	if err != nil {
+		s.closeRedisIfNew(client)
+		s.reloaded(false, err)
+		return false, err
+	}
+
+	s.snap.Store(snap)
+
+	s.mu.Lock()
+	for name, l := range added {
+		s.listeners[name] = l
+		go func() { l.done <- l.cs.serve() }()
+	}
+	for name := range removed {
+		delete(s.listeners, name)
+	}
+	for name, lc := range cfg.Listeners {
+		if l, ok := s.listeners[name]; ok && added[name] == nil {
+			lim := lc.Limits
+			l.cs.lim.Store(&lim)
+		}
+	}
+	s.mu.Unlock()
+	for _, l := range moved {
+		go s.drain(l)
+	}
+	for _, l := range removed {
+		go s.drain(l)
+	}
+	s.restartCheckers(old)
+	s.forgetTargets(snap)
+	if client != s.redis {
+		prev := s.redis
+		s.redis = client
+		if prev != nil {
+			_ = prev.Close() // its limiters are no longer referenced by the new snapshot
+		}
+	}
+	s.log.Info("configuration reloaded", "listeners", len(cfg.Listeners), "upstreams", len(cfg.Upstreams), "routes", len(cfg.Routes))
+	s.reloaded(true, nil)
+	return true, nil
+}
+
+// reloaded records a reload's outcome (a metrics hook) and logs failures
+// once.
+func (s *Server) reloaded(ok bool, err error) {
+	if err != nil {
+		s.log.Error("configuration reload failed; the running configuration keeps serving", "error", err.Error())
+	}
+	if s.onReload != nil {
+		s.onReload(ok)
+	}
+}
+
+// redisFor returns the Redis client cfg needs: the running one when the
+// redis section is unchanged, a new one otherwise, nil when none is needed.
+func (s *Server) redisFor(cfg *config.Config) (redis.UniversalClient, error) {
+	if cfg.Redis == nil || !usesRedis(cfg) {
+		return nil, nil
+	}
+	if s.redis != nil && reflect.DeepEqual(s.snap.Load().cfg.Redis, cfg.Redis) {
+		return s.redis, nil
+	}
+	c, err := ratelimit.NewRedisClient(cfg.Redis)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return c, nil
+}
+
+func (s *Server) closeRedisIfNew(c redis.UniversalClient) {
+	if c != nil && c != s.redis {
+		_ = c.Close()
+	}
+}
+
+// reuseLimits builds cfg's rate limits, keeping the running limiter of every
+// policy whose settings (and Redis client) are unchanged, so that a reload
+// does not reset anybody's count.
+func reuseLimits(cfg *config.Config, old *snapshot, client redis.UniversalClient, s *Server) (map[string]*limit, error) {
+	fresh, err := buildLimits(cfg, client, s.log)
+	if err != nil {
+		return nil, err
+	}
+	for name := range fresh {
+		prev, ok := old.limits[name]
+		if !ok || !reflect.DeepEqual(old.cfg.RateLimits[name], cfg.RateLimits[name]) {
+			continue
+		}
+		if cfg.RateLimits[name].Store == config.StoreRedis && client != s.redis {
+			continue // a new Redis client: the old limiter talks to the old one
+		}
+		fresh[name] = prev
+	}
+	return fresh, nil
+}
+
+// bindListeners opens the listeners cfg adds or moves to another address.
+// On error, whatever it opened is closed and nothing else has changed.
+func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, moved, removed map[string]*listener, err error) {
+	added, moved, removed = map[string]*listener{}, map[string]*listener{}, map[string]*listener{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, l := range s.listeners {
+		lc, ok := cfg.Listeners[name]
+		switch {
+		case !ok:
+			removed[name] = l
+		case lc.Address != l.addr:
+			moved[name] = l
+		}
+	}
+	for _, name := range sortedKeys(cfg.Listeners) {
+		if _, ok := s.listeners[name]; ok && moved[name] == nil {
+			continue
+		}
+		lc := cfg.Listeners[name]
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			for _, l := range added {
+				_ = l.ln.Close()
+			}
+			return nil, nil, nil, fmt.Errorf("listener %q: %w", name, err)
+		}
+		l := &listener{name: name, addr: lc.Address, srv: s, ln: ln, done: make(chan error, 1)}
+		l.cs = newConnServer(l, ln, lc.Limits, s.log)
+		added[name] = l
+		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
+	}
+	return added, moved, removed, nil
+}
+
+// drain stops a listener that a reload removed or moved: it accepts no more
+// connections, and its open ones are served to their end.
+func (s *Server) drain(l *listener) {
+	s.log.Info("draining listener", "listener", l.name, "address", l.ln.Addr().String())
+	_ = l.cs.drain()
+}
+
+// restartCheckers replaces the health checkers by those of the running
+// snapshot. Targets whose pool no longer has active checks are marked
+// healthy again: nothing would ever revive them otherwise.
+func (s *Server) restartCheckers(old *snapshot) {
+	for _, c := range s.checkers {
+		c.Stop()
+	}
+	s.checkers = nil
+	snap := s.snap.Load()
+	for name, p := range old.pools {
+		if p.cfg.HealthCheck == nil {
+			continue
+		}
+		if np, ok := snap.pools[name]; ok && np.cfg.HealthCheck != nil {
+			continue
+		}
+		for _, t := range p.balancer.Targets {
+			t.State.SetHealthy(true)
+		}
+	}
+	if err := s.startCheckers(); err != nil {
+		s.log.Error("health checks", "error", err.Error())
+	}
+}
+
+// forgetTargets drops the live state of targets no pool has any more.
+func (s *Server) forgetTargets(snap *snapshot) {
+	keep := make(map[string]bool)
+	for _, p := range snap.pools {
+		for _, n := range p.targetNames {
+			keep[n] = true
+		}
+	}
+	s.reg.Retain(keep)
+}
+
+// drain closes the listener, closes its idle connections and waits, without
+// limit, until its busy ones have finished their request.
+func (cs *connServer) drain() error {
+	return cs.shutdown(context.Background())
+}
+
+// Ready reports whether the server is serving: started and not shutting
+// down.
+func (s *Server) Ready() bool {
+	return s.ready.Load()
+}

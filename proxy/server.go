@@ -212,3 +212,26 @@ func (l *listener) clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer net
 	}
 	return clientIPFromHeader(peer, &ctx.Request.Header, snap.trusted)
 }
+
+// Check builds everything cfg describes without binding or connecting to
+// anything, to find what validation of the file alone cannot: a rate that
+// the limiter cannot represent, an upstream the balancer refuses. It is what
+// `rampart validate` runs after config.Load.
+func Check(cfg *config.Config) error {
+	var client redis.UniversalClient
+	if cfg.Redis != nil && usesRedis(cfg) {
+		c, err := ratelimit.NewRedisClient(cfg.Redis) // connects lazily: nothing is dialed
+		if err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		defer c.Close()
+		client = c
+	}
+	log := slog.New(slog.DiscardHandler)
+	limits, err := buildLimits(cfg, client, log)
+	if err != nil {
+		return err
+	}
+	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits)
+	return err
+}

@@ -81,8 +81,13 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 2
 	}
-	if _, err := config.Load(path); err != nil {
+	cfg, err := config.Load(path)
+	if err != nil {
 		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := proxy.Check(cfg); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)

@@ -408,3 +408,21 @@ func findSIGHUPMsg(w *logWatcher) string {
 	}
 	return "a line mentioning SIGHUP"
 }
+
+// TestValidateBuildsTheConfig checks that validate refuses what only
+// building the config finds: here a rate beyond what the limiter represents.
+func TestValidateBuildsTheConfig(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "rate.yaml")
+	body := "listeners: {web: {address: \"127.0.0.1:0\"}}\nrate_limits:\n  huge: {rate: 5000000/s}\n" +
+		"routes:\n  - respond: {status: 200}\n    rate_limit: huge\n"
+	if err := os.WriteFile(f, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"validate", "--config", f}, &stdout, &stderr); code != 1 {
+		t.Fatalf("exit code: got %d; want 1 (stderr %q)", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), `rate limit "huge"`) {
+		t.Errorf("stderr: got %q; want it to name the policy", stderr.String())
+	}
+}

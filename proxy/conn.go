@@ -266,12 +266,18 @@ func (p *workerPool) run(cn *conn) {
 	go p.serve(w)
 }
 
+// busy counts the request bursts being served, by every listener.
+var busy atomic.Int64
+
 func (p *workerPool) serve(w *worker) {
 	for cn := range w.work {
 		if cn == nil {
 			return
 		}
-		cn.result <- cn.serveBurst()
+		busy.Add(1)
+		keep := cn.serveBurst()
+		busy.Add(-1)
+		cn.result <- keep
 		w.last = time.Now().UnixNano()
 		p.mu.Lock()
 		if p.closed {

@@ -32,11 +32,13 @@ type exchange struct {
 	limit    *limit
 	decision ratelimit.Decision
 	hdr      []byte // scratch for header values
+	key      []byte // the rate limit key
 }
 
 var exchangePool = sync.Pool{New: func() any {
 	return &exchange{xff: make([]byte, 0, 64), reqID: make([]byte, 0, 40), peer: make([]byte, 0, 40),
-		client: make([]byte, 0, 40), line: make([]byte, 0, 512), hdr: make([]byte, 0, 64)}
+		client: make([]byte, 0, 40), line: make([]byte, 0, 512), hdr: make([]byte, 0, 64),
+		key: make([]byte, 0, 64)}
 }}
 
 func (x *exchange) reset() {
@@ -203,7 +205,9 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			case err != nil && errors.As(err, &de):
 				retry = true
 			case err != nil:
-				retry = idempotent && replayable && isTimeout(err)
+				// A timeout, or the connection dropped before an answer:
+				// the target failed as surely as with a 502.
+				retry = idempotent && replayable && (isTimeout(err) || isConnGone(err))
 			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
 				status == fasthttp.StatusGatewayTimeout:
 				retry = idempotent && replayable

@@ -88,16 +88,20 @@ func usesRedis(cfg *config.Config) bool {
 
 // key returns what the request is counted under: never a value the client
 // chooses freely, except for header:NAME keys, which exist for API keys.
+// Header values and client addresses are kept apart by a prefix, so that a
+// client cannot spend another's budget by sending its address as the key.
 func (l *limit) key(ctx *fasthttp.RequestCtx, x *exchange, rt *route) []byte {
 	switch {
 	case l.byRoute:
 		return rt.nameBytes
 	case l.header != "":
 		if v := ctx.Request.Header.Peek(l.header); len(v) > 0 {
-			return v
+			x.key = append(append(x.key[:0], "h:"...), v...)
+			return x.key
 		}
 	}
-	return x.client
+	x.key = append(append(x.key[:0], "ip:"...), x.client...)
+	return x.key
 }
 
 // check decides the request. It returns false after answering it (429, or

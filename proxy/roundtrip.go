@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -70,7 +71,11 @@ func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, 
 		var se *staleError
 		if errors.As(err, &se) {
 			if reused && replayable && attempt < maxStaleRetries {
-				continue // the target closed an idle connection: try a fresh one
+				// The target closed an idle connection; it has likely closed
+				// the others it had (a restart, an idle timeout): drop them
+				// and try a fresh one.
+				p.hc.CloseIdleConnections()
+				continue
 			}
 			err = se.err
 		}
@@ -115,6 +120,13 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 		return nil, err
 	}
 
+	if busy.Load() > 1 {
+		// Other requests are in flight: let them run while the target works
+		// on this one. Reading at once would mostly find nothing yet, which
+		// costs a system call and a trip through the poller; after the
+		// others' turn the answer is usually there.
+		runtime.Gosched()
+	}
 	br := p.hc.AcquireReader(conn)
 	resp.Header.DisableNormalizing() // relay the target's header names as sent
 	if err := readResponseHeader(resp, br); err != nil {

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/proxy"
@@ -25,6 +27,8 @@ var version = "dev"
 const usage = `usage:
   rampart run --config FILE        serve the configuration in FILE
   rampart validate --config FILE   check FILE; exit 0, or 1 listing every error
+  rampart healthcheck [--config FILE | --address HOST:PORT]
+                                   ask the admin listener's /healthz; exit 0 when alive
   rampart version                  print the version
 `
 
@@ -43,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
+	case "healthcheck":
+		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rampart %s\n", version)
 		return 0
@@ -147,6 +153,45 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("stopped")
+	return 0
+}
+
+// cmdHealthcheck asks a running Rampart's admin listener whether it is
+// alive, so that a container image needs no shell or curl for its
+// HEALTHCHECK.
+func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "/etc/rampart/rampart.yaml", "the config file whose admin.address to ask")
+	addr := fs.String("address", "", "the admin listener's host:port (instead of --config)")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *addr == "" {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if cfg.Admin == nil {
+			fmt.Fprintf(stderr, "rampart healthcheck: %s has no admin listener\n", *path)
+			return 1
+		}
+		*addr = cfg.Admin.Address
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get("http://" + *addr + "/healthz")
+	if err != nil {
+		fmt.Fprintf(stderr, "rampart healthcheck: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "rampart healthcheck: /healthz answered %s\n", resp.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
 	return 0
 }
 

@@ -426,3 +426,35 @@ func TestValidateBuildsTheConfig(t *testing.T) {
 		t.Errorf("stderr: got %q; want it to name the policy", stderr.String())
 	}
 }
+
+// TestHealthcheck asks a stand-in admin listener's /healthz.
+func TestHealthcheck(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		status int
+		want   int
+	}{
+		{"alive", http.StatusOK, 0},
+		{"unhealthy", http.StatusServiceUnavailable, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/healthz" {
+					http.NotFound(w, r)
+					return
+				}
+				w.WriteHeader(tt.status)
+			}))
+			defer srv.Close()
+			addr := strings.TrimPrefix(srv.URL, "http://")
+			var stdout, stderr bytes.Buffer
+			if got := run([]string{"healthcheck", "--address", addr}, &stdout, &stderr); got != tt.want {
+				t.Errorf("exit code: got %d; want %d (stderr %q)", got, tt.want, stderr.String())
+			}
+		})
+	}
+	var stdout, stderr bytes.Buffer
+	if got := run([]string{"healthcheck", "--address", "127.0.0.1:1"}, &stdout, &stderr); got != 1 {
+		t.Errorf("nothing listening: exit code %d; want 1", got)
+	}
+}

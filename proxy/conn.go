@@ -18,6 +18,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/metrics"
 )
 
 // Rampart runs its own HTTP/1.1 connection loop on fasthttp's parsers rather
@@ -33,10 +34,11 @@ import (
 
 // connServer serves one listener's connections.
 type connServer struct {
-	l   *listener
-	ln  net.Listener
-	lim atomic.Pointer[config.Limits] // replaced by a reload
-	log *slog.Logger
+	l       *listener
+	ln      net.Listener
+	lim     atomic.Pointer[config.Limits] // replaced by a reload
+	log     *slog.Logger
+	metrics *metrics.ListenerMetrics
 
 	open    atomic.Int64 // connections being served
 	closing atomic.Bool  // shutdown has begun
@@ -134,6 +136,7 @@ func (s *connServer) admit(c net.Conn) *conn {
 	s.conns[cn] = struct{}{}
 	s.perIP[ip]++
 	s.open.Add(1)
+	s.metrics.Inc()
 	return cn
 }
 
@@ -146,6 +149,7 @@ func (s *connServer) forget(cn *conn) {
 	last := len(s.conns) == 0 && s.closing.Load() && s.done != nil
 	s.mu.Unlock()
 	s.open.Add(-1)
+	s.metrics.Dec()
 	if last {
 		close(s.done)
 	}

@@ -72,8 +72,8 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	x := exchangePool.Get().(*exchange)
 	x.reset()
 	defer exchangePool.Put(x)
-	if l.srv.access != nil {
-		x.start = time.Now() // only the access log reads it
+	if l.srv.access != nil || l.srv.metrics != nil {
+		x.start = time.Now() // only the access log and the metrics read it
 	}
 
 	peer := peerAddr(ctx)
@@ -179,6 +179,11 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		t.State.Acquire()
 		body, err := tr.pool.roundTrip(req, out, replayable)
 		status := out.StatusCode()
+		if err != nil {
+			p.targetMetrics[t.Index].Observe(0) // no answer
+		} else {
+			p.targetMetrics[t.Index].Observe(status)
+		}
 		if err != nil && !targetFault(err) {
 			// The client failed (a broken or oversized body): not the
 			// target's fault, and nothing to retry.
@@ -271,7 +276,8 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 		l.logResponse(ctx, x, rt, p.name, p.targetNames[t.Index])
 		return
 	}
-	rb := acquireRelay(l.srv.access, body, t.State, x.start)
+	rb := acquireRelay(l.srv.access, body, t.State, x.start, rt.metrics)
+	rb.status = out.StatusCode()
 	if al := l.srv.access; al != nil {
 		rb.line = al.appendPrefix(rb.line, ctx, x, l.name, rt, p.name, p.targetNames[t.Index])
 	}
@@ -435,6 +441,13 @@ func (b *clientBody) Read(p []byte) (int, error) {
 // logResponse writes the access log line of an answer whose body is in
 // memory (streamed upstream bodies are logged by their relay).
 func (l *listener) logResponse(ctx *fasthttp.RequestCtx, x *exchange, rt *route, upstream, target string) {
+	if l.srv.metrics != nil {
+		if rt != nil {
+			rt.metrics.Observe(ctx.Response.StatusCode(), time.Since(x.start))
+		} else {
+			l.srv.snap.Load().noRoute.Observe(ctx.Response.StatusCode(), time.Since(x.start))
+		}
+	}
 	al := l.srv.access
 	if al == nil {
 		return

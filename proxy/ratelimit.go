@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/ratelimit"
 )
 
@@ -28,11 +29,12 @@ type limit struct {
 	byRoute bool
 	// policyHeader is the RateLimit-Policy value, built once.
 	policyHeader []byte
+	metrics      *metrics.RateLimitMetrics
 }
 
 // buildLimits compiles every rate limit policy of cfg. client is the shared
 // Redis client (nil when no policy uses Redis).
-func buildLimits(cfg *config.Config, client redis.UniversalClient, log *slog.Logger) (map[string]*limit, error) {
+func buildLimits(cfg *config.Config, client redis.UniversalClient, log *slog.Logger, m *metrics.Metrics) (map[string]*limit, error) {
 	out := make(map[string]*limit, len(cfg.RateLimits))
 	for _, name := range sortedKeys(cfg.RateLimits) {
 		rl := cfg.RateLimits[name]
@@ -40,7 +42,7 @@ func buildLimits(cfg *config.Config, client redis.UniversalClient, log *slog.Log
 		if err != nil {
 			return nil, fmt.Errorf("rate limit %q: %w", name, err)
 		}
-		l := &limit{name: name, policy: p, policyHeader: p.AppendPolicyHeader(nil)}
+		l := &limit{name: name, policy: p, policyHeader: p.AppendPolicyHeader(nil), metrics: m.RateLimit(name)}
 		switch {
 		case rl.Key == config.DefaultRateLimitKey || rl.Key == "":
 		case rl.Key == "route":
@@ -65,7 +67,7 @@ func buildLimits(cfg *config.Config, client redis.UniversalClient, log *slog.Log
 				ro.KeyPrefix, ro.Timeout = cfg.Redis.KeyPrefix, cfg.Redis.Timeout.Std()
 			}
 			l.limiter = ratelimit.NewFailover(ratelimit.NewRedis(client, p, ro), local, p,
-				ratelimit.FailoverOptions{Logger: log.With("rate_limit", name)})
+				ratelimit.FailoverOptions{Logger: log.With("rate_limit", name), OnChange: l.metrics.SetDegraded})
 		} else {
 			m := ratelimit.NewMemory(p, 0)
 			l.memories = append(l.memories, m)
@@ -116,6 +118,7 @@ func (l *listener) checkLimit(ctx *fasthttp.RequestCtx, x *exchange, rt *route) 
 		return true
 	}
 	x.limit, x.decision = lim, d
+	lim.metrics.Record(d.Allowed, d.Fallback, d.Unavailable)
 	switch {
 	case d.Unavailable:
 		ctx.Response.Header.SetBytesV("Retry-After", ratelimit.AppendRetryAfter(x.hdr[:0], d))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/balancer"
+	"github.com/rampart-proxy/rampart/metrics"
 )
 
 // relay streams an upstream response body to the client. fasthttp closes it
@@ -14,19 +15,21 @@ import (
 // access log line, so the line carries the bytes really sent and the whole
 // duration.
 type relay struct {
-	body  io.ReadCloser
-	state *balancer.State
-	log   *accessLog
-	line  []byte // the access log line's prefix, built by the handler
-	start time.Time
-	n     int64
+	body   io.ReadCloser
+	route  *metrics.RouteMetrics
+	state  *balancer.State
+	log    *accessLog
+	line   []byte // the access log line's prefix, built by the handler
+	start  time.Time
+	n      int64
+	status int
 }
 
 var relayPool = sync.Pool{New: func() any { return &relay{line: make([]byte, 0, 512)} }}
 
-func acquireRelay(log *accessLog, body io.ReadCloser, st *balancer.State, start time.Time) *relay {
+func acquireRelay(log *accessLog, body io.ReadCloser, st *balancer.State, start time.Time, rm *metrics.RouteMetrics) *relay {
 	r := relayPool.Get().(*relay)
-	r.body, r.state, r.log, r.start, r.n = body, st, log, start, 0
+	r.body, r.state, r.log, r.start, r.n, r.route = body, st, log, start, 0, rm
 	r.line = r.line[:0]
 	return r
 }
@@ -41,10 +44,13 @@ func (r *relay) Read(p []byte) (int, error) {
 func (r *relay) Close() error {
 	_ = r.body.Close()
 	r.state.Release()
+	if r.route != nil {
+		r.route.Observe(r.status, time.Since(r.start))
+	}
 	if r.log != nil {
 		r.log.writeLine(r.log.appendSuffix(r.line, r.n, time.Since(r.start)))
 	}
-	r.body, r.state, r.log = nil, nil, nil
+	r.body, r.state, r.log, r.route = nil, nil, nil, nil
 	relayPool.Put(r)
 	return nil
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net"
 	"reflect"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/ratelimit"
 )
@@ -68,7 +68,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.reloaded(false, err)
 		return false, err
 	}
-	snap, err := buildSnapshot(cfg, old, s.reg, balancer.Options{Logger: s.log}, limits)
+	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics)
 	if err != nil {
 		s.closeRedisIfNew(client)
 		s.reloaded(false, err)
@@ -85,6 +85,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 
 	s.mu.Lock()
 	for name, l := range added {
+		l.cs.metrics = s.metrics.Listener(name)
 		s.listeners[name] = l
 		go func() { l.done <- l.cs.serve() }()
 	}
@@ -106,6 +107,8 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	}
 	s.restartCheckers(old)
 	s.forgetTargets(snap)
+	retainMetrics(s.metrics, snap)
+	s.reconfigureAdmin(old.cfg, cfg)
 	if client != s.redis {
 		prev := s.redis
 		s.redis = client
@@ -118,11 +121,47 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	return true, nil
 }
 
+// reconfigureAdmin applies a change of the admin section: a new token at
+// once, a new address by binding it and closing the old one. Adding or
+// removing the admin section itself takes a restart (the metrics registry
+// lives as long as the process).
+func (s *Server) reconfigureAdmin(old, cfg *config.Config) {
+	if s.admin == nil || cfg.Admin == nil {
+		if (old.Admin == nil) != (cfg.Admin == nil) {
+			s.log.Warn("adding or removing the admin section takes effect at the next restart")
+		}
+		return
+	}
+	if cfg.Admin.Address == old.Admin.Address {
+		s.admin.SetToken(cfg.Admin.Token)
+		return
+	}
+	a, err := newAdminServer(cfg.Admin.Address, cfg.Admin.Token, s, s.registry, s.log)
+	if err != nil {
+		s.log.Error("admin listener: the new address cannot be bound; keeping the old one", "error", err.Error())
+		s.admin.SetToken(cfg.Admin.Token)
+		return
+	}
+	prev := s.admin
+	s.admin = a
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = prev.Shutdown(ctx)
+	}()
+}
+
 // reloaded records a reload's outcome (a metrics hook) and logs failures
 // once.
 func (s *Server) reloaded(ok bool, err error) {
 	if err != nil {
 		s.log.Error("configuration reload failed; the running configuration keeps serving", "error", err.Error())
+	}
+	if ok {
+		s.metrics.ReloadSucceeded()
+	} else {
+		s.metrics.ReloadFailed()
+		retainMetrics(s.metrics, s.snap.Load()) // a failed build may have made handles
 	}
 	if s.onReload != nil {
 		s.onReload(ok)
@@ -155,7 +194,7 @@ func (s *Server) closeRedisIfNew(c redis.UniversalClient) {
 // policy whose settings (and Redis client) are unchanged, so that a reload
 // does not reset anybody's count.
 func reuseLimits(cfg *config.Config, old *snapshot, client redis.UniversalClient, s *Server) (map[string]*limit, error) {
-	fresh, err := buildLimits(cfg, client, s.log)
+	fresh, err := buildLimits(cfg, client, s.log, s.metrics)
 	if err != nil {
 		return nil, err
 	}

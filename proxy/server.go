@@ -16,12 +16,15 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/ratelimit"
 )
 
@@ -44,7 +47,20 @@ type Server struct {
 	reloadMu sync.Mutex // serializes reloads (and the health checkers they restart)
 	onReload func(ok bool)
 	ready    atomic.Bool
+
+	// metrics is nil without an admin listener: nothing reads them then,
+	// so nothing records them.
+	metrics  *metrics.Metrics
+	registry *prometheus.Registry
+	admin    *adminServer // nil without an admin listener
+	version  string
 }
+
+// Option adjusts a Server built by New.
+type Option func(*Server)
+
+// WithVersion sets the version reported by rampart_build_info.
+func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
 // listener is one bound address and the connection server behind it.
 type listener struct {
@@ -58,11 +74,22 @@ type listener struct {
 
 // New compiles cfg (already validated) into a server. Nothing is bound until
 // Start.
-func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool()}
+	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool(), version: "dev"}
+	for _, o := range opts {
+		o(s)
+	}
+	if cfg.Admin != nil {
+		s.registry = metrics.NewRegistry()
+		m, err := metrics.New(s.registry, s.version)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
 	s.stop = make(chan struct{})
 	if cfg.Redis != nil && usesRedis(cfg) {
 		client, err := ratelimit.NewRedisClient(cfg.Redis)
@@ -71,11 +98,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		}
 		s.redis = client
 	}
-	limits, err := buildLimits(cfg, s.redis, log)
+	limits, err := buildLimits(cfg, s.redis, log, s.metrics)
 	if err != nil {
 		return nil, err
 	}
-	snap, err := buildSnapshot(cfg, nil, s.reg, balancer.Options{Logger: log}, limits)
+	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics)
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +133,21 @@ func (s *Server) Start() error {
 		}
 		l := &listener{name: name, addr: lc.Address, srv: s, ln: ln, done: make(chan error, 1)}
 		l.cs = newConnServer(l, ln, lc.Limits, s.log)
+		l.cs.metrics = s.metrics.Listener(name)
 		s.listeners[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 		go func() { l.done <- l.cs.serve() }()
+	}
+	if a := cfg.Admin; a != nil {
+		admin, err := newAdminServer(a.Address, a.Token, s, s.registry, s.log)
+		if err != nil {
+			for _, l := range s.listeners {
+				_ = l.ln.Close()
+			}
+			return fmt.Errorf("admin: %w", err)
+		}
+		s.admin = admin
+		s.log.Info("admin listening", "address", admin.Addr())
 	}
 	go sweepLimits(func() map[string]*limit { return s.snap.Load().limits }, s.stop)
 	s.reloadMu.Lock()
@@ -192,6 +231,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.tunnels.wait(ctx)
 	s.tunnels.closeAll()
 	s.workers.close()
+	if s.admin != nil {
+		if err := s.admin.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, err)
+		}
+	}
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		if s.redis != nil {
@@ -228,10 +272,51 @@ func Check(cfg *config.Config) error {
 		client = c
 	}
 	log := slog.New(slog.DiscardHandler)
-	limits, err := buildLimits(cfg, client, log)
+	limits, err := buildLimits(cfg, client, log, nil)
 	if err != nil {
 		return err
 	}
-	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits)
+	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil)
 	return err
+}
+
+// balancerOptions are the pools' options: ejections are logged by the
+// balancer and counted by the metrics.
+func (s *Server) balancerOptions() balancer.Options {
+	return balancer.Options{Logger: s.log}
+}
+
+// RunningConfig returns the config now serving (the admin API's view).
+func (s *Server) RunningConfig() *config.Config { return s.snap.Load().cfg }
+
+// UpstreamStatus reports every upstream and the live state of its targets.
+func (s *Server) UpstreamStatus() []UpstreamStatus {
+	snap := s.snap.Load()
+	now := time.Now()
+	out := make([]UpstreamStatus, 0, len(snap.pools))
+	for _, name := range sortedKeys(snap.pools) {
+		p := snap.pools[name]
+		us := UpstreamStatus{Name: name, Balancer: p.balancer.Balancer}
+		for i, t := range p.balancer.Targets {
+			us.Targets = append(us.Targets, TargetStatus{
+				Address:   p.targetNames[i],
+				URL:       p.cfg.Targets[i].URL,
+				Weight:    t.Weight,
+				Healthy:   t.State.Healthy(),
+				Ejected:   t.State.Ejected(now),
+				Inflight:  t.State.Inflight(),
+				Ejections: t.State.Ejections(),
+			})
+		}
+		out = append(out, us)
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's bound address ("" without one).
+func (s *Server) AdminAddr() string {
+	if s.admin == nil {
+		return ""
+	}
+	return s.admin.Addr()
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/metrics"
 )
 
 // snapshot is one immutable runtime configuration. The handler loads it once
@@ -18,6 +19,8 @@ type snapshot struct {
 	pools     map[string]*pool
 	trusted   []netip.Prefix
 	limits    map[string]*limit
+	// noRoute counts the requests no route matched.
+	noRoute *metrics.RouteMetrics
 	// transports by key, reused by the next snapshot.
 	transports map[transportKey]*transport
 }
@@ -36,6 +39,7 @@ type route struct {
 	name      string
 	nameBytes []byte // name, for rate limit keys
 	limit     *limit // nil: no rate limit
+	metrics   *metrics.RouteMetrics
 	cfg       *config.Route
 	pool      *pool // nil for respond and split routes
 	// split holds a split route's pools and their cumulative weights.
@@ -58,11 +62,13 @@ type pool struct {
 	latency bool
 	// budget bounds the pool's retries.
 	budget *retryBudget
+	// targetMetrics are the targets' metrics by index.
+	targetMetrics []*metrics.TargetMetrics
 }
 
 // buildSnapshot compiles cfg. prev, when not nil, is the running snapshot
 // whose transports are reused for targets that keep their settings.
-func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit) (*snapshot, error) {
+func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit, m *metrics.Metrics) (*snapshot, error) {
 	s := &snapshot{
 		cfg:        cfg,
 		listeners:  make(map[string]*listenerRoutes, len(cfg.Listeners)),
@@ -70,6 +76,7 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 		trusted:    cfg.TrustedProxyPrefixes(),
 		transports: make(map[transportKey]*transport),
 		limits:     limits,
+		noRoute:    m.Route(noRouteLabel),
 	}
 	var old map[transportKey]*transport
 	if prev != nil {
@@ -79,6 +86,11 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 		p, err := buildPool(name, cfg.Upstreams[name], old, s.transports, reg, opt)
 		if err != nil {
 			return nil, err
+		}
+		for i, t := range p.balancer.Targets {
+			tm := m.Target(name, p.targetNames[i])
+			tm.Track(t.State)
+			p.targetMetrics = append(p.targetMetrics, tm)
 		}
 		s.pools[name] = p
 	}
@@ -90,7 +102,7 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 			if len(rc.Listeners) > 0 && !slices.Contains(rc.Listeners, name) {
 				continue
 			}
-			r := &route{name: rc.Name, nameBytes: []byte(rc.Name), cfg: rc, respond: rc.Respond}
+			r := &route{name: rc.Name, nameBytes: []byte(rc.Name), cfg: rc, respond: rc.Respond, metrics: m.Route(rc.Name)}
 			if rc.RateLimit != "" {
 				if r.limit = limits[rc.RateLimit]; r.limit == nil {
 					return nil, fmt.Errorf("route %q: rate limit %q is not defined", rc.Name, rc.RateLimit)
@@ -152,6 +164,31 @@ func buildPool(name string, up *config.Upstream, old, built map[transportKey]*tr
 	}
 	p.balancer = b
 	return p, nil
+}
+
+// noRouteLabel is the route label of requests no route matched.
+const noRouteLabel = "(no route)"
+
+// retainMetrics drops the series of routes, targets, listeners and limits
+// that snap no longer has.
+func retainMetrics(m *metrics.Metrics, snap *snapshot) {
+	if m == nil {
+		return
+	}
+	routes := []string{noRouteLabel}
+	for _, rc := range snap.cfg.Routes {
+		routes = append(routes, rc.Name)
+	}
+	m.RetainRoutes(routes)
+	var targets []metrics.TargetKey
+	for name, p := range snap.pools {
+		for _, t := range p.targetNames {
+			targets = append(targets, metrics.TargetKey{Upstream: name, Target: t})
+		}
+	}
+	m.RetainTargets(targets)
+	m.RetainListeners(sortedKeys(snap.cfg.Listeners))
+	m.RetainRateLimits(sortedKeys(snap.cfg.RateLimits))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -120,7 +120,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	srv, err := proxy.New(cfg, log)
+	srv, err := proxy.New(cfg, log, proxy.WithVersion(version))
 	if err != nil {
 		log.Error("cannot build the configuration", "error", err.Error())
 		return 1

@@ -11,7 +11,7 @@
 #   CONNS      [50]    wrk connections (wrk -c)
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
-#   SCENARIOS  [get,post16k,idle]
+#   SCENARIOS  [get,post16k,idle,balance,ratelimit]  (balance, ratelimit: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,nginx,haproxy]
 #   IDLE_CONNS [5000]  connections held open by the idle scenario
 #   IDLE_PROXIES [rampart,nginx,haproxy]  proxies measured by the idle scenario
@@ -28,7 +28,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
-SCENARIOS=${SCENARIOS:-get,post16k,idle}
+SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit}
 PROXIES=${PROXIES:-direct,rampart,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_PROXIES=${IDLE_PROXIES:-rampart,nginx,haproxy}
@@ -38,6 +38,10 @@ PROXY_CPU=${PROXY_CPU:-1}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
+# shellcheck source=bench/scenario_balance.sh
+source "$BENCH/scenario_balance.sh"
+# shellcheck source=bench/scenario_ratelimit.sh
+source "$BENCH/scenario_ratelimit.sh"
 OUT=$BENCH/.out
 LOGS=$OUT/logs
 RAW=$OUT/raw.tsv
@@ -560,7 +564,7 @@ report() {
 		echo "- versions: $VERSIONS"
 		((HWM_LIFETIME)) && echo "- note: could not reset VmHWM; peak RSS is the process lifetime peak"
 		for scenario in ${SCENARIOS//,/ }; do
-			[[ $scenario == idle ]] && continue
+			[[ $scenario == idle || $scenario == balance || $scenario == ratelimit ]] && continue
 			echo
 			case $scenario in
 			get) echo "## get: GET of a 13-byte body, keep-alive, wrk -t$THREADS -c$CONNS" ;;
@@ -606,6 +610,8 @@ report() {
 				if (m["failed"] + m["closed"] > 0) bad = bad sprintf("%s: %s failed, %s closed by the proxy; ", $2, m["failed"], m["closed"])
 			} END { if (bad != "") printf "\n**Errors:** %s\n", bad }' "$OUT/idle.tsv"
 		fi
+		if has "$SCENARIOS" balance; then balance_report; fi
+		if has "$SCENARIOS" ratelimit; then ratelimit_report; fi
 	} >"$RESULTS"
 	echo
 	cat "$RESULTS"
@@ -624,7 +630,7 @@ main() {
 
 	local s
 	for s in ${SCENARIOS//,/ }; do
-		case $s in get | post16k | idle) ;; *) die "unknown scenario $s (known: get, post16k, idle)" ;; esac
+		case $s in get | post16k | idle | balance | ratelimit) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
 		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, nginx, haproxy)"
@@ -696,7 +702,7 @@ main() {
 	log "proxies: $PROXIES; scenarios: $SCENARIOS; $ROUNDS round(s) of $DURATION"
 
 	local load=() round name
-	for s in ${SCENARIOS//,/ }; do [[ $s == idle ]] || load+=("$s"); done
+	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit ]] || load+=("$s"); done
 	if ((${#load[@]})); then
 		log "warming up ($WARMUP per proxy and scenario)"
 		for s in "${load[@]}"; do
@@ -718,6 +724,8 @@ main() {
 			has "$PROXIES" "$name" && idle "$name"
 		done
 	fi
+	if has "$SCENARIOS" balance; then balance_scenario; fi
+	if has "$SCENARIOS" ratelimit; then ratelimit_scenario; fi
 	report
 }
 

@@ -15,13 +15,13 @@ QUICKSTART ?= examples/quickstart.yaml
 DEMO_ADDR  ?= 127.0.0.1:9000
 
 # Debian packages the tests need; adding one is one word here.
-TEST_DEB_PACKAGES := redis-server prometheus
+TEST_DEB_PACKAGES := redis-server prometheus pebble
 # The race detector needs cgo, hence a C toolchain.
 RACE_DEB_PACKAGES ?= gcc libc6-dev
 
 # Packages that share state between goroutines get a second run under -race.
 # Patterns whose directory does not exist (yet) are skipped.
-RACE_PKGS ?= ./proxy/... ./balancer/... ./ratelimit/...
+RACE_PKGS ?= ./proxy/... ./balancer/... ./ratelimit/... ./tls/... ./metrics/...
 
 # Bounds each `go test` invocation so `make test` stays well inside 15 minutes.
 TEST_TIMEOUT ?= 5m

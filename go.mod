@@ -10,8 +10,10 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/valyala/fasthttp v1.78.0
+	github.com/wasilibs/go-re2 v1.13.0
 	golang.org/x/crypto v0.59.0
 	gopkg.in/yaml.v3 v3.0.1
+	rsc.io/binaryregexp v0.2.0
 )
 
 require (
@@ -43,5 +45,4 @@ require (
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
-	rsc.io/binaryregexp v0.2.0 // indirect
 )

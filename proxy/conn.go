@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
+	proxytls "github.com/rampart-proxy/rampart/tls"
 )
 
 // Rampart runs its own HTTP/1.1 connection loop on fasthttp's parsers rather
@@ -72,6 +74,11 @@ type conn struct {
 	// hijack, set by a handler, takes the connection over after the
 	// response (WebSocket tunnels).
 	hijack func(c net.Conn, r io.Reader)
+	// tlsConn is c on a TLS listener; the handshake happens in the first
+	// burst. subject is the verified client certificate's subject.
+	tlsConn    *tls.Conn
+	handshaken bool
+	subject    []byte
 }
 
 func newConnServer(l *listener, ln net.Listener, lim config.Limits, log *slog.Logger) *connServer {
@@ -132,6 +139,12 @@ func (s *connServer) admit(c net.Conn) *conn {
 			cn.rc = rc
 			cn.probe = cn.probeFD
 		}
+	}
+	if lr := s.l.srv.snap.Load().listeners[s.l.name]; lr != nil && lr.tlsMgr != nil {
+		// The TCP socket is still what the idle wait probes: a TLS record
+		// arriving makes it readable like any request.
+		cn.tlsConn = tls.Server(c, lr.tlsMgr.TLSConfig())
+		cn.c = cn.tlsConn
 	}
 	s.conns[cn] = struct{}{}
 	s.perIP[ip]++
@@ -451,6 +464,9 @@ func (cn *conn) serveBurst() (keep bool) {
 // small bodies whole, larger ones as a stream the handler reads.
 func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bufio.Reader, bw *bufio.Writer) bool {
 	cn.inPlace = 0
+	if cn.tlsConn != nil && !cn.handshaken && !cn.handshake(lim) {
+		return false
+	}
 	// The header usually arrives whole in the first read; the header
 	// timeout (slowloris) is armed only when it has not.
 	if b, err := br.Peek(1); len(b) == 0 {
@@ -498,6 +514,34 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		cn.refuse(bw, err, false)
 		return false
 	}
+	return true
+}
+
+// handshake completes the TLS handshake within the header timeout. An ACME
+// TLS-ALPN-01 validation ends with the handshake: it carries no request.
+func (cn *conn) handshake(lim *config.Limits) bool {
+	d := lim.ReadHeaderTimeout.Std()
+	if d <= 0 {
+		d = config.DefaultReadHeaderTimeout
+	}
+	_ = cn.c.SetDeadline(time.Now().Add(d))
+	cn.rdl = time.Time{}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	err := cn.tlsConn.HandshakeContext(ctx)
+	cancel()
+	_ = cn.c.SetDeadline(time.Time{})
+	if err != nil {
+		cn.s.log.Debug("TLS handshake failed", "listener", cn.s.l.name, "client", cn.ip.String(), "error", err.Error())
+		return false
+	}
+	cs := cn.tlsConn.ConnectionState()
+	if cs.NegotiatedProtocol == proxytls.ALPNChallenge {
+		return false
+	}
+	if subj, ok := proxytls.ClientSubject(&cs); ok {
+		cn.subject = []byte(subj)
+	}
+	cn.handshaken = true
 	return true
 }
 

@@ -53,6 +53,7 @@ var (
 	bodyRequestTimeout   = []byte("408 Request Timeout\n")
 	bodyHeaderTooLarge   = []byte("431 Request Header Fields Too Large\n")
 	bodyNotFound         = []byte("404 Not Found: no route matches this request\n")
+	bodyRedirect         = []byte("308 Permanent Redirect\n")
 	bodyTooLarge         = []byte("413 Request Entity Too Large\n")
 	bodyBadGateway       = []byte("502 Bad Gateway: the upstream could not be reached\n")
 	bodyNoTarget         = []byte("503 Service Unavailable: no healthy upstream target\n")
@@ -92,6 +93,14 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
 		return
 	}
+	if !lr.tls && len(snap.acme) > 0 && isACMEChallenge(ctx.Path()) {
+		for _, m := range snap.acme {
+			if body, ok := m.HTTPChallenge(ctx.Host(), ctx.Path()); ok {
+				l.finish(ctx, x, nil, "", "", fasthttp.StatusOK, body)
+				return
+			}
+		}
+	}
 	idx := lr.router.match(ctx.Host(), ctx.Path(), h.Method(), h)
 	if idx < 0 {
 		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
@@ -104,6 +113,20 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 			ctx.SetConnectionClose() // the unread body cannot be skipped cheaply
 			l.finish(ctx, x, rt, "", "", fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
 			return
+		}
+	}
+
+	if rt.cfg.RedirectHTTPS && !lr.tls {
+		l.redirectHTTPS(ctx, x, rt, snap)
+		return
+	}
+	if rt.cfg.HSTS && lr.tls {
+		ctx.Response.Header.Set("Strict-Transport-Security", hstsValue)
+	}
+	if lr.clientSubject {
+		h.Del(clientSubjectHeader) // never the client's word for it
+		if len(cn.subject) > 0 {
+			h.SetBytesV(clientSubjectHeader, cn.subject)
 		}
 	}
 
@@ -293,6 +316,24 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 func targetFault(err error) bool {
 	var ce *clientError
 	return !errors.As(err, &ce) && !errors.Is(err, errBodyTooLarge)
+}
+
+// hstsValue asks browsers to use HTTPS only, for a year.
+const hstsValue = "max-age=31536000"
+
+// redirectHTTPS answers 308 with the https URL of the request: the same
+// host, path and query, on the TLS listener's port when it is not 443.
+func (l *listener) redirectHTTPS(ctx *fasthttp.RequestCtx, x *exchange, rt *route, snap *snapshot) {
+	u := append(x.hdr[:0], "https://"...)
+	u = append(u, hostWithoutPort(ctx.Host())...)
+	if snap.httpsPort != "" {
+		u = append(u, ':')
+		u = append(u, snap.httpsPort...)
+	}
+	u = append(u, ctx.URI().RequestURI()...) // origin-form, also for an absolute-form request
+	x.hdr = u
+	ctx.Response.Header.SetBytesV("Location", u)
+	l.finish(ctx, x, rt, "", "", fasthttp.StatusPermanentRedirect, bodyRedirect)
 }
 
 // isIdempotent reports the methods RFC 9110 section 9.2.2 calls idempotent.

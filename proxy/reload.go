@@ -68,7 +68,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.reloaded(false, err)
 		return false, err
 	}
-	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics)
+	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(client))
 	if err != nil {
 		s.closeRedisIfNew(client)
 		s.reloaded(false, err)
@@ -76,6 +76,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	}
 	added, moved, removed, err := s.bindListeners(cfg)
 	if err != nil {
+		snap.closeTLS()
 		s.closeRedisIfNew(client)
 		s.reloaded(false, err)
 		return false, err
@@ -105,9 +106,13 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	for _, l := range removed {
 		go s.drain(l)
 	}
+	// Handshakes that began with the old certificates may still ask for
+	// them for a moment.
+	time.AfterFunc(time.Minute, old.closeTLS)
 	s.restartCheckers(old)
 	s.forgetTargets(snap)
 	retainMetrics(s.metrics, snap)
+	s.recordCertificates()
 	s.reconfigureAdmin(old.cfg, cfg)
 	if client != s.redis {
 		prev := s.redis
@@ -171,7 +176,7 @@ func (s *Server) reloaded(ok bool, err error) {
 // redisFor returns the Redis client cfg needs: the running one when the
 // redis section is unchanged, a new one otherwise, nil when none is needed.
 func (s *Server) redisFor(cfg *config.Config) (redis.UniversalClient, error) {
-	if cfg.Redis == nil || !usesRedis(cfg) {
+	if cfg.Redis == nil || !(usesRedis(cfg) || usesRedisACME(cfg)) {
 		return nil, nil
 	}
 	if s.redis != nil && reflect.DeepEqual(s.snap.Load().cfg.Redis, cfg.Redis) {

@@ -26,6 +26,7 @@ import (
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/ratelimit"
+	proxytls "github.com/rampart-proxy/rampart/tls"
 )
 
 // Server runs every listener of a configuration.
@@ -54,6 +55,7 @@ type Server struct {
 	registry *prometheus.Registry
 	admin    *adminServer // nil without an admin listener
 	version  string
+	issuers  *proxytls.Issuers // ACME state across reloads
 }
 
 // Option adjusts a Server built by New.
@@ -78,7 +80,8 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool(), version: "dev"}
+	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool(),
+		version: "dev", issuers: proxytls.NewIssuers()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -91,7 +94,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 		s.metrics = m
 	}
 	s.stop = make(chan struct{})
-	if cfg.Redis != nil && usesRedis(cfg) {
+	if cfg.Redis != nil && (usesRedis(cfg) || usesRedisACME(cfg)) {
 		client, err := ratelimit.NewRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, fmt.Errorf("redis: %w", err)
@@ -102,7 +105,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics)
+	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(s.redis))
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +153,8 @@ func (s *Server) Start() error {
 		s.log.Info("admin listening", "address", admin.Addr())
 	}
 	go sweepLimits(func() map[string]*limit { return s.snap.Load().limits }, s.stop)
+	s.recordCertificates()
+	go s.certificateLoop()
 	s.reloadMu.Lock()
 	err := s.startCheckers()
 	s.reloadMu.Unlock()
@@ -236,6 +241,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	s.snap.Load().closeTLS()
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		if s.redis != nil {
@@ -276,8 +282,20 @@ func Check(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil)
+	for _, name := range sortedKeys(cfg.Listeners) {
+		if t := cfg.Listeners[name].TLS; t != nil {
+			if err := proxytls.Check(name, t); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil, nil)
 	return err
+}
+
+// tlsBuild is what building the TLS managers of a snapshot needs.
+func (s *Server) tlsBuild(client redis.UniversalClient) *tlsBuild {
+	return &tlsBuild{issuers: s.issuers, redis: client, log: s.log}
 }
 
 // balancerOptions are the pools' options: ejections are logged by the
@@ -319,4 +337,41 @@ func (s *Server) AdminAddr() string {
 		return ""
 	}
 	return s.admin.Addr()
+}
+
+// recordCertificates publishes the expiry of every certificate the running
+// snapshot serves, and forgets those it no longer serves.
+func (s *Server) recordCertificates() {
+	if s.metrics == nil {
+		return
+	}
+	var keep []metrics.CertificateKey
+	for _, lr := range s.snap.Load().listeners {
+		if lr.tlsMgr == nil {
+			continue
+		}
+		for _, c := range lr.tlsMgr.Certificates() {
+			s.metrics.SetCertificateExpiry(c.Host, c.Source, c.NotAfter)
+			keep = append(keep, metrics.CertificateKey{Host: c.Host, Source: c.Source})
+		}
+	}
+	s.metrics.RetainCertificates(keep)
+}
+
+// certificateLoop refreshes the certificate metrics every minute: ACME
+// certificates appear and renew on their own.
+func (s *Server) certificateLoop() {
+	if s.metrics == nil {
+		return
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.recordCertificates()
+		}
+	}
 }

@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
+	proxytls "github.com/rampart-proxy/rampart/tls"
 )
 
 // snapshot is one immutable runtime configuration. The handler loads it once
@@ -21,17 +23,28 @@ type snapshot struct {
 	limits    map[string]*limit
 	// noRoute counts the requests no route matched.
 	noRoute *metrics.RouteMetrics
+	// acme are the TLS managers that order certificates, whose HTTP-01
+	// challenges every plain listener answers.
+	acme []*proxytls.Manager
+	// httpsPort is the port of the first TLS listener, for redirects ("" for
+	// 443 or when there is none).
+	httpsPort string
 	// transports by key, reused by the next snapshot.
 	transports map[transportKey]*transport
 }
 
 // listenerRoutes is what one listener serves.
 type listenerRoutes struct {
-	name   string
-	tls    bool
-	routes []*route
-	router *router
-	limits config.Limits
+	name string
+	tls  bool
+	// tlsMgr terminates TLS on a TLS listener (nil on a plain one).
+	tlsMgr *proxytls.Manager
+	// clientSubject forwards the verified client certificate's subject
+	// (client_ca_file set).
+	clientSubject bool
+	routes        []*route
+	router        *router
+	limits        config.Limits
 }
 
 // route is a compiled config.Route.
@@ -68,7 +81,7 @@ type pool struct {
 
 // buildSnapshot compiles cfg. prev, when not nil, is the running snapshot
 // whose transports are reused for targets that keep their settings.
-func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit, m *metrics.Metrics) (*snapshot, error) {
+func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit, m *metrics.Metrics, tb *tlsBuild) (*snapshot, error) {
 	s := &snapshot{
 		cfg:        cfg,
 		listeners:  make(map[string]*listenerRoutes, len(cfg.Listeners)),
@@ -97,6 +110,14 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 	for _, name := range sortedKeys(cfg.Listeners) {
 		l := cfg.Listeners[name]
 		lr := &listenerRoutes{name: name, tls: l.TLS != nil, limits: l.Limits}
+		if l.TLS != nil {
+			lr.clientSubject = l.TLS.ClientCAFile != ""
+			if s.httpsPort == "" {
+				if _, port, err := net.SplitHostPort(l.Address); err == nil && port != "443" {
+					s.httpsPort = port
+				}
+			}
+		}
 		var bound []*config.Route
 		for _, rc := range cfg.Routes {
 			if len(rc.Listeners) > 0 && !slices.Contains(rc.Listeners, name) {
@@ -134,8 +155,29 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 		}
 		lr.router = newRouter(bound)
 		s.listeners[name] = lr
+		if l.TLS != nil && tb != nil {
+			mgr, err := tb.manager(cfg, name, l, bound)
+			if err != nil {
+				s.closeTLS()
+				return nil, err
+			}
+			lr.tlsMgr = mgr
+			if l.TLS.ACME != nil {
+				s.acme = append(s.acme, mgr)
+			}
+		}
 	}
 	return s, nil
+}
+
+// closeTLS releases the snapshot's TLS managers (their ACME issuers), once
+// no connection handshakes with them any more.
+func (s *snapshot) closeTLS() {
+	for _, lr := range s.listeners {
+		if lr.tlsMgr != nil {
+			lr.tlsMgr.Close()
+		}
+	}
 }
 
 func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options) (*pool, error) {

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -160,11 +162,44 @@ func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL s
 	}
 	var tlsConf *tls.Config
 	if isTLS {
-		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
-		if up.TLS != nil {
-			tlsConf.InsecureSkipVerify = up.TLS.InsecureSkipVerify
-			tlsConf.ServerName = up.TLS.ServerName
+		if tlsConf, err = upstreamTLS(hostPort, up.TLS); err != nil {
+			return nil, err
 		}
 	}
 	return newTransport(key, hostPort, isTLS, tlsConf), nil
+}
+
+// upstreamTLS is the client side of TLS to an https:// target: verified
+// against the system roots or the upstream's ca_file, the target's host as
+// SNI (unless server_name says otherwise), an optional client certificate.
+// Verification is off only when insecure_skip_verify is written.
+func upstreamTLS(hostPort string, t *config.UpstreamTLS) (*tls.Config, error) {
+	host, _, _ := net.SplitHostPort(hostPort)
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
+	if t == nil {
+		return conf, nil
+	}
+	if t.ServerName != "" {
+		conf.ServerName = t.ServerName
+	}
+	conf.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate in it", t.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	if t.CertFile != "" || t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file %s and key_file %s: %w", t.CertFile, t.KeyFile, err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -131,6 +132,9 @@ func (r *Redis) key(key []byte) string {
 	return r.prefix + string(key) + "}"
 }
 
+// redisPoolSize bounds the connections to Redis (per node).
+const redisPoolSize = 256
+
 // NewRedisClient connects to the Redis described by c (defaults applied):
 // a single server for Address, Sentinel for Addresses with MasterName, a
 // Cluster for Addresses without. The client never retries a command and
@@ -145,17 +149,22 @@ func NewRedisClient(c *config.Redis) (redis.UniversalClient, error) {
 		timeout = config.DefaultRedisTimeout
 	}
 	o := &redis.UniversalOptions{
-		Addrs:                 c.Addresses,
-		MasterName:            c.MasterName,
-		Username:              c.Username,
-		Password:              c.Password,
-		DB:                    c.DB,
-		MaxRetries:            -1,
-		DialTimeout:           timeout,
-		DialerRetries:         1,
-		ReadTimeout:           timeout,
-		WriteTimeout:          timeout,
-		PoolTimeout:           timeout,
+		Addrs:         c.Addresses,
+		MasterName:    c.MasterName,
+		Username:      c.Username,
+		Password:      c.Password,
+		DB:            c.DB,
+		MaxRetries:    -1,
+		DialTimeout:   timeout,
+		DialerRetries: 1,
+		ReadTimeout:   timeout,
+		WriteTimeout:  timeout,
+		PoolTimeout:   timeout,
+		// One connection per decision in flight: go-redis's default (10
+		// per CPU, so 10 for a proxy on one core) makes decisions queue
+		// for a connection under load, and a queue wait beyond the
+		// timeout would count as Redis being down.
+		PoolSize:              redisPoolSize,
 		ContextTimeoutEnabled: true,
 		DisableIdentity:       true,
 	}
@@ -200,4 +209,18 @@ func redisTLS(c *config.RedisTLS) (*tls.Config, error) {
 		t.Certificates = []tls.Certificate{cert}
 	}
 	return t, nil
+}
+
+// SetRedisLogger sends go-redis's own messages (a failed dial, once per
+// probe) to log at debug level instead of stderr.
+func SetRedisLogger(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...interface{}) {
+	if l.log.Enabled(ctx, slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, v...), "component", "redis")
+	}
 }

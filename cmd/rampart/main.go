@@ -19,6 +19,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/proxy"
+	"github.com/rampart-proxy/rampart/ratelimit"
 )
 
 // version is stamped by the Makefile with -ldflags "-X main.version=...".
@@ -112,6 +113,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return 1
 	}
 	tuneGC()
+	ratelimit.SetRedisLogger(log)
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
 		if err != nil {

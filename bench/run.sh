@@ -12,7 +12,7 @@
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
 #   SCENARIOS  [get,post16k,idle,balance,ratelimit]  (balance, ratelimit: see bench/scenario_*.sh)
-#   PROXIES    [direct,rampart,nginx,haproxy]
+#   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded)
 #   IDLE_CONNS [5000]  connections held open by the idle scenario
 #   IDLE_PROXIES [rampart,nginx,haproxy]  proxies measured by the idle scenario
 #   BASE_PORT  [18080] upstream port; the proxies listen on the next three
@@ -29,7 +29,7 @@ CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
 SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit}
-PROXIES=${PROXIES:-direct,rampart,nginx,haproxy}
+PROXIES=${PROXIES:-direct,rampart,rampart-metrics,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_PROXIES=${IDLE_PROXIES:-rampart,nginx,haproxy}
 BASE_PORT=${BASE_PORT:-18080}
@@ -53,7 +53,9 @@ declare -A PORT=(
 	[rampart]=$((BASE_PORT + 1))
 	[nginx]=$((BASE_PORT + 2))
 	[haproxy]=$((BASE_PORT + 3))
+	[rampart-metrics]=$((BASE_PORT + 4))
 )
+ADMIN_PORT=$((BASE_PORT + 5)) # rampart-metrics' admin listener
 declare -A PID=()    # proxy name -> PID of the process we started
 STARTED=()           # every PID started, for cleanup
 LOAD_PID=""          # the wrk or idleconns run in progress
@@ -277,6 +279,10 @@ routes:
     upstream: bench
 access_log: {path: off}
 EOF
+	# The same with an admin listener: Rampart records its metrics only when
+	# something can read them.
+	sed "s/127.0.0.1:${PORT[rampart]}/127.0.0.1:${PORT[rampart-metrics]}/" "$OUT/rampart.yaml" >"$OUT/rampart-metrics.yaml"
+	printf 'admin:\n  address: "127.0.0.1:%s"\n' "$ADMIN_PORT" >>"$OUT/rampart-metrics.yaml"
 
 	local user_line=""
 	((EUID == 0)) && user_line="user root;"
@@ -411,6 +417,10 @@ start_proxy() {
 	rampart)
 		start_bg "$LOGS/rampart.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
 			"$OUT/rampart" run --config "$OUT/rampart.yaml"
+		;;
+	rampart-metrics)
+		start_bg "$LOGS/rampart-metrics.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
+			"$OUT/rampart" run --config "$OUT/rampart-metrics.yaml"
 		;;
 	nginx)
 		rm -f "$OUT/nginx/nginx.pid"
@@ -590,6 +600,10 @@ report() {
 					"$(fmt "$cpu" '%.1f' 1)" "$(fmt "$rss" '%.1f' 1024)" \
 					"$(ratio "$rps" "$d_rps")" "$(ratio "$rps" "$n_rps")" "$(ratio "$cpu" "$n_cpu")"
 			done
+			if has "$PROXIES" rampart && has "$PROXIES" rampart-metrics; then
+				echo
+				echo "Metrics on (rampart-metrics) vs off (rampart): req/s $(ratio "$(med "$scenario" rampart-metrics 4)" "$(med "$scenario" rampart 4)"), CPU/req $(ratio "$(med "$scenario" rampart-metrics 7)" "$(med "$scenario" rampart 7)") (target: req/s at least 0.95x)."
+			fi
 			errs=$(awk -F'\t' -v s="$scenario" '$1 == s && $10 + $11 > 0 { printf "%s round %s: %s socket errors, %s non-2xx/3xx; ", $2, $3, $10, $11 }' "$RAW")
 			[[ -n $errs ]] && {
 				echo
@@ -633,7 +647,7 @@ main() {
 		case $s in get | post16k | idle | balance | ratelimit) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
-		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, nginx, haproxy)"
+		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy)"
 	done
 	if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS == 0)); then die "ROUNDS must be a positive number"; fi
 	dur_secs "$DURATION" >/dev/null
@@ -665,7 +679,7 @@ main() {
 	log "building the upstream, idleconns and rampart"
 	go_build "$OUT/upstream" ./bench/upstream || die "building bench/upstream failed; see $LOGS/build-upstream.log"
 	go_build "$OUT/idleconns" ./bench/idleconns || die "building bench/idleconns failed; see $LOGS/build-idleconns.log"
-	if has "$PROXIES" rampart; then
+	if has "$PROXIES" rampart || has "$PROXIES" rampart-metrics; then
 		if [[ ! -d $ROOT/cmd/rampart ]] || ! go_build "$OUT/rampart" ./cmd/rampart; then
 			log "SKIPPING rampart: 'go build ./cmd/rampart' failed (see $LOGS/build-rampart.log)"
 			PROXIES=$(echo ",$PROXIES," | sed 's/,rampart,/,/; s/^,//; s/,$//')

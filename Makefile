@@ -15,7 +15,7 @@ QUICKSTART ?= examples/quickstart.yaml
 DEMO_ADDR  ?= 127.0.0.1:9000
 
 # Debian packages the tests need; adding one is one word here.
-TEST_DEB_PACKAGES := redis-server prometheus pebble
+TEST_DEB_PACKAGES := redis-server prometheus pebble systemd
 # The race detector needs cgo, hence a C toolchain.
 RACE_DEB_PACKAGES ?= gcc libc6-dev
 

@@ -127,8 +127,10 @@ type ListenerTLS struct {
 
 // Certificate is a PEM certificate chain and its key.
 type Certificate struct {
+	// CertFile is the PEM certificate chain, leaf first. Required.
 	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	// KeyFile is the PEM private key of the leaf. Required.
+	KeyFile string `yaml:"key_file"`
 }
 
 // ACME obtains and renews certificates automatically.
@@ -309,8 +311,11 @@ type Match struct {
 
 // SplitTarget is one side of a weighted split.
 type SplitTarget struct {
+	// Upstream is the pool that serves this side. Required.
 	Upstream string `yaml:"upstream"`
-	Weight   int    `yaml:"weight"`
+	// Weight is this side's share of the requests, relative to the other
+	// sides' weights. Must be at least 1.
+	Weight int `yaml:"weight"`
 }
 
 // Respond is a direct answer.
@@ -390,9 +395,13 @@ type Redis struct {
 	Addresses []string `yaml:"addresses"`
 	// MasterName selects Sentinel mode.
 	MasterName string `yaml:"master_name"`
-	Username   string `yaml:"username"`
-	Password   string `yaml:"password"`
-	DB         int    `yaml:"db"`
+	// Username is the Redis ACL user. Empty: the default user.
+	Username string `yaml:"username"`
+	// Password authenticates to Redis. Empty: none. A secret: write it as
+	// ${NAME} to read it from the environment; the admin API redacts it.
+	Password string `yaml:"password"`
+	// DB is the database number (single server and Sentinel only). Default 0.
+	DB int `yaml:"db"`
 	// Timeout bounds each call. Default DefaultRedisTimeout.
 	Timeout Duration `yaml:"timeout"`
 	// KeyPrefix prefixes every key. Default DefaultRedisKeyPrefix.
@@ -403,11 +412,15 @@ type Redis struct {
 
 // RedisTLS configures TLS to Redis.
 type RedisTLS struct {
-	CAFile             string `yaml:"ca_file"`
-	ServerName         string `yaml:"server_name"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
-	CertFile           string `yaml:"cert_file"`
-	KeyFile            string `yaml:"key_file"`
+	// CAFile holds the roots that verify the server. Empty: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName overrides the name verified. Empty: the address's host.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables verification. Only when written explicitly.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	// CertFile and KeyFile are a client certificate for Redis (mTLS).
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // AccessLog configures the access log.

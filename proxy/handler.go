@@ -13,6 +13,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/ratelimit"
+	"github.com/rampart-proxy/rampart/waf"
 )
 
 // exchange is the per-request scratch state, pooled so that a request
@@ -31,8 +32,10 @@ type exchange struct {
 	// limit and decision are the route's rate limit and its verdict.
 	limit    *limit
 	decision ratelimit.Decision
-	hdr      []byte // scratch for header values
-	key      []byte // the rate limit key
+	hdr      []byte       // scratch for header values
+	key      []byte       // the rate limit key
+	verdict  *waf.Verdict // the WAF's, when the route has a policy
+	hsts     bool         // add Strict-Transport-Security to the answer
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -44,6 +47,8 @@ var exchangePool = sync.Pool{New: func() any {
 func (x *exchange) reset() {
 	x.stream = clientBody{}
 	x.limit = nil
+	x.verdict = nil
+	x.hsts = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 }
 
@@ -120,9 +125,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		l.redirectHTTPS(ctx, x, rt, snap)
 		return
 	}
-	if rt.cfg.HSTS && lr.tls {
-		ctx.Response.Header.Set("Strict-Transport-Security", hstsValue)
-	}
+	x.hsts = rt.cfg.HSTS && lr.tls
 	if lr.clientSubject {
 		h.Del(clientSubjectHeader) // never the client's word for it
 		if len(cn.subject) > 0 {
@@ -133,6 +136,29 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	// Cheap checks first: a flood is refused before it costs anything else.
 	if rt.limit != nil && !l.checkLimit(ctx, x, rt) {
 		return
+	}
+
+	// The WAF reads the request as the client sent it: before the proxy
+	// headers are set (and before the headers are rewritten at all, since it
+	// holds them without a copy).
+	if rt.waf != nil {
+		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name})
+		defer v.Close() // after forwarding: a streamed body is replayed from it
+		if v.Blocked() {
+			if v.Location != "" {
+				ctx.Response.Header.Set("Location", v.Location)
+			}
+			if v.Drop {
+				ctx.SetConnectionClose()
+			}
+			x.hdr = v.AppendBody(x.hdr[:0], x.reqID)
+			l.finish(ctx, x, rt, "", "", v.Status, x.hdr)
+			return
+		}
+		if v.Body != nil {
+			ctx.Request.SetBodyStream(v.Body, ctx.Request.Header.ContentLength())
+		}
+		x.verdict = v
 	}
 
 	if rt.respond != nil {
@@ -280,6 +306,18 @@ func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 // to the client: body is nil when the body was read whole, else it streams.
 func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, t *balancer.Target, body io.ReadCloser) {
 	out := &ctx.Response
+	if x.verdict != nil && x.verdict.InspectResponse(out) {
+		// The WAF refuses the target's answer (inspect_response).
+		if body != nil {
+			_ = body.Close()
+		}
+		t.State.Release()
+		v := x.verdict
+		x.hdr = v.AppendBody(x.hdr[:0], x.reqID)
+		out.Reset()
+		l.finish(ctx, x, rt, p.name, p.targetNames[t.Index], v.Status, x.hdr)
+		return
+	}
 	out.Header.SetNoDefaultContentType(true)
 	// The target's wish to close its connection was for the upstream
 	// connection only; the client's connection stays open.
@@ -294,6 +332,9 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 		p.setStickyCookie(ctx, t.Index)
 	}
 	setLimitHeaders(&out.Header, x)
+	if x.hsts {
+		out.Header.Set("Strict-Transport-Security", hstsValue)
+	}
 	if body == nil { // read whole: the target is free again
 		t.State.Release()
 		l.logResponse(ctx, x, rt, p.name, p.targetNames[t.Index])
@@ -441,6 +482,9 @@ func (l *listener) finish(ctx *fasthttp.RequestCtx, x *exchange, rt *route, upst
 	}
 	ctx.Response.Header.SetBytesV(hdrXRequestID, x.reqID)
 	setLimitHeaders(&ctx.Response.Header, x)
+	if x.hsts {
+		ctx.Response.Header.Set("Strict-Transport-Security", hstsValue)
+	}
 	ctx.Response.SetBodyRaw(body)
 	l.logResponse(ctx, x, rt, upstream, target)
 }

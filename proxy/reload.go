@@ -68,8 +68,15 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.reloaded(false, err)
 		return false, err
 	}
-	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(client))
+	policies, err := buildWAF(cfg, old, s.audits, s.metrics)
 	if err != nil {
+		s.closeRedisIfNew(client)
+		s.reloaded(false, err)
+		return false, err
+	}
+	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(client), policies)
+	if err != nil {
+		closeNew(policies, old)
 		s.closeRedisIfNew(client)
 		s.reloaded(false, err)
 		return false, err
@@ -77,6 +84,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	added, moved, removed, err := s.bindListeners(cfg)
 	if err != nil {
 		snap.closeTLS()
+		closeNew(policies, old)
 		s.closeRedisIfNew(client)
 		s.reloaded(false, err)
 		return false, err
@@ -109,6 +117,9 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	// Handshakes that began with the old certificates may still ask for
 	// them for a moment.
 	time.AfterFunc(time.Minute, old.closeTLS)
+	// Requests that began under the old snapshot may still inspect with its
+	// policies: close the ones no longer used once they are done.
+	time.AfterFunc(time.Minute, func() { retireWAF(old, snap) })
 	s.restartCheckers(old)
 	s.forgetTargets(snap)
 	retainMetrics(s.metrics, snap)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/ratelimit"
 	proxytls "github.com/rampart-proxy/rampart/tls"
+	"github.com/rampart-proxy/rampart/waf"
 )
 
 // Server runs every listener of a configuration.
@@ -56,6 +58,7 @@ type Server struct {
 	admin    *adminServer // nil without an admin listener
 	version  string
 	issuers  *proxytls.Issuers // ACME state across reloads
+	audits   *waf.AuditLogs    // WAF audit logs by path, across reloads
 }
 
 // Option adjusts a Server built by New.
@@ -81,7 +84,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 		log = slog.Default()
 	}
 	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool(),
-		version: "dev", issuers: proxytls.NewIssuers()}
+		version: "dev", issuers: proxytls.NewIssuers(), audits: waf.NewAuditLogs()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -105,8 +108,13 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(s.redis))
+	policies, err := buildWAF(cfg, nil, s.audits, s.metrics)
 	if err != nil {
+		return nil, err
+	}
+	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(s.redis), policies)
+	if err != nil {
+		closeNew(policies, nil)
 		return nil, err
 	}
 	access, err := openAccessLog(cfg.AccessLog.Path)
@@ -242,6 +250,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.snap.Load().closeTLS()
+	retireWAF(s.snap.Load(), nil)
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		if s.redis != nil {
@@ -289,7 +298,14 @@ func Check(cfg *config.Config) error {
 			}
 		}
 	}
-	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil, nil)
+	base := ""
+	if cfg.File != "" {
+		base = filepath.Dir(cfg.File)
+	}
+	if err := waf.Validate(cfg.WAF, base); err != nil {
+		return err
+	}
+	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil, nil, nil)
 	return err
 }
 
@@ -339,6 +355,9 @@ func (s *Server) AdminAddr() string {
 	return s.admin.Addr()
 }
 
+// certificateRefresh is how often the certificate metrics are refreshed.
+const certificateRefresh = 2 * time.Second
+
 // recordCertificates publishes the expiry of every certificate the running
 // snapshot serves, and forgets those it no longer serves.
 func (s *Server) recordCertificates() {
@@ -358,13 +377,14 @@ func (s *Server) recordCertificates() {
 	s.metrics.RetainCertificates(keep)
 }
 
-// certificateLoop refreshes the certificate metrics every minute: ACME
-// certificates appear and renew on their own.
+// certificateLoop refreshes the certificate metrics every few seconds:
+// ACME certificates appear and renew on their own, and listing them is
+// cheap.
 func (s *Server) certificateLoop() {
 	if s.metrics == nil {
 		return
 	}
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(certificateRefresh)
 	defer t.Stop()
 	for {
 		select {

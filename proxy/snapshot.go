@@ -10,6 +10,7 @@ import (
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
 	proxytls "github.com/rampart-proxy/rampart/tls"
+	"github.com/rampart-proxy/rampart/waf"
 )
 
 // snapshot is one immutable runtime configuration. The handler loads it once
@@ -21,6 +22,7 @@ type snapshot struct {
 	pools     map[string]*pool
 	trusted   []netip.Prefix
 	limits    map[string]*limit
+	waf       map[string]*waf.Policy
 	// noRoute counts the requests no route matched.
 	noRoute *metrics.RouteMetrics
 	// acme are the TLS managers that order certificates, whose HTTP-01
@@ -50,8 +52,9 @@ type listenerRoutes struct {
 // route is a compiled config.Route.
 type route struct {
 	name      string
-	nameBytes []byte // name, for rate limit keys
-	limit     *limit // nil: no rate limit
+	nameBytes []byte      // name, for rate limit keys
+	limit     *limit      // nil: no rate limit
+	waf       *waf.Policy // nil: no WAF
 	metrics   *metrics.RouteMetrics
 	cfg       *config.Route
 	pool      *pool // nil for respond and split routes
@@ -81,7 +84,7 @@ type pool struct {
 
 // buildSnapshot compiles cfg. prev, when not nil, is the running snapshot
 // whose transports are reused for targets that keep their settings.
-func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit, m *metrics.Metrics, tb *tlsBuild) (*snapshot, error) {
+func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit, m *metrics.Metrics, tb *tlsBuild, policies map[string]*waf.Policy) (*snapshot, error) {
 	s := &snapshot{
 		cfg:        cfg,
 		listeners:  make(map[string]*listenerRoutes, len(cfg.Listeners)),
@@ -89,6 +92,7 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 		trusted:    cfg.TrustedProxyPrefixes(),
 		transports: make(map[transportKey]*transport),
 		limits:     limits,
+		waf:        policies,
 		noRoute:    m.Route(noRouteLabel),
 	}
 	var old map[transportKey]*transport
@@ -124,6 +128,11 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 				continue
 			}
 			r := &route{name: rc.Name, nameBytes: []byte(rc.Name), cfg: rc, respond: rc.Respond, metrics: m.Route(rc.Name)}
+			if rc.WAF != "" {
+				if r.waf = policies[rc.WAF]; r.waf == nil {
+					return nil, fmt.Errorf("route %q: waf policy %q is not defined", rc.Name, rc.WAF)
+				}
+			}
 			if rc.RateLimit != "" {
 				if r.limit = limits[rc.RateLimit]; r.limit == nil {
 					return nil, fmt.Errorf("route %q: rate limit %q is not defined", rc.Name, rc.RateLimit)
@@ -231,6 +240,7 @@ func retainMetrics(m *metrics.Metrics, snap *snapshot) {
 	m.RetainTargets(targets)
 	m.RetainListeners(sortedKeys(snap.cfg.Listeners))
 	m.RetainRateLimits(sortedKeys(snap.cfg.RateLimits))
+	m.RetainWAF(sortedKeys(snap.cfg.WAF))
 }
 
 func sortedKeys[V any](m map[string]V) []string {

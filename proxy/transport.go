@@ -37,6 +37,7 @@ type transportKey struct {
 	connect, read, write time.Duration
 	idle                 time.Duration
 	maxConns             int
+	tls                  string // the upstream's tls settings, printed: a change makes a new transport
 }
 
 // dialError marks a failure to connect to a target, answered with 502.
@@ -156,6 +157,9 @@ func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL s
 		write:    up.Timeouts.Write.Std(),
 		idle:     up.Timeouts.Idle.Std(),
 		maxConns: up.MaxConnsPerTarget,
+	}
+	if isTLS && up.TLS != nil {
+		key.tls = fmt.Sprintf("%+v", *up.TLS)
 	}
 	if t, ok := old[key]; ok {
 		return t, nil

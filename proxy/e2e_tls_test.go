@@ -1,0 +1,1270 @@
+package proxy
+
+// End-to-end tests of TLS through the proxy: static certificates chosen by
+// SNI, min_version, redirect_https and HSTS, HTTPS and mTLS upstreams,
+// client certificate authentication, and ACME against a real ACME server
+// (Pebble) whose validations reach the proxy's own listeners.
+//
+// The certificate and Pebble helpers are adapted from package tls's tests
+// (tls/certs_test.go, tls/pebble_test.go), which package proxy cannot import.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// --- certificates --------------------------------------------------------------
+
+// e2eCA is a certificate authority of one test (ECDSA P-256).
+type e2eCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newE2ECA(t testing.TB, name string) *e2eCA {
+	t.Helper()
+	key := e2eKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:          e2eSerial(t),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &e2eCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// e2eLeaf is an issued certificate and its key, in PEM.
+type e2eLeaf struct {
+	certPEM, keyPEM []byte
+	cert            *x509.Certificate
+}
+
+// issue signs a leaf for the DNS and IP SANs in names with subject CN cn; a
+// client certificate when client is true.
+func (ca *e2eCA) issue(t testing.TB, cn string, client bool, names ...string) e2eLeaf {
+	t.Helper()
+	key := e2eKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: e2eSerial(t),
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Rampart tests"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(12 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return e2eLeaf{
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
+		cert:    cert,
+	}
+}
+
+// write saves l as dir/name.pem and dir/name-key.pem and returns both paths.
+func (l e2eLeaf) write(t testing.TB, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	certFile = filepath.Join(dir, name+".pem")
+	keyFile = filepath.Join(dir, name+"-key.pem")
+	writeE2EFile(t, certFile, l.certPEM)
+	writeE2EFile(t, keyFile, l.keyPEM)
+	return certFile, keyFile
+}
+
+// tlsCert returns l for crypto/tls.
+func (l e2eLeaf) tlsCert(t testing.TB) tls.Certificate {
+	t.Helper()
+	c, err := tls.X509KeyPair(l.certPEM, l.keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// writeCA saves the CA's certificate as dir/name.pem and returns the path.
+func (ca *e2eCA) writeCA(t testing.TB, dir, name string) string {
+	t.Helper()
+	f := filepath.Join(dir, name+".pem")
+	writeE2EFile(t, f, ca.pem)
+	return f
+}
+
+func writeE2EFile(t testing.TB, name string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(name, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func e2eKey(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func e2eSerial(t testing.TB) *big.Int {
+	t.Helper()
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func certPool(pems ...[]byte) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, b := range pems {
+		p.AppendCertsFromPEM(b)
+	}
+	return p
+}
+
+// --- TLS clients ---------------------------------------------------------------
+
+// tlsDial connects to addr and completes a handshake with conf.
+func tlsDial(addr string, conf *tls.Config) (*tls.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, e2eTimeout)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(e2eTimeout))
+	tc := tls.Client(c, conf)
+	if err := tc.Handshake(); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// tlsGet sends one GET over a new TLS connection and reads the response.
+// With TLS 1.3 a server's refusal of the client's certificate arrives after
+// the client's handshake has completed: it shows as an error here.
+func tlsGet(addr string, conf *tls.Config, host, path string, headers ...string) (*rawMessage, *tls.ConnectionState, error) {
+	tc, err := tlsDial(addr, conf)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tc.Close()
+	var b strings.Builder
+	b.WriteString("GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n")
+	for _, h := range headers {
+		b.WriteString(h + "\r\n")
+	}
+	b.WriteString("\r\n")
+	if _, err := io.WriteString(tc, b.String()); err != nil {
+		return nil, nil, err
+	}
+	resp, err := readRawResponse(bufio.NewReader(tc), "GET")
+	if err != nil {
+		return nil, nil, err
+	}
+	cs := tc.ConnectionState()
+	return resp, &cs, nil
+}
+
+// staticTLSYAML is a listener tls block with the given certificate files
+// and extra lines.
+func staticTLSYAML(extra string, pairs ...[2]string) string {
+	var b strings.Builder
+	b.WriteString("tls:\n  certificates:\n")
+	for _, p := range pairs {
+		fmt.Fprintf(&b, "    - cert_file: %s\n      key_file: %s\n", p[0], p[1])
+	}
+	if extra != "" {
+		b.WriteString(indent(extra, 2) + "\n")
+	}
+	return b.String()
+}
+
+// --- static certificates ---------------------------------------------------------
+
+// TestE2ETLSStaticSNI: the certificate the client sees per SNI (exact SAN,
+// wildcard SAN, the first as default), ALPN, and the request reaching the
+// upstream marked as https.
+func TestE2ETLSStaticSNI(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Static CA")
+	exact := ca.issue(t, "exact", false, "api.example.com", "www.example.com")
+	wild := ca.issue(t, "wildcard", false, "*.example.net")
+	ecf, ekf := exact.write(t, dir, "exact")
+	wcf, wkf := wild.write(t, dir, "wild")
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{ecf, ekf}, [2]string{wcf, wkf}), "", ""))
+
+	roots := certPool(ca.pem)
+	for _, tc := range []struct {
+		name, sni string
+		want      e2eLeaf
+		verify    bool // the name is one of the certificate's
+	}{
+		{"exact SAN", "api.example.com", exact, true},
+		{"second SAN of the first", "www.example.com", exact, true},
+		{"exact, upper case", "API.Example.COM", exact, true},
+		{"wildcard SAN", "shop.example.net", wild, true},
+		{"wildcard, another label", "x-1.example.net", wild, true},
+		{"wildcard covers one label only", "a.b.example.net", exact, false},
+		{"wildcard does not cover the apex", "example.net", exact, false},
+		{"unknown name: the default", "other.example.org", exact, false},
+		{"no SNI: the default", "", exact, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := &tls.Config{ServerName: tc.sni, RootCAs: roots, NextProtos: []string{"h2", "http/1.1"}}
+			if !tc.verify {
+				conf.InsecureSkipVerify = true
+			}
+			host := tc.sni
+			if host == "" {
+				host = "127.0.0.1"
+			}
+			resp, cs, err := tlsGet(p.addr, conf, host, "/sni")
+			if err != nil {
+				t.Fatalf("GET: %v", err)
+			}
+			if got := cs.PeerCertificates[0].SerialNumber; got.Cmp(tc.want.cert.SerialNumber) != 0 {
+				t.Errorf("got certificate %q (serial %v); want %q", cs.PeerCertificates[0].Subject.CommonName, got, tc.want.cert.Subject.CommonName)
+			}
+			if cs.NegotiatedProtocol != "http/1.1" {
+				t.Errorf("got ALPN %q; want http/1.1", cs.NegotiatedProtocol)
+			}
+			if resp.status() != 200 || string(resp.body) != "ok" {
+				t.Errorf("got %d %q; want 200 ok", resp.status(), resp.body)
+			}
+			if got, _ := up.last().get("X-Forwarded-Proto"); got != "https" {
+				t.Errorf("upstream got X-Forwarded-Proto %q; want https", got)
+			}
+		})
+	}
+	t.Run("default min_version 1.2 accepts TLS 1.2", func(t *testing.T) {
+		tc, err := tlsDial(p.addr, &tls.Config{ServerName: "api.example.com", RootCAs: roots, MaxVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("TLS 1.2 handshake: %v", err)
+		}
+		defer tc.Close()
+		if v := tc.ConnectionState().Version; v != tls.VersionTLS12 {
+			t.Errorf("got version %x; want TLS 1.2", v)
+		}
+	})
+	t.Run("TLS 1.1 refused", func(t *testing.T) {
+		if tc, err := tlsDial(p.addr, &tls.Config{ServerName: "api.example.com", RootCAs: roots,
+			MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}); err == nil {
+			tc.Close()
+			t.Fatal("a TLS 1.1 handshake succeeded")
+		}
+	})
+}
+
+// TestE2ETLSMinVersion13: min_version "1.3" refuses a client that speaks TLS
+// 1.2 at most, and serves a TLS 1.3 client.
+func TestE2ETLSMinVersion13(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Static CA")
+	cf, kf := ca.issue(t, "v13", false, "v13.example.com").write(t, dir, "v13")
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), staticTLSYAML(`min_version: "1.3"`, [2]string{cf, kf}), "", ""))
+	roots := certPool(ca.pem)
+
+	if tc, err := tlsDial(p.addr, &tls.Config{ServerName: "v13.example.com", RootCAs: roots, MaxVersion: tls.VersionTLS12}); err == nil {
+		tc.Close()
+		t.Fatal("a TLS 1.2-only client completed a handshake with min_version 1.3")
+	} else if !strings.Contains(err.Error(), "protocol version") {
+		t.Errorf("got %v; want a protocol version alert", err)
+	}
+	if n := up.count(); n != 0 {
+		t.Errorf("upstream got %d requests from a refused client", n)
+	}
+	resp, cs, err := tlsGet(p.addr, &tls.Config{ServerName: "v13.example.com", RootCAs: roots}, "v13.example.com", "/")
+	if err != nil {
+		t.Fatalf("TLS 1.3 GET: %v", err)
+	}
+	if cs.Version != tls.VersionTLS13 || resp.status() != 200 {
+		t.Errorf("got version %x status %d; want TLS 1.3, 200", cs.Version, resp.status())
+	}
+}
+
+// --- redirect_https and HSTS ---------------------------------------------------------
+
+// TestE2ETLSRedirectAndHSTS: a plain-listener route with redirect_https
+// answers 308 to the https URL on the TLS listener's port, without reaching
+// the upstream; the same route on the TLS listener is proxied with HSTS.
+func TestE2ETLSRedirectAndHSTS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Static CA")
+	cf, kf := ca.issue(t, "app", false, "app.example.com", "plain.example.com", "answer.example.com").write(t, dir, "app")
+	up := okUpstream(t)
+	tlsAddr := freeAddr(t)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	p := startProxy(t, fmt.Sprintf(`
+listeners:
+  web:
+    address: 127.0.0.1:0
+  websecure:
+    address: %s
+%s
+upstreams:
+  app:
+    targets:
+      - url: http://%s
+routes:
+  - name: secure
+    match: {host: app.example.com}
+    upstream: app
+    redirect_https: true
+    hsts: true
+  - name: plain
+    match: {host: plain.example.com}
+    upstream: app
+  - name: answered
+    listeners: [websecure]
+    match: {host: answer.example.com}
+    respond: {status: 200, body: "answered"}
+    hsts: true
+access_log: {path: "off"}
+`, tlsAddr, indent(staticTLSYAML("", [2]string{cf, kf}), 4), up.addr()))
+
+	for _, tc := range []struct {
+		name, method, host, target, want string
+	}{
+		{"path and query", "GET", "app.example.com", "/a/b?x=1&y=%20z", "https://app.example.com:" + tlsPort + "/a/b?x=1&y=%20z"},
+		{"root", "GET", "app.example.com", "/", "https://app.example.com:" + tlsPort + "/"},
+		{"host with the plain port", "GET", "app.example.com:8080", "/p", "https://app.example.com:" + tlsPort + "/p"},
+		{"host lower-cased, empty query dropped", "GET", "APP.example.com", "/q?", "https://app.example.com:" + tlsPort + "/q"},
+		{"POST keeps its method (308)", "POST", "app.example.com", "/form", "https://app.example.com:" + tlsPort + "/form"},
+		{"absolute-form target", "GET", "app.example.com", "http://app.example.com/abs?k=v", "https://app.example.com:" + tlsPort + "/abs?k=v"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dialRaw(t, p.addr)
+			req := tc.method + " " + tc.target + " HTTP/1.1\r\nHost: " + tc.host + "\r\n"
+			if tc.method == "POST" {
+				req += "Content-Length: 2\r\n\r\nhi"
+			} else {
+				req += "\r\n"
+			}
+			resp := c.roundTrip(req)
+			if resp.status() != 308 {
+				t.Fatalf("got status %d; want 308", resp.status())
+			}
+			if got, _ := resp.get("Location"); got != tc.want {
+				t.Errorf("got Location %q; want %q", got, tc.want)
+			}
+			if got, n := resp.get("Strict-Transport-Security"); n != 0 {
+				t.Errorf("plain listener sent Strict-Transport-Security %q", got)
+			}
+		})
+	}
+	if n := up.count(); n != 0 {
+		t.Errorf("upstream got %d requests from redirected ones; want 0", n)
+	}
+
+	t.Run("route without redirect on the plain listener", func(t *testing.T) {
+		resp := rawGet(t, p.addr, "plain.example.com", "/x")
+		if resp.status() != 200 {
+			t.Errorf("got %d; want 200", resp.status())
+		}
+	})
+	roots := certPool(ca.pem)
+	// The header is set before the round trip, and reading the target's
+	// response header resets ctx.Response: HSTS must survive that.
+	t.Run("hsts on a proxied response", func(t *testing.T) {
+		resp, _, err := tlsGet(p.srv.Addr("websecure"), &tls.Config{ServerName: "app.example.com", RootCAs: roots}, "app.example.com", "/s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.status() != 200 {
+			t.Errorf("got %d; want 200 (no redirect on TLS)", resp.status())
+		}
+		if got, _ := resp.get("Strict-Transport-Security"); !strings.HasPrefix(got, "max-age=") {
+			t.Errorf("got Strict-Transport-Security %q; want max-age=...", got)
+		}
+	})
+	t.Run("hsts on a response the proxy makes", func(t *testing.T) {
+		resp, _, err := tlsGet(p.srv.Addr("websecure"), &tls.Config{ServerName: "answer.example.com", RootCAs: roots}, "answer.example.com", "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := resp.get("Strict-Transport-Security"); resp.status() != 200 || !strings.HasPrefix(got, "max-age=") {
+			t.Errorf("got %d, Strict-Transport-Security %q; want 200, max-age=...", resp.status(), got)
+		}
+	})
+	t.Run("no hsts on a route without it", func(t *testing.T) {
+		resp, _, err := tlsGet(p.srv.Addr("websecure"), &tls.Config{ServerName: "plain.example.com", RootCAs: roots}, "plain.example.com", "/s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, n := resp.get("Strict-Transport-Security"); n != 0 {
+			t.Errorf("got Strict-Transport-Security %q; want none", got)
+		}
+	})
+}
+
+// --- HTTPS upstreams -------------------------------------------------------------
+
+// tlsUpstream is an HTTPS server of one test that records the SNI and the
+// client certificate of each request.
+type tlsUpstream struct {
+	*httptest.Server
+	port string
+
+	mu      sync.Mutex // guards the fields below
+	sni     []string
+	clients []string // the client certificate's CN, "" for none
+}
+
+// startTLSUpstream serves HTTPS with leaf; when clientCA is not nil, it
+// requires a client certificate verified against it.
+func startTLSUpstream(t *testing.T, leaf e2eLeaf, clientCA *e2eCA) *tlsUpstream {
+	t.Helper()
+	u := &tlsUpstream{}
+	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cn := ""
+		if len(r.TLS.PeerCertificates) > 0 {
+			cn = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		u.mu.Lock()
+		u.sni = append(u.sni, r.TLS.ServerName)
+		u.clients = append(u.clients, cn)
+		u.mu.Unlock()
+		io.WriteString(w, "secure")
+	}))
+	u.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert(t)}}
+	if clientCA != nil {
+		u.TLS.ClientCAs = certPool(clientCA.pem)
+		u.TLS.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	u.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
+	u.StartTLS()
+	t.Cleanup(u.Close)
+	_, u.port, _ = net.SplitHostPort(u.Listener.Addr().String())
+	return u
+}
+
+// last returns the SNI and client CN of the last request ("", "" and false
+// when there was none).
+func (u *tlsUpstream) last() (sni, client string, ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.sni) == 0 {
+		return "", "", false
+	}
+	return u.sni[len(u.sni)-1], u.clients[len(u.clients)-1], true
+}
+
+func (u *tlsUpstream) count() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.sni)
+}
+
+// httpsUpstreamConfig is a plain listener "web" and a catch-all route to
+// the https target url, with tlsYAML under the upstream.
+func httpsUpstreamConfig(url, tlsYAML string) string {
+	return httpsUpstreamConfigAt("127.0.0.1:0", url, tlsYAML)
+}
+
+// httpsUpstreamConfigAt is httpsUpstreamConfig with "web" at listen.
+func httpsUpstreamConfigAt(listen, url, tlsYAML string) string {
+	return fmt.Sprintf(`
+listeners:
+  web:
+    address: %s
+upstreams:
+  app:
+    targets:
+      - url: %s
+%s
+routes:
+  - name: all
+    upstream: app
+access_log: {path: "off"}
+`, listen, url, indent(tlsYAML, 4))
+}
+
+// TestE2ETLSUpstreamHTTPS: an https:// target is verified against the
+// system roots (fails: a private CA), or ca_file; insecure_skip_verify
+// skips it; the SNI is the target's host or server_name.
+func TestE2ETLSUpstreamHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Upstream CA")
+	caFile := ca.writeCA(t, dir, "upstream-ca")
+	otherFile := newE2ECA(t, "Other CA").writeCA(t, dir, "other-ca")
+	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "localhost", "alt.internal", "127.0.0.1"), nil)
+	url := "https://localhost:" + u.port
+
+	for _, tc := range []struct {
+		name, tls string
+		status    int
+		sni       string
+	}{
+		{"system roots: unknown authority", "", 502, ""},
+		{"ca_file", "tls:\n  ca_file: " + caFile, 200, "localhost"},
+		{"ca_file of another CA", "tls:\n  ca_file: " + otherFile, 502, ""},
+		{"insecure_skip_verify", "tls:\n  insecure_skip_verify: true", 200, "localhost"},
+		{"server_name", "tls:\n  ca_file: " + caFile + "\n  server_name: alt.internal", 200, "alt.internal"},
+		{"server_name the certificate lacks", "tls:\n  ca_file: " + caFile + "\n  server_name: nope.internal", 502, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := u.count()
+			p := startProxy(t, httpsUpstreamConfig(url, tc.tls))
+			resp := rawGet(t, p.addr, "app.test", "/")
+			if resp.status() != tc.status {
+				t.Fatalf("got status %d %q; want %d", resp.status(), resp.body, tc.status)
+			}
+			if tc.status != 200 {
+				if u.count() != before {
+					t.Errorf("the upstream served a request over an unverified connection")
+				}
+				return
+			}
+			if string(resp.body) != "secure" {
+				t.Errorf("got body %q; want secure", resp.body)
+			}
+			if sni, _, _ := u.last(); sni != tc.sni {
+				t.Errorf("upstream saw SNI %q; want %q", sni, tc.sni)
+			}
+		})
+	}
+}
+
+// TestE2ETLSUpstreamIP: a target written as an IP is verified against the
+// certificate's IP SAN (and sends no SNI, as RFC 6066 requires).
+func TestE2ETLSUpstreamIP(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Upstream CA")
+	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "127.0.0.1"), nil)
+	p := startProxy(t, httpsUpstreamConfig("https://127.0.0.1:"+u.port, "tls:\n  ca_file: "+ca.writeCA(t, dir, "ca")))
+	resp := rawGet(t, p.addr, "app.test", "/")
+	if resp.status() != 200 {
+		t.Fatalf("got %d %q; want 200", resp.status(), resp.body)
+	}
+	if sni, _, _ := u.last(); sni != "" {
+		t.Errorf("got SNI %q for an IP target; want none", sni)
+	}
+}
+
+// TestE2ETLSUpstreamMTLS: an upstream that requires a client certificate is
+// served when cert_file and key_file are set, refused otherwise.
+func TestE2ETLSUpstreamMTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Upstream CA")
+	clientCA := newE2ECA(t, "Client CA")
+	caFile := ca.writeCA(t, dir, "upstream-ca")
+	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "localhost"), clientCA)
+	url := "https://localhost:" + u.port
+	ccf, ckf := clientCA.issue(t, "rampart-edge", true).write(t, dir, "client")
+	wcf, wkf := newE2ECA(t, "Stranger CA").issue(t, "stranger", true).write(t, dir, "stranger")
+
+	for _, tc := range []struct {
+		name, tls string
+		status    int
+	}{
+		{"client certificate", fmt.Sprintf("tls:\n  ca_file: %s\n  cert_file: %s\n  key_file: %s", caFile, ccf, ckf), 200},
+		{"no client certificate", "tls:\n  ca_file: " + caFile, 502},
+		// crypto/tls sends no certificate that the upstream's list of
+		// acceptable CAs rules out: the upstream sees none.
+		{"a certificate of another CA", fmt.Sprintf("tls:\n  ca_file: %s\n  cert_file: %s\n  key_file: %s", caFile, wcf, wkf), 502},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := u.count()
+			p := startProxy(t, httpsUpstreamConfig(url, tc.tls))
+			resp := rawGet(t, p.addr, "app.test", "/")
+			if resp.status() != tc.status {
+				t.Fatalf("got status %d %q; want %d", resp.status(), resp.body, tc.status)
+			}
+			if tc.status != 200 {
+				if u.count() != before {
+					t.Error("the upstream served a request without a verified client certificate")
+				}
+				return
+			}
+			if _, cn, _ := u.last(); cn != "rampart-edge" {
+				t.Errorf("upstream saw client certificate %q; want rampart-edge", cn)
+			}
+		})
+	}
+}
+
+// TestE2ETLSUpstreamReloadTLS: a reload that changes only an upstream's tls
+// block (not the target's address) takes effect: adding ca_file makes the
+// target reachable, and removing insecure_skip_verify makes the proxy verify
+// again.
+func TestE2ETLSUpstreamReloadTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Upstream CA")
+	caFile := ca.writeCA(t, dir, "upstream-ca")
+	otherFile := newE2ECA(t, "Other CA").writeCA(t, dir, "other-ca")
+	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "localhost"), nil)
+	url := "https://localhost:" + u.port
+	listen := freeAddr(t)
+	p := startProxy(t, httpsUpstreamConfigAt(listen, url, "tls:\n  insecure_skip_verify: true"))
+	reload := func(tlsYAML string) {
+		t.Helper()
+		cfg, err := config.Parse([]byte(httpsUpstreamConfigAt(listen, url, tlsYAML)), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.srv.Reload(cfg); err != nil {
+			t.Fatalf("Reload: %v", err)
+		}
+	}
+	steps := []struct {
+		name, tls string
+		status    int
+	}{
+		{"insecure_skip_verify", "tls:\n  insecure_skip_verify: true", 200},
+		{"insecure_skip_verify removed: the system roots", "", 502},
+		{"ca_file of another CA", "tls:\n  ca_file: " + otherFile, 502},
+		{"ca_file", "tls:\n  ca_file: " + caFile, 200},
+	}
+	for i, s := range steps {
+		if i > 0 {
+			reload(s.tls)
+		}
+		// A fresh connection each time, so that no pooled connection of the
+		// previous settings is reused.
+		resp := rawGet(t, p.addr, "app.test", "/", "Connection: close")
+		if resp.status() != s.status {
+			t.Errorf("step %d (%s): got status %d; want %d", i, s.name, resp.status(), s.status)
+		}
+		u.CloseClientConnections()
+	}
+}
+
+// --- client certificates ---------------------------------------------------------
+
+// TestE2ETLSClientCertRequire: client_auth require refuses a client without
+// a certificate (or with one of another CA) and forwards the verified
+// subject, never the client's own X-Client-Cert-Subject.
+func TestE2ETLSClientCertRequire(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Server CA")
+	clientCA := newE2ECA(t, "Client CA")
+	cf, kf := ca.issue(t, "mtls", false, "mtls.example.com").write(t, dir, "server")
+	clientCAFile := clientCA.writeCA(t, dir, "client-ca")
+	alice := clientCA.issue(t, "alice", true).tlsCert(t)
+	stranger := newE2ECA(t, "Stranger CA").issue(t, "mallory", true).tlsCert(t)
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(),
+		staticTLSYAML("client_ca_file: "+clientCAFile+"\nclient_auth: require", [2]string{cf, kf}), "", ""))
+	roots := certPool(ca.pem)
+	conf := func(certs ...tls.Certificate) *tls.Config {
+		return &tls.Config{ServerName: "mtls.example.com", RootCAs: roots, Certificates: certs}
+	}
+	// crypto/tls would not send a certificate that the server's list of
+	// acceptable CAs rules out: force it.
+	forced := func(c tls.Certificate) *tls.Config {
+		return &tls.Config{ServerName: "mtls.example.com", RootCAs: roots,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &c, nil }}
+	}
+
+	for _, tc := range []struct {
+		name string
+		conf *tls.Config
+	}{
+		{"no certificate", conf()},
+		{"no certificate, TLS 1.2", &tls.Config{ServerName: "mtls.example.com", RootCAs: roots, MaxVersion: tls.VersionTLS12}},
+		{"certificate of another CA", forced(stranger)},
+		{"certificate of another CA, TLS 1.2", func() *tls.Config { c := forced(stranger); c.MaxVersion = tls.VersionTLS12; return c }()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _, err := tlsGet(p.addr, tc.conf, "mtls.example.com", "/", clientSubjectHeader+": CN=forged")
+			if err == nil {
+				t.Fatalf("got status %d; want the handshake refused", resp.status())
+			}
+		})
+	}
+	if n := up.count(); n != 0 {
+		t.Errorf("upstream got %d requests from refused clients; want 0", n)
+	}
+
+	want := "CN=alice,O=Rampart tests"
+	for _, tc := range []struct {
+		name    string
+		headers []string
+	}{
+		{"verified subject", nil},
+		{"client-sent value replaced", []string{clientSubjectHeader + ": CN=admin"}},
+		{"client-sent values in any case replaced", []string{"x-client-cert-subject: CN=admin", "X-CLIENT-CERT-SUBJECT: CN=root"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, _, err := tlsGet(p.addr, conf(alice), "mtls.example.com", "/", tc.headers...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.status() != 200 {
+				t.Fatalf("got %d; want 200", resp.status())
+			}
+			if got := up.last().values(clientSubjectHeader); len(got) != 1 || got[0] != want {
+				t.Errorf("upstream got %s %q; want [%q]", clientSubjectHeader, got, want)
+			}
+		})
+	}
+	t.Run("keep-alive: every request carries the subject", func(t *testing.T) {
+		tc, err := tlsDial(p.addr, conf(alice))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Close()
+		br := bufio.NewReader(tc)
+		for i := range 3 {
+			io.WriteString(tc, "GET /k HTTP/1.1\r\nHost: mtls.example.com\r\nX-Client-Cert-Subject: CN=x\r\n\r\n")
+			resp, err := readRawResponse(br, "GET")
+			if err != nil || resp.status() != 200 {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if got := up.last().values(clientSubjectHeader); len(got) != 1 || got[0] != want {
+				t.Errorf("request %d: upstream got %q; want [%q]", i, got, want)
+			}
+		}
+	})
+}
+
+// TestE2ETLSClientCertVerifyIfGiven: verify_if_given serves a client without
+// a certificate (and strips its claimed subject), forwards the subject of a
+// verified one, and refuses a certificate it cannot verify.
+func TestE2ETLSClientCertVerifyIfGiven(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Server CA")
+	clientCA := newE2ECA(t, "Client CA")
+	cf, kf := ca.issue(t, "mtls", false, "mtls.example.com").write(t, dir, "server")
+	clientCAFile := clientCA.writeCA(t, dir, "client-ca")
+	bob := clientCA.issue(t, "bob", true).tlsCert(t)
+	stranger := newE2ECA(t, "Stranger CA").issue(t, "mallory", true).tlsCert(t)
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(),
+		staticTLSYAML("client_ca_file: "+clientCAFile+"\nclient_auth: verify_if_given", [2]string{cf, kf}), "", ""))
+	roots := certPool(ca.pem)
+
+	resp, _, err := tlsGet(p.addr, &tls.Config{ServerName: "mtls.example.com", RootCAs: roots}, "mtls.example.com", "/",
+		clientSubjectHeader+": CN=admin")
+	if err != nil || resp.status() != 200 {
+		t.Fatalf("without a certificate: %v; want 200", err)
+	}
+	if got := up.last().values(clientSubjectHeader); len(got) != 0 {
+		t.Errorf("without a certificate: upstream got %s %q; want none", clientSubjectHeader, got)
+	}
+
+	resp, _, err = tlsGet(p.addr, &tls.Config{ServerName: "mtls.example.com", RootCAs: roots, Certificates: []tls.Certificate{bob}},
+		"mtls.example.com", "/", clientSubjectHeader+": CN=admin")
+	if err != nil || resp.status() != 200 {
+		t.Fatalf("with a certificate: %v; want 200", err)
+	}
+	if got := up.last().values(clientSubjectHeader); len(got) != 1 || got[0] != "CN=bob,O=Rampart tests" {
+		t.Errorf("with a certificate: upstream got %q; want [CN=bob,O=Rampart tests]", got)
+	}
+
+	n := up.count()
+	forced := &tls.Config{ServerName: "mtls.example.com", RootCAs: roots,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &stranger, nil }}
+	if _, _, err := tlsGet(p.addr, forced, "mtls.example.com", "/"); err == nil {
+		t.Error("a certificate of another CA was accepted")
+	}
+	if up.count() != n {
+		t.Error("upstream got a request from a client with an unverified certificate")
+	}
+}
+
+// --- ACME through the proxy (Pebble) --------------------------------------------
+
+// lockedLog collects a process's output from several goroutines.
+type lockedLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedLog) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedLog) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// e2ePebble is one Pebble process with pebble-challtestsrv as its DNS
+// server, which answers every A query with 127.0.0.1: each test name
+// resolves to the proxy's listeners.
+type e2ePebble struct {
+	dirURL  string
+	mgmtURL string
+	caFile  string // the CA of Pebble's HTTPS certificate: acme.ca_file
+	client  *http.Client
+	log     *lockedLog
+}
+
+// startE2EPebble starts Pebble, validating HTTP-01 at httpPort and
+// TLS-ALPN-01 at tlsPort, refusing the names in blocklist. It skips t when
+// the binaries are missing.
+func startE2EPebble(t *testing.T, httpPort, tlsPort string, blocklist ...string) *e2ePebble {
+	t.Helper()
+	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed (apt-get install pebble; make test installs it)", bin)
+		}
+	}
+	dir := t.TempDir()
+	logs := &lockedLog{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Pebble's log:\n%s", logs.String())
+		}
+	})
+	dnsAddr := freeAddr(t)
+	startProcess(t, logs, nil, "pebble-challtestsrv", "-dns01", dnsAddr, "-http01", "", "-https01", "",
+		"-tlsalpn01", "", "-management", freeAddr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	waitE2EDNS(t, dnsAddr)
+
+	ca := newE2ECA(t, "Pebble HTTPS CA")
+	certFile, keyFile := ca.issue(t, "127.0.0.1", false, "127.0.0.1", "localhost").write(t, dir, "pebble")
+	caFile := ca.writeCA(t, dir, "pebble-ca")
+	listen, mgmt := freeAddr(t), freeAddr(t)
+	hp, _ := strconv.Atoi(httpPort)
+	tp, _ := strconv.Atoi(tlsPort)
+	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+		"listenAddress":           listen,
+		"managementListenAddress": mgmt,
+		"certificate":             certFile,
+		"privateKey":              keyFile,
+		"httpPort":                hp,
+		"tlsPort":                 tp,
+		"ocspResponderURL":        "",
+		"domainBlocklist":         blocklist,
+	}})
+	cfgFile := filepath.Join(dir, "pebble.json")
+	writeE2EFile(t, cfgFile, cfg)
+	startProcess(t, logs, []string{
+		"PEBBLE_VA_NOSLEEP=1",      // validate at once
+		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
+		"PEBBLE_AUTHZREUSE=0",      // every order validates
+	}, "pebble", "-config", cfgFile, "-dnsserver", dnsAddr)
+
+	p := &e2ePebble{
+		dirURL:  "https://" + listen + "/dir",
+		mgmtURL: "https://" + mgmt,
+		caFile:  caFile,
+		client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(ca.pem)}}},
+		log:     logs,
+	}
+	ok := waitFor(e2eTimeout, func() bool {
+		resp, err := p.client.Get(p.dirURL)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if !ok {
+		t.Fatal("Pebble did not serve its directory")
+	}
+	return p
+}
+
+// startProcess runs a process with its output in logs until t ends.
+func startProcess(t *testing.T, logs io.Writer, env []string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+}
+
+// waitE2EDNS waits until the DNS server at addr resolves test names.
+func waitE2EDNS(t *testing.T, addr string) {
+	t.Helper()
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "udp", addr)
+	}}
+	ok := waitFor(e2eTimeout, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		ips, err := r.LookupHost(ctx, "probe.rampart.test")
+		return err == nil && len(ips) > 0 && ips[0] == "127.0.0.1"
+	})
+	if !ok {
+		t.Fatalf("pebble-challtestsrv on %s did not answer", addr)
+	}
+}
+
+// orders counts the orders Pebble has created.
+func (p *e2ePebble) orders() int { return strings.Count(p.log.String(), "Added order") }
+
+// root returns the PEM of Pebble's issuing root and a file holding it.
+func (p *e2ePebble) root(t *testing.T) ([]byte, string) {
+	t.Helper()
+	resp, err := p.client.Get(p.mgmtURL + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("Pebble root: %d %v", resp.StatusCode, err)
+	}
+	f := filepath.Join(t.TempDir(), "pebble-root.pem")
+	writeE2EFile(t, f, b)
+	return b, f
+}
+
+// acmeProxyConfig: a plain listener "web" and a TLS listener "websecure"
+// with ACME from p (cache in cacheDir, or Redis when redisAddr is set), an
+// admin listener, and a route per host to an upstream at target.
+func acmeProxyConfig(p *e2ePebble, webAddr, tlsAddr, cacheDir, redisAddr, target string, hosts ...string) string {
+	cache := "cache: dir\n        cache_dir: " + cacheDir
+	top := ""
+	if redisAddr != "" {
+		cache = "cache: redis"
+		top = redisConfig(redisAddr)
+	}
+	var routes strings.Builder
+	for i, h := range hosts {
+		fmt.Fprintf(&routes, "  - name: r%d\n    match: {host: %s}\n    upstream: app\n", i, h)
+	}
+	return fmt.Sprintf(`
+admin:
+  address: 127.0.0.1:0
+listeners:
+  web:
+    address: %s
+  websecure:
+    address: %s
+    tls:
+      acme:
+        email: ops@rampart.test
+        directory_url: %s
+        ca_file: %s
+        %s
+upstreams:
+  app:
+    targets:
+      - url: http://%s
+routes:
+%saccess_log: {path: "off"}
+%s`, webAddr, tlsAddr, p.dirURL, p.caFile, cache, target, routes.String(), top)
+}
+
+// servedSerial is the serial of the certificate a connection was served.
+func servedSerial(cs *tls.ConnectionState) string {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return ""
+	}
+	return cs.PeerCertificates[0].SerialNumber.String()
+}
+
+// acmeGet fetches https://host/path from the TLS listener at addr,
+// verifying the certificate against roots. The first handshake of a host
+// waits for its order.
+func acmeGet(t *testing.T, addr, host string, roots []byte) (*rawMessage, *tls.ConnectionState) {
+	t.Helper()
+	resp, cs, err := tlsGet(addr, &tls.Config{ServerName: host, RootCAs: certPool(roots)}, host, "/acme")
+	if err != nil {
+		t.Fatalf("GET https://%s/ at %s: %v", host, addr, err)
+	}
+	if len(cs.VerifiedChains) == 0 {
+		t.Fatalf("%s: certificate not verified against Pebble's root", host)
+	}
+	if leaf := cs.PeerCertificates[0]; len(leaf.DNSNames) != 1 || leaf.DNSNames[0] != host {
+		t.Errorf("got SANs %q; want [%s]", leaf.DNSNames, host)
+	}
+	return resp, cs
+}
+
+// e2eCurlVerifies checks with curl, when installed, that the TLS listener at
+// addr serves host with a certificate that verifies against rootFile, and
+// proxies the request.
+func e2eCurlVerifies(t *testing.T, addr, host, rootFile string) {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Log("curl not installed: checked with crypto/tls only")
+		return
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "curl", "-sS", "--cacert", rootFile,
+		"--resolve", host+":"+port+":127.0.0.1", "https://"+host+":"+port+"/").CombinedOutput()
+	if err != nil || string(out) != "ok" {
+		t.Fatalf("curl: %v: %s", err, out)
+	}
+}
+
+// metricLine returns the line of the admin listener's /metrics that starts
+// with prefix, "" when there is none.
+func metricLine(t *testing.T, adminAddr, prefix string) string {
+	t.Helper()
+	c := &http.Client{Timeout: e2eTimeout}
+	resp, err := c.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+// TestE2EACMETLSALPN01: a client's handshake for a route's host makes the
+// proxy order a certificate from Pebble, which validates TLS-ALPN-01 at the
+// proxy's own TLS listener; the certificate verifies against Pebble's root
+// (crypto/tls and curl). A restarted proxy (a new Server, the same
+// cache_dir) serves the same certificate without a new order.
+func TestE2EACMETLSALPN01(t *testing.T) {
+	webAddr, tlsAddr := freeAddr(t), freeAddr(t)
+	_, webPort, _ := net.SplitHostPort(webAddr)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	pb := startE2EPebble(t, webPort, tlsPort)
+	up := okUpstream(t)
+	const host = "alpn.rampart.test"
+	yaml := acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), host)
+	root, rootFile := pb.root(t)
+
+	p := startProxy(t, yaml)
+	resp, cs := acmeGet(t, p.srv.Addr("websecure"), host, root)
+	if resp.status() != 200 || string(resp.body) != "ok" {
+		t.Fatalf("got %d %q; want 200 ok", resp.status(), resp.body)
+	}
+	if n := pb.orders(); n != 1 {
+		t.Errorf("got %d orders; want 1 (TLS-ALPN-01 at the proxy's TLS listener)", n)
+	}
+	if strings.Contains(pb.log.String(), "http-01") && !strings.Contains(pb.log.String(), "tls-alpn-01") {
+		t.Errorf("the order was not validated with TLS-ALPN-01")
+	}
+	e2eCurlVerifies(t, p.srv.Addr("websecure"), host, rootFile)
+	first := servedSerial(cs)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	p2 := startProxy(t, yaml)
+	_, cs2 := acmeGet(t, p2.srv.Addr("websecure"), host, root)
+	if got := servedSerial(cs2); got != first {
+		t.Errorf("after a restart: serial %s; want the cached %s", got, first)
+	}
+	if n := pb.orders(); n != 1 {
+		t.Errorf("after a restart: %d orders; want still 1", n)
+	}
+}
+
+// TestE2EACMEHTTP01: Pebble's TLS-ALPN-01 port has nothing behind it, so
+// the first authorization fails and the proxy orders again with HTTP-01,
+// which its plain listener answers before routing (no route matches
+// /.well-known/acme-challenge/ there: the catch-all goes to the upstream).
+func TestE2EACMEHTTP01(t *testing.T) {
+	webAddr, tlsAddr := freeAddr(t), freeAddr(t)
+	_, webPort, _ := net.SplitHostPort(webAddr)
+	_, deadPort, _ := net.SplitHostPort(freeAddr(t))
+	pb := startE2EPebble(t, webPort, deadPort)
+	up := okUpstream(t)
+	const host = "http01.rampart.test"
+	p := startProxy(t, acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), host))
+	root, rootFile := pb.root(t)
+
+	resp, _ := acmeGet(t, p.srv.Addr("websecure"), host, root)
+	if resp.status() != 200 {
+		t.Fatalf("got %d; want 200", resp.status())
+	}
+	if n := pb.orders(); n != 2 {
+		t.Errorf("got %d orders; want 2 (TLS-ALPN-01, then HTTP-01)", n)
+	}
+	up.mu.Lock()
+	for _, r := range up.reqs {
+		if strings.Contains(r.first, "acme-challenge") {
+			t.Errorf("a challenge reached the upstream: %q", r.first)
+		}
+	}
+	up.mu.Unlock()
+	e2eCurlVerifies(t, p.srv.Addr("websecure"), host, rootFile)
+
+	// An unknown token on the plain listener is not answered by ACME: it
+	// goes to the route like any path.
+	if r := rawGet(t, p.addr, host, "/.well-known/acme-challenge/unknown-token"); r.status() != 200 || string(r.body) != "ok" {
+		t.Errorf("unknown token: got %d %q; want the route's 200 ok", r.status(), r.body)
+	}
+}
+
+// TestE2EACMEMetric: the ACME certificate's expiry appears in
+// rampart_tls_certificate_expiry_timestamp_seconds on the admin listener
+// once a handshake got it, with source="acme".
+func TestE2EACMEMetric(t *testing.T) {
+	webAddr, tlsAddr := freeAddr(t), freeAddr(t)
+	_, webPort, _ := net.SplitHostPort(webAddr)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	pb := startE2EPebble(t, webPort, tlsPort)
+	up := okUpstream(t)
+	const host = "metric.rampart.test"
+	p := startProxy(t, acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), host))
+	root, _ := pb.root(t)
+	_, cs := acmeGet(t, p.srv.Addr("websecure"), host, root)
+
+	admin := p.srv.AdminAddr()
+	if admin == "" {
+		t.Fatal("no admin listener")
+	}
+	prefix := `rampart_tls_certificate_expiry_timestamp_seconds{host="` + host + `",source="acme"} `
+	var line string
+	waitFor(5*time.Second, func() bool {
+		line = metricLine(t, admin, prefix)
+		return line != ""
+	})
+	if line == "" {
+		t.Fatalf("no %s...} series on /metrics 5 s after the certificate was served", prefix)
+	}
+	v, err := strconv.ParseFloat(strings.TrimPrefix(line, prefix), 64)
+	if err != nil || int64(v) != cs.PeerCertificates[0].NotAfter.Unix() {
+		t.Errorf("got %q; want %d", line, cs.PeerCertificates[0].NotAfter.Unix())
+	}
+}
+
+// TestE2EACMEStaticMetric: static certificates are on /metrics from the
+// start, source="static".
+func TestE2EACMEStaticMetric(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Static CA")
+	leaf := ca.issue(t, "m", false, "m.example.com")
+	cf, kf := leaf.write(t, dir, "m")
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{cf, kf}), "", "admin:\n  address: 127.0.0.1:0\n"))
+	prefix := `rampart_tls_certificate_expiry_timestamp_seconds{host="m.example.com",source="static"} `
+	line := metricLine(t, p.srv.AdminAddr(), prefix)
+	if line == "" {
+		t.Fatalf("no %s...} series on /metrics", prefix)
+	}
+	if v, err := strconv.ParseFloat(strings.TrimPrefix(line, prefix), 64); err != nil || int64(v) != leaf.cert.NotAfter.Unix() {
+		t.Errorf("got %q; want %d", line, leaf.cert.NotAfter.Unix())
+	}
+}
+
+// TestE2EACMERefusedHost: a name outside the routes' hosts fails its
+// handshake without an order; a name Pebble refuses fails its own
+// handshake; a route's host is served meanwhile.
+func TestE2EACMERefusedHost(t *testing.T) {
+	webAddr, tlsAddr := freeAddr(t), freeAddr(t)
+	_, webPort, _ := net.SplitHostPort(webAddr)
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	const ok, blocked, other = "ok.rampart.test", "blocked.rampart.test", "other.rampart.test"
+	pb := startE2EPebble(t, webPort, tlsPort, blocked)
+	up := okUpstream(t)
+	p := startProxy(t, acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), ok, blocked))
+	root, _ := pb.root(t)
+	addr := p.srv.Addr("websecure")
+
+	if _, _, err := tlsGet(addr, &tls.Config{ServerName: other, RootCAs: certPool(root)}, other, "/"); err == nil {
+		t.Errorf("%s (no route): served; want the handshake refused", other)
+	}
+	if n := pb.orders(); n != 0 {
+		t.Fatalf("a name outside the routes made %d orders; want 0", n)
+	}
+	if _, _, err := tlsGet(addr, &tls.Config{ServerName: blocked, RootCAs: certPool(root)}, blocked, "/"); err == nil {
+		t.Errorf("%s (refused by the CA): served; want the handshake refused", blocked)
+	}
+	resp, _ := acmeGet(t, addr, ok, root)
+	if resp.status() != 200 {
+		t.Errorf("%s: got %d; want 200", ok, resp.status())
+	}
+}
+
+// TestE2EACMERedisTwoInstances: two proxies share ACME state through one
+// Redis. Both get a client's handshake for a new host at once; Pebble
+// validates TLS-ALPN-01 at instance B only. One order, one certificate,
+// served by both.
+func TestE2EACMERedisTwoInstances(t *testing.T) {
+	rd := startE2ERedis(t)
+	webA, tlsA, webB, tlsB := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	_, webPortB, _ := net.SplitHostPort(webB)
+	_, tlsPortB, _ := net.SplitHostPort(tlsB)
+	pb := startE2EPebble(t, webPortB, tlsPortB)
+	up := okUpstream(t)
+	const host = "shared.rampart.test"
+	pA := startProxy(t, acmeProxyConfig(pb, webA, tlsA, "", rd.addr, up.addr(), host))
+	pB := startProxy(t, acmeProxyConfig(pb, webB, tlsB, "", rd.addr, up.addr(), host))
+	root, _ := pb.root(t)
+
+	serials := make([]string, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, addr := range []string{pA.srv.Addr("websecure"), pB.srv.Addr("websecure")} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, cs, err := tlsGet(addr, &tls.Config{ServerName: host, RootCAs: certPool(root)}, host, "/")
+			serials[i], errs[i] = servedSerial(cs), err
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("handshakes: A %v, B %v", errs[0], errs[1])
+	}
+	if n := pb.orders(); n != 1 {
+		t.Errorf("got %d orders; want 1", n)
+	}
+	if serials[0] != serials[1] {
+		t.Errorf("A serves serial %s, B %s; want one certificate", serials[0], serials[1])
+	}
+}

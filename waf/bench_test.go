@@ -1,0 +1,52 @@
+package waf
+
+import (
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// benchJSON is a benign JSON document of about 15 KB with 200 values.
+func benchJSON() string {
+	var b strings.Builder
+	b.WriteString(`{"items":[`)
+	for i := range 100 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"name":"Product number ` + strconv.Itoa(i) + ` with a longer descriptive title for it","description":"Cotton shirt, machine washable at 30 degrees, in several sizes ` + strconv.Itoa(i) + `"}`)
+	}
+	b.WriteString(`]}`)
+	return b.String()
+}
+
+func benchInspect(b *testing.B, raw string) {
+	p := policy(b, "bench", config.WAFPolicy{Mode: config.WAFModeBlock})
+	ctx := newCtx(b, raw)
+	info := Request{ID: []byte("bench-request-id"), ClientIP: netip.MustParseAddr("192.0.2.7"), Route: "r"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		v := p.Inspect(ctx, info)
+		if v.Blocked() || v.Action != ActionPass {
+			b.Fatalf("benign request: status %d action %v", v.Status, v.Action)
+		}
+		v.Close()
+	}
+}
+
+func BenchmarkInspectGET(b *testing.B) {
+	benchInspect(b, "GET /products/42?page=2&sort=price HTTP/1.1\n"+browserHeaders+"\nCookie: session=abc123; theme=dark\n\n")
+}
+
+func BenchmarkInspectPOST16K(b *testing.B) {
+	body := benchJSON()
+	benchInspect(b, "POST /api/orders HTTP/1.1\n"+browserHeaders+"\nContent-Type: application/json\nContent-Length: "+strconv.Itoa(len(body))+"\n\n"+body)
+}
+
+var _ = fasthttp.StatusOK

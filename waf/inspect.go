@@ -1,0 +1,354 @@
+package waf
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"unsafe"
+
+	"github.com/corazawaf/coraza/v3/experimental"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/valyala/fasthttp"
+)
+
+// Action is the outcome of an inspection.
+type Action uint8
+
+const (
+	// ActionPass: no rule matched.
+	ActionPass Action = iota
+	// ActionDetected: rules matched but the request was not blocked
+	// (detect mode, or a score below the threshold).
+	ActionDetected
+	// ActionBlocked: the request was refused.
+	ActionBlocked
+)
+
+// String returns pass, detected or blocked.
+func (a Action) String() string {
+	switch a {
+	case ActionDetected:
+		return "detected"
+	case ActionBlocked:
+		return "blocked"
+	}
+	return "pass"
+}
+
+// Request is what the proxy knows about a request besides its
+// *fasthttp.RequestCtx.
+type Request struct {
+	// ID is the request id (X-Request-Id), the transaction's id. Read only
+	// during Inspect unless the policy inspects responses, in which case it
+	// must stay unchanged until the Verdict is closed.
+	ID []byte
+	// ClientIP is the downstream client (after trusted X-Forwarded-For).
+	ClientIP netip.Addr
+	// Route is the matched route's name, for the audit log.
+	Route string
+}
+
+// Verdict is the result of Policy.Inspect. Nil means that the policy does
+// not inspect (mode off); its methods accept a nil receiver. Close it when
+// the request is done, after the body has been forwarded.
+type Verdict struct {
+	// Status is the status to answer with instead of forwarding the
+	// request; 0 lets it through.
+	Status int
+	// Drop asks to close the connection after answering.
+	Drop bool
+	// Location is set for a redirect (a rule's redirect action).
+	Location string
+	// Action is pass, detected or blocked.
+	Action Action
+	// Score is the inbound anomaly score at the end of the request phases.
+	Score int
+	// Body, when not nil, replaces the request's body stream: it yields
+	// the bytes the WAF read from the stream, then the rest. Valid until
+	// Close.
+	Body *Replay
+
+	p      *Policy
+	tx     types.Transaction // open while the response may be inspected
+	info   Request
+	method string
+	uri    string
+	replay Replay
+}
+
+var verdictPool = sync.Pool{New: func() any { return new(Verdict) }}
+
+// Blocked reports whether the request must be answered with Status
+// instead of being forwarded.
+func (v *Verdict) Blocked() bool { return v != nil && v.Status != 0 }
+
+// bodyPrefix is the start of the answer to a blocked request; the request
+// id follows. It says nothing about the rules.
+var bodyPrefix = []byte("Request blocked by the web application firewall. Request id: ")
+
+// AppendBody appends the short plain-text answer to a blocked request,
+// carrying the request id, to dst.
+func (v *Verdict) AppendBody(dst, requestID []byte) []byte {
+	dst = append(dst, strconv.Itoa(v.Status)...)
+	dst = append(dst, ' ')
+	dst = append(dst, fasthttp.StatusMessage(v.Status)...)
+	dst = append(dst, ". "...)
+	dst = append(dst, bodyPrefix...)
+	dst = append(dst, requestID...)
+	return append(dst, '\n')
+}
+
+// Respond writes the answer to a blocked request into ctx's response.
+func (v *Verdict) Respond(ctx *fasthttp.RequestCtx, requestID []byte) {
+	resp := &ctx.Response
+	resp.Reset()
+	resp.SetStatusCode(v.Status)
+	resp.Header.SetContentType("text/plain; charset=utf-8")
+	if v.Location != "" {
+		resp.Header.Set(fasthttp.HeaderLocation, v.Location)
+	}
+	if v.Drop {
+		ctx.SetConnectionClose()
+	}
+	resp.SetBodyRaw(v.AppendBody(resp.Body()[:0], requestID))
+}
+
+// Inspect runs the request phases of the policy on ctx's request. It
+// returns nil when the policy does not inspect (mode off); otherwise a
+// Verdict the caller must Close once the request is done.
+//
+// The request's headers and URI are read in place. Its body is read only
+// when the engine asks for it: a body in memory is handed to the engine as
+// is; a streamed body is read up to the limit and Verdict.Body replays it.
+func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
+	if p == nil || p.waf == nil {
+		return nil
+	}
+	v := verdictPool.Get().(*Verdict)
+	v.p, v.info = p, info
+	tx := p.waf.NewTransactionWithOptions(experimental.Options{ID: p.str(info.ID), Context: context.Background()})
+	p.open.Add(1)
+	v.tx = tx
+	done := false
+	defer func() {
+		if !done { // a panic in the engine: do not leak the transaction
+			v.finish()
+		}
+	}()
+
+	req := &ctx.Request
+	h := &req.Header
+	v.method, v.uri = p.str(h.Method()), p.str(h.RequestURI())
+	cport, sip, sport := 0, "", 0
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		cport = a.Port
+	}
+	if a, ok := ctx.LocalAddr().(*net.TCPAddr); ok {
+		sip, sport = a.IP.String(), a.Port
+	}
+	tx.ProcessConnection(info.ClientIP.String(), cport, sip, sport)
+	tx.ProcessURI(v.uri, v.method, p.str(h.Protocol()))
+	if host := h.Host(); len(host) > 0 {
+		if hn, _, err := net.SplitHostPort(p.str(host)); err == nil {
+			tx.SetServerName(hn)
+		} else {
+			tx.SetServerName(p.str(host))
+		}
+	}
+	p.addHeaders(tx, h)
+
+	if it := tx.ProcessRequestHeaders(); it == nil {
+		if tx.IsRequestBodyAccessible() {
+			v.writeBody(req)
+		}
+		if !tx.IsInterrupted() {
+			_, _ = tx.ProcessRequestBody()
+		}
+	}
+	v.decide()
+	done = true
+	if !p.inspectRx || v.Status != 0 {
+		v.finish()
+	}
+	return v
+}
+
+// addHeaders gives the engine every request header as received, in order
+// and with duplicates (Host and Transfer-Encoding included).
+func (p *Policy) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
+	if len(h.RawHeaders()) > 0 {
+		for k, val := range h.AllInOrder() {
+			tx.AddRequestHeader(p.str(k), p.str(val))
+		}
+		return
+	}
+	// A request built in code has no raw headers.
+	te := false
+	for k, val := range h.All() {
+		te = te || string(k) == fasthttp.HeaderTransferEncoding
+		tx.AddRequestHeader(p.str(k), p.str(val))
+	}
+	if !te && h.ContentLength() == -1 {
+		tx.AddRequestHeader(fasthttp.HeaderTransferEncoding, "chunked")
+	}
+}
+
+// writeBody hands the request body to the engine, at most the policy's
+// limit, plus one byte when a larger body must be refused (the engine then
+// interrupts with 413). In detect mode nothing is refused.
+func (v *Verdict) writeBody(req *fasthttp.Request) {
+	p := v.p
+	max := p.bodyLimit
+	if !p.partial && p.mode != "detect" {
+		max++
+	}
+	if !req.IsBodyStream() {
+		b := req.Body()
+		if int64(len(b)) > max {
+			b = b[:max]
+		}
+		if len(b) > 0 {
+			_, _, _ = v.tx.WriteRequestBody(b)
+		}
+		return
+	}
+	v.replay.fill(req.BodyStream(), max)
+	v.Body = &v.replay
+	if b := v.replay.buf; len(b) > 0 {
+		_, _, _ = v.tx.WriteRequestBody(b)
+	}
+}
+
+// decide sets the verdict's fields from the transaction's state.
+func (v *Verdict) decide() {
+	tx := v.tx
+	if it := tx.Interruption(); it != nil {
+		v.Action = ActionBlocked
+		v.Status = it.Status
+		switch it.Action {
+		case "redirect":
+			if v.Status == 0 {
+				v.Status = fasthttp.StatusFound
+			}
+			v.Location = it.Data
+		case "drop":
+			v.Drop = true
+		}
+		if v.Status == 0 || (v.Location == "" && v.Status < 400) {
+			v.Status = fasthttp.StatusForbidden
+		}
+	}
+	v.Score = v.p.score(tx)
+}
+
+// InspectResponse runs the response phases on resp when the policy
+// inspects responses. It returns true when the response must be replaced
+// by the answer of Respond (Verdict.Status is then set).
+func (v *Verdict) InspectResponse(resp *fasthttp.Response) bool {
+	if v == nil || v.tx == nil {
+		return false
+	}
+	tx := v.tx
+	for k, val := range resp.Header.All() {
+		tx.AddResponseHeader(string(k), string(val))
+	}
+	if tx.ProcessResponseHeaders(resp.StatusCode(), "HTTP/1.1") == nil {
+		if tx.IsResponseBodyProcessable() && !resp.IsBodyStream() {
+			_, _, _ = tx.WriteResponseBody(resp.Body())
+		}
+		_, _ = tx.ProcessResponseBody()
+	}
+	v.decide()
+	v.finish()
+	return v.Status != 0
+}
+
+// Close ends the request's inspection: the logging phase, the audit event
+// and the transaction's release if still open, then the verdict's own
+// release. The verdict and its Body must not be used afterwards.
+func (v *Verdict) Close() {
+	if v == nil {
+		return
+	}
+	if v.tx != nil {
+		v.finish()
+	}
+	v.replay.release()
+	*v = Verdict{}
+	verdictPool.Put(v)
+}
+
+// finish runs the logging phase, reports the transaction and closes it.
+func (v *Verdict) finish() {
+	tx, p := v.tx, v.p
+	v.tx = nil
+	tx.ProcessLogging()
+	matched := tx.MatchedRules()
+	logged := 0
+	for _, m := range matched {
+		if isLogged(m) {
+			logged++
+			if p.hooks.RuleMatched != nil {
+				p.hooks.RuleMatched(p.name, m.Rule().ID())
+			}
+		}
+	}
+	if logged > 0 && v.Action == ActionPass {
+		v.Action = ActionDetected
+	}
+	if p.hooks.Inspected != nil {
+		p.hooks.Inspected(p.name, v.Action)
+	}
+	if p.audit != nil && (logged > 0 || v.Action == ActionBlocked) {
+		p.audit.send(v.event(tx, matched))
+	}
+	_ = tx.Close()
+	p.open.Add(-1)
+}
+
+// isLogged reports whether a matched rule is one that logs (not a nolog
+// bookkeeping rule such as the CRS initialization).
+func isLogged(m types.MatchedRule) bool {
+	if l, ok := m.(interface{ Log() bool }); ok {
+		return l.Log()
+	}
+	return true
+}
+
+// score returns the inbound anomaly score: the CRS blocking score once
+// the blocking evaluation ran, else the sum of the per-level scores so far.
+func (p *Policy) score(tx types.Transaction) int {
+	st, ok := tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	})
+	if !ok {
+		return 0
+	}
+	vars := st.Variables().TX()
+	if s := vars.Get("blocking_inbound_anomaly_score"); len(s) > 0 {
+		if n, err := strconv.Atoi(s[0]); err == nil && n > 0 {
+			return n
+		}
+	}
+	sum := 0
+	for _, k := range [...]string{"inbound_anomaly_score_pl1", "inbound_anomaly_score_pl2", "inbound_anomaly_score_pl3", "inbound_anomaly_score_pl4"} {
+		if s := vars.Get(k); len(s) > 0 {
+			n, _ := strconv.Atoi(s[0])
+			sum += n
+		}
+	}
+	return sum
+}
+
+// str returns b as a string. Without response inspection the transaction
+// is closed before the request's buffers can change, so b is not copied;
+// otherwise it is.
+func (p *Policy) str(b []byte) string {
+	if p.inspectRx {
+		return string(b)
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

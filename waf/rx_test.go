@@ -1,0 +1,81 @@
+//go:build !rampart_stdrx
+
+package waf
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+)
+
+// captureState records what @rx captures.
+type captureState struct {
+	plugintypes.TransactionState
+	capturing bool
+	fields    map[int]string
+}
+
+func (s *captureState) Capturing() bool { return s.capturing }
+func (s *captureState) CaptureField(i int, v string) {
+	s.fields[i] = v
+}
+
+// TestRXMatchesGoRegexp compares the RE2 operator with Go's regexp, with
+// and without capture, on valid and invalid UTF-8.
+func TestRXMatchesGoRegexp(t *testing.T) {
+	patterns := []string{
+		`(?i)union\s+(all\s+)?select`,
+		`^(\w+)=(\d+)?$`,
+		`\bselect\b`,
+		`(?i)<script[^>]*>`,
+		`[\x{100}-\x{10ffff}]`,
+		`é+`,
+		`^$`,
+	}
+	inputs := []string{
+		"", "a=1", "a=", "1 UNION ALL SELECT x", "SELECT", "<SCRIPT src=x>", "line1\nline2=3",
+		"caf\xe9 union select", "\xff\xfe<script>", "ééé", "π", "x\n",
+	}
+	for _, p := range patterns {
+		op, err := newRX(plugintypes.OperatorOptions{Arguments: p})
+		if err != nil {
+			t.Fatalf("%q: %v", p, err)
+		}
+		std := regexp.MustCompile("(?sm)" + p)
+		for _, in := range inputs {
+			for _, capture := range []bool{false, true} {
+				st := &captureState{capturing: capture, fields: map[int]string{}}
+				got := op.Evaluate(st, in)
+				want := std.FindStringSubmatchIndex(in)
+				if got != (want != nil) {
+					t.Errorf("%q on %q (capture %v): got %v; want %v", p, in, capture, got, want != nil)
+					continue
+				}
+				if !capture || want == nil {
+					continue
+				}
+				for i := 0; i < len(want)/2 && i < 9; i++ {
+					w := ""
+					if want[2*i] >= 0 {
+						w = in[want[2*i]:want[2*i+1]]
+					}
+					if st.fields[i] != w {
+						t.Errorf("%q on %q: TX.%d %q; want %q", p, in, i, st.fields[i], w)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRXBytePattern(t *testing.T) {
+	op, err := newRX(plugintypes.OperatorOptions{Arguments: `\xff\xfe`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &captureState{fields: map[int]string{}}
+	if !op.Evaluate(st, "a\xff\xfeb") || op.Evaluate(st, "abc") {
+		t.Fatal("byte pattern: wrong result")
+	}
+}

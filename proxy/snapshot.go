@@ -129,9 +129,11 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 			}
 			r := &route{name: rc.Name, nameBytes: []byte(rc.Name), cfg: rc, respond: rc.Respond, metrics: m.Route(rc.Name)}
 			if rc.WAF != "" {
-				if r.waf = policies[rc.WAF]; r.waf == nil {
+				p, ok := policies[rc.WAF]
+				if !ok {
 					return nil, fmt.Errorf("route %q: waf policy %q is not defined", rc.Name, rc.WAF)
 				}
+				r.waf = p
 			}
 			if rc.RateLimit != "" {
 				if r.limit = limits[rc.RateLimit]; r.limit == nil {

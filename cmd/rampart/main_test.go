@@ -109,13 +109,11 @@ func TestRunCommands(t *testing.T) {
 	}
 }
 
-// TestRunValidateExamples checks that the shipped examples validate.
+// TestRunValidateExamples checks that the quick start validates through the
+// command. Every example, with the secrets it reads faked, is validated by
+// the tests of package examples.
 func TestRunValidateExamples(t *testing.T) {
-	files, _ := filepath.Glob("../../examples/*.yaml")
-	if len(files) == 0 {
-		t.Skip("no examples")
-	}
-	for _, f := range files {
+	for _, f := range []string{"../../examples/quickstart.yaml"} {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			if code := run([]string{"validate", "--config", f}, &stdout, &stderr); code != 0 {

@@ -32,7 +32,7 @@ FUZZTIME ?= 30s
 SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
 .DEFAULT_GOAL := build
-.PHONY: all build run deps test lint fmt-check vet bench fuzz image clean help
+.PHONY: all build run deps test lint fmt-check vet bench fuzz crs image clean help
 
 all: build
 
@@ -43,6 +43,7 @@ help:
 	@echo "make lint    gofmt check and go vet"
 	@echo "make bench   bash bench/run.sh"
 	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make crs     the OWASP CRS regression suite through a running Rampart (part of make test)"
 	@echo "make image   build the container image (needs Docker)"
 	@echo "make clean   remove build and benchmark output"
 
@@ -108,3 +109,6 @@ clean:
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t rampart:$(VERSION) .
+
+crs:
+	go test -count=1 -run TestCRSRegressionThroughProxy -v ./proxy

@@ -456,7 +456,14 @@ func (cn *conn) serveBurst() (keep bool) {
 			}
 			return !closeAfter
 		}
-		// Pipelined requests are waiting: serve them before flushing.
+		// More bytes are waiting. A whole pipelined request is served
+		// before flushing (its answer joins this one); anything less may
+		// take a while to complete, and this answer must not wait for it.
+		if !headerComplete(br) {
+			if err := bw.Flush(); err != nil {
+				return false
+			}
+		}
 	}
 }
 

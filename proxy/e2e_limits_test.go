@@ -143,3 +143,24 @@ func itoa(n int) string {
 		}
 	}
 }
+
+// TestE2EAnswerNotHeldByPartialPipeline: bytes after a request that do not
+// make a whole request (here a POST body sent without Content-Length, which
+// HTTP/1.1 reads as the start of the next request) must not hold back the
+// answer to the request before them.
+func TestE2EAnswerNotHeldByPartialPipeline(t *testing.T) {
+	up := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("ok"), true })
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+	c := dialRaw(t, p.addr)
+	_ = c.conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c.conn, "POST / HTTP/1.1\r\nHost: x\r\n\r\n{\"id\":\"no length\"}"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := readRawResponse(c.br, "POST")
+	if err != nil {
+		t.Fatalf("answer: %v; want it at once, not after the partial next request", err)
+	}
+	if resp.status() != 200 {
+		t.Errorf("status: got %d; want 200", resp.status())
+	}
+}

@@ -5,8 +5,31 @@ import "github.com/prometheus/client_golang/prometheus"
 // ListenerMetrics records one listener's open downstream connections
 // (rampart_active_connections). A nil *ListenerMetrics records nothing.
 type ListenerMetrics struct {
-	active prometheus.Gauge
+	active  prometheus.Gauge
+	refused [refuseReasons]prometheus.Counter
+	timeout [timeoutKinds]prometheus.Counter
 }
+
+// Reasons for refusing a connection at accept, and kinds of timeouts, as
+// recorded by Refused and TimedOut.
+const (
+	RefusedMaxConnections = iota
+	RefusedMaxConnectionsPerIP
+	RefusedShutdown
+	refuseReasons
+)
+
+const (
+	TimeoutHeader = iota
+	TimeoutBody
+	TimeoutWrite
+	timeoutKinds
+)
+
+var (
+	refuseNames  = [refuseReasons]string{"max_connections", "max_connections_per_ip", "shutdown"}
+	timeoutNames = [timeoutKinds]string{"header", "body", "write"}
+)
 
 // Listener returns the handle of the listener name, creating it on first
 // use.
@@ -20,8 +43,28 @@ func (m *Metrics) Listener(name string) *ListenerMetrics {
 		return l
 	}
 	l := &ListenerMetrics{active: m.activeConns.WithLabelValues(name)}
+	for i, r := range refuseNames {
+		l.refused[i] = m.connsRefused.WithLabelValues(name, r)
+	}
+	for i, k := range timeoutNames {
+		l.timeout[i] = m.timeouts.WithLabelValues(name, k)
+	}
 	m.listeners[name] = l
 	return l
+}
+
+// Refused counts a connection refused at accept for reason (Refused*).
+func (l *ListenerMetrics) Refused(reason int) {
+	if l != nil && reason >= 0 && reason < refuseReasons {
+		l.refused[reason].Inc()
+	}
+}
+
+// TimedOut counts a request cut by a timeout of kind (Timeout*).
+func (l *ListenerMetrics) TimedOut(kind int) {
+	if l != nil && kind >= 0 && kind < timeoutKinds {
+		l.timeout[kind].Inc()
+	}
 }
 
 // Inc counts a connection accepted.
@@ -52,6 +95,12 @@ func (m *Metrics) RetainListeners(names []string) {
 		if _, ok := keep[name]; !ok {
 			delete(m.listeners, name)
 			m.activeConns.DeleteLabelValues(name)
+			for _, r := range refuseNames {
+				m.connsRefused.DeleteLabelValues(name, r)
+			}
+			for _, k := range timeoutNames {
+				m.timeouts.DeleteLabelValues(name, k)
+			}
 		}
 	}
 }

@@ -61,8 +61,10 @@ type Metrics struct {
 	reloads        *prometheus.CounterVec   // result
 	reloadOK       prometheus.Gauge
 	reloadOKTime   prometheus.Gauge
-	activeConns    *prometheus.GaugeVec // listener
-	buildInfo      *prometheus.GaugeVec // version
+	activeConns    *prometheus.GaugeVec   // listener
+	connsRefused   *prometheus.CounterVec // listener, reason
+	timeouts       *prometheus.CounterVec // listener, kind
+	buildInfo      *prometheus.GaugeVec   // version
 	reloadSuccess  prometheus.Counter
 	reloadFailures prometheus.Counter
 
@@ -140,6 +142,14 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Namespace: Namespace, Name: "active_connections",
 			Help: "Downstream connections open, by listener.",
 		}, []string{"listener"}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "connections_refused_total",
+			Help: "Downstream connections closed at accept, by listener and reason (max_connections, max_connections_per_ip, shutdown).",
+		}, []string{"listener", "reason"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "request_timeouts_total",
+			Help: "Downstream requests cut by a timeout, by listener and kind (header: read_header_timeout, body: read_timeout, write: write_timeout).",
+		}, []string{"listener", "kind"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "build_info",
 			Help: "Always 1; the label says which Rampart version runs.",
@@ -155,7 +165,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
 		m.wafRequests, m.wafMatches, m.rlDecisions, m.rlDegraded, m.certExpiry,
-		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.buildInfo,
+		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

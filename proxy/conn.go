@@ -123,13 +123,16 @@ func (s *connServer) admit(c net.Conn) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing.Load() {
+		s.metrics.Refused(metrics.RefusedShutdown)
 		return nil
 	}
 	lim := s.lim.Load()
 	if m := lim.MaxConnections; m > 0 && len(s.conns) >= m {
+		s.metrics.Refused(metrics.RefusedMaxConnections)
 		return nil
 	}
 	if m := lim.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
+		s.metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
 		return nil
 	}
 	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1)}
@@ -439,6 +442,9 @@ func (cn *conn) serveBurst() (keep bool) {
 			_ = cn.c.SetWriteDeadline(time.Now().Add(wt))
 		}
 		if err := writeResponse(ctx, bw, http11); err != nil {
+			if isTimeout(err) {
+				s.metrics.TimedOut(metrics.TimeoutWrite)
+			}
 			return false
 		}
 		if !closeAfter && stream != nil && !drain(stream) {
@@ -477,7 +483,7 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 	// The header usually arrives whole in the first read; the header
 	// timeout (slowloris) is armed only when it has not.
 	if b, err := br.Peek(1); len(b) == 0 {
-		cn.refuse(bw, err, cn.served > 0)
+		cn.refuse(bw, err, cn.served > 0, metrics.TimeoutHeader)
 		return false
 	}
 	if !headerComplete(br) {
@@ -485,7 +491,7 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 	}
 	req := &ctx.Request
 	if err := req.Header.Read(br); err != nil {
-		cn.refuse(bw, err, cn.served > 0)
+		cn.refuse(bw, err, cn.served > 0, metrics.TimeoutHeader)
 		return false
 	}
 	if headerSize(&req.Header) > int(lim.MaxHeaderBytes) {
@@ -518,7 +524,7 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		err = req.ContinueReadBodyStream(br, 8<<10, false)
 	}
 	if err != nil {
-		cn.refuse(bw, err, false)
+		cn.refuse(bw, err, false, metrics.TimeoutBody)
 		return false
 	}
 	return true
@@ -579,8 +585,8 @@ var (
 )
 
 // refuse answers a request that could not be read. Nothing is sent when
-// the client simply went away or an idle connection timed out.
-func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool) {
+// the client simply went away. A timeout is counted as timeoutKind.
+func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool, timeoutKind int) {
 	var sizeErr *fasthttp.ErrSmallBuffer
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF) && idle,
@@ -588,9 +594,10 @@ func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool) {
 	case errors.As(err, &sizeErr):
 		cn.answer(bw, fasthttp.StatusRequestHeaderFieldsTooLarge, bodyHeaderTooLarge)
 	case isTimeout(err):
-		if !idle {
-			cn.answer(bw, fasthttp.StatusRequestTimeout, bodyRequestTimeout)
-		}
+		// The client had begun a request (the idle wait is elsewhere):
+		// a slow or stalled client.
+		cn.s.metrics.TimedOut(timeoutKind)
+		cn.answer(bw, fasthttp.StatusRequestTimeout, bodyRequestTimeout)
 	default:
 		cn.answer(bw, fasthttp.StatusBadRequest, bodyBadRequest)
 	}

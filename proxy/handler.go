@@ -12,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/balancer"
+	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/ratelimit"
 	"github.com/rampart-proxy/rampart/waf"
 )
@@ -296,7 +297,10 @@ func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 	status, msg := statusForError(err)
 	l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
 		"route", rt.name, "upstream", p.name, "target", p.targetNames[i], "status", status, "error", err.Error())
-	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest {
+	if status == fasthttp.StatusRequestTimeout {
+		l.cs.metrics.TimedOut(metrics.TimeoutBody)
+	}
+	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest || status == fasthttp.StatusRequestTimeout {
 		ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
 	}
 	l.finish(ctx, x, rt, p.name, p.targetNames[i], status, msg)
@@ -407,6 +411,8 @@ func statusForError(err error) (int, []byte) {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, bodyTooLarge
+	case errors.As(err, &ce) && isTimeout(ce.err):
+		return fasthttp.StatusRequestTimeout, bodyRequestTimeout
 	case errors.As(err, &ce):
 		return fasthttp.StatusBadRequest, bodyBadRequest
 	case errors.As(err, &de):

@@ -30,6 +30,8 @@ func reloadConfig(webAddr, extraAddr, upA, upB string, version int, toB bool) st
 		extra = fmt.Sprintf("  extra:\n    address: %s\n", extraAddr)
 	}
 	return fmt.Sprintf(`
+admin:
+  address: 127.0.0.1:0
 listeners:
   web:
     address: %s
@@ -54,8 +56,9 @@ access_log:
 `, webAddr, extra, upA, upB, version, target)
 }
 
-// TestE2EReloadUnderLoad changes the config ten times, by Reload, by the file
-// watcher and by ReloadFromFile (what SIGHUP calls), while clients send a
+// TestE2EReloadUnderLoad changes the config ten times, by the file watcher,
+// by ReloadFromFile (what SIGHUP calls; cmd/rampart's process test sends a
+// real SIGHUP) and by POST /api/v1/reload, while clients send a
 // steady stream of requests on keep-alive connections: no request fails, the
 // connections stay open (each client uses one), a listener is added and
 // removed, and a broken file is refused while the old config serves.
@@ -167,14 +170,16 @@ func TestE2EReloadUnderLoad(t *testing.T) {
 			if _, err := srv.ReloadFromFile(); err != nil {
 				t.Fatalf("reload %d: %v", v, err)
 			}
-		case 2: // Reload with a parsed config
+		case 2: // POST /api/v1/reload on the admin listener
 			write(body)
-			cfg, err := config.Load(file)
+			resp, err := http.Post("http://"+srv.AdminAddr()+"/api/v1/reload", "", nil)
 			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := srv.Reload(cfg); err != nil {
 				t.Fatalf("reload %d: %v", v, err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("reload %d: got %d %s; want 200", v, resp.StatusCode, b)
 			}
 		}
 		waitVersion(web, fmt.Sprintf("v%d", v))

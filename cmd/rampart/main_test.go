@@ -298,15 +298,32 @@ shutdown:
 		}
 	}
 
-	// SIGHUP must not kill the process.
+	// SIGHUP reloads the file: a changed answer is served, and the
+	// process lives on.
+	old, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(old), `body: "ok\n"`, `body: "reloaded\n"`, 1)
+	if err := os.WriteFile(cfg, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	if logs.waitLine(findSIGHUPMsg(logs), "", 5*time.Second) == nil {
 		t.Errorf("no log line about SIGHUP; log:\n%s", logs.text())
 	}
-	if code, _, err := get("/healthz"); err != nil || code != 200 {
-		t.Errorf("after SIGHUP: got %d err %v; want 200", code, err)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body, err := get("/healthz")
+		if err == nil && code == 200 && body == "reloaded\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: got %d %q err %v; want 200 \"reloaded\\n\"", code, body, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	type result struct {

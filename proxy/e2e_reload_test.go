@@ -266,3 +266,50 @@ access_log: {path: "off"}
 		t.Fatalf("echo after reloads: got %q %v; want %q", got.payload, err, msg)
 	}
 }
+
+// TestReloadKeepsCompiledWAF: a reload that changes only an upstream keeps
+// the compiled WAF policy (no CRS compile on the reload path); one that
+// changes the policy compiles it again.
+func TestReloadKeepsCompiledWAF(t *testing.T) {
+	up := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("ok"), true })
+	other := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("other"), true })
+	yaml := func(target string, paranoia int) string {
+		return fmt.Sprintf(`
+listeners: {web: {address: "127.0.0.1:0"}}
+upstreams: {app: {targets: [{url: "http://%s"}]}}
+waf:
+  main: {mode: block, paranoia_level: %d}
+routes: [{name: app, upstream: app, waf: main}]
+access_log: {path: "off"}
+`, target, paranoia)
+	}
+	p := startProxy(t, yaml(up.addr(), 1))
+	first := p.srv.snap.Load().waf["main"]
+	reload := func(body string) time.Duration {
+		t.Helper()
+		cfg, err := config.Parse([]byte(body), "waf.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		if _, err := p.srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	took := reload(yaml(other.addr(), 1))
+	if got := p.srv.snap.Load().waf["main"]; got != first {
+		t.Errorf("upstream-only reload: the WAF policy was compiled again; want it kept")
+	}
+	t.Logf("upstream-only reload with a CRS policy took %v", took)
+	if got := string(rawGet(t, p.addr, "x", "/").body); got != "other" {
+		t.Errorf("after the reload: got %q; want the new upstream", got)
+	}
+	reload(yaml(other.addr(), 2))
+	if got := p.srv.snap.Load().waf["main"]; got == first {
+		t.Errorf("policy change: got the old compiled policy; want a new one")
+	}
+	if got := rawGet(t, p.addr, "x", "/?id=1%27%20OR%20%271%27=%271").status(); got != 403 {
+		t.Errorf("attack after the reloads: got %d; want 403", got)
+	}
+}

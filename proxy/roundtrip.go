@@ -100,13 +100,7 @@ func isConnGone(err error) bool {
 // handed to the returned body.
 func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Response) (io.ReadCloser, error) {
 	conn := cc.Conn()
-	if p.write > 0 {
-		if err := conn.SetWriteDeadline(time.Now().Add(p.write)); err != nil {
-			p.close(cc)
-			return nil, err
-		}
-	}
-	bw := p.hc.AcquireWriter(conn)
+	bw := p.hc.AcquireWriter(conn) // the write timeout is timeoutConn's
 	err := req.Write(bw)
 	if err == nil {
 		err = bw.Flush()

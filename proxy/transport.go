@@ -106,10 +106,10 @@ func (t *transport) dial(addr string) (net.Conn, error) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	if t.read <= 0 {
+	if t.read <= 0 && t.write <= 0 {
 		return c, nil
 	}
-	return &timeoutConn{Conn: c, read: t.read}, nil
+	return &timeoutConn{Conn: c, read: t.read, write: t.write}, nil
 }
 
 // timeoutConn bounds each Read by the read timeout, from the moment the read
@@ -119,19 +119,35 @@ func (t *transport) dial(addr string) (net.Conn, error) {
 // left: a read then waits between 0.9 and 1 times the timeout.
 type timeoutConn struct {
 	net.Conn
-	read     time.Duration
-	deadline time.Time
+	read, write time.Duration
+	rdl, wdl    time.Time // the deadlines last set
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
-	now := time.Now()
-	if c.deadline.Sub(now) < c.read-c.read/10 {
-		c.deadline = now.Add(c.read)
-		if err := c.Conn.SetReadDeadline(c.deadline); err != nil {
-			return 0, err
+	if c.read > 0 {
+		now := time.Now()
+		if c.rdl.Sub(now) < c.read-c.read/10 {
+			c.rdl = now.Add(c.read)
+			if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return c.Conn.Read(p)
+}
+
+// Write bounds each write by the write timeout, the same way.
+func (c *timeoutConn) Write(p []byte) (int, error) {
+	if c.write > 0 {
+		now := time.Now()
+		if c.wdl.Sub(now) < c.write-c.write/10 {
+			c.wdl = now.Add(c.write)
+			if err := c.Conn.SetWriteDeadline(c.wdl); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 // isTimeout reports whether err is a timeout waiting for the target.

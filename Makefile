@@ -27,12 +27,14 @@ RACE_PKGS ?= ./proxy/... ./balancer/... ./ratelimit/... ./tls/... ./metrics/...
 TEST_TIMEOUT ?= 5m
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 30s
+# How long `make soak` drives load while injecting faults.
+SOAK_DURATION ?= 10m
 
 # sudo only when not root and sudo exists (CI runs as root).
 SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
 .DEFAULT_GOAL := build
-.PHONY: all build run deps test lint fmt-check vet bench fuzz crs image clean help
+.PHONY: all build run deps test lint fmt-check vet bench fuzz crs soak image clean help
 
 all: build
 
@@ -44,6 +46,7 @@ help:
 	@echo "make bench   bash bench/run.sh"
 	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make crs     the OWASP CRS regression suite through a running Rampart (part of make test)"
+	@echo "make soak    load with faults (upstream and Redis kills, reloads) for SOAK_DURATION ($(SOAK_DURATION))"
 	@echo "make image   build the container image (needs Docker)"
 	@echo "make clean   remove build and benchmark output"
 
@@ -112,3 +115,9 @@ image:
 
 crs:
 	go test -count=1 -run TestCRSRegressionThroughProxy -v ./proxy
+
+# Steady load through the WAF, rate limits and balancing while upstreams and
+# Redis are killed and the config reloaded; fails on a leak or an avoidable
+# failed request. Needs redis-server.
+soak:
+	$(GO) run ./bench/soak -duration $(SOAK_DURATION)

@@ -11,7 +11,7 @@
 #   CONNS      [50]    wrk connections (wrk -c)
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
-#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls]  (balance, ratelimit, tls: see bench/scenario_*.sh)
+#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf]  (balance, ratelimit, tls, waf: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded)
 #   IDLE_CONNS [5000]  connections held open by the idle scenario
 #   IDLE_PROXIES [rampart,nginx,haproxy]  proxies measured by the idle scenario
@@ -28,7 +28,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
-SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls}
+SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf}
 PROXIES=${PROXIES:-direct,rampart,rampart-metrics,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_PROXIES=${IDLE_PROXIES:-rampart,nginx,haproxy}
@@ -44,6 +44,8 @@ source "$BENCH/scenario_balance.sh"
 source "$BENCH/scenario_ratelimit.sh"
 # shellcheck source=bench/scenario_tls.sh
 source "$BENCH/scenario_tls.sh"
+# shellcheck source=bench/scenario_waf.sh
+source "$BENCH/scenario_waf.sh"
 OUT=$BENCH/.out
 LOGS=$OUT/logs
 RAW=$OUT/raw.tsv
@@ -576,7 +578,7 @@ report() {
 		echo "- versions: $VERSIONS"
 		((HWM_LIFETIME)) && echo "- note: could not reset VmHWM; peak RSS is the process lifetime peak"
 		for scenario in ${SCENARIOS//,/ }; do
-			[[ $scenario == idle || $scenario == balance || $scenario == ratelimit || $scenario == tls ]] && continue
+			[[ $scenario == idle || $scenario == balance || $scenario == ratelimit || $scenario == tls || $scenario == waf ]] && continue
 			echo
 			case $scenario in
 			get) echo "## get: GET of a 13-byte body, keep-alive, wrk -t$THREADS -c$CONNS" ;;
@@ -629,6 +631,7 @@ report() {
 		if has "$SCENARIOS" balance; then balance_report; fi
 		if has "$SCENARIOS" ratelimit; then ratelimit_report; fi
 		if has "$SCENARIOS" tls; then tls_report; fi
+		if has "$SCENARIOS" waf; then waf_report; fi
 	} >"$RESULTS"
 	echo
 	cat "$RESULTS"
@@ -647,7 +650,7 @@ main() {
 
 	local s
 	for s in ${SCENARIOS//,/ }; do
-		case $s in get | post16k | idle | balance | ratelimit | tls) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls)" ;; esac
+		case $s in get | post16k | idle | balance | ratelimit | tls | waf) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
 		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy)"
@@ -719,7 +722,7 @@ main() {
 	log "proxies: $PROXIES; scenarios: $SCENARIOS; $ROUNDS round(s) of $DURATION"
 
 	local load=() round name
-	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit || $s == tls ]] || load+=("$s"); done
+	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit || $s == tls || $s == waf ]] || load+=("$s"); done
 	if ((${#load[@]})); then
 		log "warming up ($WARMUP per proxy and scenario)"
 		for s in "${load[@]}"; do
@@ -744,6 +747,7 @@ main() {
 	if has "$SCENARIOS" balance; then balance_scenario; fi
 	if has "$SCENARIOS" ratelimit; then ratelimit_scenario; fi
 	if has "$SCENARIOS" tls; then tls_scenario; fi
+	if has "$SCENARIOS" waf; then waf_scenario; fi
 	report
 }
 

@@ -486,6 +486,12 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		cn.refuse(bw, err, cn.served > 0, metrics.TimeoutHeader)
 		return false
 	}
+	if bareLFHeader(br) {
+		// RFC 9112 lets a recipient accept a bare LF; a proxy that did
+		// would forward framing that an upstream may read otherwise.
+		cn.answer(bw, fasthttp.StatusBadRequest, bodyBadRequest)
+		return false
+	}
 	if !headerComplete(br) {
 		_ = cn.setReadTimeout(lim.ReadHeaderTimeout.Std())
 	}
@@ -496,6 +502,14 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 	}
 	if headerSize(&req.Header) > int(lim.MaxHeaderBytes) {
 		cn.answer(bw, fasthttp.StatusRequestHeaderFieldsTooLarge, bodyHeaderTooLarge)
+		return false
+	}
+	if st := checkRequest(&req.Header); st != 0 {
+		body := bodyBadRequest
+		if st == fasthttp.StatusHTTPVersionNotSupported {
+			body = bodyVersion
+		}
+		cn.answer(bw, st, body)
 		return false
 	}
 	cl := req.Header.ContentLength()
@@ -573,6 +587,25 @@ func headerSize(h *fasthttp.RequestHeader) int {
 	return len(h.Method()) + len(h.RequestURI()) + len(h.Protocol()) + len(h.RawHeaders()) + 4
 }
 
+// bareLFHeader reports whether the header buffered in br ends a line with
+// a bare LF before its end (a header still arriving is judged on what has
+// arrived).
+func bareLFHeader(br *bufio.Reader) bool {
+	b, _ := br.Peek(br.Buffered())
+	for i, c := range b {
+		if c != '\n' {
+			continue
+		}
+		if i == 0 || b[i-1] != '\r' {
+			return true
+		}
+		if i >= 3 && b[i-3] == '\r' && b[i-2] == '\n' {
+			return false // the blank line: the header ended well
+		}
+	}
+	return false
+}
+
 // headerComplete reports whether br holds a whole request header.
 func headerComplete(br *bufio.Reader) bool {
 	b, _ := br.Peek(br.Buffered())
@@ -603,8 +636,12 @@ func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool, timeoutKind int) 
 	}
 }
 
-// answer writes a short error response and closes the connection.
+// answer writes a short error response and closes the connection. It is
+// counted under the "(none)" route: no route was chosen.
 func (cn *conn) answer(bw *bufio.Writer, status int, body []byte) {
+	if m := cn.s.l.srv.metrics; m != nil {
+		cn.s.l.srv.snap.Load().noRoute.Observe(status, 0)
+	}
 	var resp fasthttp.Response
 	resp.SetStatusCode(status)
 	resp.Header.SetContentType("text/plain; charset=utf-8")

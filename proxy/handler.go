@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"math"
@@ -57,6 +58,7 @@ func (x *exchange) reset() {
 var (
 	bodyBadRequest       = []byte("400 Bad Request\n")
 	bodyRequestTimeout   = []byte("408 Request Timeout\n")
+	bodyVersion          = []byte("505 HTTP Version Not Supported\n")
 	bodyHeaderTooLarge   = []byte("431 Request Header Fields Too Large\n")
 	bodyNotFound         = []byte("404 Not Found: no route matches this request\n")
 	bodyRedirect         = []byte("308 Permanent Redirect\n")
@@ -191,6 +193,11 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
 		host = ctx.Host() // absolute-form: the target's host wins over Host
 	}
+	if len(req.Header.Host()) == 0 {
+		// An HTTP/1.0 request may come without Host; HTTP/1.1 needs one.
+		req.Header.SetHost(p.transports[t.Index].hostPort)
+		req.URI().SetHost(p.transports[t.Index].hostPort)
+	}
 	prepareRequest(req, x, host, lr.tls, trusted, upgrade)
 	if upgrade {
 		l.tunnel(ctx, cn, x, rt, p, t.Index, p.transports[t.Index])
@@ -200,6 +207,22 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	// A small body is read whole, so that the request can be sent again if
 	// a pooled connection turns out to be stale; a large one streams.
 	replayable := true
+	if req.IsBodyStream() && req.Header.ContentLength() == -1 {
+		// A chunked body is read up to smallBody before anything is sent,
+		// so that a malformed one is refused before it reaches the target;
+		// a larger one streams on from where the reading stopped.
+		switch x.readChunked(req, int64(lr.limits.MaxBodySize)) {
+		case chunkedWhole:
+		case chunkedTooLarge:
+			ctx.SetConnectionClose()
+			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
+			return
+		case chunkedBad:
+			ctx.SetConnectionClose()
+			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusBadRequest, bodyBadRequest)
+			return
+		}
+	}
 	if req.IsBodyStream() {
 		cl := req.Header.ContentLength()
 		if cl < 0 || cl > smallBody {
@@ -227,7 +250,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			start = time.Now()
 		}
 		t.State.Acquire()
-		body, err := tr.pool.roundTrip(req, out, replayable)
+		body, err := tr.pool.roundTrip(req, out, replayable, idempotent)
 		status := out.StatusCode()
 		if err != nil {
 			p.targetMetrics[t.Index].Observe(0) // no answer
@@ -268,7 +291,11 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 				retry = idempotent && replayable
 			}
 		}
-		if retry && p.budget.spend() {
+		// A connect failure reached nothing and costs the next target
+		// nothing extra: it does not spend the retry budget, which is
+		// there to keep retries from multiplying load on live targets.
+		var de *dialError
+		if retry && (errors.As(err, &de) || p.budget.spend()) {
 			if next := p.pick(ctx, x, tried); next != nil {
 				if body != nil {
 					_ = body.Close()
@@ -390,6 +417,46 @@ func isIdempotent(m []byte) bool {
 	return false
 }
 
+const (
+	chunkedWhole    = iota // the body was read whole and is the request's body
+	chunkedStreams         // larger than smallBody: what was read streams on first
+	chunkedTooLarge        // beyond max_body_size
+	chunkedBad             // malformed, or the client failed
+)
+
+// readChunked reads a chunked request body of up to smallBody whole. A larger
+// one is left to stream, the part already read first.
+func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
+	if cap(x.body) < smallBody+1 {
+		x.body = make([]byte, smallBody+1)
+	}
+	buf := x.body[:smallBody+1]
+	// Read until the stream itself says the body ended (io.EOF after the
+	// last chunk); a truncated or malformed body fails with another error.
+	n, err := 0, error(nil)
+	for n < len(buf) && err == nil {
+		var m int
+		m, err = req.BodyStream().Read(buf[n:])
+		n += m
+	}
+	switch {
+	case err == io.EOF:
+		if max > 0 && int64(n) > max {
+			return chunkedTooLarge
+		}
+		x.body = buf[:n]
+		req.SetBodyRaw(x.body) // now framed by Content-Length upstream
+		return chunkedWhole
+	case err != nil:
+		return chunkedBad
+	}
+	if max > 0 && int64(n) > max {
+		return chunkedTooLarge
+	}
+	req.SetBodyStream(io.MultiReader(bytes.NewReader(buf[:n]), req.BodyStream()), -1)
+	return chunkedStreams
+}
+
 // readBody reads a small streamed request body whole into x, and makes it
 // the request's body.
 func (x *exchange) readBody(req *fasthttp.Request, n int) bool {
@@ -432,6 +499,10 @@ func statusForError(err error) (int, []byte) {
 // absolute-form request target, which RFC 9112 section 3.2.2 says wins.
 func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trusted, upgrade bool) {
 	h := &req.Header
+	// A proxy speaks its own version upstream (RFC 9110 section 6.2), and
+	// adds no Content-Type the client did not send.
+	h.SetProtocol("HTTP/1.1")
+	h.SetNoDefaultContentType(true)
 	// The client's Connection: close was recorded by the server for the
 	// downstream connection; the upstream connection stays reusable.
 	h.ResetConnectionClose()

@@ -31,7 +31,9 @@ type connPool interface {
 	// body is read into resp and body is nil; otherwise body streams the rest
 	// and must be closed. replayable says req may be sent again after a
 	// failure on a stale pooled connection.
-	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable bool) (body io.ReadCloser, err error)
+	// idempotent says it may be sent again even after it was written whole
+	// (the target may have acted on it before dropping the connection).
+	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, err error)
 }
 
 // hostPool implements connPool on a fasthttp HostClient used as a connection
@@ -56,7 +58,7 @@ func newHostPool[C pooledConn](hc *fasthttp.HostClient, acquire func(time.Durati
 // maxStaleRetries bounds the fresh connections tried after stale ones.
 const maxStaleRetries = 2
 
-func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable bool) (io.ReadCloser, error) {
+func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (io.ReadCloser, error) {
 	req.URI().DisablePathNormalizing = true // forward the path as the client sent it
 	for attempt := 0; ; attempt++ {
 		cc, err := p.acquire(0, false)
@@ -64,13 +66,22 @@ func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, 
 			return nil, err
 		}
 		reused := !cc.LastUseTime().IsZero()
+		if reused && !idempotent && !connAlive(cc.Conn()) {
+			// A request that may not be sent twice goes only on a
+			// connection the target has not closed in the meantime: a
+			// look costs a system call, a lost POST costs more.
+			p.close(cc)
+			continue
+		}
 		body, err := p.exchange(cc, req, resp)
 		if err == nil {
 			return body, nil
 		}
 		var se *staleError
 		if errors.As(err, &se) {
-			if reused && replayable && attempt < maxStaleRetries {
+			// A request the target had whole may have been acted on: send
+			// it again only if that is harmless (as net/http does).
+			if reused && replayable && (idempotent || !se.written) && attempt < maxStaleRetries {
 				// The target closed an idle connection; it has likely closed
 				// the others it had (a restart, an idle timeout): drop them
 				// and try a fresh one.
@@ -85,7 +96,10 @@ func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, 
 
 // staleError marks a failure before any byte of the response arrived, which
 // on a reused connection means the target had closed it while idle.
-type staleError struct{ err error }
+type staleError struct {
+	err     error
+	written bool // the request had been written whole
+}
 
 func (e *staleError) Error() string { return e.err.Error() }
 func (e *staleError) Unwrap() error { return e.err }
@@ -109,7 +123,7 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 	if err != nil {
 		p.close(cc)
 		if isConnGone(err) {
-			return nil, &staleError{err}
+			return nil, &staleError{err: err}
 		}
 		return nil, err
 	}
@@ -127,7 +141,7 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 		p.hc.ReleaseReader(br)
 		p.close(cc)
 		if isConnGone(err) && br.Buffered() == 0 {
-			return nil, &staleError{err}
+			return nil, &staleError{err: err, written: true}
 		}
 		return nil, err
 	}

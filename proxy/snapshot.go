@@ -220,7 +220,7 @@ func buildPool(name string, up *config.Upstream, old, built map[transportKey]*tr
 }
 
 // noRouteLabel is the route label of requests no route matched.
-const noRouteLabel = "(no route)"
+const noRouteLabel = "(none)"
 
 // retainMetrics drops the series of routes, targets, listeners and limits
 // that snap no longer has.

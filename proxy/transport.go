@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -222,4 +224,33 @@ func upstreamTLS(hostPort string, t *config.UpstreamTLS) (*tls.Config, error) {
 		conf.Certificates = []tls.Certificate{cert}
 	}
 	return conf, nil
+}
+
+// connAlive reports whether a pooled connection still looks usable: the
+// target has neither closed it nor sent anything unasked. It peeks without
+// blocking; connections it cannot look into (TLS) count as alive.
+func connAlive(c net.Conn) bool {
+	if tc, ok := c.(*timeoutConn); ok {
+		c = tc.Conn
+	}
+	t, ok := c.(*net.TCPConn)
+	if !ok {
+		return true
+	}
+	rc, err := t.SyscallConn()
+	if err != nil {
+		return true
+	}
+	alive := true
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		_ = n
+		// EAGAIN: nothing to read, the connection is idle as it should be.
+		// Anything else: closed (0 bytes), data nobody asked for, an error.
+		alive = errno == syscall.EAGAIN
+		return true
+	})
+	return alive
 }

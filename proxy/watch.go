@@ -39,6 +39,7 @@ func (s *Server) WatchConfig() error {
 func (s *Server) watch(w *fsnotify.Watcher, path string) {
 	defer w.Close()
 	last := fileSum(path)
+	base := filepath.Base(path)
 	var timer *time.Timer
 	fire := make(chan struct{}, 1)
 	for {
@@ -50,12 +51,17 @@ func (s *Server) watch(w *fsnotify.Watcher, path string) {
 				return
 			}
 			s.log.Warn("watching the config file", "error", err.Error())
-		case _, ok := <-w.Events:
+		case ev, ok := <-w.Events:
 			if !ok {
 				return
 			}
-			// Any event in the directory may be the file's: debounce, then
-			// compare contents.
+			// Only the file itself, or the "..data" link a Kubernetes
+			// ConfigMap swaps (and which the file links through), matter:
+			// other files written beside it must not keep postponing the
+			// reload.
+			if name := filepath.Base(ev.Name); name != base && name != "..data" {
+				continue
+			}
 			if timer == nil {
 				timer = time.AfterFunc(watchDebounce, func() {
 					select {

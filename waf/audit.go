@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,24 @@ type RuleMatch struct {
 	Data string `json:"data,omitempty"`
 }
 
+// redacted replaces matched data that would disclose a credential.
+const redacted = "[redacted]"
+
+// isSecret reports whether a matched variable holds a credential: cookies,
+// and the Authorization, Proxy-Authorization, Cookie and Set-Cookie headers.
+func isSecret(variable, key string) bool {
+	switch strings.ToUpper(variable) {
+	case "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES", "RESPONSE_COOKIES":
+		return variable != "REQUEST_COOKIES_NAMES"
+	case "REQUEST_HEADERS", "RESPONSE_HEADERS":
+		switch strings.ToLower(key) {
+		case "authorization", "proxy-authorization", "cookie", "set-cookie":
+			return true
+		}
+	}
+	return false
+}
+
 // event builds the audit event of v's transaction. It copies every string:
 // the request's buffers are reused once the handler returns.
 func (v *Verdict) event(tx types.Transaction, matched []types.MatchedRule) *Event {
@@ -91,6 +110,12 @@ func (v *Verdict) event(tx types.Transaction, matched []types.MatchedRule) *Even
 		if s := r.Severity(); s != types.RuleSeverityUnset {
 			rm.Severity = s.String()
 		}
+		secret := false
+		for _, md := range m.MatchedDatas() {
+			if isSecret(md.Variable().Name(), md.Key()) {
+				secret = true
+			}
+		}
 		if mds := m.MatchedDatas(); len(mds) > 0 {
 			md := mds[0]
 			rm.Target = md.Variable().Name()
@@ -100,6 +125,11 @@ func (v *Verdict) event(tx types.Transaction, matched []types.MatchedRule) *Even
 			if rm.Data == "" {
 				rm.Data = cut(md.Value())
 			}
+		}
+		if secret {
+			// The rule matched a credential: its log data embeds the
+			// value, so none of it is written.
+			rm.Data = redacted
 		}
 		e.Rules = append(e.Rules, rm)
 	}

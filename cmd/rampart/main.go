@@ -30,6 +30,11 @@ const usage = `usage:
   rampart validate --config FILE   check FILE; exit 0, or 1 listing every error
   rampart healthcheck [--config FILE | --address HOST:PORT]
                                    ask the admin listener's /healthz; exit 0 when alive
+  rampart waf test --config FILE --route NAME [curl-like request]
+                                   run one request through the route's WAF policy and
+                                   print the verdict, the anomaly score and the matched
+                                   rules; exit 0 forwarded, 1 blocked, 2 error
+                                   (rampart waf --help for the request options)
   rampart version                  print the version
 `
 
@@ -50,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdValidate(args[1:], stdout, stderr)
 	case "healthcheck":
 		return cmdHealthcheck(args[1:], stdout, stderr)
+	case "waf":
+		return cmdWAF(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "rampart %s\n", version)
 		return 0

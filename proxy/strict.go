@@ -1,0 +1,133 @@
+package proxy
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+)
+
+// checkRequest refuses what fasthttp's parser lets through but an edge
+// proxy must not forward, because an upstream could read it differently
+// (RFC 9112): it returns the status to answer with, or 0.
+//
+//   - an HTTP version other than 1.0 and 1.1 (505);
+//   - header lines ended by a bare LF, and field names that are not tokens
+//     (a space inside, say);
+//   - a Transfer-Encoding field on a request that is not framed by a final
+//     chunked coding (fasthttp drops "identity" silently, which would leave
+//     the body to be read as the next request);
+//   - a Host that is not host[:port];
+//   - a request target with a fragment.
+func checkRequest(h *fasthttp.RequestHeader) int {
+	switch string(h.Protocol()) {
+	case "HTTP/1.1", "HTTP/1.0":
+	default:
+		return fasthttp.StatusHTTPVersionNotSupported
+	}
+	sawTE := false
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		i := bytes.IndexByte(raw, '\n')
+		if i < 0 {
+			break
+		}
+		if i == 0 || raw[i-1] != '\r' {
+			return fasthttp.StatusBadRequest // a bare LF
+		}
+		line := raw[:i-1]
+		raw = raw[i+1:]
+		if len(line) == 0 {
+			break // the end of the header block
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isFieldToken(line[:colon]) {
+			return fasthttp.StatusBadRequest
+		}
+		if nameIs(line[:colon], "Transfer-Encoding") {
+			sawTE = true
+		}
+	}
+	if sawTE && h.ContentLength() != -1 {
+		return fasthttp.StatusBadRequest
+	}
+	if host := h.Host(); len(host) > 0 && !validHost(host) {
+		return fasthttp.StatusBadRequest
+	}
+	if bytes.IndexByte(h.RequestURI(), '#') >= 0 {
+		return fasthttp.StatusBadRequest
+	}
+	return 0
+}
+
+// isToken reports whether b is an RFC 9110 token.
+func isFieldToken(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 || !fieldTokenChars[c] {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+var fieldTokenChars = func() (t [128]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+		t[c-'a'+'A'] = true
+	}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
+
+// validHost reports whether b is host[:port]: a registered name (letters,
+// digits, - . _ ~ and percent-escapes), an IPv4 address or a bracketed IPv6
+// literal, then optionally a colon and digits. No userinfo, path, space or
+// list.
+func validHost(b []byte) bool {
+	if b[0] == '[' {
+		end := bytes.IndexByte(b, ']')
+		if end < 0 {
+			return false
+		}
+		for _, c := range b[1:end] {
+			if !(c == ':' || c == '.' || isHex(c)) {
+				return false
+			}
+		}
+		return validPort(b[end+1:])
+	}
+	i := 0
+	for ; i < len(b) && b[i] != ':'; i++ {
+		c := b[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '.', c == '_', c == '~', c == '%':
+		default:
+			return false
+		}
+	}
+	return i > 0 && validPort(b[i:])
+}
+
+func validPort(b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if b[0] != ':' || len(b) > 6 {
+		return false
+	}
+	for _, c := range b[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 )
@@ -36,10 +37,13 @@ func TestSoakShort(t *testing.T) {
 // arrive in pieces).
 type testWriter struct {
 	t   *testing.T
+	mu  sync.Mutex // guards buf: the load, the faults and the sampler all log
 	buf []byte
 }
 
 func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.buf = append(w.buf, p...)
 	for {
 		i := bytes.IndexByte(w.buf, '\n')
@@ -52,6 +56,8 @@ func (w *testWriter) Write(p []byte) (int, error) {
 }
 
 func (w *testWriter) flush() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if len(w.buf) > 0 {
 		w.t.Log(string(w.buf))
 		w.buf = nil

@@ -21,6 +21,8 @@ RACE_DEB_PACKAGES ?= gcc libc6-dev
 
 # Packages that share state between goroutines get a second run under -race.
 # Patterns whose directory does not exist (yet) are skipped.
+# Every fuzz target runs this long in make test (make fuzz: FUZZTIME each).
+TEST_FUZZTIME ?= 3s
 RACE_PKGS ?= ./proxy/... ./balancer/... ./ratelimit/... ./tls/... ./metrics/...
 
 # Bounds each `go test` invocation so `make test` stays well inside 15 minutes.
@@ -93,6 +95,7 @@ test: deps lint
 	if [ -z "$$pkgs" ]; then echo "race: none of $(RACE_PKGS) exists yet"; exit 0; fi; \
 	echo "$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)" $$pkgs; \
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$pkgs
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
 bench:
 	bash bench/run.sh

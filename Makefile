@@ -26,7 +26,7 @@ TEST_FUZZTIME ?= 3s
 RACE_PKGS ?= ./proxy/... ./balancer/... ./ratelimit/... ./tls/... ./metrics/...
 
 # Bounds each `go test` invocation so `make test` stays well inside 15 minutes.
-TEST_TIMEOUT ?= 5m
+TEST_TIMEOUT ?= 10m
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 30s
 # How long `make soak` drives load while injecting faults.

@@ -69,9 +69,11 @@ func (f *faults) upstreams(ctx context.Context) {
 		}
 		u := f.e.upstreams[i%numUpstreams]
 		pid := u.pid()
-		from := time.Now()
+		// The span is open before the signal: a request that fails because
+		// of the kill may be classified before the process is reaped.
+		span := f.kills.begin(time.Now())
 		err := u.kill()
-		f.kills.add(from, time.Now())
+		f.kills.end(span, time.Now())
 		if err != nil {
 			f.problem("kill %s: %v", u.name, err)
 			continue

@@ -132,10 +132,20 @@ type killLog struct {
 	spans [][2]time.Time
 }
 
-func (k *killLog) add(from, to time.Time) {
+// begin opens a span at from that lasts until end closes it; until then it
+// covers everything after from.
+func (k *killLog) begin(from time.Time) int {
 	k.mu.Lock()
-	k.spans = append(k.spans, [2]time.Time{from, to})
-	k.mu.Unlock()
+	defer k.mu.Unlock()
+	k.spans = append(k.spans, [2]time.Time{from, from.Add(24 * time.Hour)})
+	return len(k.spans) - 1
+}
+
+// end closes the span that begin opened.
+func (k *killLog) end(i int, to time.Time) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.spans[i][1] = to
 }
 
 // overlaps reports whether a request that ran from start to end was in

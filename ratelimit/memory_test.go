@@ -114,8 +114,10 @@ func TestMemorySweep(t *testing.T) {
 		m.Allow(context.Background(), key, t0)
 	}
 	grown := m.Stats().Capacity
-	if live := m.Sweep(t0); live != 100_000 {
-		t.Errorf("Sweep before expiry: %d live; want 100000", live)
+	// Two full 8-way buckets can, rarely, make a new key evict another even
+	// far below the bound (a key then starts afresh): allow a handful.
+	if live := m.Sweep(t0); live < 100_000-10 || live > 100_000 {
+		t.Errorf("Sweep before expiry: %d live; want 100000 (at least 99990)", live)
 	}
 	key = strconv.AppendInt(key[:0], 42, 10)
 	m.Allow(context.Background(), key, t0.Add(time.Second)) // key 42 again, live for 1 s more

@@ -241,9 +241,16 @@ func (cn *conn) probeFD(fd uintptr) bool {
 		return true // readable, or closed: the worker's read will tell
 	}
 	cn.woken = true
-	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&cn.probed[0])), 1,
+	return !nothingToRead(fd, &cn.probed)
+}
+
+// nothingToRead reports whether the socket fd has nothing to read now: a
+// peek that neither blocks nor consumes (buf receives the peeked byte). A
+// closed socket (0 bytes), data, or an error all count as something.
+func nothingToRead(fd uintptr, buf *[1]byte) bool {
+	_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), 1,
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-	return errno != syscall.EAGAIN
+	return errno == syscall.EAGAIN
 }
 
 // workerPool runs request bursts on long-lived goroutines, whose stacks

@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
 
@@ -243,13 +241,10 @@ func connAlive(c net.Conn) bool {
 	}
 	alive := true
 	_ = rc.Read(func(fd uintptr) bool {
+		// Nothing to read: idle as it should be. Anything else: closed,
+		// data nobody asked for, or an error.
 		var b [1]byte
-		n, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		_ = n
-		// EAGAIN: nothing to read, the connection is idle as it should be.
-		// Anything else: closed (0 bytes), data nobody asked for, an error.
-		alive = errno == syscall.EAGAIN
+		alive = nothingToRead(fd, &b)
 		return true
 	})
 	return alive

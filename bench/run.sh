@@ -178,11 +178,12 @@ status_kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null
 # children PID: the PIDs of PID's children.
 children() { pgrep -P "$1" 2>/dev/null | tr '\n' ' ' || true; }
 
-# cpu_pids NAME: the processes whose CPU time is the proxy's.
+# cpu_pids NAME [PID]: the processes whose CPU time is the proxy's (PID
+# default ${PID[NAME]}; an nginx counts its workers too).
 cpu_pids() {
-	local p=${PID[$1]}
+	local p=${2:-${PID[$1]}}
 	case $1 in
-	nginx) echo "$p $(children "$p")" ;;
+	nginx | nginx-*) echo "$p $(children "$p")" ;;
 	*) echo "$p" ;;
 	esac
 }
@@ -480,16 +481,34 @@ check_proxy() {
 
 # run_wrk SCENARIO NAME DURATION OUTFILE: one wrk run, pinned, bounded in time.
 run_wrk() {
-	local scenario=$1 name=$2 dur=$3 outfile=$4 secs
+	wrk_run "http://127.0.0.1:${PORT[$2]}/" "$OUT/$1.lua" "$3" "$4"
+}
+
+# run_load DURATION OUTFILE COMMAND...: one run of a load generator, pinned
+# to LOAD_CPU and bounded in time; its output goes to OUTFILE.
+run_load() {
+	local dur=$1 outfile=$2 secs rc=0
+	shift 2
 	secs=$(dur_secs "$dur")
-	taskset -c "$LOAD_CPU" timeout -k 5 $((secs + 30)) \
-		wrk -t"$THREADS" -c"$CONNS" -d"$dur" --timeout 5s --latency \
-		-s "$OUT/$scenario.lua" "http://127.0.0.1:${PORT[$name]}/" >"$outfile" 2>&1 &
+	taskset -c "$LOAD_CPU" timeout -k 5 $((secs + 30)) "$@" >"$outfile" 2>&1 &
 	LOAD_PID=$!
-	local rc=0
 	wait "$LOAD_PID" || rc=$?
 	LOAD_PID=""
 	return "$rc"
+}
+
+# wrk_run URL SCRIPT DURATION OUTFILE [CONNS]: one wrk run (CONNS default
+# $CONNS), as every scenario drives it.
+wrk_run() {
+	run_load "$3" "$4" wrk -t"$THREADS" -c"${5:-$CONNS}" -d"$3" --timeout 5s --latency -s "$2" "$1"
+}
+
+# cpu_busy CPU...: "busy total" jiffies of each CPU, in order, on one line,
+# from one read of /proc/stat (busy: everything but idle and iowait).
+cpu_busy() {
+	awk -v cpus="$*" 'BEGIN { n = split(cpus, want, " ") }
+		{ t = 0; for (i = 2; i <= NF; i++) t += $i; v[$1] = (t - $5 - $6) " " t }
+		END { for (i = 1; i <= n; i++) printf "%s%s", (i > 1 ? " " : ""), v["cpu" want[i]]; print "" }' /proc/stat
 }
 
 # measure SCENARIO NAME ROUND: one measured run; appends a line to raw.tsv.

@@ -113,15 +113,7 @@ balance_stop() {
 
 # balance_wrk BALANCER DURATION OUTFILE: one wrk run against that balancer.
 balance_wrk() {
-	local secs rc=0
-	secs=$(dur_secs "$2")
-	taskset -c "$LOAD_CPU" timeout -k 5 $((secs + 30)) \
-		wrk -t"$THREADS" -c"$CONNS" -d"$2" --timeout 5s --latency \
-		-s "$OUT/get.lua" "http://127.0.0.1:$(balance_port "$1")/" >"$3" 2>&1 &
-	LOAD_PID=$!
-	wait "$LOAD_PID" || rc=$?
-	LOAD_PID=""
-	return "$rc"
+	wrk_run "http://127.0.0.1:$(balance_port "$1")/" "$OUT/get.lua" "$2" "$3"
 }
 
 # balance_measure BALANCER ROUND: one measured run; appends a line to balance.tsv.

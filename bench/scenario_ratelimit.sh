@@ -157,24 +157,7 @@ ratelimit_stop() {
 
 # ratelimit_wrk VARIANT DURATION OUTFILE: one wrk run against that route.
 ratelimit_wrk() {
-	local secs rc=0
-	secs=$(dur_secs "$2")
-	taskset -c "$LOAD_CPU" timeout -k 5 $((secs + 30)) \
-		wrk -t"$THREADS" -c"$CONNS" -d"$2" --timeout 5s --latency \
-		-s "$OUT/get.lua" "http://127.0.0.1:$RATELIMIT_PORT$(ratelimit_path "$1")" >"$3" 2>&1 &
-	LOAD_PID=$!
-	wait "$LOAD_PID" || rc=$?
-	LOAD_PID=""
-	return "$rc"
-}
-
-# ratelimit_cpu_busy: "busy total" jiffies of LOAD_CPU then PROXY_CPU, from
-# /proc/stat (busy: everything but idle and iowait), on one line.
-ratelimit_cpu_busy() {
-	awk -v a="cpu$LOAD_CPU" -v b="cpu$PROXY_CPU" '$1 == a || $1 == b {
-		t = 0; for (i = 2; i <= NF; i++) t += $i
-		v[$1] = (t - $5 - $6) " " t
-	} END { print v[a], v[b] }' /proc/stat
+	wrk_run "http://127.0.0.1:$RATELIMIT_PORT$(ratelimit_path "$1")" "$OUT/get.lua" "$2" "$3"
 }
 
 # ratelimit_busy_pct B0 T0 B1 T1: busy percent between two samples.
@@ -196,9 +179,9 @@ ratelimit_measure() {
 	e0=$(ratelimit_evalsha)
 	t0=$(cpu_ticks "$RATELIMIT_PID")
 	r0=$(cpu_ticks "$RATELIMIT_REDIS_PID")
-	c0=$(ratelimit_cpu_busy)
+	c0=$(cpu_busy "$LOAD_CPU" "$PROXY_CPU")
 	ratelimit_wrk "$v" "$DURATION" "$out" || log "wrk failed for ratelimit/$v; see $out"
-	c1=$(ratelimit_cpu_busy)
+	c1=$(cpu_busy "$LOAD_CPU" "$PROXY_CPU")
 	t1=$(cpu_ticks "$RATELIMIT_PID")
 	r1=$(cpu_ticks "$RATELIMIT_REDIS_PID")
 	e1=$(ratelimit_evalsha)

@@ -167,41 +167,17 @@ tls_start() {
 	fi
 }
 
-# tls_cpu_pids NAME: the processes whose CPU time is the proxy's.
-tls_cpu_pids() {
-	local p=${TLS_PID[$1]}
-	case $1 in
-	nginx) echo "$p $(children "$p")" ;;
-	*) echo "$p" ;;
-	esac
-}
-
-# tls_cpu_busy: "busy total" jiffies of PROXY_CPU (busy: all but idle, iowait).
-tls_cpu_busy() {
-	awk -v c="cpu$PROXY_CPU" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
-}
-
 # tls_load KIND NAME DURATION OUTFILE: one run of the load generator,
 # pinned and bounded in time; prints nothing, writes OUTFILE.
 tls_load() {
-	local kind=$1 name=$2 dur=$3 outfile=$4 secs rc=0 port=${TLS_PORTS[$2]}
-	secs=$(dur_secs "$dur")
+	local kind=$1 dur=$3 outfile=$4 port=${TLS_PORTS[$2]}
 	case $kind in
 	handshake)
-		taskset -c "$LOAD_CPU" timeout -k 5 $((secs + 30)) env GOMAXPROCS=1 \
-			"$OUT/tlshandshake" -addr "127.0.0.1:$port" -sni bench.rampart.test -c "$TLS_HS_CONNS" -d "$dur" \
-			>"$outfile" 2>&1 &
+		run_load "$dur" "$outfile" env GOMAXPROCS=1 \
+			"$OUT/tlshandshake" -addr "127.0.0.1:$port" -sni bench.rampart.test -c "$TLS_HS_CONNS" -d "$dur"
 		;;
-	keepalive)
-		taskset -c "$LOAD_CPU" timeout -k 5 $((secs + 30)) \
-			wrk -t"$THREADS" -c"$CONNS" -d"$dur" --timeout 5s --latency \
-			-s "$OUT/get.lua" "https://127.0.0.1:$port/" >"$outfile" 2>&1 &
-		;;
+	keepalive) wrk_run "https://127.0.0.1:$port/" "$OUT/get.lua" "$dur" "$outfile" ;;
 	esac
-	LOAD_PID=$!
-	wait "$LOAD_PID" || rc=$?
-	LOAD_PID=""
-	return "$rc"
 }
 
 # tls_measure KIND NAME ROUND: one measured run; appends to tls.tsv:
@@ -213,12 +189,12 @@ tls_measure() {
 		log "tls: $name is not running; skipped"
 		return 0
 	}
-	pids=$(tls_cpu_pids "$name")
+	pids=$(cpu_pids "$name" "${TLS_PID[$name]}")
 	# shellcheck disable=SC2086
 	t0=$(cpu_ticks $pids)
-	b0=$(tls_cpu_busy)
+	b0=$(cpu_busy "$PROXY_CPU")
 	tls_load "$kind" "$name" "$DURATION" "$out" || log "tls: load failed for $kind/$name; see $out"
-	b1=$(tls_cpu_busy)
+	b1=$(cpu_busy "$PROXY_CPU")
 	# shellcheck disable=SC2086
 	t1=$(cpu_ticks $pids)
 	line=$(grep '^RESULT ' "$out" || true)

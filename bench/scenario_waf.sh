@@ -351,15 +351,6 @@ waf_stop() {
 	done
 }
 
-# waf_cpu_pids NAME: the processes whose CPU time is the proxy's.
-waf_cpu_pids() {
-	local p=${WAF_PIDS[$1]}
-	case $1 in
-	nginx-modsec) echo "$p $(children "$p")" ;;
-	*) echo "$p" ;;
-	esac
-}
-
 # waf_mem_pid NAME: the process whose memory is reported (nginx: the worker).
 waf_mem_pid() {
 	local p=${WAF_PIDS[$1]} w
@@ -374,22 +365,9 @@ waf_mem_pid() {
 
 # waf_wrk VARIANT NAME DURATION OUTFILE: one wrk run, pinned, bounded in time.
 waf_wrk() {
-	local secs rc=0 n=$CONNS
-	secs=$(dur_secs "$3")
+	local n=$CONNS
 	[[ $1 == post ]] && n=$WAF_POST_CONNS
-	taskset -c "$LOAD_CPU" timeout -k 5 $((secs + 30)) \
-		wrk -t"$THREADS" -c"$n" -d"$3" --timeout 5s --latency \
-		-s "$OUT/waf-$1.lua" "http://127.0.0.1:${WAF_PORTS[$2]}/" >"$4" 2>&1 &
-	LOAD_PID=$!
-	wait "$LOAD_PID" || rc=$?
-	LOAD_PID=""
-	return "$rc"
-}
-
-# waf_cpu_sample: "busy total" jiffies of PROXY_CPU from /proc/stat (busy:
-# everything but idle and iowait).
-waf_cpu_sample() {
-	awk -v c="cpu$PROXY_CPU" '$1 == c { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+	wrk_run "http://127.0.0.1:${WAF_PORTS[$2]}/" "$OUT/waf-$1.lua" "$3" "$4" "$n"
 }
 
 # waf_settle: wait (at most 60 s) until neither proxy uses CPU any more. A
@@ -399,7 +377,7 @@ waf_cpu_sample() {
 waf_settle() {
 	local pids="" name prev cur
 	for name in $WAF_PROXIES; do
-		[[ -n ${WAF_PIDS[$name]:-} ]] && pids+=" $(waf_cpu_pids "$name")"
+		[[ -n ${WAF_PIDS[$name]:-} ]] && pids+=" $(cpu_pids "$name" "${WAF_PIDS[$name]}")"
 	done
 	# shellcheck disable=SC2086
 	prev=$(cpu_ticks $pids)
@@ -427,15 +405,15 @@ waf_measure() {
 		log "waf: $name is not running; skipped"
 		return 0
 	}
-	pids=$(waf_cpu_pids "$name")
+	pids=$(cpu_pids "$name" "${WAF_PIDS[$name]}")
 	mpid=$(waf_mem_pid "$name")
 	# shellcheck disable=SC2034 # HWM_LIFETIME is run.sh's, read by its report
 	echo 5 >"/proc/$mpid/clear_refs" 2>/dev/null || HWM_LIFETIME=1
 	# shellcheck disable=SC2086
 	t0=$(cpu_ticks $pids)
-	read -r b0 tot0 < <(waf_cpu_sample)
+	read -r b0 tot0 < <(cpu_busy "$PROXY_CPU")
 	waf_wrk "$v" "$name" "$DURATION" "$out" || log "wrk failed for waf/$v/$name; see $out"
-	read -r b1 tot1 < <(waf_cpu_sample)
+	read -r b1 tot1 < <(cpu_busy "$PROXY_CPU")
 	# shellcheck disable=SC2086
 	t1=$(cpu_ticks $pids)
 	other=$(awk -v b=$((b1 - b0)) -v t=$((tot1 - tot0)) -v p=$((t1 - t0)) 'BEGIN { o = (t > 0 ? 100 * (b - p) / t : 0); printf "%.0f", (o < 0 ? 0 : o) }')

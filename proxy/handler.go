@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"math"
-	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -85,7 +84,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		x.start = time.Now() // only the access log and the metrics read it
 	}
 
-	peer := peerAddr(ctx)
+	peer := cn.ip // resolved once, when the connection was accepted
 	x.peer = peer.AppendTo(x.peer)
 	x.clientIP = l.clientAddr(ctx, snap, peer)
 	x.client = x.clientIP.AppendTo(x.client)
@@ -539,16 +538,6 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trus
 // isWebSocketUpgrade reports a request to switch to the WebSocket protocol.
 func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 	return h.ConnectionUpgrade() && nameIs(h.Peek("Upgrade"), "websocket")
-}
-
-// peerAddr returns the downstream peer's address.
-func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
-	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		if ip, ok := netip.AddrFromSlice(a.IP); ok {
-			return ip.Unmap()
-		}
-	}
-	return netip.IPv4Unspecified()
 }
 
 // finish answers with a status and a short body produced by Rampart itself.

@@ -223,19 +223,15 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		}
 	}
 	if req.IsBodyStream() {
-		cl := req.Header.ContentLength()
-		if cl < 0 || cl > smallBody {
-			replayable = false
-			x.stream = clientBody{r: req.BodyStream(), left: int64(lr.limits.MaxBodySize)}
-			if x.stream.left <= 0 {
-				x.stream.left = math.MaxInt64
-			}
-			req.SetBodyStream(&x.stream, cl)
-		} else if !x.readBody(req, cl) {
-			ctx.SetConnectionClose()
-			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusBadRequest, bodyBadRequest)
-			return
+		// Only bodies beyond smallBody get here as a stream (the connection
+		// loop and readChunked read the others whole): it goes out as it
+		// comes in, counted and bounded by max_body_size.
+		replayable = false
+		x.stream = clientBody{r: req.BodyStream(), left: int64(lr.limits.MaxBodySize)}
+		if x.stream.left <= 0 {
+			x.stream.left = math.MaxInt64
 		}
+		req.SetBodyStream(&x.stream, req.Header.ContentLength())
 	}
 	idempotent := isIdempotent(req.Header.Method())
 
@@ -454,20 +450,6 @@ func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
 	}
 	req.SetBodyStream(io.MultiReader(bytes.NewReader(buf[:n]), req.BodyStream()), -1)
 	return chunkedStreams
-}
-
-// readBody reads a small streamed request body whole into x, and makes it
-// the request's body.
-func (x *exchange) readBody(req *fasthttp.Request, n int) bool {
-	if cap(x.body) < n {
-		x.body = make([]byte, n)
-	}
-	x.body = x.body[:n]
-	if _, err := io.ReadFull(req.BodyStream(), x.body); err != nil {
-		return false
-	}
-	req.SetBodyRaw(x.body)
-	return true
 }
 
 // statusForError maps a failed upstream exchange to the client's answer.

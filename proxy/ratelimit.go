@@ -62,13 +62,9 @@ func buildLimits(cfg *config.Config, client redis.UniversalClient, log *slog.Log
 				l.memories = append(l.memories, m)
 				local = m
 			}
-			// Decisions in flight at once share round trips to Redis (go-redis
-			// auto-pipelining): one write and one read carry many of them,
-			// which roughly halves what a decision costs the proxy.
-			var scripter redis.Scripter = client
-			if ap, err := client.AutoPipeline(); err == nil {
-				scripter = ap
-			}
+			// Decisions in flight at once share round trips to Redis: one
+			// write and one read carry many of them.
+			scripter := ratelimit.ScriptClient(client)
 			var ro ratelimit.RedisOptions
 			if cfg.Redis != nil {
 				ro.KeyPrefix, ro.Timeout = cfg.Redis.KeyPrefix, cfg.Redis.Timeout.Std()

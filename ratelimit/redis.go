@@ -16,39 +16,65 @@ import (
 	"github.com/rampart-proxy/rampart/config"
 )
 
-// gcraScript is GCRA (Policy.decide) in Lua, one round trip per decision.
+// gcraScript is GCRA (Policy.decide) in Lua: the decisions of many keys in
+// one call, so that one round trip and one script run carry every decision
+// under way (a script run costs Redis about 2.5 µs whatever it does, and
+// each key's GET and SET about as much again).
 //
-// KEYS[1] is the key; ARGV[1] the interval and ARGV[2] the tolerance, in µs;
-// ARGV[3], when present, the caller's clock in µs since 1970, else the
-// server's TIME is used. It returns {allowed (0 or 1), stored TAT - now}; Go
-// derives the rest of the Decision from these two (Policy.decision), so
-// both stores compute it the same way.
+// For each i, KEYS[i] is a key; ARGV[3i-2] the interval and ARGV[3i-1] the
+// tolerance, in µs; ARGV[3i] the caller's clock in µs since 1970, or empty
+// for the server's TIME (read once per call). It returns {allowed (0 or 1),
+// stored TAT - now} for each key in order; Go derives the rest of the
+// Decision from these two (Policy.decision), so both stores compute it the
+// same way. The same key twice is decided twice, in order, like two calls,
+// but read and written once: a client, API key or route that sends many
+// requests at once costs Redis little more than one.
 //
 // Numbers stay integers below 2^53, exact in Lua's doubles; the TAT is
-// written with %d because Redis would format a Lua number with %.14g and
-// lose digits. The key expires when its TAT passes: it is then equivalent to
-// absent anyway. redis.replicate_commands() lets a script that read TIME
-// write on Redis before 5 (a no-op since).
-var gcraScript = redis.NewScript(`
-local now
-if ARGV[3] then
-  now = tonumber(ARGV[3])
-else
-  redis.replicate_commands()
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+// written with %d because Lua's tostring would use %.14g and lose digits.
+// The key expires when its TAT passes: it is then equivalent to absent
+// anyway. Writing after TIME needs effects replication, the default since
+// Redis 5.
+var gcraScript = redis.NewScript(gcraLua)
+
+const gcraLua = `
+local out, tats, ttls, order = {}, {}, {}, {}
+local server
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local interval = tonumber(ARGV[3 * i - 2])
+  local tolerance = tonumber(ARGV[3 * i - 1])
+  local now = tonumber(ARGV[3 * i])
+  if not now then
+    if not server then
+      local t = redis.call('TIME')
+      server = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    end
+    now = server
+  end
+  local tat = tats[key]
+  if not tat then
+    tat = tonumber(redis.call('GET', key) or 0)
+    tats[key] = tat
+  end
+  if tat < now then tat = now end
+  local nxt = tat + interval
+  if nxt - now > tolerance then
+    out[2 * i - 1] = 0
+    out[2 * i] = tat - now
+  else
+    if not ttls[key] then order[#order + 1] = key end
+    tats[key] = nxt
+    ttls[key] = math.ceil((nxt - now) / 1000)
+    out[2 * i - 1] = 1
+    out[2 * i] = nxt - now
+  end
 end
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
-if tat < now then tat = now end
-local nxt = tat + interval
-if nxt - now > tolerance then
-  return {0, tat - now}
+for _, key in ipairs(order) do
+  redis.call('SET', key, string.format('%d', tats[key]), 'PX', ttls[key])
 end
-redis.call('SET', KEYS[1], string.format('%d', nxt), 'PX', string.format('%d', math.ceil((nxt - now) / 1000)))
-return {1, nxt - now}
-`)
+return out
+`
 
 // Redis is the shared store: every instance using the same Redis, key prefix
 // and policy name enforces one limit.
@@ -63,11 +89,13 @@ return {1, nxt - now}
 // context; Redis errors are returned, and Failover decides what they mean.
 type Redis struct {
 	client      redis.Scripter
+	pipe        *pipe // NewRedisClient's for a single server; nil: client does the calls
 	policy      Policy
 	prefix      string // KeyPrefix + name + ":{"
 	timeout     time.Duration
 	clientClock bool
-	args        []any // ARGV[1], ARGV[2], boxed once
+	args        []any  // ARGV[1], ARGV[2], ARGV[3] (the server's clock), boxed once
+	argsRESP    []byte // the same, encoded for the pipe
 }
 
 // RedisOptions configures a Redis store.
@@ -97,31 +125,81 @@ func NewRedis(client redis.Scripter, p Policy, o RedisOptions) *Redis {
 	if o.Timeout <= 0 {
 		o.Timeout = config.DefaultRedisTimeout
 	}
-	return &Redis{
+	r := &Redis{
 		client:      client,
 		policy:      p,
 		prefix:      o.KeyPrefix + p.name + ":{",
 		timeout:     o.Timeout,
 		clientClock: o.ClientClock,
-		args:        []any{strconv.FormatInt(p.interval, 10), strconv.FormatInt(p.tolerance, 10)},
+		args:        []any{strconv.FormatInt(p.interval, 10), strconv.FormatInt(p.tolerance, 10), ""},
 	}
+	if pc, ok := client.(*pipedClient); ok {
+		r.pipe = pc.pipe
+		r.argsRESP = appendBulk(appendBulk(nil, r.args[0].(string)), r.args[1].(string))
+	}
+	return r
+}
+
+// ScriptClient returns what NewRedis should be given for client (from
+// NewRedisClient): client itself when it pipelines decisions on its own (a
+// single server), else go-redis's auto-pipelining client, which batches
+// concurrent decisions onto shared connections (Sentinel, Cluster).
+func ScriptClient(client redis.UniversalClient) redis.Scripter {
+	if _, ok := client.(*pipedClient); ok {
+		return client
+	}
+	if ap, err := client.AutoPipeline(); err == nil {
+		return ap
+	}
+	return client
 }
 
 // Allow implements Limiter with one EVALSHA (EVAL once after the script
 // cache was flushed, as redis.Script.Run does).
 func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision, error) {
+	if r.pipe != nil {
+		return r.allowPiped(ctx, key, now)
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	keys := []string{r.key(key)}
 	args := r.args
 	if r.clientClock {
-		args = append(args[:len(args):len(args)], now.UnixMicro())
+		args = []any{args[0], args[1], now.UnixMicro()}
 	}
 	v, err := gcraScript.Run(ctx, r.client, keys, args...).Int64Slice()
 	if err != nil {
 		return Decision{}, fmt.Errorf("ratelimit: redis: %w", err)
 	}
 	if len(v) != 2 || v[1] < 0 {
+		return Decision{}, fmt.Errorf("ratelimit: redis: unexpected script reply %v", v)
+	}
+	return r.policy.decision(v[0] == 1, v[1]), nil
+}
+
+// allowPiped is Allow through the pipe, which sends the decisions under
+// way together (see pipe).
+func (r *Redis) allowPiped(ctx context.Context, key []byte, now time.Time) (Decision, error) {
+	c := r.pipe.getCall()
+	c.key = append(append(append(c.key[:0], r.prefix...), key...), '}')
+	c.args = r.argsRESP
+	c.now = c.now[:0]
+	if r.clientClock {
+		c.now = strconv.AppendInt(c.now, now.UnixMicro(), 10)
+	}
+	err := r.pipe.do(ctx, c)
+	if errors.Is(err, errNoScript) {
+		err = r.pipe.do(ctx, c) // the pipe sends the script itself this time
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.pipe.putCall(c) // else the reader may still answer it
+		}
+		return Decision{}, err
+	}
+	v := c.vals
+	r.pipe.putCall(c)
+	if v[1] < 0 {
 		return Decision{}, fmt.Errorf("ratelimit: redis: unexpected script reply %v", v)
 	}
 	return r.policy.decision(v[0] == 1, v[1]), nil
@@ -181,7 +259,31 @@ func NewRedisClient(c *config.Redis) (redis.UniversalClient, error) {
 		}
 		o.TLSConfig = t
 	}
-	return redis.NewUniversalClient(o), nil
+	client := redis.NewUniversalClient(o)
+	if len(o.Addrs) > 1 || o.MasterName != "" {
+		return client, nil // Cluster or Sentinel: go-redis alone
+	}
+	return &pipedClient{UniversalClient: client, pipe: newPipe(pipeOptions{
+		addr:     o.Addrs[0],
+		timeout:  timeout,
+		tls:      o.TLSConfig,
+		username: o.Username,
+		password: o.Password,
+		db:       o.DB,
+	})}, nil
+}
+
+// pipedClient is NewRedisClient's client for a single server: go-redis for
+// every command, and a pipe of its own for the rate limit decisions.
+type pipedClient struct {
+	redis.UniversalClient
+	pipe *pipe
+}
+
+// Close closes both.
+func (c *pipedClient) Close() error {
+	_ = c.pipe.Close()
+	return c.UniversalClient.Close()
 }
 
 // redisTLS builds the TLS configuration for Redis.

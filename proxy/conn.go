@@ -258,20 +258,27 @@ func nothingToRead(fd uintptr, buf *[1]byte) bool {
 // (the most recently used is reused first, its stack and caches warm); a
 // janitor ends those idle for longer than maxIdle.
 type workerPool struct {
-	mu      sync.Mutex // guards idle and closed
-	idle    []*worker
-	closed  bool
-	maxIdle time.Duration
+	mu     sync.Mutex // guards the fields below
+	idle   []*worker
+	closed bool
+	ticks  int64 // the janitor's ticks so far: the clock idle workers are stamped with
+	// maxIdle is how many ticks a worker may stay idle.
+	maxIdle int64
 	stop    chan struct{}
 }
 
 type worker struct {
 	work chan *conn // nil asks the worker to exit
-	last int64      // when it became idle, in unix nanoseconds
+	last int64      // the janitor tick at which it became idle
 }
 
+// janitorTick is the janitor's period: the resolution of maxIdle. Idle
+// workers are stamped with the janitor's tick count, not the time, so that
+// a burst does not pay for reading the clock.
+const janitorTick = time.Second
+
 func newWorkerPool() *workerPool {
-	p := &workerPool{maxIdle: 10 * time.Second, stop: make(chan struct{})}
+	p := &workerPool{maxIdle: int64(10 * time.Second / janitorTick), stop: make(chan struct{})}
 	go p.janitor()
 	return p
 }
@@ -305,12 +312,12 @@ func (p *workerPool) serve(w *worker) {
 		keep := cn.serveBurst()
 		busy.Add(-1)
 		cn.result <- keep
-		w.last = time.Now().UnixNano()
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
 			return
 		}
+		w.last = p.ticks
 		p.idle = append(p.idle, w)
 		p.mu.Unlock()
 	}
@@ -318,15 +325,16 @@ func (p *workerPool) serve(w *worker) {
 
 // janitor ends workers idle beyond maxIdle, oldest first.
 func (p *workerPool) janitor() {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(janitorTick)
 	defer t.Stop()
 	for {
 		select {
 		case <-p.stop:
 			return
-		case now := <-t.C:
-			cutoff := now.Add(-p.maxIdle).UnixNano()
+		case <-t.C:
 			p.mu.Lock()
+			p.ticks++
+			cutoff := p.ticks - p.maxIdle
 			n := 0
 			for n < len(p.idle) && p.idle[n].last < cutoff {
 				p.idle[n].work <- nil

@@ -11,8 +11,10 @@
 //
 // Stores:
 //   - Memory (store: memory, the default): sharded, bounded, per instance.
-//   - Redis (store: redis): one Lua script run per decision, shared by every
-//     instance that uses the same Redis, key prefix and policy name.
+//   - Redis (store: redis): a Lua script in Redis decides, shared by every
+//     instance that uses the same Redis, key prefix and policy name; on a
+//     single server the decisions under way at one moment share one round
+//     trip and one script run (pipe.go).
 //   - Failover wraps a shared store and decides what happens while it is
 //     unreachable (on_store_error: allow or deny).
 //

@@ -81,12 +81,17 @@ return out
 //
 // A key is stored as KeyPrefix + policy name + ":{" + key + "}": the braces
 // make the client's key the Redis Cluster hash tag, so its slot depends on
-// that key alone (a script touches one key, so every slot works, and one
-// client's keys of every policy land on one node). It holds the TAT as
-// decimal µs and expires when the TAT passes.
+// that key alone (through go-redis a script call touches one key, so every
+// slot works, and one client's keys of every policy land on one node). It
+// holds the TAT as decimal µs and expires when the TAT passes.
 //
-// Each call is bounded by the timeout (config.Redis.Timeout) through its
-// context; Redis errors are returned, and Failover decides what they mean.
+// With a single server (NewRedisClient's client), decisions go through a
+// pipe: the decisions under way at one moment share one script call. With
+// Sentinel or Cluster, each decision is one script call through go-redis's
+// auto-pipelining (see ScriptClient). Either way each call is bounded by the
+// timeout (config.Redis.Timeout); Redis errors are returned, and Failover
+// decides what they mean. Redis 5 or later is needed (the script writes
+// after reading TIME).
 type Redis struct {
 	client      redis.Scripter
 	pipe        *pipe // NewRedisClient's for a single server; nil: client does the calls
@@ -111,13 +116,9 @@ type RedisOptions struct {
 	ClientClock bool
 }
 
-// NewRedis returns a Redis store for p using client: the
-// redis.UniversalClient from NewRedisClient, shared by every policy, or its
-// AutoPipeline() (go-redis marks it experimental), which batches concurrent
-// decisions onto shared connections: about twice the decisions per second
-// of the pooled client with many requests under way
-// (BenchmarkRedisAllowParallel), the same timeouts and failure behaviour
-// (TestFailoverRedisDown).
+// NewRedis returns a Redis store for p using client: what ScriptClient
+// returns for the client from NewRedisClient (shared by every policy), or
+// any go-redis client.
 func NewRedis(client redis.Scripter, p Policy, o RedisOptions) *Redis {
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = config.DefaultRedisKeyPrefix

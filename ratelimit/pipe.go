@@ -83,9 +83,10 @@ func newPipe(o pipeOptions) *pipe {
 
 // pipeCall is one decision and, once done is signalled, its result.
 type pipeCall struct {
-	key  []byte // the whole Redis key
-	args []byte // the interval and tolerance, encoded as two bulk strings
-	now  []byte // the caller's clock in µs, or empty for the server's
+	key    []byte // the whole Redis key
+	policy []byte // the interval and tolerance, encoded as two bulk strings
+	now    []byte // the caller's clock in µs, or empty for the server's
+	pol    int    // the policy's number in the script call; the writer's
 
 	start time.Time
 	done  chan struct{} // capacity 1: the reader never blocks on it
@@ -333,6 +334,7 @@ func (pc *pipeConn) send(c *pipeCall) error {
 func (pc *pipeConn) writeLoop() {
 	var batch []*pipeCall
 	var buf []byte
+	var pols [][]byte
 	for range pc.kick {
 		// Let the other goroutines that are ready to run (requests on
 		// their way to a decision) queue their calls first: one write, one
@@ -354,7 +356,7 @@ func (pc *pipeConn) writeLoop() {
 		buf = buf[:0]
 		load := pc.p.load.Swap(false)
 		for i := 0; i < len(batch); i += maxBatch {
-			buf = appendScriptCall(buf, batch[i:i+batch[i].batch], load)
+			buf = appendScriptCall(buf, batch[i:i+batch[i].batch], load, &pols)
 		}
 		clear(batch)
 		// A write blocks only when Redis stops reading; the read deadline
@@ -367,21 +369,54 @@ func (pc *pipeConn) writeLoop() {
 }
 
 // appendScriptCall appends one EVALSHA (EVAL when load) of gcraScript
-// deciding calls.
-func appendScriptCall(dst []byte, calls []*pipeCall, load bool) []byte {
-	dst = appendArrayHeader(dst, 3+4*len(calls))
+// deciding calls. pols is scratch space, kept by the caller.
+func appendScriptCall(dst []byte, calls []*pipeCall, load bool, pols *[][]byte) []byte {
+	// The distinct policies, each sent once: calls name theirs by number.
+	*pols = (*pols)[:0]
+	clocks := false
+	for _, c := range calls {
+		c.pol = 0
+		for i, p := range *pols {
+			if bytes.Equal(p, c.policy) {
+				c.pol = i + 1
+				break
+			}
+		}
+		if c.pol == 0 {
+			*pols = append(*pols, c.policy)
+			c.pol = len(*pols)
+		}
+		clocks = clocks || len(c.now) > 0
+	}
+	perCall := 1
+	if clocks {
+		perCall = 2
+	}
+	var num [20]byte
+	dst = appendArrayHeader(dst, 3+len(calls)+2+2*len(*pols)+perCall*len(calls))
 	if load {
 		dst = appendBulk(appendBulk(dst, "EVAL"), gcraLua)
 	} else {
 		dst = appendBulk(appendBulk(dst, "EVALSHA"), gcraScript.Hash())
 	}
-	dst = appendBulk(dst, strconv.AppendInt(make([]byte, 0, 8), int64(len(calls)), 10))
+	dst = appendBulk(dst, strconv.AppendInt(num[:0], int64(len(calls)), 10))
 	for _, c := range calls {
 		dst = appendBulk(dst, c.key)
 	}
+	dst = appendBulk(dst, strconv.AppendInt(num[:0], int64(len(*pols)), 10))
+	if clocks {
+		dst = appendBulk(dst, "1")
+	} else {
+		dst = appendBulk(dst, "0")
+	}
+	for _, p := range *pols {
+		dst = append(dst, p...)
+	}
 	for _, c := range calls {
-		dst = append(dst, c.args...)
-		dst = appendBulk(dst, c.now)
+		dst = appendBulk(dst, strconv.AppendInt(num[:0], int64(c.pol), 10))
+		if clocks {
+			dst = appendBulk(dst, c.now)
+		}
 	}
 	return dst
 }

@@ -21,9 +21,12 @@ import (
 // under way (a script run costs Redis about 2.5 µs whatever it does, and
 // each key's GET and SET about as much again).
 //
-// For each i, KEYS[i] is a key; ARGV[3i-2] the interval and ARGV[3i-1] the
-// tolerance, in µs; ARGV[3i] the caller's clock in µs since 1970, or empty
-// for the server's TIME (read once per call). It returns {allowed (0 or 1),
+// KEYS are the keys to decide. ARGV[1] is the number P of policies;
+// ARGV[2] is "1" when each key comes with the caller's clock, "0" for the
+// server's TIME (read once per call); ARGV[2j+1] and ARGV[2j+2] are policy
+// j's interval and tolerance, in µs. Then, for each key, its policy's
+// number j, followed (when ARGV[2] is "1") by the caller's clock in µs since
+// 1970 or an empty string for the server's. It returns {allowed (0 or 1),
 // stored TAT - now} for each key in order; Go derives the rest of the
 // Decision from these two (Policy.decision), so both stores compute it the
 // same way. The same key twice is decided twice, in order, like two calls,
@@ -38,13 +41,23 @@ import (
 var gcraScript = redis.NewScript(gcraLua)
 
 const gcraLua = `
+local np = tonumber(ARGV[1])
+local step = 1
+if ARGV[2] == '1' then step = 2 end
+local intervals, tolerances = {}, {}
+for j = 1, np do
+  intervals[j] = tonumber(ARGV[2 * j + 1])
+  tolerances[j] = tonumber(ARGV[2 * j + 2])
+end
 local out, tats, ttls, order = {}, {}, {}, {}
 local server
+local a = 2 * np + 3
 for i = 1, #KEYS do
   local key = KEYS[i]
-  local interval = tonumber(ARGV[3 * i - 2])
-  local tolerance = tonumber(ARGV[3 * i - 1])
-  local now = tonumber(ARGV[3 * i])
+  local j = tonumber(ARGV[a])
+  local now
+  if step == 2 then now = tonumber(ARGV[a + 1]) end
+  a = a + step
   if not now then
     if not server then
       local t = redis.call('TIME')
@@ -58,8 +71,8 @@ for i = 1, #KEYS do
     tats[key] = tat
   end
   if tat < now then tat = now end
-  local nxt = tat + interval
-  if nxt - now > tolerance then
+  local nxt = tat + intervals[j]
+  if nxt - now > tolerances[j] then
     out[2 * i - 1] = 0
     out[2 * i] = tat - now
   else
@@ -99,8 +112,8 @@ type Redis struct {
 	prefix      string // KeyPrefix + name + ":{"
 	timeout     time.Duration
 	clientClock bool
-	args        []any  // ARGV[1], ARGV[2], ARGV[3] (the server's clock), boxed once
-	argsRESP    []byte // the same, encoded for the pipe
+	args        []any  // ARGV for one decision with the server's clock, boxed once
+	policyRESP  []byte // the interval and tolerance, encoded for the pipe
 }
 
 // RedisOptions configures a Redis store.
@@ -132,11 +145,11 @@ func NewRedis(client redis.Scripter, p Policy, o RedisOptions) *Redis {
 		prefix:      o.KeyPrefix + p.name + ":{",
 		timeout:     o.Timeout,
 		clientClock: o.ClientClock,
-		args:        []any{strconv.FormatInt(p.interval, 10), strconv.FormatInt(p.tolerance, 10), ""},
+		args:        []any{"1", "0", strconv.FormatInt(p.interval, 10), strconv.FormatInt(p.tolerance, 10), "1"},
 	}
 	if pc, ok := client.(*pipedClient); ok {
 		r.pipe = pc.pipe
-		r.argsRESP = appendBulk(appendBulk(nil, r.args[0].(string)), r.args[1].(string))
+		r.policyRESP = appendBulk(appendBulk(nil, r.args[2].(string)), r.args[3].(string))
 	}
 	return r
 }
@@ -166,7 +179,7 @@ func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision,
 	keys := []string{r.key(key)}
 	args := r.args
 	if r.clientClock {
-		args = []any{args[0], args[1], now.UnixMicro()}
+		args = []any{"1", "1", args[2], args[3], "1", now.UnixMicro()}
 	}
 	v, err := gcraScript.Run(ctx, r.client, keys, args...).Int64Slice()
 	if err != nil {
@@ -183,7 +196,7 @@ func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision,
 func (r *Redis) allowPiped(ctx context.Context, key []byte, now time.Time) (Decision, error) {
 	c := r.pipe.getCall()
 	c.key = append(append(append(c.key[:0], r.prefix...), key...), '}')
-	c.args = r.argsRESP
+	c.policy = r.policyRESP
 	c.now = c.now[:0]
 	if r.clientClock {
 		c.now = strconv.AppendInt(c.now, now.UnixMicro(), 10)

@@ -425,6 +425,7 @@ func appendScriptCall(dst []byte, calls []*pipeCall, load bool, pols *[][]byte) 
 func (pc *pipeConn) readLoop() {
 	buf := make([]byte, 4096)
 	start, end := 0, 0
+	var calls []*pipeCall
 	for {
 		if end == len(buf) {
 			if start > 0 {
@@ -451,7 +452,7 @@ func (pc *pipeConn) readLoop() {
 			if size == 0 {
 				break
 			}
-			if !pc.deliver(buf[start : start+size]) {
+			if !pc.deliver(buf[start:start+size], &calls) {
 				pc.fail(errors.New("ratelimit: redis: a reply nobody asked for"))
 				return
 			}
@@ -502,27 +503,31 @@ func (pc *pipeConn) rearm() {
 }
 
 // deliver hands one script call's reply to the calls it carried and wakes
-// them; false when the reply does not fit the oldest waiting calls.
-func (pc *pipeConn) deliver(reply []byte) bool {
+// them; false when the reply does not fit the oldest waiting calls. calls
+// is the reader's scratch space: the calls are copied out of waiting under
+// mu, since send may move waiting's entries as soon as mu is released.
+func (pc *pipeConn) deliver(reply []byte, calls *[]*pipeCall) bool {
 	pc.mu.Lock()
 	if pc.head == len(pc.waiting) || pc.waiting[pc.head].batch == 0 {
 		pc.mu.Unlock()
 		return false
 	}
-	calls := pc.waiting[pc.head : pc.head+pc.waiting[pc.head].batch]
-	pc.head += len(calls)
+	answered := pc.waiting[pc.head : pc.head+pc.waiting[pc.head].batch]
+	*calls = append((*calls)[:0], answered...)
+	clear(answered)
+	pc.head += len(answered)
 	pc.mu.Unlock()
-	err := parsePairs(reply, calls)
+	err := parsePairs(reply, *calls)
 	if errors.Is(err, errNoScript) {
 		pc.p.load.Store(true)
 	}
-	for i, c := range calls {
+	for _, c := range *calls {
 		if err != nil {
 			c.err = err
 		}
-		calls[i] = nil
 		c.done <- struct{}{}
 	}
+	clear(*calls)
 	return true
 }
 

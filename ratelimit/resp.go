@@ -58,6 +58,9 @@ func replySizeAt(b []byte, off, depth int) (int, error) {
 	if nl < 0 {
 		return 0, nil
 	}
+	if nl == 0 {
+		return 0, errProtocol // no type byte
+	}
 	line := b[off+1 : off+nl]
 	next := off + nl + 2
 	switch b[off] {

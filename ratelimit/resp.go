@@ -78,6 +78,9 @@ func replySizeAt(b []byte, off, depth int) (int, error) {
 		if end > len(b) {
 			return 0, nil
 		}
+		if b[end-2] != '\r' || b[end-1] != '\n' {
+			return 0, errProtocol
+		}
 		return end, nil
 	case '*':
 		n, err := respInt(line)

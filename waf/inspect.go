@@ -77,6 +77,8 @@ type Verdict struct {
 	method string
 	uri    string
 	replay Replay
+	// inEngine is set while Inspect holds an engine slot.
+	inEngine bool
 }
 
 var verdictPool = sync.Pool{New: func() any { return new(Verdict) }}
@@ -129,6 +131,8 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	}
 	v := verdictPool.Get().(*Verdict)
 	v.p, v.info = p, info
+	enterEngine()
+	v.inEngine = true
 	tx := p.waf.NewTransactionWithOptions(experimental.Options{ID: p.str(info.ID), Context: context.Background()})
 	p.open.Add(1)
 	v.tx = tx
@@ -136,6 +140,10 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	defer func() {
 		if !done { // a panic in the engine: do not leak the transaction
 			v.finish()
+		}
+		if v.inEngine {
+			v.inEngine = false
+			leaveEngine()
 		}
 	}()
 
@@ -215,7 +223,12 @@ func (v *Verdict) writeBody(req *fasthttp.Request) {
 		}
 		return
 	}
+	// Reading from the network is not engine work: give the slot up meanwhile.
+	v.inEngine = false
+	leaveEngine()
 	v.replay.fill(req.BodyStream(), max)
+	enterEngine()
+	v.inEngine = true
 	v.Body = &v.replay
 	if b := v.replay.buf; len(b) > 0 {
 		_, _, _ = v.tx.WriteRequestBody(b)
@@ -251,6 +264,8 @@ func (v *Verdict) InspectResponse(resp *fasthttp.Response) bool {
 	if v == nil || v.tx == nil {
 		return false
 	}
+	enterEngine()
+	defer leaveEngine()
 	tx := v.tx
 	for k, val := range resp.Header.All() {
 		tx.AddResponseHeader(string(k), string(val))
@@ -274,7 +289,9 @@ func (v *Verdict) Close() {
 		return
 	}
 	if v.tx != nil {
+		enterEngine()
 		v.finish()
+		leaveEngine()
 	}
 	v.replay.release()
 	*v = Verdict{}

@@ -386,7 +386,7 @@ type RateLimit struct {
 	OnStoreError string `yaml:"on_store_error"`
 }
 
-// Redis is the shared Redis used by stores named redis.
+// Redis is the shared Redis used by stores named redis (Redis 5 or later).
 type Redis struct {
 	// Address is host:port of a single server.
 	Address string `yaml:"address"`

@@ -34,17 +34,17 @@ import (
 // (a reply that comes late would answer the wrong call); the next call
 // dials again, and calls arriving meanwhile wait for that one dial.
 type pipe struct {
-	o pipeOptions
-
-	mu       sync.Mutex    // guards the fields below
-	cur      *pipeConn     // nil, or maybe broken: see conn
-	dialing  chan struct{} // closed when the dial under way ends; nil when none is
-	dialErr  error         // the last dial's error
-	closed   bool
-	ctx      context.Context // ends with Close: dials and waits for them stop
+	o        pipeOptions
+	ctx      context.Context // ends with Close: dials, and waits for them, stop
 	cancel   context.CancelFunc
 	callPool sync.Pool   // *pipeCall
-	load     atomic.Bool // the server lacks the script: send it whole (EVAL) once
+	load     atomic.Bool // the server may lack the script: send it whole (EVAL) once
+
+	mu      sync.Mutex    // guards the fields below
+	cur     *pipeConn     // nil, or maybe broken: see conn
+	dialing chan struct{} // closed when the dial under way ends; nil when none is
+	dialErr error         // the last dial's error
+	closed  bool
 }
 
 // pipeOptions configures a pipe.
@@ -109,8 +109,9 @@ func (p *pipe) getCall() *pipeCall {
 func (p *pipe) putCall(c *pipeCall) { p.callPool.Put(c) }
 
 // do sends c and waits for its result: c.vals, or an error (errNoScript
-// among them: the next call sends the script itself). A call whose ctx ends first returns ctx's error; it must not
-// be recycled then, since the reader will still answer it.
+// among them: the next call sends the script itself). A call whose ctx
+// ends first returns ctx's error; it must not be recycled then, since the
+// reader will still answer it.
 func (p *pipe) do(ctx context.Context, c *pipeCall) error {
 	pc, err := p.conn()
 	if err != nil {

@@ -146,7 +146,7 @@ func (s *connServer) admit(c net.Conn) *conn {
 	if lr := s.l.srv.snap.Load().listeners[s.l.name]; lr != nil && lr.tlsMgr != nil {
 		// The TCP socket is still what the idle wait probes: a TLS record
 		// arriving makes it readable like any request.
-		cn.tlsConn = tls.Server(c, lr.tlsMgr.TLSConfig())
+		cn.tlsConn = tls.Server(c, s.l.tlsFront)
 		cn.c = cn.tlsConn
 	}
 	s.conns[cn] = struct{}{}

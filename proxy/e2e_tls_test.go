@@ -1268,3 +1268,104 @@ func TestE2EACMERedisTwoInstances(t *testing.T) {
 		t.Errorf("A serves serial %s, B %s; want one certificate", serials[0], serials[1])
 	}
 }
+
+// TestE2ETLSResumeAcrossReload: a client that resumes its session skips
+// the full handshake, and a reload (which builds new TLS settings) does
+// not take that away: the session ticket keys belong to the listener, not
+// to one configuration.
+func TestE2ETLSResumeAcrossReload(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Resume CA")
+	cf, kf := ca.issue(t, "resume", false, "resume.example.com").write(t, dir, "resume")
+	up := okUpstream(t)
+	yaml := func(balancer string) string {
+		return oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{cf, kf}), "balancer: "+balancer, "")
+	}
+	p := startProxy(t, yaml("round_robin"))
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			conf := &tls.Config{ServerName: "resume.example.com", RootCAs: certPool(ca.pem),
+				MinVersion: version, MaxVersion: version, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+			get := func(step string) bool {
+				t.Helper()
+				// A GET reads the response, which makes the client take in
+				// a TLS 1.3 ticket sent after the handshake.
+				resp, cs, err := tlsGet(p.addr, conf, "resume.example.com", "/")
+				if err != nil || resp.status() != 200 {
+					t.Fatalf("%s: GET: %v", step, err)
+				}
+				return cs.DidResume
+			}
+			if get("first connection") {
+				t.Fatal("the first connection resumed a session")
+			}
+			if !get("second connection") {
+				t.Fatal("the second connection did not resume its session")
+			}
+			for i, b := range []string{"random", "round_robin"} {
+				cfg, err := config.Parse([]byte(yaml(b)), "test.yaml")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if changed, err := p.srv.Reload(cfg); err != nil || !changed {
+					t.Fatalf("Reload %d: changed %v, %v", i, changed, err)
+				}
+				if !get("after reload " + strconv.Itoa(i+1)) {
+					t.Errorf("after reload %d the session was not resumed: a full handshake", i+1)
+				}
+			}
+		})
+	}
+}
+
+// TestE2ETLSResumeAfterClientCAChange: session tickets outlive a reload,
+// but a session does not outlive the trust it was made under: after
+// client_ca_file changes to another CA, a client of the old CA cannot
+// resume its way in.
+func TestE2ETLSResumeAfterClientCAChange(t *testing.T) {
+	dir := t.TempDir()
+	ca := newE2ECA(t, "Server CA")
+	oldCA, newCA := newE2ECA(t, "Old client CA"), newE2ECA(t, "New client CA")
+	cf, kf := ca.issue(t, "mtls", false, "mtls.example.com").write(t, dir, "server")
+	oldFile, newFile := oldCA.writeCA(t, dir, "old-ca"), newCA.writeCA(t, dir, "new-ca")
+	up := okUpstream(t)
+	yaml := func(caFile string) string {
+		return oneUpstreamConfig(up.addr(), staticTLSYAML("client_ca_file: "+caFile+"\nclient_auth: require", [2]string{cf, kf}), "", "")
+	}
+	p := startProxy(t, yaml(oldFile))
+	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		t.Run(tls.VersionName(version), func(t *testing.T) {
+			alice := oldCA.issue(t, "alice", true).tlsCert(t)
+			conf := &tls.Config{ServerName: "mtls.example.com", RootCAs: certPool(ca.pem), MinVersion: version, MaxVersion: version,
+				ClientSessionCache: tls.NewLRUClientSessionCache(4),
+				// Sent whatever CAs the server asks for.
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &alice, nil }}
+			for i := range 2 {
+				if resp, _, err := tlsGet(p.addr, conf, "mtls.example.com", "/"); err != nil || resp.status() != 200 {
+					t.Fatalf("GET %d under the old CA: %v", i, err)
+				}
+			}
+			cfg, err := config.Parse([]byte(yaml(newFile)), "test.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.srv.Reload(cfg); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				cfg, _ := config.Parse([]byte(yaml(oldFile)), "test.yaml")
+				if _, err := p.srv.Reload(cfg); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			before := up.count()
+			resp, cs, err := tlsGet(p.addr, conf, "mtls.example.com", "/")
+			if err == nil {
+				t.Errorf("a client of the old CA got %d after the CA changed (resumed: %v); want the connection refused", resp.status(), cs.DidResume)
+			}
+			if n := up.count() - before; n != 0 {
+				t.Errorf("the upstream got %d requests from the refused client", n)
+			}
+		})
+	}
+}

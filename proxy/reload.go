@@ -254,7 +254,7 @@ func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, 
 			}
 			return nil, nil, nil, fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := &listener{name: name, addr: lc.Address, srv: s, ln: ln, done: make(chan error, 1)}
+		l := s.newListener(name, lc.Address, ln)
 		l.cs = newConnServer(l, ln, lc.Limits, s.log)
 		added[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())

@@ -9,6 +9,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,27 @@ type listener struct {
 	ln   net.Listener
 	cs   *connServer
 	done chan error // the result of serve
+	// tlsFront is what TLS connections are served with: it hands each
+	// handshake the current configuration's TLS settings, and keeps the
+	// session ticket keys (Go's, rotated daily) across reloads, so that
+	// clients resume their sessions after a reload instead of doing full
+	// handshakes.
+	tlsFront *tls.Config
+}
+
+// newListener returns the listener name on ln.
+func (s *Server) newListener(name, addr string, ln net.Listener) *listener {
+	l := &listener{name: name, addr: addr, srv: s, ln: ln, done: make(chan error, 1)}
+	l.tlsFront = &tls.Config{GetConfigForClient: l.tlsConfig}
+	return l
+}
+
+// tlsConfig returns the listener's TLS settings in the current snapshot.
+func (l *listener) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
+	if lr := l.srv.snap.Load().listeners[l.name]; lr != nil && lr.tlsMgr != nil {
+		return lr.tlsMgr.TLSConfig(), nil
+	}
+	return nil, errors.New("proxy: the listener no longer serves TLS")
 }
 
 // New compiles cfg (already validated) into a server. Nothing is bound until
@@ -142,7 +164,7 @@ func (s *Server) Start() error {
 			s.listeners = make(map[string]*listener)
 			return fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := &listener{name: name, addr: lc.Address, srv: s, ln: ln, done: make(chan error, 1)}
+		l := s.newListener(name, lc.Address, ln)
 		l.cs = newConnServer(l, ln, lc.Limits, s.log)
 		l.cs.metrics = s.metrics.Listener(name)
 		s.listeners[name] = l

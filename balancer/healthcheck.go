@@ -55,6 +55,7 @@ type CheckerOptions struct {
 
 // Checker runs the active health checks of one pool.
 type Checker struct {
+	pool         *Pool
 	upstream     string
 	targets      []*Target
 	urls         []string // probe URL by target position
@@ -80,6 +81,7 @@ type Checker struct {
 // State.Addr ("http://" when the address has no scheme).
 func NewChecker(p *Pool, hc *config.HealthCheck, opt CheckerOptions) (*Checker, error) {
 	c := &Checker{
+		pool:         p,
 		upstream:     p.Name,
 		targets:      p.Targets,
 		host:         hc.Host,
@@ -170,6 +172,10 @@ func (c *Checker) run(ctx context.Context, i int) {
 	defer c.wg.Done()
 	t := c.targets[i]
 	var passed, failed int // consecutive
+	// passedOut counts the checks passed in a row during the passive
+	// ejection numbered ejection.
+	var passedOut int
+	var ejection uint64
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -188,7 +194,16 @@ func (c *Checker) run(ctx context.Context, i int) {
 				t.State.SetHealthy(true)
 				c.transition(t, true, nil)
 			}
+			if n := t.State.Ejections(); n != ejection {
+				ejection, passedOut = n, 0
+			}
+			if now := c.pool.now(); t.State.Ejected(now) {
+				if passedOut++; passedOut >= c.healthyN {
+					c.pool.endEjection(t, now)
+				}
+			}
 		} else {
+			passedOut = 0
 			passed, failed = 0, failed+1
 			if failed >= c.unhealthyN && t.State.Healthy() {
 				t.State.SetHealthy(false)

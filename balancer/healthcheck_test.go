@@ -339,3 +339,59 @@ func TestJitter(t *testing.T) {
 		t.Errorf("jittered intervals in [%v, %v]; want spread over [900ms, 1.1s]", lo, hi)
 	}
 }
+
+// TestCheckerEndsEjection: HealthyThreshold checks passed in a row during a
+// passive ejection end it early; checks that fail leave it alone.
+func TestCheckerEndsEjection(t *testing.T) {
+	a, b := newBackend(t), newBackend(t)
+	reg := NewRegistry()
+	ts := []*Target{{Index: 0, Weight: 1, State: reg.State(a.URL)}, {Index: 1, Weight: 1, State: reg.State(b.URL)}}
+	logs := &lockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	up := &config.Upstream{Balancer: config.BalancerRoundRobin,
+		Passive: &config.Passive{MaxFailures: 1, Ejection: config.Duration(time.Hour)}}
+	p, err := New("api", up, ts, Options{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewChecker(p, fastCheck(), CheckerOptions{Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Start(context.Background())
+	defer c.Stop()
+
+	// a fails its checks: an ejection outlasts them.
+	a.status.Store(http.StatusServiceUnavailable)
+	waitHits(t, a, 1)
+	if !ts[0].ReportFailure(time.Now()) {
+		t.Fatal("a not ejected")
+	}
+	waitHits(t, a, 5)
+	if !ts[0].State.Ejected(time.Now()) {
+		t.Fatal("failing checks ended a's ejection")
+	}
+
+	// a passes again: two checks in a row (the threshold) end it.
+	start := a.hits.Load() // before the switch: every pass is counted
+	a.status.Store(http.StatusOK)
+	for ts[0].State.Ejected(time.Now()) {
+		if a.hits.Load()-start > 10 {
+			t.Fatalf("a still ejected after %d passing checks; want 2", a.hits.Load()-start)
+		}
+		time.Sleep(time.Millisecond) // polling the checker's progress
+	}
+	if n := a.hits.Load() - start; n < 2 {
+		t.Errorf("the ejection ended after %d passing checks; want 2", n)
+	}
+	if got := strings.Count(logs.String(), "passive ejection ended by active health checks"); got != 1 {
+		t.Errorf("%d log lines for the early end; want 1:\n%s", got, logs.String())
+	}
+	got := map[int]int{}
+	for range 20 {
+		got[p.Pick(-1).Index]++
+	}
+	if got[0] != 10 {
+		t.Errorf("picks after the ejection ended: %v; want a back in turn", got)
+	}
+}

@@ -13,6 +13,9 @@ import (
 //
 //   - Failures are connect errors, timeouts and 5xx answers; any other
 //     answer is a success and ends the run of failures.
+//   - With active health checks, HealthyThreshold passing checks in a row
+//     during an ejection end it early (as HAProxy's rise after on-error
+//     mark-down, or Envoy's successful_active_health_check_uneject_host).
 //   - Ejection ends by itself when its time is up (no timer: picks compare
 //     the deadline with the clock), and the run of failures starts again
 //     from zero, so MaxFailures more failures are needed to eject again.
@@ -94,6 +97,27 @@ func (p *Pool) eject(t *Target, now time.Time) bool {
 	if p.onEject != nil {
 		p.onEject(p.Name, s.Addr, d)
 	}
+	return true
+}
+
+// endEjection ends t's passive ejection at now, if there is one, and
+// reports whether it did: the active health check has seen t pass. The
+// ejection's length stays remembered, so that t ejected again soon is out
+// twice as long (a target that passes its checks but fails requests
+// flaps ever more slowly).
+func (p *Pool) endEjection(t *Target, now time.Time) bool {
+	s, ns := t.State, now.UnixNano()
+	p.ejectMu.Lock()
+	defer p.ejectMu.Unlock()
+	if s.until.Load() <= ns {
+		return false
+	}
+	s.mu.Lock()
+	s.until.Store(ns)
+	s.lastEnd = ns
+	s.mu.Unlock()
+	s.failures.Store(0)
+	p.log.Info("passive ejection ended by active health checks", "upstream", p.Name, "target", s.Addr)
 	return true
 }
 

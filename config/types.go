@@ -228,7 +228,9 @@ type Passive struct {
 	// target. Default DefaultPassiveMaxFailures.
 	MaxFailures int `yaml:"max_failures"`
 	// Ejection is how long the first ejection lasts; it doubles on each
-	// repeated ejection up to MaxEjection. Default DefaultPassiveEjection.
+	// repeated ejection up to MaxEjection. With a health_check, its
+	// healthy_threshold of passing checks in a row ends an ejection early.
+	// Default DefaultPassiveEjection.
 	Ejection Duration `yaml:"ejection"`
 	// MaxEjection caps the doubling. Default DefaultPassiveMaxEjection.
 	MaxEjection Duration `yaml:"max_ejection"`

@@ -4,14 +4,6 @@
 package examples
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testcert"
 	"github.com/rampart-proxy/rampart/proxy"
 	"github.com/rampart-proxy/rampart/waf"
 )
@@ -100,36 +93,11 @@ func TestExamplesNeedTheirSecrets(t *testing.T) {
 	}
 }
 
-// writeCertificate writes a self-signed certificate for host and its key in
-// dir, and returns their paths.
+// writeCertificate writes a certificate for host (and 127.0.0.1), signed by
+// a CA of the test, and its key in dir, and returns their paths.
 func writeCertificate(t *testing.T, dir, host string) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: host},
-		DNSNames:     []string{host},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(90 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, host+".pem"), filepath.Join(dir, host+"-key.pem")
-	writeFile(t, certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-	return certFile, keyFile
+	return testcert.NewCA(t, "Examples CA").Issue(t, host, time.Time{}, false, host, "127.0.0.1").Write(t, dir, host)
 }
 
 func writeFile(t *testing.T, path string, data []byte) {

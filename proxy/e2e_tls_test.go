@@ -12,18 +12,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,142 +30,8 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testcert"
 )
-
-// --- certificates --------------------------------------------------------------
-
-// e2eCA is a certificate authority of one test (ECDSA P-256).
-type e2eCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newE2ECA(t testing.TB, name string) *e2eCA {
-	t.Helper()
-	key := e2eKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          e2eSerial(t),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &e2eCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// e2eLeaf is an issued certificate and its key, in PEM.
-type e2eLeaf struct {
-	certPEM, keyPEM []byte
-	cert            *x509.Certificate
-}
-
-// issue signs a leaf for the DNS and IP SANs in names with subject CN cn; a
-// client certificate when client is true.
-func (ca *e2eCA) issue(t testing.TB, cn string, client bool, names ...string) e2eLeaf {
-	t.Helper()
-	key := e2eKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: e2eSerial(t),
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Rampart tests"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(12 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return e2eLeaf{
-		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		keyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-		cert:    cert,
-	}
-}
-
-// write saves l as dir/name.pem and dir/name-key.pem and returns both paths.
-func (l e2eLeaf) write(t testing.TB, dir, name string) (certFile, keyFile string) {
-	t.Helper()
-	certFile = filepath.Join(dir, name+".pem")
-	keyFile = filepath.Join(dir, name+"-key.pem")
-	writeE2EFile(t, certFile, l.certPEM)
-	writeE2EFile(t, keyFile, l.keyPEM)
-	return certFile, keyFile
-}
-
-// tlsCert returns l for crypto/tls.
-func (l e2eLeaf) tlsCert(t testing.TB) tls.Certificate {
-	t.Helper()
-	c, err := tls.X509KeyPair(l.certPEM, l.keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// writeCA saves the CA's certificate as dir/name.pem and returns the path.
-func (ca *e2eCA) writeCA(t testing.TB, dir, name string) string {
-	t.Helper()
-	f := filepath.Join(dir, name+".pem")
-	writeE2EFile(t, f, ca.pem)
-	return f
-}
-
-func writeE2EFile(t testing.TB, name string, b []byte) {
-	t.Helper()
-	if err := os.WriteFile(name, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func e2eKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func e2eSerial(t testing.TB) *big.Int {
-	t.Helper()
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-func certPool(pems ...[]byte) *x509.CertPool {
-	p := x509.NewCertPool()
-	for _, b := range pems {
-		p.AppendCertsFromPEM(b)
-	}
-	return p
-}
 
 // --- TLS clients ---------------------------------------------------------------
 
@@ -238,18 +97,18 @@ func staticTLSYAML(extra string, pairs ...[2]string) string {
 // upstream marked as https.
 func TestE2ETLSStaticSNI(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Static CA")
-	exact := ca.issue(t, "exact", false, "api.example.com", "www.example.com")
-	wild := ca.issue(t, "wildcard", false, "*.example.net")
-	ecf, ekf := exact.write(t, dir, "exact")
-	wcf, wkf := wild.write(t, dir, "wild")
+	ca := testcert.NewCA(t, "Static CA")
+	exact := ca.Issue(t, "exact", time.Time{}, false, "api.example.com", "www.example.com")
+	wild := ca.Issue(t, "wildcard", time.Time{}, false, "*.example.net")
+	ecf, ekf := exact.Write(t, dir, "exact")
+	wcf, wkf := wild.Write(t, dir, "wild")
 	up := okUpstream(t)
 	p := startProxy(t, oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{ecf, ekf}, [2]string{wcf, wkf}), "", ""))
 
-	roots := certPool(ca.pem)
+	roots := testcert.Pool(ca.PEM)
 	for _, tc := range []struct {
 		name, sni string
-		want      e2eLeaf
+		want      testcert.Leaf
 		verify    bool // the name is one of the certificate's
 	}{
 		{"exact SAN", "api.example.com", exact, true},
@@ -275,8 +134,8 @@ func TestE2ETLSStaticSNI(t *testing.T) {
 			if err != nil {
 				t.Fatalf("GET: %v", err)
 			}
-			if got := cs.PeerCertificates[0].SerialNumber; got.Cmp(tc.want.cert.SerialNumber) != 0 {
-				t.Errorf("got certificate %q (serial %v); want %q", cs.PeerCertificates[0].Subject.CommonName, got, tc.want.cert.Subject.CommonName)
+			if got := cs.PeerCertificates[0].SerialNumber; got.Cmp(tc.want.Cert.SerialNumber) != 0 {
+				t.Errorf("got certificate %q (serial %v); want %q", cs.PeerCertificates[0].Subject.CommonName, got, tc.want.Cert.Subject.CommonName)
 			}
 			if cs.NegotiatedProtocol != "http/1.1" {
 				t.Errorf("got ALPN %q; want http/1.1", cs.NegotiatedProtocol)
@@ -312,11 +171,11 @@ func TestE2ETLSStaticSNI(t *testing.T) {
 // 1.2 at most, and serves a TLS 1.3 client.
 func TestE2ETLSMinVersion13(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Static CA")
-	cf, kf := ca.issue(t, "v13", false, "v13.example.com").write(t, dir, "v13")
+	ca := testcert.NewCA(t, "Static CA")
+	cf, kf := ca.Issue(t, "v13", time.Time{}, false, "v13.example.com").Write(t, dir, "v13")
 	up := okUpstream(t)
 	p := startProxy(t, oneUpstreamConfig(up.addr(), staticTLSYAML(`min_version: "1.3"`, [2]string{cf, kf}), "", ""))
-	roots := certPool(ca.pem)
+	roots := testcert.Pool(ca.PEM)
 
 	if tc, err := tlsDial(p.addr, &tls.Config{ServerName: "v13.example.com", RootCAs: roots, MaxVersion: tls.VersionTLS12}); err == nil {
 		tc.Close()
@@ -343,8 +202,8 @@ func TestE2ETLSMinVersion13(t *testing.T) {
 // the upstream; the same route on the TLS listener is proxied with HSTS.
 func TestE2ETLSRedirectAndHSTS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Static CA")
-	cf, kf := ca.issue(t, "app", false, "app.example.com", "plain.example.com", "answer.example.com").write(t, dir, "app")
+	ca := testcert.NewCA(t, "Static CA")
+	cf, kf := ca.Issue(t, "app", time.Time{}, false, "app.example.com", "plain.example.com", "answer.example.com").Write(t, dir, "app")
 	up := okUpstream(t)
 	tlsAddr := freeAddr(t)
 	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
@@ -416,7 +275,7 @@ access_log: {path: "off"}
 			t.Errorf("got %d; want 200", resp.status())
 		}
 	})
-	roots := certPool(ca.pem)
+	roots := testcert.Pool(ca.PEM)
 	// The header is set before the round trip, and reading the target's
 	// response header resets ctx.Response: HSTS must survive that.
 	t.Run("hsts on a proxied response", func(t *testing.T) {
@@ -466,7 +325,7 @@ type tlsUpstream struct {
 
 // startTLSUpstream serves HTTPS with leaf; when clientCA is not nil, it
 // requires a client certificate verified against it.
-func startTLSUpstream(t *testing.T, leaf e2eLeaf, clientCA *e2eCA) *tlsUpstream {
+func startTLSUpstream(t *testing.T, leaf testcert.Leaf, clientCA *testcert.CA) *tlsUpstream {
 	t.Helper()
 	u := &tlsUpstream{}
 	u.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -480,9 +339,9 @@ func startTLSUpstream(t *testing.T, leaf e2eLeaf, clientCA *e2eCA) *tlsUpstream 
 		u.mu.Unlock()
 		io.WriteString(w, "secure")
 	}))
-	u.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert(t)}}
+	u.TLS = &tls.Config{Certificates: []tls.Certificate{leaf.TLSCert(t)}}
 	if clientCA != nil {
-		u.TLS.ClientCAs = certPool(clientCA.pem)
+		u.TLS.ClientCAs = testcert.Pool(clientCA.PEM)
 		u.TLS.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	u.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
@@ -538,10 +397,10 @@ access_log: {path: "off"}
 // skips it; the SNI is the target's host or server_name.
 func TestE2ETLSUpstreamHTTPS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Upstream CA")
-	caFile := ca.writeCA(t, dir, "upstream-ca")
-	otherFile := newE2ECA(t, "Other CA").writeCA(t, dir, "other-ca")
-	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "localhost", "alt.internal", "127.0.0.1"), nil)
+	ca := testcert.NewCA(t, "Upstream CA")
+	caFile := ca.WriteCA(t, dir, "upstream-ca")
+	otherFile := testcert.NewCA(t, "Other CA").WriteCA(t, dir, "other-ca")
+	u := startTLSUpstream(t, ca.Issue(t, "upstream", time.Time{}, false, "localhost", "alt.internal", "127.0.0.1"), nil)
 	url := "https://localhost:" + u.port
 
 	for _, tc := range []struct {
@@ -583,9 +442,9 @@ func TestE2ETLSUpstreamHTTPS(t *testing.T) {
 // certificate's IP SAN (and sends no SNI, as RFC 6066 requires).
 func TestE2ETLSUpstreamIP(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Upstream CA")
-	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "127.0.0.1"), nil)
-	p := startProxy(t, httpsUpstreamConfig("https://127.0.0.1:"+u.port, "tls:\n  ca_file: "+ca.writeCA(t, dir, "ca")))
+	ca := testcert.NewCA(t, "Upstream CA")
+	u := startTLSUpstream(t, ca.Issue(t, "upstream", time.Time{}, false, "127.0.0.1"), nil)
+	p := startProxy(t, httpsUpstreamConfig("https://127.0.0.1:"+u.port, "tls:\n  ca_file: "+ca.WriteCA(t, dir, "ca")))
 	resp := rawGet(t, p.addr, "app.test", "/")
 	if resp.status() != 200 {
 		t.Fatalf("got %d %q; want 200", resp.status(), resp.body)
@@ -599,13 +458,13 @@ func TestE2ETLSUpstreamIP(t *testing.T) {
 // served when cert_file and key_file are set, refused otherwise.
 func TestE2ETLSUpstreamMTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Upstream CA")
-	clientCA := newE2ECA(t, "Client CA")
-	caFile := ca.writeCA(t, dir, "upstream-ca")
-	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "localhost"), clientCA)
+	ca := testcert.NewCA(t, "Upstream CA")
+	clientCA := testcert.NewCA(t, "Client CA")
+	caFile := ca.WriteCA(t, dir, "upstream-ca")
+	u := startTLSUpstream(t, ca.Issue(t, "upstream", time.Time{}, false, "localhost"), clientCA)
 	url := "https://localhost:" + u.port
-	ccf, ckf := clientCA.issue(t, "rampart-edge", true).write(t, dir, "client")
-	wcf, wkf := newE2ECA(t, "Stranger CA").issue(t, "stranger", true).write(t, dir, "stranger")
+	ccf, ckf := clientCA.Issue(t, "rampart-edge", time.Time{}, true).Write(t, dir, "client")
+	wcf, wkf := testcert.NewCA(t, "Stranger CA").Issue(t, "stranger", time.Time{}, true).Write(t, dir, "stranger")
 
 	for _, tc := range []struct {
 		name, tls string
@@ -643,10 +502,10 @@ func TestE2ETLSUpstreamMTLS(t *testing.T) {
 // again.
 func TestE2ETLSUpstreamReloadTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Upstream CA")
-	caFile := ca.writeCA(t, dir, "upstream-ca")
-	otherFile := newE2ECA(t, "Other CA").writeCA(t, dir, "other-ca")
-	u := startTLSUpstream(t, ca.issue(t, "upstream", false, "localhost"), nil)
+	ca := testcert.NewCA(t, "Upstream CA")
+	caFile := ca.WriteCA(t, dir, "upstream-ca")
+	otherFile := testcert.NewCA(t, "Other CA").WriteCA(t, dir, "other-ca")
+	u := startTLSUpstream(t, ca.Issue(t, "upstream", time.Time{}, false, "localhost"), nil)
 	url := "https://localhost:" + u.port
 	listen := freeAddr(t)
 	p := startProxy(t, httpsUpstreamConfigAt(listen, url, "tls:\n  insecure_skip_verify: true"))
@@ -690,16 +549,16 @@ func TestE2ETLSUpstreamReloadTLS(t *testing.T) {
 // subject, never the client's own X-Client-Cert-Subject.
 func TestE2ETLSClientCertRequire(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Server CA")
-	clientCA := newE2ECA(t, "Client CA")
-	cf, kf := ca.issue(t, "mtls", false, "mtls.example.com").write(t, dir, "server")
-	clientCAFile := clientCA.writeCA(t, dir, "client-ca")
-	alice := clientCA.issue(t, "alice", true).tlsCert(t)
-	stranger := newE2ECA(t, "Stranger CA").issue(t, "mallory", true).tlsCert(t)
+	ca := testcert.NewCA(t, "Server CA")
+	clientCA := testcert.NewCA(t, "Client CA")
+	cf, kf := ca.Issue(t, "mtls", time.Time{}, false, "mtls.example.com").Write(t, dir, "server")
+	clientCAFile := clientCA.WriteCA(t, dir, "client-ca")
+	alice := clientCA.Issue(t, "alice", time.Time{}, true).TLSCert(t)
+	stranger := testcert.NewCA(t, "Stranger CA").Issue(t, "mallory", time.Time{}, true).TLSCert(t)
 	up := okUpstream(t)
 	p := startProxy(t, oneUpstreamConfig(up.addr(),
 		staticTLSYAML("client_ca_file: "+clientCAFile+"\nclient_auth: require", [2]string{cf, kf}), "", ""))
-	roots := certPool(ca.pem)
+	roots := testcert.Pool(ca.PEM)
 	conf := func(certs ...tls.Certificate) *tls.Config {
 		return &tls.Config{ServerName: "mtls.example.com", RootCAs: roots, Certificates: certs}
 	}
@@ -777,16 +636,16 @@ func TestE2ETLSClientCertRequire(t *testing.T) {
 // verified one, and refuses a certificate it cannot verify.
 func TestE2ETLSClientCertVerifyIfGiven(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Server CA")
-	clientCA := newE2ECA(t, "Client CA")
-	cf, kf := ca.issue(t, "mtls", false, "mtls.example.com").write(t, dir, "server")
-	clientCAFile := clientCA.writeCA(t, dir, "client-ca")
-	bob := clientCA.issue(t, "bob", true).tlsCert(t)
-	stranger := newE2ECA(t, "Stranger CA").issue(t, "mallory", true).tlsCert(t)
+	ca := testcert.NewCA(t, "Server CA")
+	clientCA := testcert.NewCA(t, "Client CA")
+	cf, kf := ca.Issue(t, "mtls", time.Time{}, false, "mtls.example.com").Write(t, dir, "server")
+	clientCAFile := clientCA.WriteCA(t, dir, "client-ca")
+	bob := clientCA.Issue(t, "bob", time.Time{}, true).TLSCert(t)
+	stranger := testcert.NewCA(t, "Stranger CA").Issue(t, "mallory", time.Time{}, true).TLSCert(t)
 	up := okUpstream(t)
 	p := startProxy(t, oneUpstreamConfig(up.addr(),
 		staticTLSYAML("client_ca_file: "+clientCAFile+"\nclient_auth: verify_if_given", [2]string{cf, kf}), "", ""))
-	roots := certPool(ca.pem)
+	roots := testcert.Pool(ca.PEM)
 
 	resp, _, err := tlsGet(p.addr, &tls.Config{ServerName: "mtls.example.com", RootCAs: roots}, "mtls.example.com", "/",
 		clientSubjectHeader+": CN=admin")
@@ -870,9 +729,9 @@ func startE2EPebble(t *testing.T, httpPort, tlsPort string, blocklist ...string)
 		"-tlsalpn01", "", "-management", freeAddr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 	waitE2EDNS(t, dnsAddr)
 
-	ca := newE2ECA(t, "Pebble HTTPS CA")
-	certFile, keyFile := ca.issue(t, "127.0.0.1", false, "127.0.0.1", "localhost").write(t, dir, "pebble")
-	caFile := ca.writeCA(t, dir, "pebble-ca")
+	ca := testcert.NewCA(t, "Pebble HTTPS CA")
+	certFile, keyFile := ca.Issue(t, "127.0.0.1", time.Time{}, false, "127.0.0.1", "localhost").Write(t, dir, "pebble")
+	caFile := ca.WriteCA(t, dir, "pebble-ca")
 	listen, mgmt := freeAddr(t), freeAddr(t)
 	hp, _ := strconv.Atoi(httpPort)
 	tp, _ := strconv.Atoi(tlsPort)
@@ -887,7 +746,7 @@ func startE2EPebble(t *testing.T, httpPort, tlsPort string, blocklist ...string)
 		"domainBlocklist":         blocklist,
 	}})
 	cfgFile := filepath.Join(dir, "pebble.json")
-	writeE2EFile(t, cfgFile, cfg)
+	testcert.WriteFile(t, cfgFile, cfg)
 	startProcess(t, logs, []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once
 		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
@@ -898,7 +757,7 @@ func startE2EPebble(t *testing.T, httpPort, tlsPort string, blocklist ...string)
 		dirURL:  "https://" + listen + "/dir",
 		mgmtURL: "https://" + mgmt,
 		caFile:  caFile,
-		client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(ca.pem)}}},
+		client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: testcert.Pool(ca.PEM)}}},
 		log:     logs,
 	}
 	ok := waitFor(e2eTimeout, func() bool {
@@ -963,7 +822,7 @@ func (p *e2ePebble) root(t *testing.T) ([]byte, string) {
 		t.Fatalf("Pebble root: %d %v", resp.StatusCode, err)
 	}
 	f := filepath.Join(t.TempDir(), "pebble-root.pem")
-	writeE2EFile(t, f, b)
+	testcert.WriteFile(t, f, b)
 	return b, f
 }
 
@@ -1017,7 +876,7 @@ func servedSerial(cs *tls.ConnectionState) string {
 // waits for its order.
 func acmeGet(t *testing.T, addr, host string, roots []byte) (*rawMessage, *tls.ConnectionState) {
 	t.Helper()
-	resp, cs, err := tlsGet(addr, &tls.Config{ServerName: host, RootCAs: certPool(roots)}, host, "/acme")
+	resp, cs, err := tlsGet(addr, &tls.Config{ServerName: host, RootCAs: testcert.Pool(roots)}, host, "/acme")
 	if err != nil {
 		t.Fatalf("GET https://%s/ at %s: %v", host, addr, err)
 	}
@@ -1186,9 +1045,9 @@ func TestE2EACMEMetric(t *testing.T) {
 // start, source="static".
 func TestE2EACMEStaticMetric(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Static CA")
-	leaf := ca.issue(t, "m", false, "m.example.com")
-	cf, kf := leaf.write(t, dir, "m")
+	ca := testcert.NewCA(t, "Static CA")
+	leaf := ca.Issue(t, "m", time.Time{}, false, "m.example.com")
+	cf, kf := leaf.Write(t, dir, "m")
 	up := okUpstream(t)
 	p := startProxy(t, oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{cf, kf}), "", "admin:\n  address: 127.0.0.1:0\n"))
 	prefix := `rampart_tls_certificate_expiry_timestamp_seconds{host="m.example.com",source="static"} `
@@ -1196,8 +1055,8 @@ func TestE2EACMEStaticMetric(t *testing.T) {
 	if line == "" {
 		t.Fatalf("no %s...} series on /metrics", prefix)
 	}
-	if v, err := strconv.ParseFloat(strings.TrimPrefix(line, prefix), 64); err != nil || int64(v) != leaf.cert.NotAfter.Unix() {
-		t.Errorf("got %q; want %d", line, leaf.cert.NotAfter.Unix())
+	if v, err := strconv.ParseFloat(strings.TrimPrefix(line, prefix), 64); err != nil || int64(v) != leaf.Cert.NotAfter.Unix() {
+		t.Errorf("got %q; want %d", line, leaf.Cert.NotAfter.Unix())
 	}
 }
 
@@ -1215,13 +1074,13 @@ func TestE2EACMERefusedHost(t *testing.T) {
 	root, _ := pb.root(t)
 	addr := p.srv.Addr("websecure")
 
-	if _, _, err := tlsGet(addr, &tls.Config{ServerName: other, RootCAs: certPool(root)}, other, "/"); err == nil {
+	if _, _, err := tlsGet(addr, &tls.Config{ServerName: other, RootCAs: testcert.Pool(root)}, other, "/"); err == nil {
 		t.Errorf("%s (no route): served; want the handshake refused", other)
 	}
 	if n := pb.orders(); n != 0 {
 		t.Fatalf("a name outside the routes made %d orders; want 0", n)
 	}
-	if _, _, err := tlsGet(addr, &tls.Config{ServerName: blocked, RootCAs: certPool(root)}, blocked, "/"); err == nil {
+	if _, _, err := tlsGet(addr, &tls.Config{ServerName: blocked, RootCAs: testcert.Pool(root)}, blocked, "/"); err == nil {
 		t.Errorf("%s (refused by the CA): served; want the handshake refused", blocked)
 	}
 	resp, _ := acmeGet(t, addr, ok, root)
@@ -1253,7 +1112,7 @@ func TestE2EACMERedisTwoInstances(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, cs, err := tlsGet(addr, &tls.Config{ServerName: host, RootCAs: certPool(root)}, host, "/")
+			_, cs, err := tlsGet(addr, &tls.Config{ServerName: host, RootCAs: testcert.Pool(root)}, host, "/")
 			serials[i], errs[i] = servedSerial(cs), err
 		}()
 	}
@@ -1275,8 +1134,8 @@ func TestE2EACMERedisTwoInstances(t *testing.T) {
 // to one configuration.
 func TestE2ETLSResumeAcrossReload(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Resume CA")
-	cf, kf := ca.issue(t, "resume", false, "resume.example.com").write(t, dir, "resume")
+	ca := testcert.NewCA(t, "Resume CA")
+	cf, kf := ca.Issue(t, "resume", time.Time{}, false, "resume.example.com").Write(t, dir, "resume")
 	up := okUpstream(t)
 	yaml := func(balancer string) string {
 		return oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{cf, kf}), "balancer: "+balancer, "")
@@ -1284,7 +1143,7 @@ func TestE2ETLSResumeAcrossReload(t *testing.T) {
 	p := startProxy(t, yaml("round_robin"))
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
-			conf := &tls.Config{ServerName: "resume.example.com", RootCAs: certPool(ca.pem),
+			conf := &tls.Config{ServerName: "resume.example.com", RootCAs: testcert.Pool(ca.PEM),
 				MinVersion: version, MaxVersion: version, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
 			get := func(step string) bool {
 				t.Helper()
@@ -1324,10 +1183,10 @@ func TestE2ETLSResumeAcrossReload(t *testing.T) {
 // resume its way in.
 func TestE2ETLSResumeAfterClientCAChange(t *testing.T) {
 	dir := t.TempDir()
-	ca := newE2ECA(t, "Server CA")
-	oldCA, newCA := newE2ECA(t, "Old client CA"), newE2ECA(t, "New client CA")
-	cf, kf := ca.issue(t, "mtls", false, "mtls.example.com").write(t, dir, "server")
-	oldFile, newFile := oldCA.writeCA(t, dir, "old-ca"), newCA.writeCA(t, dir, "new-ca")
+	ca := testcert.NewCA(t, "Server CA")
+	oldCA, newCA := testcert.NewCA(t, "Old client CA"), testcert.NewCA(t, "New client CA")
+	cf, kf := ca.Issue(t, "mtls", time.Time{}, false, "mtls.example.com").Write(t, dir, "server")
+	oldFile, newFile := oldCA.WriteCA(t, dir, "old-ca"), newCA.WriteCA(t, dir, "new-ca")
 	up := okUpstream(t)
 	yaml := func(caFile string) string {
 		return oneUpstreamConfig(up.addr(), staticTLSYAML("client_ca_file: "+caFile+"\nclient_auth: require", [2]string{cf, kf}), "", "")
@@ -1335,8 +1194,8 @@ func TestE2ETLSResumeAfterClientCAChange(t *testing.T) {
 	p := startProxy(t, yaml(oldFile))
 	for _, version := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tls.VersionName(version), func(t *testing.T) {
-			alice := oldCA.issue(t, "alice", true).tlsCert(t)
-			conf := &tls.Config{ServerName: "mtls.example.com", RootCAs: certPool(ca.pem), MinVersion: version, MaxVersion: version,
+			alice := oldCA.Issue(t, "alice", time.Time{}, true).TLSCert(t)
+			conf := &tls.Config{ServerName: "mtls.example.com", RootCAs: testcert.Pool(ca.PEM), MinVersion: version, MaxVersion: version,
 				ClientSessionCache: tls.NewLRUClientSessionCache(4),
 				// Sent whatever CAs the server asks for.
 				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &alice, nil }}

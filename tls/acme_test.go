@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testcert"
 )
 
 // logBuffer collects log lines from several goroutines.
@@ -55,8 +56,8 @@ func acmeConfig(t testing.TB, hosts ...string) *config.ACME {
 
 func TestACMEHosts(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
-	cf, kf := ca.issue(t, "static", time.Now().Add(time.Hour), false, "static.test", "*.wild.test").write(t, dir, "s")
+	ca := testcert.NewCA(t, "CA")
+	cf, kf := ca.Issue(t, "static", time.Now().Add(time.Hour), false, "static.test", "*.wild.test").Write(t, dir, "s")
 	static := []config.Certificate{{CertFile: cf, KeyFile: kf}}
 	routes := []string{"api.test", "API.test", "*.x.test", "localhost", "10.0.0.1", "static.test", "a.wild.test", "www.test."}
 	tests := []struct {
@@ -133,7 +134,7 @@ func TestCacheDirModes(t *testing.T) {
 	})
 	t.Run("a file in the way", func(t *testing.T) {
 		a := acmeConfig(t, "a.test")
-		writeFile(t, a.CacheDir, nil)
+		testcert.WriteFile(t, a.CacheDir, nil)
 		_, err := New(&config.ListenerTLS{ACME: a}, Options{Name: "web"})
 		if err == nil || !strings.Contains(err.Error(), "listeners.web.tls.acme.cache_dir") {
 			t.Fatalf("got %v; want an error naming cache_dir", err)
@@ -282,8 +283,8 @@ func TestFailedOrderFailsOnlyItsHost(t *testing.T) {
 	}))
 	defer acmeSrv.Close()
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
-	cf, kf := ca.issue(t, "static", time.Now().Add(time.Hour), false, "static.test").write(t, dir, "s")
+	ca := testcert.NewCA(t, "CA")
+	cf, kf := ca.Issue(t, "static", time.Now().Add(time.Hour), false, "static.test").Write(t, dir, "s")
 	a := acmeConfig(t, "fail.test")
 	a.DirectoryURL = acmeSrv.URL + "/directory"
 	var logs logBuffer
@@ -309,7 +310,7 @@ func TestFailedOrderFailsOnlyItsHost(t *testing.T) {
 	if got := requests.Load(); got != n {
 		t.Errorf("second handshake: the CA got %d more requests; want 0 during the back-off", got-n)
 	}
-	cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: "static.test", RootCAs: pool(ca.pem)})
+	cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: "static.test", RootCAs: testcert.Pool(ca.PEM)})
 	if err != nil || serr != nil {
 		t.Fatalf("other host: client %v, server %v; want success", err, serr)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testcert"
 )
 
 // pebbleACME is an ACME block for p with a cache directory of t.
@@ -138,7 +139,7 @@ func TestPebbleRestartReusesCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: host, RootCAs: pool(root)})
+		cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: host, RootCAs: testcert.Pool(root)})
 		m.Close()
 		if err != nil || serr != nil {
 			t.Fatalf("run %d: client %v, server %v", i, err, serr)
@@ -168,7 +169,7 @@ func TestPebbleRefusedHost(t *testing.T) {
 	defer m.Close()
 	root, _ := p.root(t)
 
-	_, _, err, serr := handshake(t, m, &tls.Config{ServerName: other, RootCAs: pool(root)})
+	_, _, err, serr := handshake(t, m, &tls.Config{ServerName: other, RootCAs: testcert.Pool(root)})
 	if err == nil || serr == nil || !strings.Contains(serr.Error(), "no certificate") {
 		t.Fatalf("%s: client %v, server %v; want no certificate", other, err, serr)
 	}
@@ -176,7 +177,7 @@ func TestPebbleRefusedHost(t *testing.T) {
 		t.Fatalf("a name outside the hosts made %d orders; want 0", n)
 	}
 
-	_, _, err, serr = handshake(t, m, &tls.Config{ServerName: blocked, RootCAs: pool(root)})
+	_, _, err, serr = handshake(t, m, &tls.Config{ServerName: blocked, RootCAs: testcert.Pool(root)})
 	if err == nil || serr == nil || !strings.Contains(serr.Error(), "rejectedIdentifier") {
 		t.Fatalf("%s: client %v, server %v; want the CA's rejectedIdentifier", blocked, err, serr)
 	}
@@ -189,7 +190,7 @@ func TestPebbleRefusedHost(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, _, err, serr := handshake(t, m, &tls.Config{ServerName: h, RootCAs: pool(root)})
+			_, _, err, serr := handshake(t, m, &tls.Config{ServerName: h, RootCAs: testcert.Pool(root)})
 			if h == ok && (err != nil || serr != nil) {
 				t.Errorf("%s: client %v, server %v; want success", h, err, serr)
 			}

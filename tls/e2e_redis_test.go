@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testcert"
 )
 
 // TestPebbleRedisOneOrder runs two instances sharing one Redis, each with
@@ -48,7 +49,7 @@ func TestPebbleRedisOneOrder(t *testing.T) {
 	run := func(m *Manager) <-chan result {
 		ch := make(chan result, 1)
 		go func() {
-			cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: host, RootCAs: pool(root)})
+			cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: host, RootCAs: testcert.Pool(root)})
 			if err == nil {
 				err = serr
 			}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/testcert"
 )
 
 // The end-to-end tests run Pebble, a small ACME server (Debian package
@@ -65,10 +67,10 @@ func startPebble(t testing.TB, o pebbleOptions) *pebble {
 		"-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
 	waitDNS(t, dnsAddr)
 
-	ca := newTestCA(t, "Pebble HTTPS CA")
-	certFile, keyFile := ca.issue(t, "127.0.0.1", time.Now().Add(time.Hour), false, "127.0.0.1", "localhost").write(t, dir, "pebble")
+	ca := testcert.NewCA(t, "Pebble HTTPS CA")
+	certFile, keyFile := ca.Issue(t, "127.0.0.1", time.Now().Add(time.Hour), false, "127.0.0.1", "localhost").Write(t, dir, "pebble")
 	caFile := filepath.Join(dir, "pebble-ca.pem")
-	writeFile(t, caFile, ca.pem)
+	testcert.WriteFile(t, caFile, ca.PEM)
 	listen := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	mgmt := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
@@ -82,7 +84,7 @@ func startPebble(t testing.TB, o pebbleOptions) *pebble {
 		"domainBlocklist":         o.blocklist,
 	}})
 	cfgFile := filepath.Join(dir, "pebble.json")
-	writeFile(t, cfgFile, cfg)
+	testcert.WriteFile(t, cfgFile, cfg)
 	env := []string{
 		"PEBBLE_VA_NOSLEEP=1",      // validate at once, not after up to 15 s
 		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
@@ -97,7 +99,7 @@ func startPebble(t testing.TB, o pebbleOptions) *pebble {
 		dirURL:  "https://" + listen + "/dir",
 		mgmtURL: "https://" + mgmt,
 		caFile:  caFile,
-		client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(ca.pem)}}},
+		client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: testcert.Pool(ca.PEM)}}},
 		log:     logs,
 	}
 	for i := 0; ; i++ {
@@ -180,7 +182,7 @@ func (p *pebble) root(t testing.TB) (pemBytes []byte, file string) {
 		t.Fatalf("Pebble root: %d %v", resp.StatusCode, err)
 	}
 	file = filepath.Join(t.TempDir(), "pebble-root.pem")
-	writeFile(t, file, b)
+	testcert.WriteFile(t, file, b)
 	return b, file
 }
 
@@ -216,7 +218,7 @@ func httpsGet(t testing.TB, addr, host string, roots []byte) (string, *tls.Conne
 	c := &http.Client{
 		Timeout: 20 * time.Second,
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: pool(roots)},
+			TLSClientConfig: &tls.Config{RootCAs: testcert.Pool(roots)},
 			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 				return (&net.Dialer{}).DialContext(ctx, network, addr)
 			},

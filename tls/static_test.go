@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testcert"
 )
 
 // handshake runs a TLS handshake between m and a client configured by cc
@@ -50,18 +51,18 @@ func servedSerial(cs tls.ConnectionState) string {
 
 func TestSNISelection(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "SNI CA")
+	ca := testcert.NewCA(t, "SNI CA")
 	exp := time.Now().Add(time.Hour)
-	certs := map[string]leaf{
-		"default":   ca.issue(t, "default", exp, false, "default.test"),
-		"wildcard":  ca.issue(t, "wildcard", exp, false, "*.example.com"),
-		"exact":     ca.issue(t, "exact", exp, false, "api.example.com", "www.example.com"),
-		"duplicate": ca.issue(t, "duplicate", exp, false, "api.example.com", "only.dup.test"),
-		"noSAN":     ca.issue(t, "noSAN", exp, false),
+	certs := map[string]testcert.Leaf{
+		"default":   ca.Issue(t, "default", exp, false, "default.test"),
+		"wildcard":  ca.Issue(t, "wildcard", exp, false, "*.example.com"),
+		"exact":     ca.Issue(t, "exact", exp, false, "api.example.com", "www.example.com"),
+		"duplicate": ca.Issue(t, "duplicate", exp, false, "api.example.com", "only.dup.test"),
+		"noSAN":     ca.Issue(t, "noSAN", exp, false),
 	}
 	var list []config.Certificate
 	for _, name := range []string{"default", "wildcard", "exact", "duplicate", "noSAN"} {
-		cf, kf := certs[name].write(t, dir, name)
+		cf, kf := certs[name].Write(t, dir, name)
 		list = append(list, config.Certificate{CertFile: cf, KeyFile: kf})
 	}
 	m, err := New(&config.ListenerTLS{MinVersion: "1.2", Certificates: list}, Options{Name: "websecure"})
@@ -91,7 +92,7 @@ func TestSNISelection(t *testing.T) {
 			if err != nil || serr != nil {
 				t.Fatalf("handshake: client %v, server %v", err, serr)
 			}
-			if got, want := servedSerial(cs), certs[tt.want].cert.SerialNumber.String(); got != want {
+			if got, want := servedSerial(cs), certs[tt.want].Cert.SerialNumber.String(); got != want {
 				t.Fatalf("SNI %q: got certificate %q; want %q", tt.sni, cs.PeerCertificates[0].Subject.CommonName, tt.want)
 			}
 		})
@@ -105,7 +106,7 @@ func TestSNISelection(t *testing.T) {
 		}
 	})
 	t.Run("verifies against the CA", func(t *testing.T) {
-		_, _, err, serr := handshake(t, m, &tls.Config{ServerName: "foo.example.com", RootCAs: pool(ca.pem)})
+		_, _, err, serr := handshake(t, m, &tls.Config{ServerName: "foo.example.com", RootCAs: testcert.Pool(ca.PEM)})
 		if err != nil || serr != nil {
 			t.Fatalf("handshake: client %v, server %v", err, serr)
 		}
@@ -114,10 +115,10 @@ func TestSNISelection(t *testing.T) {
 
 // staticManager builds a Manager with one certificate for "a.test" and the
 // given TLS fields.
-func staticManager(t testing.TB, tc config.ListenerTLS) (*Manager, *testCA) {
+func staticManager(t testing.TB, tc config.ListenerTLS) (*Manager, *testcert.CA) {
 	t.Helper()
-	ca := newTestCA(t, "CA")
-	cf, kf := ca.issue(t, "a", time.Now().Add(time.Hour), false, "a.test").write(t, t.TempDir(), "a")
+	ca := testcert.NewCA(t, "CA")
+	cf, kf := ca.Issue(t, "a", time.Now().Add(time.Hour), false, "a.test").Write(t, t.TempDir(), "a")
 	tc.Certificates = []config.Certificate{{CertFile: cf, KeyFile: kf}}
 	m, err := New(&tc, Options{})
 	if err != nil {
@@ -143,7 +144,7 @@ func TestMinVersion(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, ca := staticManager(t, config.ListenerTLS{MinVersion: tt.minVersion})
-			cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: "a.test", RootCAs: pool(ca.pem),
+			cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: "a.test", RootCAs: testcert.Pool(ca.PEM),
 				MinVersion: tls.VersionTLS10, MaxVersion: tt.clientMax})
 			if tt.want == 0 {
 				if err == nil || serr == nil {
@@ -187,12 +188,12 @@ func TestModernDefaults(t *testing.T) {
 
 func TestBrokenPair(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
+	ca := testcert.NewCA(t, "CA")
 	exp := time.Now().Add(time.Hour)
-	goodCert, goodKey := ca.issue(t, "good", exp, false, "good.test").write(t, dir, "good")
-	otherCert, otherKey := ca.issue(t, "other", exp, false, "other.test").write(t, dir, "other")
+	goodCert, goodKey := ca.Issue(t, "good", exp, false, "good.test").Write(t, dir, "good")
+	otherCert, otherKey := ca.Issue(t, "other", exp, false, "other.test").Write(t, dir, "other")
 	garbage := dir + "/garbage.pem"
-	writeFile(t, garbage, []byte("not PEM"))
+	testcert.WriteFile(t, garbage, []byte("not PEM"))
 	tests := []struct {
 		name       string
 		cert, key  string
@@ -222,16 +223,16 @@ func TestBrokenPair(t *testing.T) {
 
 func TestRebuildRereadsFiles(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
-	first := ca.issue(t, "first", time.Now().Add(time.Hour), false, "a.test")
-	cf, kf := first.write(t, dir, "a")
+	ca := testcert.NewCA(t, "CA")
+	first := ca.Issue(t, "first", time.Now().Add(time.Hour), false, "a.test")
+	cf, kf := first.Write(t, dir, "a")
 	tc := &config.ListenerTLS{Certificates: []config.Certificate{{CertFile: cf, KeyFile: kf}}}
 	m1, err := New(tc, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := ca.issue(t, "second", time.Now().Add(2*time.Hour), false, "a.test")
-	second.write(t, dir, "a")
+	second := ca.Issue(t, "second", time.Now().Add(2*time.Hour), false, "a.test")
+	second.Write(t, dir, "a")
 	m2, err := New(tc, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -239,27 +240,27 @@ func TestRebuildRereadsFiles(t *testing.T) {
 	for _, c := range []struct {
 		name string
 		m    *Manager
-		want leaf
+		want testcert.Leaf
 	}{{"old manager", m1, first}, {"rebuilt manager", m2, second}} {
-		cs, _, err, serr := handshake(t, c.m, &tls.Config{ServerName: "a.test", RootCAs: pool(ca.pem)})
+		cs, _, err, serr := handshake(t, c.m, &tls.Config{ServerName: "a.test", RootCAs: testcert.Pool(ca.PEM)})
 		if err != nil || serr != nil {
 			t.Fatalf("%s: handshake: client %v, server %v", c.name, err, serr)
 		}
-		if got := servedSerial(cs); got != c.want.cert.SerialNumber.String() {
-			t.Errorf("%s: got serial %s; want %s", c.name, got, c.want.cert.SerialNumber)
+		if got := servedSerial(cs); got != c.want.Cert.SerialNumber.String() {
+			t.Errorf("%s: got serial %s; want %s", c.name, got, c.want.Cert.SerialNumber)
 		}
 	}
 }
 
 func TestClientAuth(t *testing.T) {
 	dir := t.TempDir()
-	clientCA := newTestCA(t, "client CA")
-	stranger := newTestCA(t, "stranger CA")
+	clientCA := testcert.NewCA(t, "client CA")
+	stranger := testcert.NewCA(t, "stranger CA")
 	caFile := dir + "/client-ca.pem"
-	writeFile(t, caFile, clientCA.pem)
+	testcert.WriteFile(t, caFile, clientCA.PEM)
 	exp := time.Now().Add(time.Hour)
-	alice := clientCA.issue(t, "alice", exp, true).tlsCert(t)
-	mallory := stranger.issue(t, "mallory", exp, true).tlsCert(t)
+	alice := clientCA.Issue(t, "alice", exp, true).TLSCert(t)
+	mallory := stranger.Issue(t, "mallory", exp, true).TLSCert(t)
 	tests := []struct {
 		name        string
 		mode        string
@@ -278,7 +279,7 @@ func TestClientAuth(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m, ca := staticManager(t, config.ListenerTLS{ClientCAFile: caFile, ClientAuth: tt.mode})
-			cc := &tls.Config{ServerName: "a.test", RootCAs: pool(ca.pem)}
+			cc := &tls.Config{ServerName: "a.test", RootCAs: testcert.Pool(ca.PEM)}
 			if tt.cert != nil { // sent even when its CA is not among those the server asks for
 				cc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return tt.cert, nil }
 			}
@@ -297,7 +298,7 @@ func TestClientAuth(t *testing.T) {
 	}
 	t.Run("CA file without a certificate", func(t *testing.T) {
 		bad := dir + "/empty.pem"
-		writeFile(t, bad, nil)
+		testcert.WriteFile(t, bad, nil)
 		_, err := New(&config.ListenerTLS{ClientCAFile: bad}, Options{Name: "web"})
 		if err == nil || !strings.Contains(err.Error(), "listeners.web.tls.client_ca_file") || !strings.Contains(err.Error(), bad) {
 			t.Fatalf("got %v; want an error naming client_ca_file and %s", err, bad)
@@ -307,11 +308,11 @@ func TestClientAuth(t *testing.T) {
 
 func TestStaticCertificates(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
+	ca := testcert.NewCA(t, "CA")
 	exp1 := time.Now().Add(time.Hour).Truncate(time.Second)
 	exp2 := time.Now().Add(48 * time.Hour).Truncate(time.Second)
-	c1, k1 := ca.issue(t, "one", exp1, false, "b.test", "*.a.test").write(t, dir, "one")
-	c2, k2 := ca.issue(t, "two", exp2, false, "b.test", "c.test").write(t, dir, "two")
+	c1, k1 := ca.Issue(t, "one", exp1, false, "b.test", "*.a.test").Write(t, dir, "one")
+	c2, k2 := ca.Issue(t, "two", exp2, false, "b.test", "c.test").Write(t, dir, "two")
 	m, err := New(&config.ListenerTLS{Certificates: []config.Certificate{{CertFile: c1, KeyFile: k1}, {CertFile: c2, KeyFile: k2}}}, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -334,11 +335,11 @@ func TestStaticCertificates(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, "CA")
-	cf, kf := ca.issue(t, "a", time.Now().Add(time.Hour), false, "a.test").write(t, dir, "a")
-	_, otherKey := ca.issue(t, "b", time.Now().Add(time.Hour), false, "b.test").write(t, dir, "b")
+	ca := testcert.NewCA(t, "CA")
+	cf, kf := ca.Issue(t, "a", time.Now().Add(time.Hour), false, "a.test").Write(t, dir, "a")
+	_, otherKey := ca.Issue(t, "b", time.Now().Add(time.Hour), false, "b.test").Write(t, dir, "b")
 	caFile := dir + "/ca.pem"
-	writeFile(t, caFile, ca.pem)
+	testcert.WriteFile(t, caFile, ca.PEM)
 	cacheDir := dir + "/never-created"
 	tests := []struct {
 		name    string

@@ -10,17 +10,14 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -31,6 +28,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testpebble"
 )
 
 // --- TLS clients ---------------------------------------------------------------
@@ -678,158 +676,20 @@ func TestE2ETLSClientCertVerifyIfGiven(t *testing.T) {
 
 // --- ACME through the proxy (Pebble) --------------------------------------------
 
-// lockedLog collects a process's output from several goroutines.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// e2ePebble is one Pebble process with pebble-challtestsrv as its DNS
-// server, which answers every A query with 127.0.0.1: each test name
-// resolves to the proxy's listeners.
-type e2ePebble struct {
-	dirURL  string
-	mgmtURL string
-	caFile  string // the CA of Pebble's HTTPS certificate: acme.ca_file
-	client  *http.Client
-	log     *lockedLog
-}
-
-// startE2EPebble starts Pebble, validating HTTP-01 at httpPort and
+// startPebble starts Pebble, validating HTTP-01 at httpPort and
 // TLS-ALPN-01 at tlsPort, refusing the names in blocklist. It skips t when
 // the binaries are missing.
-func startE2EPebble(t *testing.T, httpPort, tlsPort string, blocklist ...string) *e2ePebble {
+func startPebble(t *testing.T, httpPort, tlsPort string, blocklist ...string) *testpebble.Pebble {
 	t.Helper()
-	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s not installed (apt-get install pebble; make test installs it)", bin)
-		}
-	}
-	dir := t.TempDir()
-	logs := &lockedLog{}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Pebble's log:\n%s", logs.String())
-		}
-	})
-	dnsAddr := freeAddr(t)
-	startProcess(t, logs, nil, "pebble-challtestsrv", "-dns01", dnsAddr, "-http01", "", "-https01", "",
-		"-tlsalpn01", "", "-management", freeAddr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	waitE2EDNS(t, dnsAddr)
-
-	ca := testcert.NewCA(t, "Pebble HTTPS CA")
-	certFile, keyFile := ca.Issue(t, "127.0.0.1", time.Time{}, false, "127.0.0.1", "localhost").Write(t, dir, "pebble")
-	caFile := ca.WriteCA(t, dir, "pebble-ca")
-	listen, mgmt := freeAddr(t), freeAddr(t)
 	hp, _ := strconv.Atoi(httpPort)
 	tp, _ := strconv.Atoi(tlsPort)
-	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
-		"listenAddress":           listen,
-		"managementListenAddress": mgmt,
-		"certificate":             certFile,
-		"privateKey":              keyFile,
-		"httpPort":                hp,
-		"tlsPort":                 tp,
-		"ocspResponderURL":        "",
-		"domainBlocklist":         blocklist,
-	}})
-	cfgFile := filepath.Join(dir, "pebble.json")
-	testcert.WriteFile(t, cfgFile, cfg)
-	startProcess(t, logs, []string{
-		"PEBBLE_VA_NOSLEEP=1",      // validate at once
-		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
-		"PEBBLE_AUTHZREUSE=0",      // every order validates
-	}, "pebble", "-config", cfgFile, "-dnsserver", dnsAddr)
-
-	p := &e2ePebble{
-		dirURL:  "https://" + listen + "/dir",
-		mgmtURL: "https://" + mgmt,
-		caFile:  caFile,
-		client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: testcert.Pool(ca.PEM)}}},
-		log:     logs,
-	}
-	ok := waitFor(e2eTimeout, func() bool {
-		resp, err := p.client.Get(p.dirURL)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	if !ok {
-		t.Fatal("Pebble did not serve its directory")
-	}
-	return p
-}
-
-// startProcess runs a process with its output in logs until t ends.
-func startProcess(t *testing.T, logs io.Writer, env []string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-}
-
-// waitE2EDNS waits until the DNS server at addr resolves test names.
-func waitE2EDNS(t *testing.T, addr string) {
-	t.Helper()
-	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "udp", addr)
-	}}
-	ok := waitFor(e2eTimeout, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		ips, err := r.LookupHost(ctx, "probe.rampart.test")
-		return err == nil && len(ips) > 0 && ips[0] == "127.0.0.1"
-	})
-	if !ok {
-		t.Fatalf("pebble-challtestsrv on %s did not answer", addr)
-	}
-}
-
-// orders counts the orders Pebble has created.
-func (p *e2ePebble) orders() int { return strings.Count(p.log.String(), "Added order") }
-
-// root returns the PEM of Pebble's issuing root and a file holding it.
-func (p *e2ePebble) root(t *testing.T) ([]byte, string) {
-	t.Helper()
-	resp, err := p.client.Get(p.mgmtURL + "/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("Pebble root: %d %v", resp.StatusCode, err)
-	}
-	f := filepath.Join(t.TempDir(), "pebble-root.pem")
-	testcert.WriteFile(t, f, b)
-	return b, f
+	return testpebble.Start(t, testpebble.Options{HTTPPort: hp, TLSPort: tp, Blocklist: blocklist})
 }
 
 // acmeProxyConfig: a plain listener "web" and a TLS listener "websecure"
 // with ACME from p (cache in cacheDir, or Redis when redisAddr is set), an
 // admin listener, and a route per host to an upstream at target.
-func acmeProxyConfig(p *e2ePebble, webAddr, tlsAddr, cacheDir, redisAddr, target string, hosts ...string) string {
+func acmeProxyConfig(p *testpebble.Pebble, webAddr, tlsAddr, cacheDir, redisAddr, target string, hosts ...string) string {
 	cache := "cache: dir\n        cache_dir: " + cacheDir
 	top := ""
 	if redisAddr != "" {
@@ -860,7 +720,7 @@ upstreams:
       - url: http://%s
 routes:
 %saccess_log: {path: "off"}
-%s`, webAddr, tlsAddr, p.dirURL, p.caFile, cache, target, routes.String(), top)
+%s`, webAddr, tlsAddr, p.DirURL, p.CAFile, cache, target, routes.String(), top)
 }
 
 // servedSerial is the serial of the certificate a connection was served.
@@ -936,21 +796,21 @@ func TestE2EACMETLSALPN01(t *testing.T) {
 	webAddr, tlsAddr := freeAddr(t), freeAddr(t)
 	_, webPort, _ := net.SplitHostPort(webAddr)
 	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
-	pb := startE2EPebble(t, webPort, tlsPort)
+	pb := startPebble(t, webPort, tlsPort)
 	up := okUpstream(t)
 	const host = "alpn.rampart.test"
 	yaml := acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), host)
-	root, rootFile := pb.root(t)
+	root, rootFile := pb.Root(t)
 
 	p := startProxy(t, yaml)
 	resp, cs := acmeGet(t, p.srv.Addr("websecure"), host, root)
 	if resp.status() != 200 || string(resp.body) != "ok" {
 		t.Fatalf("got %d %q; want 200 ok", resp.status(), resp.body)
 	}
-	if n := pb.orders(); n != 1 {
+	if n := pb.Orders(); n != 1 {
 		t.Errorf("got %d orders; want 1 (TLS-ALPN-01 at the proxy's TLS listener)", n)
 	}
-	if strings.Contains(pb.log.String(), "http-01") && !strings.Contains(pb.log.String(), "tls-alpn-01") {
+	if strings.Contains(pb.Log(), "http-01") && !strings.Contains(pb.Log(), "tls-alpn-01") {
 		t.Errorf("the order was not validated with TLS-ALPN-01")
 	}
 	e2eCurlVerifies(t, p.srv.Addr("websecure"), host, rootFile)
@@ -966,7 +826,7 @@ func TestE2EACMETLSALPN01(t *testing.T) {
 	if got := servedSerial(cs2); got != first {
 		t.Errorf("after a restart: serial %s; want the cached %s", got, first)
 	}
-	if n := pb.orders(); n != 1 {
+	if n := pb.Orders(); n != 1 {
 		t.Errorf("after a restart: %d orders; want still 1", n)
 	}
 }
@@ -979,17 +839,17 @@ func TestE2EACMEHTTP01(t *testing.T) {
 	webAddr, tlsAddr := freeAddr(t), freeAddr(t)
 	_, webPort, _ := net.SplitHostPort(webAddr)
 	_, deadPort, _ := net.SplitHostPort(freeAddr(t))
-	pb := startE2EPebble(t, webPort, deadPort)
+	pb := startPebble(t, webPort, deadPort)
 	up := okUpstream(t)
 	const host = "http01.rampart.test"
 	p := startProxy(t, acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), host))
-	root, rootFile := pb.root(t)
+	root, rootFile := pb.Root(t)
 
 	resp, _ := acmeGet(t, p.srv.Addr("websecure"), host, root)
 	if resp.status() != 200 {
 		t.Fatalf("got %d; want 200", resp.status())
 	}
-	if n := pb.orders(); n != 2 {
+	if n := pb.Orders(); n != 2 {
 		t.Errorf("got %d orders; want 2 (TLS-ALPN-01, then HTTP-01)", n)
 	}
 	up.mu.Lock()
@@ -1015,11 +875,11 @@ func TestE2EACMEMetric(t *testing.T) {
 	webAddr, tlsAddr := freeAddr(t), freeAddr(t)
 	_, webPort, _ := net.SplitHostPort(webAddr)
 	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
-	pb := startE2EPebble(t, webPort, tlsPort)
+	pb := startPebble(t, webPort, tlsPort)
 	up := okUpstream(t)
 	const host = "metric.rampart.test"
 	p := startProxy(t, acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), host))
-	root, _ := pb.root(t)
+	root, _ := pb.Root(t)
 	_, cs := acmeGet(t, p.srv.Addr("websecure"), host, root)
 
 	admin := p.srv.AdminAddr()
@@ -1068,16 +928,16 @@ func TestE2EACMERefusedHost(t *testing.T) {
 	_, webPort, _ := net.SplitHostPort(webAddr)
 	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
 	const ok, blocked, other = "ok.rampart.test", "blocked.rampart.test", "other.rampart.test"
-	pb := startE2EPebble(t, webPort, tlsPort, blocked)
+	pb := startPebble(t, webPort, tlsPort, blocked)
 	up := okUpstream(t)
 	p := startProxy(t, acmeProxyConfig(pb, webAddr, tlsAddr, filepath.Join(t.TempDir(), "acme"), "", up.addr(), ok, blocked))
-	root, _ := pb.root(t)
+	root, _ := pb.Root(t)
 	addr := p.srv.Addr("websecure")
 
 	if _, _, err := tlsGet(addr, &tls.Config{ServerName: other, RootCAs: testcert.Pool(root)}, other, "/"); err == nil {
 		t.Errorf("%s (no route): served; want the handshake refused", other)
 	}
-	if n := pb.orders(); n != 0 {
+	if n := pb.Orders(); n != 0 {
 		t.Fatalf("a name outside the routes made %d orders; want 0", n)
 	}
 	if _, _, err := tlsGet(addr, &tls.Config{ServerName: blocked, RootCAs: testcert.Pool(root)}, blocked, "/"); err == nil {
@@ -1098,12 +958,12 @@ func TestE2EACMERedisTwoInstances(t *testing.T) {
 	webA, tlsA, webB, tlsB := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	_, webPortB, _ := net.SplitHostPort(webB)
 	_, tlsPortB, _ := net.SplitHostPort(tlsB)
-	pb := startE2EPebble(t, webPortB, tlsPortB)
+	pb := startPebble(t, webPortB, tlsPortB)
 	up := okUpstream(t)
 	const host = "shared.rampart.test"
 	pA := startProxy(t, acmeProxyConfig(pb, webA, tlsA, "", rd.addr, up.addr(), host))
 	pB := startProxy(t, acmeProxyConfig(pb, webB, tlsB, "", rd.addr, up.addr(), host))
-	root, _ := pb.root(t)
+	root, _ := pb.Root(t)
 
 	serials := make([]string, 2)
 	errs := make([]error, 2)
@@ -1120,7 +980,7 @@ func TestE2EACMERedisTwoInstances(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil {
 		t.Fatalf("handshakes: A %v, B %v", errs[0], errs[1])
 	}
-	if n := pb.orders(); n != 1 {
+	if n := pb.Orders(); n != 1 {
 		t.Errorf("got %d orders; want 1", n)
 	}
 	if serials[0] != serials[1] {

@@ -14,14 +14,15 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testpebble"
 )
 
 // pebbleACME is an ACME block for p with a cache directory of t.
-func pebbleACME(t testing.TB, p *pebble, hosts ...string) *config.ACME {
+func pebbleACME(t testing.TB, p *testpebble.Pebble, hosts ...string) *config.ACME {
 	return &config.ACME{
 		Email:        "ops@rampart.test",
-		DirectoryURL: p.dirURL,
-		CAFile:       p.caFile,
+		DirectoryURL: p.DirURL,
+		CAFile:       p.CAFile,
 		Cache:        config.StoreDir,
 		CacheDir:     filepath.Join(t.TempDir(), "acme"),
 		Hosts:        hosts,
@@ -59,7 +60,7 @@ func TestPebbleHTTP01(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startPebble(t, pebbleOptions{httpPort: plain.Addr().(*net.TCPAddr).Port, tlsPort: freePort(t)})
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: plain.Addr().(*net.TCPAddr).Port, TLSPort: freePort(t)})
 	const host = "http01.rampart.test"
 	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, host)}, Options{})
 	if err != nil {
@@ -79,7 +80,7 @@ func TestPebbleHTTP01(t *testing.T) {
 	go srv.Serve(plain)
 	defer srv.Close()
 	addr := serveTLS(t, m, "")
-	root, rootFile := p.root(t)
+	root, rootFile := p.Root(t)
 
 	body, cs, err := httpsGet(t, addr, host, root)
 	if err != nil {
@@ -91,7 +92,7 @@ func TestPebbleHTTP01(t *testing.T) {
 	if answered.Load() == 0 {
 		t.Fatal("the plain server answered no HTTP-01 challenge")
 	}
-	if n := p.orders(); n != 2 {
+	if n := p.Orders(); n != 2 {
 		t.Errorf("got %d orders; want 2 (TLS-ALPN-01, then HTTP-01)", n)
 	}
 	checkIssued(t, m, cs, host)
@@ -102,7 +103,7 @@ func TestPebbleHTTP01(t *testing.T) {
 // the handshake of the listener itself.
 func TestPebbleTLSALPN01(t *testing.T) {
 	tlsPort := freePort(t)
-	p := startPebble(t, pebbleOptions{httpPort: freePort(t), tlsPort: tlsPort})
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: tlsPort})
 	const host = "alpn.rampart.test"
 	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, host)}, Options{NoHTTP01: true})
 	if err != nil {
@@ -110,7 +111,7 @@ func TestPebbleTLSALPN01(t *testing.T) {
 	}
 	defer m.Close()
 	addr := serveTLS(t, m, "127.0.0.1:"+strconv.Itoa(tlsPort))
-	root, rootFile := p.root(t)
+	root, rootFile := p.Root(t)
 
 	body, cs, err := httpsGet(t, addr, host, root)
 	if err != nil {
@@ -119,7 +120,7 @@ func TestPebbleTLSALPN01(t *testing.T) {
 	if body != "ok from "+host {
 		t.Fatalf("got body %q", body)
 	}
-	if n := p.orders(); n != 1 {
+	if n := p.Orders(); n != 1 {
 		t.Errorf("got %d orders; want 1", n)
 	}
 	checkIssued(t, m, cs, host)
@@ -129,10 +130,10 @@ func TestPebbleTLSALPN01(t *testing.T) {
 // TestPebbleRestartReusesCache: a new Manager, as after a restart, with the
 // same cache_dir serves the cached certificate without a new order.
 func TestPebbleRestartReusesCache(t *testing.T) {
-	p := startPebble(t, pebbleOptions{httpPort: freePort(t), tlsPort: freePort(t), alwaysValid: true})
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: freePort(t), AlwaysValid: true})
 	const host = "restart.rampart.test"
 	a := pebbleACME(t, p, host)
-	root, _ := p.root(t)
+	root, _ := p.Root(t)
 	serials := make([]string, 2)
 	for i := range serials {
 		m, err := New(&config.ListenerTLS{ACME: a}, Options{Issuers: NewIssuers()}) // a new process
@@ -145,7 +146,7 @@ func TestPebbleRestartReusesCache(t *testing.T) {
 			t.Fatalf("run %d: client %v, server %v", i, err, serr)
 		}
 		serials[i] = servedSerial(cs)
-		if n := p.orders(); n != 1 {
+		if n := p.Orders(); n != 1 {
 			t.Fatalf("after run %d: got %d orders; want 1", i, n)
 		}
 	}
@@ -160,20 +161,20 @@ func TestPebbleRestartReusesCache(t *testing.T) {
 // meanwhile.
 func TestPebbleRefusedHost(t *testing.T) {
 	const blocked, ok, other = "blocked.rampart.test", "ok.rampart.test", "other.rampart.test"
-	p := startPebble(t, pebbleOptions{httpPort: freePort(t), tlsPort: freePort(t), alwaysValid: true, blocklist: []string{blocked}})
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: freePort(t), AlwaysValid: true, Blocklist: []string{blocked}})
 	var logs logBuffer
 	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, ok, blocked)}, Options{Logger: logs.logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	root, _ := p.root(t)
+	root, _ := p.Root(t)
 
 	_, _, err, serr := handshake(t, m, &tls.Config{ServerName: other, RootCAs: testcert.Pool(root)})
 	if err == nil || serr == nil || !strings.Contains(serr.Error(), "no certificate") {
 		t.Fatalf("%s: client %v, server %v; want no certificate", other, err, serr)
 	}
-	if n := p.orders(); n != 0 {
+	if n := p.Orders(); n != 0 {
 		t.Fatalf("a name outside the hosts made %d orders; want 0", n)
 	}
 
@@ -206,7 +207,7 @@ func TestPebbleRefusedHost(t *testing.T) {
 // handshake fails and the log says why Pebble's validation failed, which
 // autocert itself does not report.
 func TestPebbleFailedValidation(t *testing.T) {
-	p := startPebble(t, pebbleOptions{httpPort: freePort(t), tlsPort: freePort(t)})
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: freePort(t)})
 	const host = "unreachable.rampart.test"
 	var logs logBuffer
 	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, host)}, Options{Logger: logs.logger()})

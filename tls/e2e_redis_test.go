@@ -9,6 +9,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testpebble"
 )
 
 // TestPebbleRedisOneOrder runs two instances sharing one Redis, each with
@@ -20,13 +21,13 @@ import (
 func TestPebbleRedisOneOrder(t *testing.T) {
 	redisAddr := startRedis(t)
 	tlsPort := freePort(t)
-	p := startPebble(t, pebbleOptions{httpPort: freePort(t), tlsPort: tlsPort})
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: tlsPort})
 	const host = "shared.rampart.test"
 	const prefix = "rampart-test:"
 	a := &config.ACME{
 		Email:        "ops@rampart.test",
-		DirectoryURL: p.dirURL,
-		CAFile:       p.caFile,
+		DirectoryURL: p.DirURL,
+		CAFile:       p.CAFile,
 		Cache:        config.StoreRedis,
 		Hosts:        []string{host},
 	}
@@ -40,7 +41,7 @@ func TestPebbleRedisOneOrder(t *testing.T) {
 	}
 	mA, mB := instance(), instance()
 	serveTLS(t, mB, "127.0.0.1:"+strconv.Itoa(tlsPort))
-	root, _ := p.root(t)
+	root, _ := p.Root(t)
 
 	type result struct {
 		serial string
@@ -70,7 +71,7 @@ func TestPebbleRedisOneOrder(t *testing.T) {
 	if rA.err != nil || rB.err != nil {
 		t.Fatalf("handshakes: A %v, B %v", rA.err, rB.err)
 	}
-	if n := p.orders(); n != 1 {
+	if n := p.Orders(); n != 1 {
 		t.Errorf("got %d orders; want 1", n)
 	}
 	if rA.serial != rB.serial {

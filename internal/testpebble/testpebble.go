@@ -1,0 +1,209 @@
+// Package testpebble runs Pebble, a small ACME server (Debian package
+// pebble; make test installs it), for tests, with pebble-challtestsrv as
+// its DNS server, which answers every A query with 127.0.0.1 and no AAAA,
+// so that each test name resolves to the test's own servers. Pebble
+// validates for real: HTTP-01 at name:HTTPPort, TLS-ALPN-01 at
+// name:TLSPort, both loopback ports of the test. It issues from a root of
+// its own, served by its management API at /roots/0.
+package testpebble
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rampart-proxy/rampart/internal/testcert"
+)
+
+// Pebble is one Pebble process and its DNS server.
+type Pebble struct {
+	DirURL  string       // the ACME directory
+	MgmtURL string       // the management API
+	CAFile  string       // the CA of Pebble's own HTTPS certificate (acme.ca_file)
+	Client  *http.Client // trusts that CA
+	log     *logBuffer
+}
+
+// Options configure one Pebble.
+type Options struct {
+	HTTPPort, TLSPort int      // where its validation authority connects
+	AlwaysValid       bool     // PEBBLE_VA_ALWAYS_VALID: no validation (speed; never for challenge tests)
+	Blocklist         []string // names it refuses to order
+}
+
+// Start starts Pebble and its DNS for t, and stops them when t ends; their
+// output is logged when t fails. It skips t when the binaries are missing.
+func Start(t testing.TB, o Options) *Pebble {
+	t.Helper()
+	for _, bin := range []string{"pebble", "pebble-challtestsrv"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed (apt-get install pebble; make test installs it)", bin)
+		}
+	}
+	dir := t.TempDir()
+	logs := &logBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("Pebble's log:\n%s", logs.String())
+		}
+	})
+
+	dnsAddr := FreeAddr(t)
+	start(t, logs, nil, "pebble-challtestsrv", "-dns01", dnsAddr, "-http01", "", "-https01", "",
+		"-tlsalpn01", "", "-management", FreeAddr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	waitDNS(t, dnsAddr)
+
+	ca := testcert.NewCA(t, "Pebble HTTPS CA")
+	certFile, keyFile := ca.Issue(t, "127.0.0.1", time.Time{}, false, "127.0.0.1", "localhost").Write(t, dir, "pebble")
+	caFile := ca.WriteCA(t, dir, "pebble-ca")
+	listen, mgmt := FreeAddr(t), FreeAddr(t)
+	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+		"listenAddress":           listen,
+		"managementListenAddress": mgmt,
+		"certificate":             certFile,
+		"privateKey":              keyFile,
+		"httpPort":                o.HTTPPort,
+		"tlsPort":                 o.TLSPort,
+		"ocspResponderURL":        "",
+		"domainBlocklist":         o.Blocklist,
+	}})
+	cfgFile := filepath.Join(dir, "pebble.json")
+	testcert.WriteFile(t, cfgFile, cfg)
+	env := []string{
+		"PEBBLE_VA_NOSLEEP=1",      // validate at once, not after up to 15 s
+		"PEBBLE_WFE_NONCEREJECT=0", // no random badNonce answers
+		"PEBBLE_AUTHZREUSE=0",      // every order validates
+	}
+	if o.AlwaysValid {
+		env = append(env, "PEBBLE_VA_ALWAYS_VALID=1")
+	}
+	start(t, logs, env, "pebble", "-config", cfgFile, "-dnsserver", dnsAddr)
+
+	p := &Pebble{
+		DirURL:  "https://" + listen + "/dir",
+		MgmtURL: "https://" + mgmt,
+		CAFile:  caFile,
+		Client:  &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: testcert.Pool(ca.PEM)}}},
+		log:     logs,
+	}
+	for i := 0; ; i++ {
+		resp, err := p.Client.Get(p.DirURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		if i == 400 {
+			t.Fatalf("Pebble did not serve its directory: %v", err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// Orders counts the orders Pebble has created.
+func (p *Pebble) Orders() int { return strings.Count(p.log.String(), "Added order") }
+
+// Log returns what Pebble and its DNS have printed so far.
+func (p *Pebble) Log() string { return p.log.String() }
+
+// Root returns the PEM of Pebble's issuing root, and a file holding it (for
+// curl).
+func (p *Pebble) Root(t testing.TB) (pemBytes []byte, file string) {
+	t.Helper()
+	resp, err := p.Client.Get(p.MgmtURL + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("Pebble root: %d %v", resp.StatusCode, err)
+	}
+	file = filepath.Join(t.TempDir(), "pebble-root.pem")
+	testcert.WriteFile(t, file, b)
+	return b, file
+}
+
+// FreeAddr returns a loopback TCP address that was free a moment ago.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// FreePort is FreeAddr's port.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(FreeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// start runs a process with its output in logs until t ends.
+func start(t testing.TB, logs io.Writer, env []string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+}
+
+// waitDNS waits until the DNS server at addr resolves test names.
+func waitDNS(t testing.TB, addr string) {
+	t.Helper()
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "udp", addr)
+	}}
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		ips, err := r.LookupHost(ctx, "probe.rampart.test")
+		cancel()
+		if err == nil && len(ips) > 0 && ips[0] == "127.0.0.1" {
+			return
+		}
+		if i == 100 {
+			t.Fatalf("pebble-challtestsrv on %s did not answer: %v %v", addr, ips, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// logBuffer collects a process's output; safe for concurrent use.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

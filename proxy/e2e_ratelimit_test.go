@@ -10,9 +10,9 @@ package proxy
 import (
 	"bufio"
 	"fmt"
+	"github.com/rampart-proxy/rampart/internal/testredis"
 	"io"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -385,93 +385,21 @@ func TestE2ERateLimitTrustedProxies(t *testing.T) {
 	})
 }
 
-// e2eRedis is a redis-server process of one test, on a loopback port of its
-// own with its own directory, that the test may kill, restart and pause.
-type e2eRedis struct {
-	t    *testing.T
-	addr string
-	dir  string
-	cmd  *exec.Cmd
-}
+// e2eRedis is a redis-server process of one test (internal/testredis).
+type e2eRedis struct{ *testredis.Server }
 
 // startE2ERedis starts a redis-server and stops it when t ends. It skips t
 // only when redis-server is not installed (make test installs it).
 func startE2ERedis(t *testing.T) *e2eRedis {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (apt-get install redis-server; make test installs it)")
-	}
-	r := &e2eRedis{t: t, addr: freeAddr(t), dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-// start runs the server on r.addr and waits until it answers PING.
-func (r *e2eRedis) start() {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("redis-server: %v", err)
-	}
-	for i := 0; ; i++ {
-		got, err := r.do("PING")
-		if err == nil && got == "+PONG" {
-			return
-		}
-		if i == 200 {
-			r.t.Fatalf("redis-server on %s did not answer PING: %q %v", r.addr, got, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// kill stops the server at once (SIGKILL), like a crash.
-func (r *e2eRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGCONT)
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
-// signal sends sig (SIGSTOP: hung, SIGCONT: running again).
-func (r *e2eRedis) signal(sig syscall.Signal) {
-	r.t.Helper()
-	if err := r.cmd.Process.Signal(sig); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-// do sends one command over a new connection and returns the first line of
-// the reply ("+PONG", ":1", ...). A raw client: go-redis would log.
-func (r *e2eRedis) do(args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", r.addr, 200*time.Millisecond)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	cmd := fmt.Sprintf("*%d\r\n", len(args))
-	for _, a := range args {
-		cmd += fmt.Sprintf("$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := io.WriteString(c, cmd); err != nil {
-		return "", err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
+	return &e2eRedis{testredis.Start(t)}
 }
 
 // exists reports whether Redis holds a key of policy "lim" for the client
 // key key (stored as "e2e:lim:{" + the proxy's key for it + "}", whose exact
 // form, such as a prefix per kind of key, is the proxy's business).
 func (r *e2eRedis) exists(key string) bool {
-	got, err := r.do("KEYS", "e2e:lim:{*"+key+"}")
+	got, err := r.Do("KEYS", "e2e:lim:{*"+key+"}")
 	return err == nil && strings.HasPrefix(got, "*") && got != "*0"
 }
 
@@ -481,7 +409,7 @@ func (r *e2eRedis) exists(key string) bool {
 func TestE2ERateLimitRedisTwoInstances(t *testing.T) {
 	r := startE2ERedis(t)
 	up := okUpstream(t)
-	cfg := limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 10\nstore: redis", redisConfig(r.addr))
+	cfg := limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 10\nstore: redis", redisConfig(r.Addr))
 	a, b := startProxy(t, cfg), startProxy(t, cfg)
 
 	t.Run("sequential", func(t *testing.T) {
@@ -583,7 +511,7 @@ func waitRecovered(t *testing.T, r *e2eRedis, p *testProxy, slowest *time.Durati
 func TestE2ERateLimitRedisDownAllow(t *testing.T) {
 	r := startE2ERedis(t)
 	up := okUpstream(t)
-	cfg := limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 4\nstore: redis\non_store_error: allow", redisConfig(r.addr))
+	cfg := limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 4\nstore: redis\non_store_error: allow", redisConfig(r.Addr))
 	a, b := startProxy(t, cfg), startProxy(t, cfg)
 	var slowest time.Duration
 	shared := func(key string) {
@@ -603,7 +531,7 @@ func TestE2ERateLimitRedisDownAllow(t *testing.T) {
 	}
 	shared("before")
 
-	r.kill()
+	r.Kill()
 	downStart := time.Now()
 	// Each instance falls back to its own memory limit: 4 each, even for
 	// the key already spent in Redis.
@@ -623,7 +551,7 @@ func TestE2ERateLimitRedisDownAllow(t *testing.T) {
 	}
 	t.Logf("24 requests with Redis down took %v; slowest request %v", time.Since(downStart), slowest)
 
-	r.start()
+	r.Restart()
 	ta := waitRecovered(t, r, a, &slowest)
 	tb := waitRecovered(t, r, b, &slowest)
 	t.Logf("Redis back: instance a used it again after %v, b after %v more", ta, tb)
@@ -637,11 +565,11 @@ func TestE2ERateLimitRedisDownAllow(t *testing.T) {
 func TestE2ERateLimitRedisHungAllow(t *testing.T) {
 	r := startE2ERedis(t)
 	up := okUpstream(t)
-	p := startProxy(t, limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 2\nstore: redis", redisConfig(r.addr)))
+	p := startProxy(t, limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 2\nstore: redis", redisConfig(r.Addr)))
 	var slowest time.Duration
 	timedGet(t, &slowest, p.addr, "/", "X-API-Key: warm")
 
-	r.signal(syscall.SIGSTOP)
+	r.Signal(syscall.SIGSTOP)
 	start := time.Now()
 	n, waited := 0, 0
 	// Long enough for a probe after the first back-off (1 s).
@@ -662,7 +590,7 @@ func TestE2ERateLimitRedisHungAllow(t *testing.T) {
 	if waited > 3 {
 		t.Errorf("%d requests waited for the Redis timeout; want at most 3 (the first, the probe)", waited)
 	}
-	r.signal(syscall.SIGCONT)
+	r.Signal(syscall.SIGCONT)
 	t.Logf("Redis running again: used again after %v", waitRecovered(t, r, p, &slowest))
 }
 
@@ -672,7 +600,7 @@ func TestE2ERateLimitRedisHungAllow(t *testing.T) {
 func TestE2ERateLimitRedisDownDeny(t *testing.T) {
 	r := startE2ERedis(t)
 	up := okUpstream(t)
-	p := startProxy(t, limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 3\nstore: redis\non_store_error: deny", redisConfig(r.addr)))
+	p := startProxy(t, limitConfig(up.addr(), "key: header:X-API-Key\nrate: 1/m\nburst: 3\nstore: redis\non_store_error: deny", redisConfig(r.Addr)))
 	var slowest time.Duration
 	for i, want := range []int{200, 200, 200, 429} {
 		if got := timedGet(t, &slowest, p.addr, "/", "X-API-Key: before").status(); got != want {
@@ -680,7 +608,7 @@ func TestE2ERateLimitRedisDownDeny(t *testing.T) {
 		}
 	}
 
-	r.kill()
+	r.Kill()
 	before := up.count()
 	for i := 0; i < 10; i++ {
 		m := timedGet(t, &slowest, p.addr, "/", fmt.Sprintf("X-API-Key: down-%d", i))
@@ -696,7 +624,7 @@ func TestE2ERateLimitRedisDownDeny(t *testing.T) {
 		t.Errorf("upstream received %d requests while the limit store was down; want 0", n)
 	}
 
-	r.start()
+	r.Restart()
 	start := time.Now()
 	for i := 0; ; i++ {
 		m := timedGet(t, &slowest, p.addr, "/", "X-API-Key: after")

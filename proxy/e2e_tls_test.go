@@ -961,8 +961,8 @@ func TestE2EACMERedisTwoInstances(t *testing.T) {
 	pb := startPebble(t, webPortB, tlsPortB)
 	up := okUpstream(t)
 	const host = "shared.rampart.test"
-	pA := startProxy(t, acmeProxyConfig(pb, webA, tlsA, "", rd.addr, up.addr(), host))
-	pB := startProxy(t, acmeProxyConfig(pb, webB, tlsB, "", rd.addr, up.addr(), host))
+	pA := startProxy(t, acmeProxyConfig(pb, webA, tlsA, "", rd.Addr, up.addr(), host))
+	pB := startProxy(t, acmeProxyConfig(pb, webB, tlsB, "", rd.Addr, up.addr(), host))
 	root, _ := pb.Root(t)
 
 	serials := make([]string, 2)

@@ -278,20 +278,20 @@ func TestFailoverRedisDown(t *testing.T) {
 			}
 
 			wantHealthy("before")
-			s.kill()
+			s.Kill()
 			wantDegraded("killed")
 			now = now.Add(time.Second) // probe: still down
 			wantDegraded("killed, probed")
 			if n := f.Stats().StoreErrors; n != 2 {
 				t.Errorf("store errors = %d; want 2 (one call, one probe)", n)
 			}
-			s.start()
+			s.Restart()
 			now = now.Add(2 * time.Second)
 			wantHealthy("restarted")
 
-			s.signal(syscall.SIGSTOP) // hung: accepts, never answers
+			s.Signal(syscall.SIGSTOP) // hung: accepts, never answers
 			wantDegraded("hung")
-			s.signal(syscall.SIGCONT)
+			s.Signal(syscall.SIGCONT)
 			now = now.Add(time.Second)
 			wantHealthy("resumed")
 

@@ -10,7 +10,7 @@ import (
 func TestNew(t *testing.T) {
 	s := startRedis(t)
 	c := s.client(t, time.Second)
-	rc := &config.Redis{Address: s.addr, KeyPrefix: "x:", Timeout: config.Duration(20 * time.Millisecond)}
+	rc := &config.Redis{Address: s.Addr, KeyPrefix: "x:", Timeout: config.Duration(20 * time.Millisecond)}
 	tests := []struct {
 		name     string
 		rl       config.RateLimit

@@ -27,7 +27,7 @@ import (
 // timeout unless cfg has one; closed when t ends.
 func pipeClient(t testing.TB, s *redisServer, cfg config.Redis) *pipedClient {
 	t.Helper()
-	cfg.Address = s.addr
+	cfg.Address = s.Addr
 	if cfg.Timeout == 0 {
 		cfg.Timeout = config.Duration(time.Second)
 	}
@@ -350,7 +350,7 @@ func TestPipeScriptCallIsSequential(t *testing.T) {
 		for _, st := range burstThenRefill {
 			calls = append(calls, rawCall(r, "k", t0.Add(st.at)), rawCall(other, "k", t0.Add(st.at)))
 		}
-		evalRaw(t, s.addr, calls)
+		evalRaw(t, s.Addr, calls)
 		for i, st := range burstThenRefill {
 			v := calls[2*i].vals
 			d := r.policy.decision(v[0] == 1, v[1])
@@ -382,7 +382,7 @@ func TestPipeScriptCallIsSequential(t *testing.T) {
 			seq = append(seq, cl)
 			calls = append(calls, rawCall(stores[cl.policy], cl.key, cl.now))
 		}
-		evalRaw(t, s.addr, calls)
+		evalRaw(t, s.Addr, calls)
 		for i, cl := range seq {
 			want, _ := mems[cl.policy].Allow(context.Background(), []byte(cl.key), cl.now)
 			v := calls[i].vals
@@ -474,7 +474,7 @@ func TestPipeHandshake(t *testing.T) {
 			}
 			key := tt.name + ":p:{k}"
 			for _, db := range []int{3, 0} {
-				check := redis.NewClient(&redis.Options{Addr: s.addr, Username: tt.user, Password: tt.password, DB: db})
+				check := redis.NewClient(&redis.Options{Addr: s.Addr, Username: tt.user, Password: tt.password, DB: db})
 				n, err := check.Exists(ctx, key).Result()
 				check.Close()
 				want := int64(0)
@@ -597,13 +597,13 @@ func TestPipeKilledWhileWaiting(t *testing.T) {
 	if _, err := r.Allow(ctx, []byte("k"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	s.signal(syscall.SIGSTOP) // the decisions wait for replies
+	s.Signal(syscall.SIGSTOP) // the decisions wait for replies
 	const n = 50
 	done := make(chan []outcome)
 	go func() { done <- decideAtOnce(r, n, func(i int) string { return strconv.Itoa(i) }, nil) }()
 	waitUntil(t, "every decision waits", func() bool { return waitingCalls(c.pipe) == n })
-	s.signal(syscall.SIGKILL) // dies stopped: none of them is answered
-	s.kill()
+	s.Signal(syscall.SIGKILL) // dies stopped: none of them is answered
+	s.Kill()
 	killed := time.Now()
 	for i, o := range <-done {
 		if o.err == nil {
@@ -621,7 +621,7 @@ func TestPipeKilledWhileWaiting(t *testing.T) {
 	} else if took := time.Since(start); took > timeout+margin {
 		t.Errorf("a decision with the server down took %v", took)
 	}
-	s.start()
+	s.Restart()
 	if d, err := r.Allow(ctx, []byte("k"), time.Now()); err != nil || !d.Allowed {
 		t.Errorf("first decision after the restart: %+v, %v; want allowed", d, err)
 	}
@@ -638,8 +638,8 @@ func TestPipeHungServer(t *testing.T) {
 	if _, err := r.Allow(ctx, []byte("k"), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	s.signal(syscall.SIGSTOP)
-	defer s.signal(syscall.SIGCONT)
+	s.Signal(syscall.SIGSTOP)
+	defer s.Signal(syscall.SIGCONT)
 
 	start := time.Now()
 	_, err := r.Allow(ctx, []byte("k"), time.Now())
@@ -656,7 +656,7 @@ func TestPipeHungServer(t *testing.T) {
 		t.Errorf("decision on a new connection: err %v after %v; want an error within %v", err, time.Since(start), timeout+margin)
 	}
 
-	s.signal(syscall.SIGCONT)
+	s.Signal(syscall.SIGCONT)
 	if d, err := r.Allow(ctx, []byte("k"), time.Now()); err != nil || !d.Allowed {
 		t.Errorf("first decision once the server answers: %+v, %v; want allowed", d, err)
 	}
@@ -702,8 +702,8 @@ func TestPipeCloseReleases(t *testing.T) {
 			tt.cfg.Timeout = config.Duration(timeout)
 			c := pipeClient(t, s, tt.cfg)
 			r := NewRedis(c, mustPolicy(t, "p", 1000, time.Second, 1000), RedisOptions{Timeout: timeout})
-			s.signal(syscall.SIGSTOP)
-			defer s.signal(syscall.SIGCONT)
+			s.Signal(syscall.SIGSTOP)
+			defer s.Signal(syscall.SIGCONT)
 			done := make(chan []outcome)
 			go func() { done <- decideAtOnce(r, 20, func(i int) string { return strconv.Itoa(i) }, nil) }()
 			waitUntil(t, "the decisions wait", func() bool { return tt.waiting(c.pipe) })

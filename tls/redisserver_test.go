@@ -2,45 +2,19 @@ package tls
 
 import (
 	"context"
-	"net"
-	"os/exec"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rampart-proxy/rampart/internal/testredis"
 )
 
-// startRedis starts a redis-server on a free loopback port for t, stopped
-// when t ends, and returns its address. It skips t when redis-server is
-// not installed (make test installs it).
+// startRedis starts a redis-server for t, stopped when t ends, and
+// returns its address (internal/testredis).
 func startRedis(t testing.TB) string {
 	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not installed (apt-get install redis-server; make test installs it)")
-	}
-	port := freePort(t)
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("redis-server: %v", err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for i := 0; ; i++ {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return addr
-		}
-		if i == 200 {
-			t.Fatalf("redis-server on %s: %v", addr, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return testredis.Start(t).Addr
 }
 
 // redisClient returns a client of the server at addr, closed when t ends.

@@ -5,7 +5,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -13,9 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/rampart-proxy/rampart/config"
 )
 
 // TestE2EAdminNotReachableThroughProxy sends admin API requests to a proxy
@@ -91,33 +87,6 @@ const (
 
 var secrets = []string{"s3cr3t-authorization-7f3a", "c2VjcmV0LXVzZXI6c2VjcmV0LXBhc3M", secretCookie, secretSetCookie}
 
-// startProxyFile starts a proxy from yaml and returns it with a function
-// that shuts it down (flushing its logs) once.
-func startProxyFile(t *testing.T, yaml string) (*testProxy, func()) {
-	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), "test.yaml")
-	if err != nil {
-		t.Fatalf("config.Parse: %v\n%s", err, yaml)
-	}
-	srv, err := New(cfg, e2eLogger())
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	p := &testProxy{srv: srv, addr: srv.Addr("web")}
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := p.shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	}
-	t.Cleanup(stop)
-	return p, stop
-}
-
 // grepSecrets reports each secret found in the file at path, and fails when
 // the file holds fewer than minLines lines (the log must not be empty for
 // the check to mean anything).
@@ -154,7 +123,7 @@ func TestE2ESecretsNotInAccessLog(t *testing.T) {
 	})
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "access.log")
-	p, stop := startProxyFile(t, fmt.Sprintf(`
+	p := startProxy(t, fmt.Sprintf(`
 listeners:
   web: {address: "127.0.0.1:0"}
 upstreams:
@@ -180,7 +149,7 @@ access_log: {path: %q}
 			t.Fatalf("%q: %v", firstLine(r), err)
 		}
 	}
-	stop() // flushes the access log
+	p.stop(t) // flushes the access log
 	grepSecrets(t, logPath, 3)
 }
 
@@ -191,7 +160,7 @@ func TestE2ESecretsNotInWAFAudit(t *testing.T) {
 	up := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("ok"), false })
 	dir := t.TempDir()
 	audit := filepath.Join(dir, "waf.jsonl")
-	p, stop := startProxyFile(t, fmt.Sprintf(`
+	p := startProxy(t, fmt.Sprintf(`
 listeners:
   web: {address: "127.0.0.1:0"}
 upstreams:
@@ -223,6 +192,6 @@ access_log: {path: "off"}
 			t.Errorf("%s: got %d; want 403 (a rule must fire for the check to mean anything)", tt.name, got)
 		}
 	}
-	stop() // flushes the audit log
+	p.stop(t) // flushes the audit log
 	grepSecrets(t, audit, len(tests))
 }

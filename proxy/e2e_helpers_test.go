@@ -72,14 +72,19 @@ func startProxy(t *testing.T, yaml string) *testProxy {
 	if p.addr == "" {
 		t.Fatal(`Addr("web") is empty after Start`)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := p.shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	t.Cleanup(func() { p.stop(t) })
 	return p
+}
+
+// stop shuts the proxy down (once), flushing its logs, and fails t if that
+// fails.
+func (p *testProxy) stop(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
 }
 
 // oneUpstreamConfig is a listener "web", an upstream "app" with one target

@@ -63,13 +63,7 @@ routes:
 func TestRunCommands(t *testing.T) {
 	good := writeFile(t, "good.yaml", goodConfig)
 	bad := writeFile(t, "bad.yaml", badConfig)
-	cases := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout []string // substrings
-		wantStderr []string
-	}{
+	cases := []cliCase{
 		{name: "validate good", args: []string{"validate", "--config", good}, wantCode: 0, wantStdout: []string{good + ": ok"}},
 		{
 			name: "validate bad", args: []string{"validate", "--config", bad}, wantCode: 1,
@@ -88,25 +82,7 @@ func TestRunCommands(t *testing.T) {
 		{name: "unknown command", args: []string{"serve"}, wantCode: 2, wantStderr: []string{`unknown command "serve"`, "usage:"}},
 		{name: "no command", args: nil, wantCode: 2, wantStderr: []string{"usage:"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tc.args, &stdout, &stderr)
-			if code != tc.wantCode {
-				t.Errorf("exit code: got %d; want %d (stdout %q, stderr %q)", code, tc.wantCode, stdout.String(), stderr.String())
-			}
-			for _, s := range tc.wantStdout {
-				if !strings.Contains(stdout.String(), s) {
-					t.Errorf("stdout: got %q; want it to contain %q", stdout.String(), s)
-				}
-			}
-			for _, s := range tc.wantStderr {
-				if !strings.Contains(stderr.String(), s) {
-					t.Errorf("stderr: got %q; want it to contain %q", stderr.String(), s)
-				}
-			}
-		})
-	}
+	runCLICases(t, cases)
 }
 
 // TestRunValidateExamples checks that the quick start validates through the
@@ -477,5 +453,45 @@ func TestHealthcheck(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if got := run([]string{"healthcheck", "--address", "127.0.0.1:1"}, &stdout, &stderr); got != 1 {
 		t.Errorf("nothing listening: exit code %d; want 1", got)
+	}
+}
+
+// cliCase is one run of the command line: its arguments, the exit code
+// wanted and substrings its output must or must not hold.
+type cliCase struct {
+	name       string
+	args       []string
+	wantCode   int
+	wantStdout []string
+	notStdout  []string
+	wantStderr []string
+}
+
+// runCLICases runs each case through run as a subtest.
+func runCLICases(t *testing.T, cases []cliCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(tc.args, &stdout, &stderr)
+			if code != tc.wantCode {
+				t.Errorf("exit code: got %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout.String(), stderr.String())
+			}
+			for _, s := range tc.wantStdout {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout: got\n%s\nwant it to contain %q", stdout.String(), s)
+				}
+			}
+			for _, s := range tc.notStdout {
+				if strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout: got\n%s\nwant it not to contain %q", stdout.String(), s)
+				}
+			}
+			for _, s := range tc.wantStderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr: got %q; want it to contain %q", stderr.String(), s)
+				}
+			}
+		})
 	}
 }

@@ -84,14 +84,7 @@ func TestWAFTestCommand(t *testing.T) {
 	cmd := func(route string, rest ...string) []string {
 		return append([]string{"waf", "test", "--config", cfgPath, "--route", route}, rest...)
 	}
-	cases := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStdout []string // substrings
-		notStdout  []string
-		wantStderr []string
-	}{
+	cases := []cliCase{
 		{
 			name: "sqli query blocked", args: cmd("api", "http://api.example.com/"+sqli), wantCode: 1,
 			wantStdout: []string{"GET /?id=1'%20OR%20'1'='1 HTTP/1.1", "Host: api.example.com", "verdict:   blocked: answered 403 Forbidden",
@@ -152,30 +145,7 @@ func TestWAFTestCommand(t *testing.T) {
 		{name: "no Host", args: cmd("api", "-H", "Host:", "/"), wantCode: 2, wantStderr: []string{"refuse it before the WAF", "missing required host header"}},
 		{name: "missing data file", args: cmd("api", "-d", "@"+filepath.Join(dir, "nope.txt")), wantCode: 2, wantStderr: []string{"nope.txt"}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			code := run(tc.args, &stdout, &stderr)
-			if code != tc.wantCode {
-				t.Errorf("exit code: got %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tc.wantCode, stdout.String(), stderr.String())
-			}
-			for _, s := range tc.wantStdout {
-				if !strings.Contains(stdout.String(), s) {
-					t.Errorf("stdout: got\n%s\nwant it to contain %q", stdout.String(), s)
-				}
-			}
-			for _, s := range tc.notStdout {
-				if strings.Contains(stdout.String(), s) {
-					t.Errorf("stdout: got\n%s\nwant it not to contain %q", stdout.String(), s)
-				}
-			}
-			for _, s := range tc.wantStderr {
-				if !strings.Contains(stderr.String(), s) {
-					t.Errorf("stderr: got %q; want it to contain %q", stderr.String(), s)
-				}
-			}
-		})
-	}
+	runCLICases(t, cases)
 	if _, err := os.Stat(filepath.Join(dir, "never-written.jsonl")); !os.IsNotExist(err) {
 		t.Errorf("the policy's audit_log was opened (stat: %v); want the event captured in memory only", err)
 	}

@@ -120,7 +120,10 @@ type Redis struct {
 type RedisOptions struct {
 	// KeyPrefix prefixes every key. Default config.DefaultRedisKeyPrefix.
 	KeyPrefix string
-	// Timeout bounds each call. Default config.DefaultRedisTimeout.
+	// Timeout bounds each call made through go-redis. Default
+	// config.DefaultRedisTimeout. Through the pipe of NewRedisClient's
+	// client for one server, the client's own timeout (its redis.timeout)
+	// bounds each call instead: the proxy passes the same value to both.
 	Timeout time.Duration
 	// ClientClock makes the script use the now passed to Allow instead of
 	// the Redis server's clock. The default (false), the server's clock,

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3"
 	"github.com/corazawaf/coraza/v3/experimental"
 	"github.com/corazawaf/coraza/v3/types"
@@ -195,7 +194,7 @@ func (p *Policy) build(baseDir string) error {
 
 	rules := make(map[int]struct{}, 1024)
 	conf := func() coraza.WAFConfig {
-		c := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(coreruleset.FS),
+		c := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(crsFS()),
 			func(r types.RuleMetadata) { rules[r.ID()] = struct{}{} }).
 			WithDirectives(engineSettings(&setup, p.bodyLimit)).
 			WithDirectives(crsSetup(&setup)).

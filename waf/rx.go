@@ -22,8 +22,10 @@ import (
 // match raw bytes (\xNN >= 0x80) use the byte matcher as Coraza's own @rx
 // does. RE2 is faster even on short inputs here: sending inputs under 16,
 // 32 or 64 bytes to Go's regexp instead only slowed BenchmarkInspectGET and
-// BenchmarkInspectPOST16K down. Build with -tags rampart_stdrx to keep
-// Coraza's operator.
+// BenchmarkInspectPOST16K down. Before either engine runs, a prefilter
+// derived from the pattern (rxfilter.go) turns away values that cannot
+// match: too short, or without any byte that every match contains. Build
+// with -tags rampart_stdrx to keep Coraza's operator.
 //
 // Registration is process-wide (Coraza keeps one operator table), so it
 // happens once, before any policy is compiled.
@@ -38,12 +40,16 @@ type matcher interface {
 }
 
 type rxOp struct {
-	fast matcher // RE2; nil when the pattern does not compile there
-	std  matcher // Go's regexp, or the byte matcher
+	fast matcher    // RE2; nil when the pattern does not compile there
+	std  matcher    // Go's regexp, or the byte matcher
+	pre  *prefilter // nil when it could never say no (rxfilter.go)
 }
 
 // rxCompiled is memoized across rules and policies by pattern.
-type rxCompiled struct{ fast, std matcher }
+type rxCompiled struct {
+	fast, std matcher
+	pre       *prefilter
+}
 
 func newRX(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	// Coraza's defaults: dot matches newline, ^ and $ match at lines.
@@ -64,13 +70,16 @@ func newRX(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if fast, err := re2.Compile(pattern); err == nil {
 			c.fast = fast
 		}
+		if pre := newPrefilter(pattern); pre.useful() {
+			c.pre = &pre
+		}
 		return c, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	rc := c.(*rxCompiled)
-	return &rxOp{fast: rc.fast, std: rc.std}, nil
+	return &rxOp{fast: rc.fast, std: rc.std, pre: rc.pre}, nil
 }
 
 func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, error) {
@@ -81,6 +90,9 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 }
 
 func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
+	if o.pre != nil && !o.pre.mayMatch(value) {
+		return false
+	}
 	re := o.std
 	if o.fast != nil && utf8.ValidString(value) {
 		re = o.fast

@@ -1,0 +1,227 @@
+//go:build !rampart_stdrx
+
+package waf
+
+import (
+	"io/fs"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
+	re2 "github.com/wasilibs/go-re2"
+
+	"github.com/rampart-proxy/rampart/waf/crstest"
+)
+
+func TestPrefilter(t *testing.T) {
+	cases := []struct {
+		pattern string
+		minLen  int
+		need    string // bytes of need, sorted; "-": none
+		no, may []string
+	}{
+		{"(?i)select", 6, "Cc", []string{"", "selec", "nothing here"}, []string{"SELECT", "seleCt", "a select b"}},
+		{"union|select", 5, "CUcu", []string{"xxxxxxx", "nnnnn"}, []string{"union", "select"}},
+		{"a(?:b|c)+d", 3, "Dd", []string{"ad", "abcx"}, []string{"abd", "accd"}},
+		{"<script", 7, "<", []string{"script here"}, []string{"<script"}},
+		{"x*", 0, "-", nil, []string{"", "y"}},
+		{"ab|c?", 0, "-", nil, []string{""}},
+		{"^$", 0, "-", nil, []string{""}},
+		{"[0-9]{3}", 3, "-", []string{"12"}, []string{"123", "abc"}},
+		{"(?i)[k]ill", 4, "Ii", []string{"kxll"}, []string{"kill", "\u212aill"}},
+		// Under (?i), k also matches the Kelvin sign and s the long s:
+		// values that are not all ASCII pass whatever need says.
+		{"(?i)k", 1, "Kk", []string{"x"}, []string{"\u212a"}},
+		{"(?i)ks", 2, "Kk", []string{"ss"}, []string{"\u212a\u017f"}},
+		{"(?i)xk", 2, "Xx", []string{"zz"}, []string{"x\u212a", "\u212a\u212a"}},
+		// A non-ASCII byte always runs the expression.
+		{"abc;", 4, ";", nil, []string{"ab\xffc", "abc\u00e9"}},
+		{"[^a]", 1, "-", nil, []string{"b"}},
+		{"a{0}b", 1, "Bb", []string{"a"}, []string{"b"}},
+		{"(?:ab){2,}", 4, "Bb", []string{"aaaa", "ab"}, []string{"abab"}},
+		{"[\\x{100}-\\x{200}]", 1, "-", nil, []string{"a"}},
+	}
+	for _, c := range cases {
+		t.Run(c.pattern, func(t *testing.T) {
+			p := newPrefilter(c.pattern)
+			re := regexp.MustCompile(c.pattern)
+			need := "-"
+			if p.need != nil {
+				need = ""
+				for b := range 128 {
+					if p.need[b] {
+						need += string(rune(b))
+					}
+				}
+			}
+			if p.minLen != c.minLen || need != c.need {
+				t.Errorf("minLen %d, need %q; want %d, %q", p.minLen, need, c.minLen, c.need)
+			}
+			for _, s := range c.no {
+				if p.mayMatch(s) {
+					t.Errorf("mayMatch(%q) = true; want false", s)
+				}
+				if re.MatchString(s) {
+					t.Errorf("bad case: %q matches", s)
+				}
+			}
+			for _, s := range c.may {
+				if !p.mayMatch(s) {
+					t.Errorf("mayMatch(%q) = false; want true", s)
+				}
+			}
+		})
+	}
+}
+
+// crsPatterns returns the @rx patterns of the embedded CRS as the
+// operator compiles them, without those that the byte matcher runs.
+func crsPatterns(t testing.TB) []string {
+	t.Helper()
+	names, err := fs.Glob(crsFS(), "@owasp_crs/*.conf")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("CRS rule files: %v", err)
+	}
+	rx := regexp.MustCompile(`"@rx ((?:[^"\\]|\\.)*)"`)
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range names {
+		b, err := fs.ReadFile(crsFS(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.ReplaceAll(string(b), "\\\n", "")
+		for _, m := range rx.FindAllStringSubmatch(text, -1) {
+			p := "(?sm)" + strings.ReplaceAll(m[1], `\"`, `"`)
+			if seen[p] || matchesArbitraryBytes(p) {
+				continue
+			}
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// attackCorpus returns the strings of the CRS regression tests (URIs,
+// their decoded query values, header values, bodies) and variants of each
+// as the CRS's transformations would give them.
+func attackCorpus(t testing.TB) []string {
+	t.Helper()
+	files, err := crstest.Load(crstests.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	add := func(s string) {
+		for _, v := range []string{s, strings.ToLower(s), strings.ToUpper(s), strings.Join(strings.Fields(s), ""),
+			strings.Join(strings.Fields(s), " ")} {
+			if len(v) <= 4096 {
+				set[v] = true
+			}
+		}
+		for v := s; ; {
+			d, err := url.QueryUnescape(v)
+			if err != nil || d == v {
+				break
+			}
+			set[d], set[strings.ToLower(d)] = true, true
+			v = d
+		}
+	}
+	for _, f := range files {
+		for _, test := range f.Tests {
+			for _, st := range test.Stages {
+				in := st.Input
+				if in.URI != nil {
+					add(*in.URI)
+					if _, q, ok := strings.Cut(*in.URI, "?"); ok {
+						for _, kv := range strings.Split(q, "&") {
+							k, v, _ := strings.Cut(kv, "=")
+							add(k)
+							add(v)
+						}
+					}
+				}
+				for _, v := range in.Headers {
+					add(v)
+				}
+				if in.Data != nil {
+					add(*in.Data)
+					for _, kv := range strings.Split(*in.Data, "&") {
+						k, v, _ := strings.Cut(kv, "=")
+						add(k)
+						add(v)
+					}
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestRXPrefilterCRS holds every CRS pattern's prefilter to its promise on
+// the CRS's own attack strings: whenever RE2 finds a match, mayMatch said
+// it might.
+func TestRXPrefilterCRS(t *testing.T) {
+	patterns := crsPatterns(t)
+	corpus := attackCorpus(t)
+	if len(patterns) < 100 || len(corpus) < 5000 {
+		t.Fatalf("%d patterns and %d strings; want 100+ and 5000+", len(patterns), len(corpus))
+	}
+	filtered, rejected, matches := 0, 0, 0
+	for _, p := range patterns {
+		pre := newPrefilter(p)
+		if !pre.useful() {
+			continue
+		}
+		filtered++
+		re, err := re2.Compile(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		for _, s := range corpus {
+			if pre.mayMatch(s) {
+				continue
+			}
+			rejected++
+			if re.MatchString(s) {
+				matches++
+				t.Errorf("pattern %.80s: prefilter rejected %.80q, which matches", p, s)
+			}
+		}
+	}
+	t.Logf("%d patterns, %d with a prefilter; %d strings; %d (pattern, string) pairs rejected, %d of them wrongly",
+		len(patterns), filtered, len(corpus), rejected, matches)
+	if filtered < len(patterns)/2 {
+		t.Errorf("only %d of %d patterns have a prefilter", filtered, len(patterns))
+	}
+}
+
+func FuzzRXPrefilter(f *testing.F) {
+	for _, s := range []struct{ p, in string }{
+		{"(?i)select", "SeLeCt"}, {"(?i)k", "\u212a"}, {"a|b?", ""}, {"(?:ab){2,}", "abab"},
+		{"[\\s\\x0b]*<", " <"}, {"\\bunion\\b", "union all"}, {"(?i)\\x{17f}", "s"}, {"x{2}y{0,}", "xx"},
+	} {
+		f.Add(s.p, s.in)
+	}
+	f.Fuzz(func(t *testing.T, pattern, in string) {
+		if len(pattern) > 200 {
+			return
+		}
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return
+		}
+		p := newPrefilter(pattern)
+		if re.MatchString(in) && !p.mayMatch(in) {
+			t.Fatalf("pattern %q: prefilter rejected %q, which matches (minLen %d)", pattern, in, p.minLen)
+		}
+	})
+}

@@ -50,3 +50,12 @@ func BenchmarkInspectPOST16K(b *testing.B) {
 }
 
 var _ = fasthttp.StatusOK
+
+// BenchmarkInspectGETSearch is bench/scenario_waf.sh's GET: five query
+// arguments, browser headers and a cookie.
+func BenchmarkInspectGETSearch(b *testing.B) {
+	benchInspect(b, "GET /search?q=running+shoes&category=sport&page=2&sort=price_asc&lang=en HTTP/1.1\nHost: shop.example.com\n"+
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\n"+
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\nAccept-Language: en-GB,en;q=0.5\n"+
+		"Referer: https://shop.example.com/\nCookie: session=3f2a9c4e7b1d; theme=dark\n\n")
+}

@@ -146,8 +146,9 @@ func (c chain) apply(in string) (string, bool, error) {
 }
 
 // crsFS is the embedded CRS with rampart_fuse appended to the action list
-// of every SecRule in its rule files (@owasp_crs/*.conf). Line numbers are
-// kept. Other files (crs-setup, data files) are served as they are.
+// of every SecRule in its rule files (@owasp_crs/*.conf), and its
+// ctl:ruleRemoveTargetByTag actions rewritten (ctltag.go). Line numbers
+// are kept. Other files (crs-setup, data files) are served as they are.
 var crsFS = sync.OnceValue(func() fs.FS {
 	files := map[string][]byte{}
 	names, _ := fs.Glob(coreruleset.FS, "@owasp_crs/*.conf")
@@ -156,7 +157,7 @@ var crsFS = sync.OnceValue(func() fs.FS {
 		if err != nil {
 			continue // served from the original, unfused
 		}
-		files[name] = appendFuse(b)
+		files[name] = appendFuse(rewriteTagCtl(b))
 	}
 	return overlayFS{base: coreruleset.FS, files: files}
 })

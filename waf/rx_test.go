@@ -4,6 +4,7 @@ package waf
 
 import (
 	"regexp"
+	"sync"
 	"testing"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
@@ -77,5 +78,46 @@ func TestRXBytePattern(t *testing.T) {
 	st := &captureState{fields: map[int]string{}}
 	if !op.Evaluate(st, "a\xff\xfeb") || op.Evaluate(st, "abc") {
 		t.Fatal("byte pattern: wrong result")
+	}
+}
+
+// TestRXInvalidPattern: a pattern Go's regexp refuses is refused when the
+// operator is built, with regexp.Compile's error, not when a value needs it.
+func TestRXInvalidPattern(t *testing.T) {
+	for _, p := range []string{`(?i)union(`, `a{2,1}`, `[z-a]`, `\8`} {
+		_, err := newRX(plugintypes.OperatorOptions{Arguments: p})
+		_, want := regexp.Compile("(?sm)" + p)
+		if err == nil || want == nil || err.Error() != want.Error() {
+			t.Errorf("%q: error %v; want %v", p, err, want)
+		}
+	}
+}
+
+// TestRXLazyStdConcurrent: values that are not UTF-8 reach Go's regexp,
+// compiled on first use, from many goroutines at once (run with -race).
+func TestRXLazyStdConcurrent(t *testing.T) {
+	op, err := newRX(plugintypes.OperatorOptions{Arguments: `(?i)union\s+select\s+(\w+)`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := &captureState{capturing: true, fields: map[int]string{}}
+			if !op.Evaluate(st, "\xff UNION SELECT pw") || st.fields[1] != "pw" {
+				errs <- "no match or wrong capture on an invalid UTF-8 value"
+			}
+			if op.Evaluate(st, "\xff union all") {
+				errs <- "a match where there is none"
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

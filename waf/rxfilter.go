@@ -20,7 +20,10 @@ import (
 //     without case. It is only consulted for values that are all ASCII:
 //     under (?i) a regular expression also folds "k" to U+212A and "s" to
 //     U+017F, and an invalid byte matches as U+FFFD, so a value with any
-//     byte above 0x7F runs the expression whatever need says.
+//     byte above 0x7F runs the expression whatever need says;
+//   - lits: every match contains one of these strings of two or more
+//     bytes, compared without case; consulted, like need, only for values
+//     that are all ASCII (rxliterals.go).
 //
 // Both are conservative: where the analysis is unsure it answers "may
 // match". FuzzRXPrefilter and TestRXPrefilterCRS hold it to that against
@@ -28,6 +31,7 @@ import (
 type prefilter struct {
 	minLen int
 	need   *[128]bool // nil: no byte requirement
+	lits   *literals  // nil: no literal requirement
 }
 
 // mayMatch reports whether s can match; false is certain.
@@ -35,9 +39,14 @@ func (p *prefilter) mayMatch(s string) bool {
 	if len(s) < p.minLen {
 		return false
 	}
-	if p.need == nil {
-		return true
+	if p.need != nil && !p.hasNeeded(s) {
+		return false
 	}
+	return p.lits == nil || p.lits.containedIn(s)
+}
+
+// hasNeeded reports whether s has a needed byte, or one above 0x7F.
+func (p *prefilter) hasNeeded(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf || p.need[c] {
@@ -48,7 +57,7 @@ func (p *prefilter) mayMatch(s string) bool {
 }
 
 // useful reports whether the prefilter can ever answer false.
-func (p *prefilter) useful() bool { return p.minLen > 0 || p.need != nil }
+func (p *prefilter) useful() bool { return p.minLen > 0 || p.need != nil || p.lits != nil }
 
 // maxMinLen bounds minLen's arithmetic (x{1000}{1000}).
 const maxMinLen = 1 << 20
@@ -67,6 +76,9 @@ func newPrefilter(pattern string) prefilter {
 			need[c] = true
 		}
 		p.need = need
+	}
+	if set := needLiterals(re).best(); len(set) > 0 && len(set) <= maxLiterals {
+		p.lits = newLiterals(set)
 	}
 	return p
 }

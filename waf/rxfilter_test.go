@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -224,4 +225,54 @@ func FuzzRXPrefilter(f *testing.F) {
 			t.Fatalf("pattern %q: prefilter rejected %q, which matches (minLen %d)", pattern, in, p.minLen)
 		}
 	})
+}
+
+func TestPrefilterLiterals(t *testing.T) {
+	cases := []struct {
+		pattern string
+		lits    string // the required strings, sorted, space-separated; "-": none
+		no, may []string
+	}{
+		{"(?i)select", "select", []string{"selec t"}, []string{"SeLeCt", "x select"}},
+		{"union|select", "select union", []string{"unio selec"}, []string{"UNION"}},
+		{"(?i)(?:un|ex)ion", "exion union", []string{"ion"}, []string{"Union", "exion"}},
+		{"a[bc]d", "abd acd", []string{"abcd", "ad"}, []string{"xacdx"}},
+		{`\bselect\s+from`, "select", []string{"selec from", "from"}, []string{"select  from", "a select bcd"}}, // the longer part
+		{"ab?c", "abc ac", []string{"a c"}, []string{"ac", "abc"}},
+		{"x*yz", "yz", []string{"xy"}, []string{"yz"}},
+		{"(?:ab)+", "ab", []string{"ba"}, []string{"abab"}},
+		{"a|", "-", nil, []string{""}},
+		{"[a-z]+", "-", nil, []string{"q"}},
+		{"ab|c", "-", nil, []string{"c"}}, // "c" is one byte: the need set's work
+		{"(?i)kelvin", "kelvin", []string{"kelvi"}, []string{"\u212aelvin", "KELVIN"}},
+		{"s\\x{e9}l", "-", nil, []string{"s\u00e9l"}},
+	}
+	for _, c := range cases {
+		t.Run(c.pattern, func(t *testing.T) {
+			p := newPrefilter(c.pattern)
+			re := regexp.MustCompile(c.pattern)
+			got := "-"
+			if p.lits != nil {
+				s := slices.Clone(p.lits.set)
+				slices.Sort(s)
+				got = strings.Join(s, " ")
+			}
+			if got != c.lits {
+				t.Errorf("literals %q; want %q", got, c.lits)
+			}
+			for _, s := range c.no {
+				if p.mayMatch(s) {
+					t.Errorf("mayMatch(%q) = true; want false", s)
+				}
+				if re.MatchString(s) {
+					t.Errorf("bad case: %q matches", s)
+				}
+			}
+			for _, s := range c.may {
+				if !p.mayMatch(s) {
+					t.Errorf("mayMatch(%q) = false; want true", s)
+				}
+			}
+		})
+	}
 }

@@ -1,0 +1,264 @@
+//go:build !rampart_stdrx
+
+package waf
+
+import (
+	"regexp/syntax"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Literal requirements of a pattern: a set of strings, lowercase ASCII,
+// such that every match contains one of them. Values are compared with
+// them without case, and only when they are all ASCII (see prefilter).
+//
+// The analysis keeps, for each node of the syntax tree, the exact set of
+// strings it can match when that set is small, and otherwise a required
+// set: a concatenation needs what any of its parts needs, an alternation
+// one of what each branch needs. Where it cannot tell, a node needs
+// nothing, which is always true.
+
+const (
+	maxExact    = 16 // strings in an exact set
+	maxExactLen = 32 // bytes in one string of an exact set
+	maxLiterals = 32 // strings in a required set
+)
+
+type litInfo struct {
+	exact []string // every string the node matches, lowercased; nil: unknown
+	req   []string // a match contains one of these; nil: nothing known
+}
+
+// best returns the node's most useful requirement: its exact set when no
+// string of it is empty, else its required set.
+func (l litInfo) best() []string {
+	if l.exact != nil && len(l.exact) <= maxLiterals && !slices.Contains(l.exact, "") {
+		return l.exact
+	}
+	return l.req
+}
+
+var emptyOnly = litInfo{exact: []string{""}}
+
+func needLiterals(re *syntax.Regexp) litInfo {
+	switch re.Op {
+	case syntax.OpLiteral:
+		var b strings.Builder
+		for _, r := range re.Rune {
+			if r >= utf8.RuneSelf {
+				return litInfo{}
+			}
+			b.WriteByte(lowerASCII(byte(r)))
+		}
+		return litInfo{exact: []string{b.String()}}
+	case syntax.OpCharClass:
+		var set []string
+		for i := 0; i < len(re.Rune); i += 2 {
+			lo, hi := re.Rune[i], re.Rune[i+1]
+			if hi >= utf8.RuneSelf || hi-lo >= maxExact {
+				return litInfo{}
+			}
+			for r := lo; r <= hi; r++ {
+				set = addString(set, string(lowerASCII(byte(r))))
+			}
+		}
+		if len(set) > 4 {
+			return litInfo{}
+		}
+		return litInfo{exact: set}
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
+		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return emptyOnly
+	case syntax.OpCapture:
+		return needLiterals(re.Sub[0])
+	case syntax.OpQuest:
+		sub := needLiterals(re.Sub[0])
+		if sub.exact == nil || len(sub.exact) >= maxExact {
+			return litInfo{}
+		}
+		return litInfo{exact: addString(slices.Clone(sub.exact), "")}
+	case syntax.OpPlus:
+		return litInfo{req: needLiterals(re.Sub[0]).best()}
+	case syntax.OpRepeat:
+		if re.Min == 0 {
+			return litInfo{}
+		}
+		sub := needLiterals(re.Sub[0])
+		if re.Min == 1 && re.Max == 1 {
+			return sub
+		}
+		return litInfo{req: sub.best()}
+	case syntax.OpConcat:
+		return concatLiterals(re.Sub)
+	case syntax.OpAlternate:
+		var exact, req []string
+		exactKnown, reqKnown := true, true
+		for _, sub := range re.Sub {
+			l := needLiterals(sub)
+			if exactKnown && l.exact != nil && len(exact)+len(l.exact) <= maxExact {
+				for _, s := range l.exact {
+					exact = addString(exact, s)
+				}
+			} else {
+				exactKnown = false
+			}
+			if b := l.best(); reqKnown && b != nil && len(req)+len(b) <= maxLiterals {
+				for _, s := range b {
+					req = addString(req, s)
+				}
+			} else {
+				reqKnown = false
+			}
+		}
+		out := litInfo{}
+		if exactKnown {
+			out.exact = exact
+		}
+		if reqKnown {
+			out.req = req
+		}
+		return out
+	default: // any character, star, no match
+		return litInfo{}
+	}
+}
+
+// concatLiterals: the exact sets of consecutive parts multiply out (while
+// small); each run of them, and each part's own requirement, is a
+// requirement of the whole; the longest is kept.
+func concatLiterals(subs []*syntax.Regexp) litInfo {
+	var best []string
+	consider := func(set []string) {
+		if set == nil || slices.Contains(set, "") || len(set) > maxLiterals {
+			return
+		}
+		if best == nil || shortest(set) > shortest(best) ||
+			(shortest(set) == shortest(best) && len(set) < len(best)) {
+			best = set
+		}
+	}
+	run, allExact := []string{""}, true
+	for _, sub := range subs {
+		l := needLiterals(sub)
+		if l.exact != nil {
+			if next, ok := cross(run, l.exact); ok {
+				run = next
+				continue
+			}
+			consider(run)
+			run = slices.Clone(l.exact)
+			allExact = false
+			continue
+		}
+		allExact = false
+		consider(run)
+		consider(l.req)
+		run = []string{""}
+	}
+	consider(run)
+	out := litInfo{req: best}
+	if allExact {
+		out.exact = run
+	}
+	return out
+}
+
+// cross returns every a+b, or false when that is too many or too long.
+func cross(as, bs []string) ([]string, bool) {
+	if len(as)*len(bs) > maxExact {
+		return nil, false
+	}
+	out := make([]string, 0, len(as)*len(bs))
+	for _, a := range as {
+		for _, b := range bs {
+			if len(a)+len(b) > maxExactLen {
+				return nil, false
+			}
+			out = addString(out, a+b)
+		}
+	}
+	return out, true
+}
+
+func shortest(set []string) int {
+	n := maxExactLen + 1
+	for _, s := range set {
+		n = min(n, len(s))
+	}
+	return n
+}
+
+func addString(set []string, s string) []string {
+	if slices.Contains(set, s) {
+		return set
+	}
+	return append(set, s)
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// literals is a required set, ready to search for: strings of two or more
+// bytes only (a one-byte requirement is the cheaper need set's work).
+type literals struct {
+	first [128]bool // first bytes of the strings, both cases
+	set   []string
+}
+
+func newLiterals(set []string) *literals {
+	l := &literals{}
+	for _, s := range set {
+		if len(s) < 2 {
+			return nil
+		}
+		l.set = append(l.set, s)
+		l.first[s[0]] = true
+		if 'a' <= s[0] && s[0] <= 'z' {
+			l.first[s[0]-'a'+'A'] = true
+		}
+	}
+	return l
+}
+
+// containedIn reports whether s contains one of the strings without case,
+// or has a byte above 0x7F (then the answer is not known: true).
+func (l *literals) containedIn(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return true
+		}
+		if !l.first[c] {
+			continue
+		}
+		for _, w := range l.set {
+			if hasPrefixFold(s[i:], w) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasPrefixFold reports whether s starts with w (lowercase ASCII) without
+// case; a byte above 0x7F in s counts as a match (not known).
+func hasPrefixFold(s, w string) bool {
+	if len(s) < len(w) {
+		return false
+	}
+	for j := 0; j < len(w); j++ {
+		c := s[j]
+		if c >= utf8.RuneSelf {
+			return true
+		}
+		if lowerASCII(c) != w[j] {
+			return false
+		}
+	}
+	return true
+}

@@ -85,10 +85,13 @@ func (fuse) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisr
 var transformationType = reflect.TypeFor[plugintypes.Transformation]()
 
 // ruleTransformations returns the transformation chain of a Coraza rule
-// (a *corazawaf.Rule)
-// and a name for each step (the function's name, so that identical chains
-// of two rules get the same cache identity). ok is false when the rule has
-// multiMatch or its fields are not laid out as expected.
+// (a *corazawaf.Rule) and a name for each step: the function's name, so
+// that identical chains of two rules share Coraza's cache. Every
+// transformation Coraza registers is a distinct top-level function, and
+// Rampart registers none, so a name stands for one behaviour; a plugin
+// that registered closures of one function under several names would
+// need another identity. ok is false when the rule has multiMatch or its
+// fields are not laid out as expected.
 func ruleTransformations(rule any) (steps []plugintypes.Transformation, names []string, ok bool) {
 	v := reflect.ValueOf(rule)
 	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {

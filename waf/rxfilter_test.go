@@ -276,3 +276,26 @@ func TestPrefilterLiterals(t *testing.T) {
 		})
 	}
 }
+
+// TestLiteralsBounded: strings with long shared prefixes on a long value
+// of the same byte cost a bounded number of comparisons, not one pass of
+// every string at every position.
+func TestLiteralsBounded(t *testing.T) {
+	var set []string
+	for i := range 32 {
+		set = append(set, strings.Repeat("a", 30)+string(rune('b'+i%20))+string(rune('b'+i/20)))
+	}
+	l := newLiterals(set)
+	if l == nil {
+		t.Fatal("no literals")
+	}
+	if !l.containedIn(strings.Repeat("a", 1<<20)) {
+		t.Fatal("budget exhausted must answer true (not known)")
+	}
+	if l.containedIn(strings.Repeat("z", 1<<20)) {
+		t.Fatal("no string of the set in the value")
+	}
+	if !l.containedIn("xx" + strings.Repeat("a", 30) + "bb") {
+		t.Fatal("a string of the set in the value")
+	}
+}

@@ -226,8 +226,13 @@ func newLiterals(set []string) *literals {
 }
 
 // containedIn reports whether s contains one of the strings without case,
-// or has a byte above 0x7F (then the answer is not known: true).
+// or has a byte above 0x7F (then the answer is not known: true). Its work
+// is bounded by a budget linear in len(s): strings that share long
+// prefixes could otherwise make a crafted value (a megabyte of "a") cost
+// len(s) times their total length; when the budget runs out the answer is
+// true and RE2, linear in any case, decides.
 func (l *literals) containedIn(s string) bool {
+	budget := 4*len(s) + 64
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
@@ -237,7 +242,11 @@ func (l *literals) containedIn(s string) bool {
 			continue
 		}
 		for _, w := range l.set {
-			if hasPrefixFold(s[i:], w) {
+			n, ok := prefixFold(s[i:], w)
+			if ok {
+				return true
+			}
+			if budget -= n; budget < 0 {
 				return true
 			}
 		}
@@ -245,20 +254,21 @@ func (l *literals) containedIn(s string) bool {
 	return false
 }
 
-// hasPrefixFold reports whether s starts with w (lowercase ASCII) without
-// case; a byte above 0x7F in s counts as a match (not known).
-func hasPrefixFold(s, w string) bool {
+// prefixFold reports whether s starts with w (lowercase ASCII) without
+// case, a byte above 0x7F in s counting as a match (not known), and how
+// many bytes it compared.
+func prefixFold(s, w string) (int, bool) {
 	if len(s) < len(w) {
-		return false
+		return 1, false
 	}
 	for j := 0; j < len(w); j++ {
 		c := s[j]
 		if c >= utf8.RuneSelf {
-			return true
+			return j + 1, true
 		}
 		if lowerASCII(c) != w[j] {
-			return false
+			return j + 1, false
 		}
 	}
-	return true
+	return len(w), true
 }

@@ -12,7 +12,8 @@
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
 #   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf]  (balance, ratelimit, tls, waf: see bench/scenario_*.sh)
-#   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded)
+#   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
+#              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp)
 #   IDLE_CONNS [5000]  connections held open by the idle scenario
 #   IDLE_PROXIES [rampart,nginx,haproxy]  proxies measured by the idle scenario
 #   BASE_PORT  [18080] upstream port; the proxies listen on the next three
@@ -58,6 +59,7 @@ declare -A PORT=(
 	[nginx]=$((BASE_PORT + 2))
 	[haproxy]=$((BASE_PORT + 3))
 	[rampart-metrics]=$((BASE_PORT + 4))
+	[fasthttp]=$((BASE_PORT + 6))
 )
 ADMIN_PORT=$((BASE_PORT + 5)) # rampart-metrics' admin listener
 declare -A PID=()    # proxy name -> PID of the process we started
@@ -427,6 +429,10 @@ start_proxy() {
 		start_bg "$LOGS/rampart-metrics.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
 			"$OUT/rampart" run --config "$OUT/rampart-metrics.yaml"
 		;;
+	fasthttp)
+		start_bg "$LOGS/fasthttp.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
+			"$OUT/bareproxy" -addr "127.0.0.1:$port" -upstream "127.0.0.1:$UPSTREAM_PORT"
+		;;
 	nginx)
 		rm -f "$OUT/nginx/nginx.pid"
 		start_bg "$LOGS/nginx.log" taskset -c "$PROXY_CPU" \
@@ -672,7 +678,7 @@ main() {
 		case $s in get | post16k | idle | balance | ratelimit | tls | waf) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
-		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy)"
+		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy, fasthttp)"
 	done
 	if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS == 0)); then die "ROUNDS must be a positive number"; fi
 	dur_secs "$DURATION" >/dev/null
@@ -704,6 +710,9 @@ main() {
 	log "building the upstream, idleconns and rampart"
 	go_build "$OUT/upstream" ./bench/upstream || die "building bench/upstream failed; see $LOGS/build-upstream.log"
 	go_build "$OUT/idleconns" ./bench/idleconns || die "building bench/idleconns failed; see $LOGS/build-idleconns.log"
+	if has "$PROXIES" fasthttp; then
+		go_build "$OUT/bareproxy" ./bench/bareproxy || die "building bench/bareproxy failed; see $LOGS/build-bareproxy.log"
+	fi
 	if has "$PROXIES" rampart || has "$PROXIES" rampart-metrics; then
 		if [[ ! -d $ROOT/cmd/rampart ]] || ! go_build "$OUT/rampart" ./cmd/rampart; then
 			log "SKIPPING rampart: 'go build ./cmd/rampart' failed (see $LOGS/build-rampart.log)"

@@ -173,9 +173,13 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 			v.writeBody(req)
 		}
 		if !tx.IsInterrupted() {
+			if req.Header.ContentLength() >= largeBody || req.Header.ContentLength() == -1 {
+				borrowBigCache(tx)
+			}
 			_, _ = tx.ProcessRequestBody()
 		}
 	}
+	releaseBigCache(tx) // txcache.go
 	v.decide()
 	done = true
 	if !p.inspectRx || v.Status != 0 {

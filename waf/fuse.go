@@ -68,6 +68,7 @@ func (fuse) Init(rm plugintypes.RuleMetadata, data string) error {
 	if !ok {
 		return nil
 	}
+	memoizeRuleMacros(rm) // logdata.go
 	steps, names, ok := ruleTransformations(rm)
 	if !ok || len(steps) < 2 {
 		return nil

@@ -51,7 +51,8 @@ func init() {
 	plugins.RegisterAction(fuseAction, func() plugintypes.Action { return fuse{} })
 }
 
-// fuse is the action that fuses its rule's transformation chain.
+// fuse is the action that fuses its rule's transformation chain; it also
+// gives the rule memoized msg and logdata macros (logdata.go).
 type fuse struct{}
 
 // chainRule is what fuse needs of a *corazawaf.Rule besides its fields.

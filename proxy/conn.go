@@ -422,6 +422,10 @@ func (cn *conn) serveBurst() (keep bool) {
 
 	for {
 		if !cn.readRequest(ctx, lim, br, bw) {
+			// The answers to the requests before it may still be buffered
+			// (a pipelined burst is flushed when the input runs out), and
+			// a client that ends its input with blank lines must get them.
+			_ = bw.Flush()
 			return false
 		}
 		stream := ctx.Request.BodyStream()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -162,5 +163,30 @@ func TestE2EAnswerNotHeldByPartialPipeline(t *testing.T) {
 	}
 	if resp.status() != 200 {
 		t.Errorf("status: got %d; want 200", resp.status())
+	}
+}
+
+// TestE2EAnswerBeforeTrailingBlankLines: a request followed by blank lines
+// and the end of the client's input gets its answer. The blank lines look
+// like a whole header to the pipelining check, so the answer waited in the
+// write buffer, and reading them as the next request failed and closed the
+// connection without flushing it (found by FuzzProxyRequest).
+func TestE2EAnswerBeforeTrailingBlankLines(t *testing.T) {
+	up := startRawUpstream(t, func(*rawMessage) (string, bool) { return okResponse("ok"), true })
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+	for _, tail := range []string{"\r\n\r\n", "\r\n\r\n\r\n", "\r\n\r\n\r\n\r\n"} {
+		c := dialRaw(t, p.addr)
+		_ = c.conn.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := io.WriteString(c.conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"+tail); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.conn.(*net.TCPConn).CloseWrite()
+		resp, err := readRawResponse(c.br, "GET")
+		if err != nil {
+			t.Fatalf("tail %q: %v; want the answer", tail, err)
+		}
+		if resp.status() != 200 {
+			t.Errorf("tail %q: status %d; want 200", tail, resp.status())
+		}
 	}
 }

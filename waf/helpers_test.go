@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	crstests "github.com/corazawaf/coraza-coreruleset/v4/tests"
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/waf/crstest"
 )
 
 // sink is a goroutine-safe buffer that audit logs write to in tests.
@@ -182,3 +185,64 @@ Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8
 Accept-Language: en-US,en;q=0.5
 Accept-Encoding: gzip, deflate, br
 Connection: keep-alive`
+
+// attackCorpus returns the strings of the CRS regression tests (URIs,
+// their decoded query values, header values, bodies) and variants of each
+// as the CRS's transformations would give them.
+func attackCorpus(t testing.TB) []string {
+	t.Helper()
+	files, err := crstest.Load(crstests.FS, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	add := func(s string) {
+		for _, v := range []string{s, strings.ToLower(s), strings.ToUpper(s), strings.Join(strings.Fields(s), ""),
+			strings.Join(strings.Fields(s), " ")} {
+			if len(v) <= 4096 {
+				set[v] = true
+			}
+		}
+		for v := s; ; {
+			d, err := url.QueryUnescape(v)
+			if err != nil || d == v {
+				break
+			}
+			set[d], set[strings.ToLower(d)] = true, true
+			v = d
+		}
+	}
+	for _, f := range files {
+		for _, test := range f.Tests {
+			for _, st := range test.Stages {
+				in := st.Input
+				if in.URI != nil {
+					add(*in.URI)
+					if _, q, ok := strings.Cut(*in.URI, "?"); ok {
+						for _, kv := range strings.Split(q, "&") {
+							k, v, _ := strings.Cut(kv, "=")
+							add(k)
+							add(v)
+						}
+					}
+				}
+				for _, v := range in.Headers {
+					add(v)
+				}
+				if in.Data != nil {
+					add(*in.Data)
+					for _, kv := range strings.Split(*in.Data, "&") {
+						k, v, _ := strings.Cut(kv, "=")
+						add(k)
+						add(v)
+					}
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	return out
+}

@@ -3,7 +3,6 @@ package waf
 import (
 	"bytes"
 	"errors"
-	"io"
 	"io/fs"
 	"path"
 	"reflect"
@@ -246,13 +245,6 @@ func (o overlayFS) Open(name string) (fs.File, error) {
 	return o.base.Open(name)
 }
 
-func (o overlayFS) ReadFile(name string) ([]byte, error) {
-	if b, ok := o.files[name]; ok {
-		return bytes.Clone(b), nil
-	}
-	return fs.ReadFile(o.base, name)
-}
-
 type memFile struct {
 	name string
 	r    *bytes.Reader
@@ -263,7 +255,7 @@ func (f *memFile) Stat() (fs.FileInfo, error) { return memInfo{f.name, f.size}, 
 func (f *memFile) Read(p []byte) (int, error) { return f.r.Read(p) }
 func (f *memFile) Close() error               { return nil }
 
-var _ io.Reader = (*memFile)(nil)
+var _ fs.File = (*memFile)(nil)
 
 type memInfo struct {
 	name string

@@ -173,7 +173,7 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 			v.writeBody(req)
 		}
 		if !tx.IsInterrupted() {
-			if req.Header.ContentLength() >= largeBody || req.Header.ContentLength() == -1 {
+			if cl := req.Header.ContentLength(); cl >= largeBody || cl == -1 {
 				borrowBigCache(tx)
 			}
 			_, _ = tx.ProcessRequestBody()

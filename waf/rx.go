@@ -26,8 +26,9 @@ import (
 // 32 or 64 bytes to Go's regexp instead only slowed BenchmarkInspectGET and
 // BenchmarkInspectPOST16K down. Before either engine runs, a prefilter
 // derived from the pattern (rxfilter.go) turns away values that cannot
-// match: too short, or without any byte that every match contains. Build
-// with -tags rampart_stdrx to keep Coraza's operator.
+// match: too short, or without any of the bytes, or any of the strings, one
+// of which every match contains. Build with -tags rampart_stdrx to keep
+// Coraza's operator.
 //
 // Registration is process-wide (Coraza keeps one operator table), so it
 // happens once, before any policy is compiled.

@@ -10,7 +10,7 @@ import (
 // A prefilter tells, without running the regular expression, that a
 // value cannot match it. Most values of a benign request are short (on a
 // browser's GET, two thirds of the @rx calls get fewer than 8 bytes) and
-// RE2 costs about 200 ns a call before it reads a byte, so two cheap
+// RE2 costs about 200 ns a call before it reads a byte, so three cheap
 // necessary conditions, derived from the pattern's syntax tree when the
 // operator is built, skip most calls:
 //
@@ -25,7 +25,7 @@ import (
 //     bytes, compared without case; consulted, like need, only for values
 //     that are all ASCII (rxliterals.go).
 //
-// Both are conservative: where the analysis is unsure it answers "may
+// All three are conservative: where the analysis is unsure it answers "may
 // match". FuzzRXPrefilter and TestRXPrefilterCRS hold it to that against
 // Go's regexp.
 type prefilter struct {

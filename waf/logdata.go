@@ -31,8 +31,7 @@ const maxMemoVars = 6
 // the same text when its variables have the same values.
 type memoMacro struct {
 	orig  macro.Macro
-	parts []memoPart // text and variables in order
-	nvars int
+	parts []memoPart                 // text and variables in order
 	last  *atomic.Pointer[memoEntry] // shared by every rule with this text
 }
 
@@ -54,6 +53,7 @@ var memoCells sync.Map // string -> *atomic.Pointer[memoEntry]
 func newMemoMacro(m macro.Macro) *memoMacro {
 	src := m.String()
 	mm := &memoMacro{orig: m}
+	nvars := 0
 	rest := src
 	for rest != "" {
 		i := strings.Index(rest, "%{")
@@ -73,10 +73,10 @@ func newMemoMacro(m macro.Macro) *memoMacro {
 			return nil
 		}
 		mm.parts = append(mm.parts, memoPart{v: v})
-		mm.nvars++
+		nvars++
 		rest = rest[i+j+1:]
 	}
-	if mm.nvars == 0 || mm.nvars > maxMemoVars {
+	if nvars == 0 || nvars > maxMemoVars {
 		return nil
 	}
 	cell, _ := memoCells.LoadOrStore(src, new(atomic.Pointer[memoEntry]))
@@ -129,7 +129,7 @@ func memoizeRuleMacros(rule any) {
 			continue
 		}
 		m, _ := f.Interface().(macro.Macro)
-		if _, done := m.(*memoMacro); done || m == nil {
+		if _, done := m.(*memoMacro); done {
 			continue
 		}
 		if mm := newMemoMacro(m); mm != nil {

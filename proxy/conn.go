@@ -77,6 +77,7 @@ type conn struct {
 	// tlsConn is c on a TLS listener; the handshake happens in the first
 	// burst. subject is the verified client certificate's subject.
 	tlsConn    *tls.Conn
+	rec        *recordConn // under tlsConn
 	handshaken bool
 	subject    []byte
 }
@@ -146,7 +147,8 @@ func (s *connServer) admit(c net.Conn) *conn {
 	if lr := s.l.srv.snap.Load().listeners[s.l.name]; lr != nil && lr.tlsMgr != nil {
 		// The TCP socket is still what the idle wait probes: a TLS record
 		// arriving makes it readable like any request.
-		cn.tlsConn = tls.Server(c, s.l.tlsFront)
+		cn.rec = &recordConn{Conn: c}
+		cn.tlsConn = tls.Server(cn.rec, s.l.tlsFront)
 		cn.c = cn.tlsConn
 	}
 	s.conns[cn] = struct{}{}
@@ -479,7 +481,10 @@ func (cn *conn) serveBurst() (keep bool) {
 			if err := bw.Flush(); err != nil {
 				return false
 			}
-			return !closeAfter
+			if closeAfter || !cn.tlsHeld(br) {
+				return !closeAfter
+			}
+			continue // a pipelined request that crypto/tls had read
 		}
 		// More bytes are waiting. A whole pipelined request is served
 		// before flushing (its answer joins this one); anything less may

@@ -1088,3 +1088,69 @@ func TestE2ETLSResumeAfterClientCAChange(t *testing.T) {
 		})
 	}
 }
+
+// holdConn passes writes through, or keeps them while hold is set.
+type holdConn struct {
+	net.Conn
+	hold bool
+	held []byte
+}
+
+func (h *holdConn) Write(p []byte) (int, error) {
+	if h.hold {
+		h.held = append(h.held, p...)
+		return len(p), nil
+	}
+	return h.Conn.Write(p)
+}
+
+// TestE2ETLSPipelinedRecords: requests pipelined in separate TLS records
+// that reach the proxy in one TCP segment are all answered at once.
+// crypto/tls decrypts one record per read and keeps the others; the burst
+// must not end while it holds one (the client would wait for the idle
+// timeout, 60 s here, for the second answer).
+func TestE2ETLSPipelinedRecords(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "Static CA")
+	cf, kf := ca.Issue(t, "pipe", time.Time{}, false, "pipe.example.com").Write(t, dir, "pipe")
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{cf, kf}), "", ""))
+	conf := &tls.Config{ServerName: "pipe.example.com", RootCAs: testcert.Pool(ca.PEM)}
+
+	for _, n := range []int{2, 3} {
+		raw, err := net.DialTimeout("tcp", p.addr, e2eTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &holdConn{Conn: raw}
+		tc := tls.Client(hc, conf)
+		_ = raw.SetDeadline(time.Now().Add(e2eTimeout))
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		hc.hold = true
+		for i := range n {
+			fmt.Fprintf(tc, "GET /r%d HTTP/1.1\r\nHost: pipe.example.com\r\n\r\n", i) // one record each
+		}
+		hc.hold = false
+		if _, err := raw.Write(hc.held); err != nil {
+			t.Fatal(err)
+		}
+		// Well under the idle timeout: the answers must not wait for it.
+		_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+		br := bufio.NewReader(tc)
+		for i := range n {
+			resp, err := readRawResponse(br, "GET")
+			if err != nil {
+				t.Fatalf("%d records: answer %d: %v", n, i, err)
+			}
+			if resp.status() != 200 {
+				t.Errorf("%d records: answer %d: status %d", n, i, resp.status())
+			}
+		}
+		_ = tc.Close()
+	}
+	if got := up.count(); got != 5 {
+		t.Errorf("upstream got %d requests; want 5", got)
+	}
+}

@@ -30,7 +30,9 @@ import (
 //     goroutine waits for the socket to become readable without reading (a
 //     MSG_PEEK probe, then the runtime poller), so it stays at the smallest
 //     stack size; requests are served by a pool of worker goroutines that
-//     own the buffers and the deep stacks only while a request is in flight.
+//     own the buffers and the deep stacks only while a request is in flight
+//     (and for a moment after it, in case the client's next request follows
+//     at once: see lingerFor).
 //   - Every limit is ours: connections are counted and refused at accept time,
 //     and each timeout (header, body, idle, write) is set exactly once.
 
@@ -481,10 +483,19 @@ func (cn *conn) serveBurst() (keep bool) {
 			if err := bw.Flush(); err != nil {
 				return false
 			}
-			if closeAfter || !cn.tlsHeld(br) {
-				return !closeAfter
+			if closeAfter {
+				return false
 			}
-			continue // a pipelined request that crypto/tls had read
+			if cn.tlsHeld(br) {
+				continue // a pipelined request that crypto/tls had read
+			}
+			switch cn.linger(br, lim) {
+			case lingerGone:
+				return false
+			case lingerIdle:
+				return true
+			}
+			continue // the client's next request
 		}
 		// More bytes are waiting. A whole pipelined request is served
 		// before flushing (its answer joins this one); anything less may
@@ -495,6 +506,42 @@ func (cn *conn) serveBurst() (keep bool) {
 			}
 		}
 	}
+}
+
+// lingerFor is how long a worker waits on its connection for the client's
+// next request before it hands the connection back to its idle goroutine.
+// A busy client's next request usually comes within it and is read at once
+// into the burst's buffer: no hand-over between goroutines, no probe of the
+// socket, no buffers returned to their pools and taken again. It is short,
+// so that a connection going idle holds a worker and its buffers only
+// briefly.
+const lingerFor = 2 * time.Millisecond
+
+const (
+	lingerNext = iota // a request has begun to arrive: it is in br
+	lingerIdle        // nothing came: the connection goes back to idle
+	lingerGone        // the client closed the connection, or it failed
+)
+
+// linger waits up to lingerFor for the client's next request. The burst
+// ends instead when the server is shutting down (the idle wait sees it) or a
+// reload has changed the limits (the next burst takes them up).
+func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
+	if cn.s.closing.Load() || cn.s.lim.Load() != lim {
+		return lingerIdle
+	}
+	busy.Add(-1) // waiting, not serving
+	_ = cn.c.SetReadDeadline(time.Now().Add(lingerFor))
+	_, err := br.Peek(1)
+	busy.Add(1)
+	cn.rdl = time.Time{} // whoever reads next sets the deadline it wants
+	switch {
+	case err == nil:
+		return lingerNext
+	case isTimeout(err):
+		return lingerIdle
+	}
+	return lingerGone
 }
 
 // readRequest reads a request's header and, per its framing, its body:

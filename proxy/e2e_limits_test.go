@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 // TestE2EConnectionLimits checks that max_connections and
@@ -188,5 +190,51 @@ func TestE2EAnswerBeforeTrailingBlankLines(t *testing.T) {
 		if resp.status() != 200 {
 			t.Errorf("tail %q: status %d; want 200", tail, resp.status())
 		}
+	}
+}
+
+// TestE2EBusyConnectionTakesReloadedLimits: a client that sends its requests
+// back to back keeps its connection's worker (the burst waits a moment for
+// the next request rather than going idle); a reload that changes the
+// limits still applies to it from the next request but one.
+func TestE2EBusyConnectionTakesReloadedLimits(t *testing.T) {
+	up := okUpstream(t)
+	yaml := func(maxHeader string) string {
+		return oneUpstreamConfig(up.addr(), "limits: {max_header_bytes: "+maxHeader+"}", "", "")
+	}
+	p := startProxy(t, yaml("16KiB"))
+	big := "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("x", 8<<10) + "\r\n\r\n"
+	small := "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	c := dialRaw(t, p.addr)
+	if got := c.roundTrip(big).status(); got != 200 {
+		t.Fatalf("8 KiB header under a 16 KiB limit: got %d; want 200", got)
+	}
+
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		time.Sleep(50 * time.Millisecond) // while the client's requests run back to back
+		cfg, err := config.Parse([]byte(yaml("4KiB")), "test.yaml")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if changed, err := p.srv.Reload(cfg); err != nil || !changed {
+			t.Errorf("reload: got changed=%v err=%v; want a change", changed, err)
+		}
+	}()
+	n := 0
+	for done := false; !done; n++ {
+		select {
+		case <-reloaded:
+			done = true
+		default:
+		}
+		if got := c.roundTrip(small).status(); got != 200 {
+			t.Fatalf("request %d: got %d; want 200", n, got)
+		}
+	}
+	if got := c.roundTrip(big).status(); got != 431 {
+		t.Errorf("8 KiB header after the reload to 4 KiB: got %d; want 431 (%d requests ran during the reload)", got, n)
 	}
 }

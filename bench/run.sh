@@ -13,7 +13,8 @@
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
 #   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf]  (balance, ratelimit, tls, waf: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
-#              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp)
+#              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp;
+#              evloop, not in the default: bench/evloop, an epoll loop on fasthttp's parsers, the floor of Go without goroutines)
 #   IDLE_CONNS [5000]  connections held open by the idle scenario
 #   IDLE_PROXIES [rampart,nginx,haproxy]  proxies measured by the idle scenario
 #   BASE_PORT  [18080] upstream port; the proxies listen on the next three
@@ -60,6 +61,7 @@ declare -A PORT=(
 	[haproxy]=$((BASE_PORT + 3))
 	[rampart-metrics]=$((BASE_PORT + 4))
 	[fasthttp]=$((BASE_PORT + 6))
+	[evloop]=$((BASE_PORT + 7))
 )
 ADMIN_PORT=$((BASE_PORT + 5)) # rampart-metrics' admin listener
 declare -A PID=()    # proxy name -> PID of the process we started
@@ -433,6 +435,10 @@ start_proxy() {
 		start_bg "$LOGS/fasthttp.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
 			"$OUT/bareproxy" -addr "127.0.0.1:$port" -upstream "127.0.0.1:$UPSTREAM_PORT"
 		;;
+	evloop)
+		start_bg "$LOGS/evloop.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
+			"$OUT/evloop" -addr "127.0.0.1:$port" -upstream "127.0.0.1:$UPSTREAM_PORT"
+		;;
 	nginx)
 		rm -f "$OUT/nginx/nginx.pid"
 		start_bg "$LOGS/nginx.log" taskset -c "$PROXY_CPU" \
@@ -678,7 +684,7 @@ main() {
 		case $s in get | post16k | idle | balance | ratelimit | tls | waf) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
-		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy, fasthttp)"
+		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy, fasthttp, evloop)"
 	done
 	if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS == 0)); then die "ROUNDS must be a positive number"; fi
 	dur_secs "$DURATION" >/dev/null
@@ -712,6 +718,9 @@ main() {
 	go_build "$OUT/idleconns" ./bench/idleconns || die "building bench/idleconns failed; see $LOGS/build-idleconns.log"
 	if has "$PROXIES" fasthttp; then
 		go_build "$OUT/bareproxy" ./bench/bareproxy || die "building bench/bareproxy failed; see $LOGS/build-bareproxy.log"
+	fi
+	if has "$PROXIES" evloop; then
+		go_build "$OUT/evloop" ./bench/evloop || die "building bench/evloop failed; see $LOGS/build-evloop.log"
 	fi
 	if has "$PROXIES" rampart || has "$PROXIES" rampart-metrics; then
 		if [[ ! -d $ROOT/cmd/rampart ]] || ! go_build "$OUT/rampart" ./cmd/rampart; then

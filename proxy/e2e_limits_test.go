@@ -238,3 +238,40 @@ func TestE2EBusyConnectionTakesReloadedLimits(t *testing.T) {
 		t.Errorf("8 KiB header after the reload to 4 KiB: got %d; want 431 (%d requests ran during the reload)", got, n)
 	}
 }
+
+// TestE2EIdleConnectionsReleaseWorkers: a worker waits only briefly
+// (lingerFor) for a connection's next request; connections that go quiet
+// return to their idle goroutines, so they hold no worker and no buffer, and
+// they still serve their next request.
+func TestE2EIdleConnectionsReleaseWorkers(t *testing.T) {
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+	const get = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+	var clients []*rawClient
+	for range 20 {
+		c := dialRaw(t, p.addr)
+		if got := c.roundTrip(get).status(); got != 200 {
+			t.Fatalf("first request: got %d; want 200", got)
+		}
+		clients = append(clients, c)
+	}
+	cs := p.srv.listeners["web"].cs
+	active := func() (n int) {
+		cs.mu.Lock()
+		defer cs.mu.Unlock()
+		for cn := range cs.conns {
+			if cn.active.Load() {
+				n++
+			}
+		}
+		return n
+	}
+	if !waitFor(2*time.Second, func() bool { return active() == 0 }) {
+		t.Fatalf("%d of 20 quiet connections still hold a worker after 2s; want none after %v", active(), lingerFor)
+	}
+	for i, c := range clients {
+		if got := c.roundTrip(get).status(); got != 200 {
+			t.Errorf("connection %d, after going idle: got %d; want 200", i, got)
+		}
+	}
+}

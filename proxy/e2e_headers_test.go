@@ -275,40 +275,59 @@ func TestE2EHopByHopRequest(t *testing.T) {
 }
 
 // TestE2EHopByHopResponse checks that hop-by-hop headers of an upstream
-// response, and those its Connection names, never reach the client.
+// response, and those its Connection names, never reach the client, in
+// whatever case the upstream writes their names (the response's names are
+// relayed as sent, not normalized); and that the upstream's X-Request-Id,
+// in any case, is kept rather than joined by a second one.
 func TestE2EHopByHopResponse(t *testing.T) {
-	up := startRawUpstream(t, func(req *rawMessage) (string, bool) {
-		return "HTTP/1.1 200 OK\r\n" +
-			"Connection: keep-alive, X-Internal\r\n" +
-			"Keep-Alive: timeout=5, max=100\r\n" +
-			"Proxy-Connection: keep-alive\r\n" +
-			"Proxy-Authenticate: Basic realm=x\r\n" +
-			"Trailer: X-Checksum\r\n" +
-			"Upgrade: h2c\r\n" +
-			"Te: trailers\r\n" +
-			"X-Internal: secret\r\n" +
-			"X-Public: ok\r\n" +
-			"Content-Length: 4\r\n\r\nbody", false
-	})
-	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
-	resp := rawGet(t, p.addr, "app.test", "/")
-	if resp.status() != 200 || string(resp.body) != "body" {
-		t.Fatalf("response: got %d %q; want 200 \"body\"", resp.status(), resp.body)
-	}
-	for _, name := range []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Trailer", "Upgrade", "Te", "X-Internal"} {
-		if vs := resp.values(name); len(vs) > 0 {
-			t.Errorf("client got %s: %q; want it removed", name, vs)
-		}
-	}
-	// A Connection header the proxy writes itself may only carry its own
-	// options, never the upstream's list.
-	for _, v := range resp.values("Connection") {
-		if strings.Contains(strings.ToLower(v), "x-internal") {
-			t.Errorf("client got Connection: %q; want the upstream's list removed", v)
-		}
-	}
-	if v, _ := resp.get("X-Public"); v != "ok" {
-		t.Errorf("X-Public: got %q; want \"ok\"", v)
+	for _, tc := range []struct {
+		name string
+		fix  func(string) string
+	}{
+		{"canonical names", func(s string) string { return s }},
+		{"lower-case names", strings.ToLower},
+		{"upper-case names", strings.ToUpper},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			field := func(name, value string) string { return tc.fix(name) + ": " + value + "\r\n" }
+			up := startRawUpstream(t, func(req *rawMessage) (string, bool) {
+				return "HTTP/1.1 200 OK\r\n" +
+					field("Connection", "keep-alive, X-Internal") +
+					field("Keep-Alive", "timeout=5, max=100") +
+					field("Proxy-Connection", "keep-alive") +
+					field("Proxy-Authenticate", "Basic realm=x") +
+					field("Trailer", "X-Checksum") +
+					field("Upgrade", "h2c") +
+					field("Te", "trailers") +
+					field("X-Internal", "secret") +
+					field("X-Public", "ok") +
+					field("X-Request-Id", "from-upstream") +
+					field("Content-Length", "4") + "\r\nbody", false
+			})
+			p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+			resp := rawGet(t, p.addr, "app.test", "/")
+			if resp.status() != 200 || string(resp.body) != "body" {
+				t.Fatalf("response: got %d %q; want 200 \"body\"", resp.status(), resp.body)
+			}
+			for _, name := range []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Trailer", "Upgrade", "Te", "X-Internal"} {
+				if vs := resp.values(name); len(vs) > 0 {
+					t.Errorf("client got %s: %q; want it removed", name, vs)
+				}
+			}
+			// A Connection header the proxy writes itself may only carry its own
+			// options, never the upstream's list.
+			for _, v := range resp.values("Connection") {
+				if strings.Contains(strings.ToLower(v), "x-internal") {
+					t.Errorf("client got Connection: %q; want the upstream's list removed", v)
+				}
+			}
+			if v, _ := resp.get("X-Public"); v != "ok" {
+				t.Errorf("X-Public: got %q; want \"ok\"", v)
+			}
+			if vs := resp.values("X-Request-Id"); len(vs) != 1 || vs[0] != "from-upstream" {
+				t.Errorf("X-Request-Id: got %q; want the upstream's alone", vs)
+			}
+		})
 	}
 }
 

@@ -190,7 +190,8 @@ func (u *wsUpstream) serve(c net.Conn) {
 		time.Sleep(300 * time.Millisecond) // the handshake is in flight meanwhile
 	}
 	if strings.HasPrefix(req.first, "GET /refuse ") {
-		_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 15\r\n\r\nno upgrade here")
+		_, _ = io.WriteString(c, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nkeep-alive: timeout=5\r\n"+
+			"connection: x-hint\r\nx-hint: internal\r\nContent-Length: 15\r\n\r\nno upgrade here")
 		return
 	}
 	key, _ := req.get("Sec-WebSocket-Key")
@@ -337,7 +338,7 @@ func TestE2EWebSocket(t *testing.T) {
 }
 
 // TestE2EWebSocketRefused checks that a refused upgrade is relayed as the
-// upstream's answer.
+// upstream's answer, without its hop-by-hop fields.
 func TestE2EWebSocketRefused(t *testing.T) {
 	up := startWSUpstream(t)
 	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
@@ -352,6 +353,11 @@ func TestE2EWebSocketRefused(t *testing.T) {
 	}
 	if id, n := resp.get("X-Request-Id"); n != 1 || !uuidV4.MatchString(id) {
 		t.Errorf("X-Request-Id: got %q (%d fields); want one UUID v4", id, n)
+	}
+	for _, name := range []string{"Keep-Alive", "X-Hint"} {
+		if vs := resp.values(name); len(vs) > 0 {
+			t.Errorf("client got %s: %q; want the upstream's hop-by-hop fields removed", name, vs)
+		}
 	}
 }
 

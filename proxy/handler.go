@@ -348,12 +348,7 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 	// The target's wish to close its connection was for the upstream
 	// connection only; the client's connection stays open.
 	out.Header.ResetConnectionClose()
-	if bits := scanResponseHop(&out.Header); bits != 0 {
-		deleteResponseHop(&out.Header, bits)
-	}
-	if len(out.Header.Peek(hdrXRequestID)) == 0 {
-		out.Header.SetBytesV(hdrXRequestID, x.reqID)
-	}
+	relayHeader(&out.Header, x.reqID)
 	if p.balancer.Sticky() {
 		p.setStickyCookie(ctx, t.Index)
 	}
@@ -503,18 +498,18 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trus
 	if bits&hopXFFMany != 0 {
 		h.Del(hdrXForwardedFor)
 	}
-	h.SetBytesV(hdrXForwardedFor, x.xff)
-	if !trusted || len(h.Peek(hdrXForwardedProto)) == 0 {
+	h.SetCanonical(keyXForwardedFor, x.xff)
+	if !trusted || len(h.PeekBytes(keyXForwardedProto)) == 0 {
 		if isTLS {
-			h.Set(hdrXForwardedProto, "https")
+			h.SetCanonical(keyXForwardedProto, protoHTTPS)
 		} else {
-			h.Set(hdrXForwardedProto, "http")
+			h.SetCanonical(keyXForwardedProto, protoHTTP)
 		}
 	}
-	if !trusted || len(h.Peek(hdrXForwardedHost)) == 0 {
-		h.SetBytesV(hdrXForwardedHost, host)
+	if !trusted || len(h.PeekBytes(keyXForwardedHost)) == 0 {
+		h.SetCanonical(keyXForwardedHost, host)
 	}
-	h.SetBytesV(hdrXRequestID, x.reqID)
+	h.SetCanonical(keyXRequestID, x.reqID)
 }
 
 // isWebSocketUpgrade reports a request to switch to the WebSocket protocol.

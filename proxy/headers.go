@@ -16,6 +16,18 @@ const (
 	hdrXRequestID      = "X-Request-Id"
 )
 
+// The same names as fasthttp stores them (it capitalizes each word), for
+// SetCanonical: a name given as a string is copied and normalized on every
+// call.
+var (
+	keyXForwardedFor   = []byte(hdrXForwardedFor)
+	keyXForwardedProto = []byte(hdrXForwardedProto)
+	keyXForwardedHost  = []byte(hdrXForwardedHost)
+	keyXRequestID      = []byte(hdrXRequestID)
+	protoHTTP          = []byte("http")
+	protoHTTPS         = []byte("https")
+)
+
 // hop-by-hop header bits, found in one pass over a header.
 const (
 	hopConnection = 1 << iota
@@ -26,8 +38,9 @@ const (
 	hopTE
 	hopTrailer
 	hopUpgrade
-	hopXFF     // X-Forwarded-For seen once
-	hopXFFMany // X-Forwarded-For seen more than once
+	hopXFF       // X-Forwarded-For seen once
+	hopXFFMany   // X-Forwarded-For seen more than once
+	hasRequestID // X-Request-Id seen (not hop-by-hop: the proxy sets it when absent)
 )
 
 // hopHeaders are removed from requests and responses (RFC 9110 section 7.6.1,
@@ -82,15 +95,18 @@ func classify(k []byte) int {
 			return hopUpgrade
 		}
 	case 'x':
-		if nameIs(k, hdrXForwardedFor) {
+		switch {
+		case nameIs(k, hdrXForwardedFor):
 			return hopXFF
+		case nameIs(k, hdrXRequestID):
+			return hasRequestID
 		}
 	}
 	return 0
 }
 
-// nameIs reports whether b equals the ASCII string s, ignoring case.
-func nameIs(b []byte, s string) bool {
+// nameIs reports whether b equals the ASCII name s, ignoring case.
+func nameIs[S string | []byte](b []byte, s S) bool {
 	if len(b) != len(s) {
 		return false
 	}
@@ -126,13 +142,16 @@ func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) 
 		}
 		bits |= b
 	}
-	return bits, xff
+	return bits &^ hasRequestID, xff
 }
+
+// connTokenBytes bounds the names a Connection header lists that are removed.
+const connTokenBytes = 256
 
 // connTokens are the header names listed in Connection headers, copied out
 // of the header (deleting from a header moves its storage).
 type connTokens struct {
-	buf  [256]byte
+	buf  [connTokenBytes]byte
 	ends [8]int
 	n    int
 }
@@ -203,7 +222,7 @@ func deleteRequestHop(h *fasthttp.RequestHeader, bits int) {
 	}
 }
 
-// scanResponseHop returns the hop-by-hop bits of h.
+// scanResponseHop returns the hop-by-hop bits of h, and hasRequestID.
 func scanResponseHop(h *fasthttp.ResponseHeader) (bits int) {
 	for k := range h.All() {
 		bits |= classify(k)
@@ -211,20 +230,57 @@ func scanResponseHop(h *fasthttp.ResponseHeader) (bits int) {
 	return bits &^ (hopXFF | hopXFFMany)
 }
 
+// deleteResponseHop removes the hop-by-hop headers flagged in bits from h,
+// whatever the case of their names. A response's names are relayed as the
+// target wrote them (its header is not normalized), and fasthttp's Del
+// matches a name exactly.
 func deleteResponseHop(h *fasthttp.ResponseHeader, bits int) {
 	if bits&hopConnection != 0 {
 		var t connTokens
 		t.collect(h.All())
 		for i := 0; i < t.n; i++ {
 			if name := t.name(i); !isProtectedHeader(name) {
-				h.DelBytes(name)
+				delFold(h, name)
 			}
 		}
 	}
 	for _, hh := range hopHeaders {
 		if bits&hh.bit != 0 {
-			h.Del(hh.name)
+			delFold(h, hh.name)
 		}
+	}
+}
+
+// relayHeader readies a target's response header for the client: its
+// hop-by-hop fields go, and the request id is added unless the target sent
+// one (in any case).
+func relayHeader(h *fasthttp.ResponseHeader, reqID []byte) {
+	bits := scanResponseHop(h)
+	if bits&^hasRequestID != 0 {
+		deleteResponseHop(h, bits)
+	}
+	if bits&hasRequestID == 0 {
+		h.SetCanonical(keyXRequestID, reqID)
+	}
+}
+
+// delFold deletes the fields of h named name in any case, one spelling at a
+// time. The bound only guards against a field fasthttp lists but cannot
+// delete; a header has far fewer spellings of one name.
+func delFold[S string | []byte](h *fasthttp.ResponseHeader, name S) {
+	var spelling [connTokenBytes]byte // no name to delete is longer
+	for range 64 {
+		n := 0
+		for k := range h.All() {
+			if nameIs(k, name) {
+				n = copy(spelling[:], k) // k is in h's storage, which DelBytes moves
+				break
+			}
+		}
+		if n == 0 {
+			return
+		}
+		h.DelBytes(spelling[:n])
 	}
 }
 

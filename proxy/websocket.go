@@ -59,9 +59,7 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *r
 			return
 		}
 		resp.Header.ResetConnectionClose()
-		if len(resp.Header.Peek(hdrXRequestID)) == 0 {
-			resp.Header.SetBytesV(hdrXRequestID, x.reqID)
-		}
+		relayHeader(&resp.Header, x.reqID)
 		l.logResponse(ctx, x, rt, p.name, target)
 		return
 	}

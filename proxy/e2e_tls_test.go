@@ -1154,3 +1154,26 @@ func TestE2ETLSPipelinedRecords(t *testing.T) {
 		t.Errorf("upstream got %d requests; want 5", got)
 	}
 }
+
+// TestE2ETLSHSTSReplacesTarget: on a route with hsts, the client gets the
+// route's Strict-Transport-Security alone, whatever the target sent, in
+// whatever case.
+func TestE2ETLSHSTSReplacesTarget(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "Static CA")
+	cf, kf := ca.Issue(t, "hsts", time.Time{}, false, "hsts.example.com").Write(t, dir, "hsts")
+	up := startRawUpstream(t, func(*rawMessage) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nstrict-transport-security: max-age=1\r\nSTRICT-TRANSPORT-SECURITY: max-age=2\r\n" +
+			"Content-Length: 2\r\n\r\nok", false
+	})
+	yaml := strings.Replace(oneUpstreamConfig(up.addr(), staticTLSYAML("", [2]string{cf, kf}), "", ""),
+		"    upstream: app\n", "    upstream: app\n    hsts: true\n", 1)
+	p := startProxy(t, yaml)
+	resp, _, err := tlsGet(p.addr, &tls.Config{ServerName: "hsts.example.com", RootCAs: testcert.Pool(ca.PEM)}, "hsts.example.com", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vs := resp.values("Strict-Transport-Security"); resp.status() != 200 || len(vs) != 1 || vs[0] != hstsValue {
+		t.Errorf("got %d, Strict-Transport-Security %q; want 200 and only %q", resp.status(), vs, hstsValue)
+	}
+}

@@ -233,9 +233,13 @@ func TestE2ERateLimitExactCount(t *testing.T) {
 // TestE2ERateLimitHeaders checks RateLimit-Policy and RateLimit on allowed
 // answers, forwarded and produced by the proxy (a respond route), and on
 // refusals with Retry-After, at 1/m with a burst of 3 so that the values
-// are exact; and that a route without a limit carries none of them.
+// are exact. The target sends fields of its own, in lower case: on a
+// limited route the proxy's replace them, and a route without a limit
+// leaves them as they are and adds none.
 func TestE2ERateLimitHeaders(t *testing.T) {
-	up := okUpstream(t)
+	up := startRawUpstream(t, func(*rawMessage) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nratelimit-policy: \"up\";q=9\r\nratelimit: \"up\";r=8\r\nContent-Length: 2\r\n\r\nok", false
+	})
 	p := startProxy(t, limitConfig(up.addr(), "rate: 1/m\nburst: 3", ""))
 
 	const policy = `"lim";q=3;w=180` // 3 requests, refilled from empty in 180 s
@@ -266,10 +270,9 @@ func TestE2ERateLimitHeaders(t *testing.T) {
 	}
 
 	m := getFrom(t, p.addr, "127.0.0.22", "/free")
-	for _, h := range []string{"RateLimit-Policy", "RateLimit", "Retry-After"} {
-		if v, n := m.get(h); n != 0 {
-			t.Errorf("route without a limit: %s = %q; want none", h, v)
-		}
+	checkLimitHeaders(t, m, `"up";q=9`, `"up";r=8`) // the target's, alone
+	if v, n := m.get("Retry-After"); n != 0 {
+		t.Errorf("route without a limit: Retry-After = %q; want none", v)
 	}
 	if m.status() != 200 {
 		t.Errorf("route without a limit: status %d; want 200", m.status())

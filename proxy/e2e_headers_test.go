@@ -277,8 +277,9 @@ func TestE2EHopByHopRequest(t *testing.T) {
 // TestE2EHopByHopResponse checks that hop-by-hop headers of an upstream
 // response, and those its Connection names, never reach the client, in
 // whatever case the upstream writes their names (the response's names are
-// relayed as sent, not normalized); and that the upstream's X-Request-Id,
-// in any case, is kept rather than joined by a second one.
+// relayed as sent, not normalized); that the upstream's X-Request-Id, in
+// any case, is kept rather than joined by a second one; and that the client
+// gets one Date.
 func TestE2EHopByHopResponse(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -302,6 +303,7 @@ func TestE2EHopByHopResponse(t *testing.T) {
 					field("X-Internal", "secret") +
 					field("X-Public", "ok") +
 					field("X-Request-Id", "from-upstream") +
+					field("Date", "Mon, 01 Jan 2024 00:00:00 GMT") +
 					field("Content-Length", "4") + "\r\nbody", false
 			})
 			p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
@@ -326,6 +328,10 @@ func TestE2EHopByHopResponse(t *testing.T) {
 			}
 			if vs := resp.values("X-Request-Id"); len(vs) != 1 || vs[0] != "from-upstream" {
 				t.Errorf("X-Request-Id: got %q; want the upstream's alone", vs)
+			}
+			// One Date, the proxy's (as nginx does), never two.
+			if vs := resp.values("Date"); len(vs) != 1 || vs[0] == "Mon, 01 Jan 2024 00:00:00 GMT" {
+				t.Errorf("Date: got %q; want one, the proxy's", vs)
 			}
 		})
 	}

@@ -41,6 +41,7 @@ const (
 	hopXFF       // X-Forwarded-For seen once
 	hopXFFMany   // X-Forwarded-For seen more than once
 	hasRequestID // X-Request-Id seen (not hop-by-hop: the proxy sets it when absent)
+	hasDate      // Date seen (not hop-by-hop: fasthttp writes its own)
 )
 
 // hopHeaders are removed from requests and responses (RFC 9110 section 7.6.1,
@@ -69,6 +70,10 @@ func classify(k []byte) int {
 	case 'c':
 		if nameIs(k, "Connection") {
 			return hopConnection
+		}
+	case 'd':
+		if nameIs(k, "Date") {
+			return hasDate
 		}
 	case 'k':
 		if nameIs(k, "Keep-Alive") {
@@ -142,7 +147,7 @@ func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) 
 		}
 		bits |= b
 	}
-	return bits &^ hasRequestID, xff
+	return bits &^ (hasRequestID | hasDate), xff
 }
 
 // connTokenBytes bounds the names a Connection header lists that are removed.
@@ -253,10 +258,15 @@ func deleteResponseHop(h *fasthttp.ResponseHeader, bits int) {
 
 // relayHeader readies a target's response header for the client: its
 // hop-by-hop fields go, and the request id is added unless the target sent
-// one (in any case).
+// one (in any case). Its Date goes too: fasthttp writes the proxy's own Date
+// on every response, as nginx does, and skips only a field spelled exactly
+// "Date", so a target's "date" would make two.
 func relayHeader(h *fasthttp.ResponseHeader, reqID []byte) {
 	bits := scanResponseHop(h)
-	if bits&^hasRequestID != 0 {
+	if bits&hasDate != 0 {
+		delFold(h, "Date")
+	}
+	if bits&^(hasRequestID|hasDate) != 0 {
 		deleteResponseHop(h, bits)
 	}
 	if bits&hasRequestID == 0 {

@@ -64,7 +64,7 @@ SecRule REQUEST_FILENAME "@contains evil" "id:1002,phase:2,deny,status:401,tag:'
 	for _, ctl := range []string{"ctl:ruleRemoveTargetByTag=perf-x;REQUEST_FILENAME", removeByTagAction + ":perf-x;REQUEST_FILENAME"} {
 		p := policy(t, "tag-"+ctl, config.WAFPolicy{Mode: config.WAFModeBlock, Rules: strings.Replace(rules, "CTL", ctl, 1)})
 		for _, c := range cases {
-			v, _ := inspect(t, p, "GET "+c.target+" HTTP/1.1\nHost: example.com\nUser-Agent: test\nAccept: */*\n\n")
+			v, _ := inspectNow(t, p, "GET "+c.target+" HTTP/1.1\nHost: example.com\nUser-Agent: test\nAccept: */*\n\n")
 			if v.Status != c.status {
 				t.Errorf("%s, %s: status %d; want %d", ctl, c.target, v.Status, c.status)
 			}

@@ -207,7 +207,7 @@ SecRule ARGS:n "@streq x" "id:1003,phase:1,deny,status:403,t:lowercase,t:none,ra
 		{"n=x", true},
 	}
 	for _, c := range cases {
-		v, _ := inspect(t, p, "GET /?"+c.query+" HTTP/1.1\nHost: example.com\n\n")
+		v, _ := inspectNow(t, p, "GET /?"+c.query+" HTTP/1.1\nHost: example.com\n\n")
 		if got := v.Blocked(); got != c.want {
 			t.Errorf("%s: blocked %v; want %v", c.query, got, c.want)
 		}

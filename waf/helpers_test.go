@@ -153,7 +153,7 @@ func newCtx(t testing.TB, raw string) *fasthttp.RequestCtx {
 }
 
 // inspect runs raw through p and returns the verdict (closed by the test's
-// cleanup) and the request id used.
+// cleanup: the test must not Close it) and the request id used.
 func inspect(t testing.TB, p *Policy, raw string) (*Verdict, string) {
 	t.Helper()
 	ctx := newCtx(t, raw)
@@ -162,10 +162,22 @@ func inspect(t testing.TB, p *Policy, raw string) (*Verdict, string) {
 
 func inspectCtx(t testing.TB, p *Policy, ctx *fasthttp.RequestCtx) (*Verdict, string) {
 	t.Helper()
-	id := "req-" + strconv.FormatInt(reqSeq.Add(1), 10)
-	v := p.Inspect(ctx, Request{ID: []byte(id), ClientIP: netip.MustParseAddr("192.0.2.7"), Route: "r1"})
+	v, id := inspectOpen(ctx, p)
 	t.Cleanup(v.Close)
 	return v, id
+}
+
+// inspectNow is inspect for a test that closes the verdict itself. A
+// verdict closed twice goes back to its pool twice, and two later
+// inspections then share it.
+func inspectNow(t testing.TB, p *Policy, raw string) (*Verdict, string) {
+	t.Helper()
+	return inspectOpen(newCtx(t, raw), p)
+}
+
+func inspectOpen(ctx *fasthttp.RequestCtx, p *Policy) (*Verdict, string) {
+	id := "req-" + strconv.FormatInt(reqSeq.Add(1), 10)
+	return p.Inspect(ctx, Request{ID: []byte(id), ClientIP: netip.MustParseAddr("192.0.2.7"), Route: "r1"}), id
 }
 
 // ruleIDs returns the ids of the event's rules.

@@ -287,9 +287,12 @@ func (v *Verdict) InspectResponse(resp *fasthttp.Response) bool {
 
 // Close ends the request's inspection: the logging phase, the audit event
 // and the transaction's release if still open, then the verdict's own
-// release. The verdict and its Body must not be used afterwards.
+// release. The verdict and its Body must not be used afterwards. A second
+// Close right after the first does nothing (a closed verdict has no policy),
+// so that the verdict cannot go back to its pool twice and then serve two
+// inspections at once.
 func (v *Verdict) Close() {
-	if v == nil {
+	if v == nil || v.p == nil {
 		return
 	}
 	if v.tx != nil {

@@ -475,3 +475,23 @@ func TestAuditLogsShared(t *testing.T) {
 		t.Fatalf("wrote %d lines, dropped %d; want 2 and 1:\n%s", n, b.Dropped(), got)
 	}
 }
+
+// TestVerdictCloseTwice: a second Close of a verdict does not put it back in
+// the pool again, where two later inspections would get the same one.
+func TestVerdictCloseTwice(t *testing.T) {
+	p := blockPolicy(t)
+	v := p.Inspect(newCtx(t, "GET / HTTP/1.1\nHost: a\n\n"), Request{ID: []byte("twice")})
+	v.Close()
+	v.Close()
+	// The pool may hand v out at most once now (or drop it, as sync.Pool may).
+	a := p.Inspect(newCtx(t, "GET /a HTTP/1.1\nHost: a\n\n"), Request{ID: []byte("a")})
+	b := p.Inspect(newCtx(t, "GET /b HTTP/1.1\nHost: a\n\n"), Request{ID: []byte("b")})
+	if a == b {
+		t.Fatal("two open inspections share one verdict")
+	}
+	a.Close()
+	b.Close()
+	if n := p.OpenTransactions(); n != 0 {
+		t.Errorf("%d transactions open; want 0", n)
+	}
+}

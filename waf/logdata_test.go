@@ -30,7 +30,7 @@ func TestMemoMacroAuditEvents(t *testing.T) {
 		var events [2][]RuleMatch
 		var actions [2]Action
 		for j, p := range []*Policy{with, without} {
-			v, id := inspect(t, p, "GET /search?"+q+" HTTP/1.1\n"+browserHeaders+"\n\n")
+			v, id := inspectNow(t, p, "GET /search?"+q+" HTTP/1.1\n"+browserHeaders+"\n\n")
 			actions[j] = v.Action
 			v.Close()
 			if actions[j] == ActionPass {

@@ -10,7 +10,8 @@ import (
 )
 
 // TestE2EUpstreamErrors checks the answers to upstream failures: 502 when
-// nothing listens, 504 when the target is slower than timeouts.read.
+// nothing listens or the answer is not valid HTTP (each with its own body),
+// 504 when the target is slower than timeouts.read.
 func TestE2EUpstreamErrors(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
@@ -23,6 +24,10 @@ func TestE2EUpstreamErrors(t *testing.T) {
 		_, _ = io.WriteString(w, "late")
 	}))
 	dead := freeAddr(t)
+	// Two Content-Length fields that disagree: the framing cannot be trusted.
+	broken := startRawUpstream(t, func(*rawMessage) (string, bool) {
+		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", true
+	})
 	cases := []struct {
 		name       string
 		target     string
@@ -37,6 +42,13 @@ func TestE2EUpstreamErrors(t *testing.T) {
 			upstream:   "timeouts: {connect: 1s}",
 			wantStatus: 502,
 			wantBody:   string(bodyBadGateway),
+			maxTime:    2 * time.Second,
+		},
+		{
+			name:       "invalid response",
+			target:     broken.addr(),
+			wantStatus: 502,
+			wantBody:   string(bodyBadResponse),
 			maxTime:    2 * time.Second,
 		},
 		{

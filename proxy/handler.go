@@ -63,6 +63,7 @@ var (
 	bodyRedirect         = []byte("308 Permanent Redirect\n")
 	bodyTooLarge         = []byte("413 Request Entity Too Large\n")
 	bodyBadGateway       = []byte("502 Bad Gateway: the upstream could not be reached\n")
+	bodyBadResponse      = []byte("502 Bad Gateway: the upstream did not send a valid response\n")
 	bodyNoTarget         = []byte("503 Service Unavailable: no healthy upstream target\n")
 	bodyTooManyRequests  = []byte("429 Too Many Requests\n")
 	bodyLimitUnavailable = []byte("503 Service Unavailable: the rate limit store is unavailable\n")
@@ -466,8 +467,8 @@ func statusForError(err error) (int, []byte) {
 		return fasthttp.StatusServiceUnavailable, bodyNoTarget
 	case isTimeout(err):
 		return fasthttp.StatusGatewayTimeout, bodyGatewayTimeout
-	default:
-		return fasthttp.StatusBadGateway, bodyBadGateway
+	default: // reached, but it closed the connection or broke the protocol
+		return fasthttp.StatusBadGateway, bodyBadResponse
 	}
 }
 

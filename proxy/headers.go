@@ -41,7 +41,7 @@ const (
 	hopXFF       // X-Forwarded-For seen once
 	hopXFFMany   // X-Forwarded-For seen more than once
 	hasRequestID // X-Request-Id seen (not hop-by-hop: the proxy sets it when absent)
-	hasDate      // Date seen (not hop-by-hop: fasthttp writes its own)
+	oddDate      // Date spelled otherwise than "Date" (not hop-by-hop: see relayHeader)
 )
 
 // hopHeaders are removed from requests and responses (RFC 9110 section 7.6.1,
@@ -72,8 +72,8 @@ func classify(k []byte) int {
 			return hopConnection
 		}
 	case 'd':
-		if nameIs(k, "Date") {
-			return hasDate
+		if nameIs(k, "Date") && string(k) != "Date" {
+			return oddDate
 		}
 	case 'k':
 		if nameIs(k, "Keep-Alive") {
@@ -147,7 +147,7 @@ func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) 
 		}
 		bits |= b
 	}
-	return bits &^ (hasRequestID | hasDate), xff
+	return bits &^ (hasRequestID | oddDate), xff
 }
 
 // connTokenBytes bounds the names a Connection header lists that are removed.
@@ -227,7 +227,8 @@ func deleteRequestHop(h *fasthttp.RequestHeader, bits int) {
 	}
 }
 
-// scanResponseHop returns the hop-by-hop bits of h, and hasRequestID.
+// scanResponseHop returns the hop-by-hop bits of h, hasRequestID and
+// oddDate.
 func scanResponseHop(h *fasthttp.ResponseHeader) (bits int) {
 	for k := range h.All() {
 		bits |= classify(k)
@@ -258,15 +259,15 @@ func deleteResponseHop(h *fasthttp.ResponseHeader, bits int) {
 
 // relayHeader readies a target's response header for the client: its
 // hop-by-hop fields go, and the request id is added unless the target sent
-// one (in any case). Its Date goes too: fasthttp writes the proxy's own Date
-// on every response, as nginx does, and skips only a field spelled exactly
-// "Date", so a target's "date" would make two.
+// one (in any case). fasthttp writes the proxy's own Date on every response,
+// as nginx does, and skips only a target's field spelled exactly "Date": one
+// spelled otherwise goes here, or the client would get two.
 func relayHeader(h *fasthttp.ResponseHeader, reqID []byte) {
 	bits := scanResponseHop(h)
-	if bits&hasDate != 0 {
+	if bits&oddDate != 0 {
 		delFold(h, "Date")
 	}
-	if bits&^(hasRequestID|hasDate) != 0 {
+	if bits&^(hasRequestID|oddDate) != 0 {
 		deleteResponseHop(h, bits)
 	}
 	if bits&hasRequestID == 0 {

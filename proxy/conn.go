@@ -523,7 +523,7 @@ const (
 	lingerGone        // the client closed the connection, or it failed
 )
 
-// linger waits up to lingerFor for the client's next request. The burst
+// linger waits about lingerFor for the client's next request. The burst
 // ends instead when the server is shutting down (the idle wait sees it) or a
 // reload has changed the limits (the next burst takes them up).
 func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
@@ -531,10 +531,18 @@ func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
 		return lingerIdle
 	}
 	busy.Add(-1) // waiting, not serving
-	_ = cn.c.SetReadDeadline(time.Now().Add(lingerFor))
+	// The deadline is set twice lingerFor ahead and kept while at least
+	// lingerFor of it is left, so that a busy client's requests share one
+	// timer update among several: the wait lasts one to two lingerFor. It
+	// stays recorded in rdl, which is what the socket has: a later
+	// setReadTimeout, even to none, then replaces it.
+	now := time.Now()
+	if left := cn.rdl.Sub(now); cn.rdl.IsZero() || left < lingerFor || left > 2*lingerFor {
+		cn.rdl = now.Add(2 * lingerFor)
+		_ = cn.c.SetReadDeadline(cn.rdl)
+	}
 	_, err := br.Peek(1)
 	busy.Add(1)
-	cn.rdl = time.Time{} // whoever reads next sets the deadline it wants
 	switch {
 	case err == nil:
 		return lingerNext

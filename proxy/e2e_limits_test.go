@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +276,40 @@ func TestE2EIdleConnectionsReleaseWorkers(t *testing.T) {
 		if got := c.roundTrip(get).status(); got != 200 {
 			t.Errorf("connection %d, after going idle: got %d; want 200", i, got)
 		}
+	}
+}
+
+// TestE2ESlowBodyAfterLinger: a request that follows another at once on a
+// keep-alive connection (the worker was waiting for it, with a short read
+// deadline) may still send its body slowly. read_timeout is zero by default:
+// no bound on the body; the wait's deadline must not stay behind.
+func TestE2ESlowBodyAfterLinger(t *testing.T) {
+	up := startHTTPUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprintf(w, "received %d", n)
+	}))
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+	c := dialRaw(t, p.addr)
+	for i := range 3 {
+		if got := c.roundTrip("GET / HTTP/1.1\r\nHost: x\r\n\r\n").status(); got != 200 {
+			t.Fatalf("GET %d: got %d; want 200", i, got)
+		}
+	}
+	const chunk, chunks = 1000, 10
+	if _, err := fmt.Fprintf(c.conn, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", chunk*chunks); err != nil {
+		t.Fatal(err)
+	}
+	for range chunks { // 10 pieces 20 ms apart: far longer than the wait
+		time.Sleep(20 * time.Millisecond)
+		if _, err := c.conn.Write(bytes.Repeat([]byte("a"), chunk)); err != nil {
+			t.Fatalf("write body: %v", err)
+		}
+	}
+	resp, err := readRawResponse(c.br, "POST")
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	if want := fmt.Sprintf("received %d", chunk*chunks); resp.status() != 200 || string(resp.body) != want {
+		t.Errorf("got %d %q; want 200 %q", resp.status(), resp.body, want)
 	}
 }

@@ -53,10 +53,36 @@ func checkRequest(h *fasthttp.RequestHeader) int {
 	if host := h.Host(); len(host) > 0 && !validHost(host) {
 		return fasthttp.StatusBadRequest
 	}
-	if bytes.IndexByte(h.RequestURI(), '#') >= 0 {
+	if uri := h.RequestURI(); bytes.IndexByte(uri, '#') >= 0 || !validPathEscapes(uri) {
 		return fasthttp.StatusBadRequest
 	}
 	return 0
+}
+
+// validPathEscapes reports whether every % in the path of a request target
+// (before any ?) starts a percent-encoded octet, % and two hex digits (RFC
+// 3986 section 2.1). A path such as /a%zz is not one, and the parsers behind
+// a proxy disagree on it: some refuse it, some decode it their own way. The
+// query is forwarded as sent, as servers leave it undecoded until they read
+// it.
+func validPathEscapes(uri []byte) bool {
+	if q := bytes.IndexByte(uri, '?'); q >= 0 {
+		uri = uri[:q]
+	}
+	for i := 0; i < len(uri); i++ {
+		if uri[i] != '%' {
+			continue
+		}
+		if i+2 >= len(uri) || !isHexDigit(uri[i+1]) || !isHexDigit(uri[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // isToken reports whether b is an RFC 9110 token.

@@ -28,6 +28,12 @@ func TestE2EUpstreamErrors(t *testing.T) {
 	broken := startRawUpstream(t, func(*rawMessage) (string, bool) {
 		return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", true
 	})
+	zero := startRawUpstream(t, func(*rawMessage) (string, bool) {
+		return "HTTP/1.1 000 OK\r\nContent-Length: 0\r\n\r\n", true // fasthttp alone reads 000 as 200
+	})
+	version := startRawUpstream(t, func(*rawMessage) (string, bool) {
+		return "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", true
+	})
 	cases := []struct {
 		name       string
 		target     string
@@ -47,6 +53,20 @@ func TestE2EUpstreamErrors(t *testing.T) {
 		{
 			name:       "invalid response",
 			target:     broken.addr(),
+			wantStatus: 502,
+			wantBody:   string(bodyBadResponse),
+			maxTime:    2 * time.Second,
+		},
+		{
+			name:       "status 000",
+			target:     zero.addr(),
+			wantStatus: 502,
+			wantBody:   string(bodyBadResponse),
+			maxTime:    2 * time.Second,
+		},
+		{
+			name:       "HTTP/2.0 in an HTTP/1 status line",
+			target:     version.addr(),
 			wantStatus: 502,
 			wantBody:   string(bodyBadResponse),
 			maxTime:    2 * time.Second,

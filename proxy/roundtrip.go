@@ -195,14 +195,43 @@ func (p *hostPool[C]) done(cc C, br *bufio.Reader, closeConn bool) {
 // responses other than 101.
 func readResponseHeader(resp *fasthttp.Response, br *bufio.Reader) error {
 	for i := 0; i < 10; i++ {
+		if err := checkStatusLine(br); err != nil {
+			return err
+		}
 		if err := resp.Header.Read(br); err != nil {
 			return err
 		}
 		if s := resp.StatusCode(); s < 100 || s >= 200 || s == fasthttp.StatusSwitchingProtocols {
+			resp.Header.SetProtocol(protoHTTP11) // the proxy's own version (RFC 9110 section 6.2)
 			return nil
 		}
 	}
 	return errors.New("proxy: too many interim responses")
+}
+
+var (
+	errStatusLine = errors.New("proxy: the target's status line is not HTTP/1.0 or HTTP/1.1 with a status within 100-599")
+	protoHTTP11   = []byte("HTTP/1.1")
+)
+
+// checkStatusLine refuses a target's answer, before fasthttp parses it,
+// unless its status line starts with HTTP/1.0 or HTTP/1.1 and a status code
+// within 100-599: RFC 9110 section 15 calls others invalid, and fasthttp
+// would relay a status 000 as 200 OK. The line is peeked, not consumed.
+func checkStatusLine(br *bufio.Reader) error {
+	const n = len("HTTP/1.1 200")
+	b, err := br.Peek(n)
+	if err != nil {
+		return err
+	}
+	if string(b[:7]) != "HTTP/1." || (b[7] != '0' && b[7] != '1') || b[8] != ' ' ||
+		b[9] < '1' || b[9] > '5' || b[10] < '0' || b[10] > '9' || b[11] < '0' || b[11] > '9' {
+		return errStatusLine
+	}
+	if next, err := br.Peek(n + 1); err == nil && next[n] != ' ' && next[n] != '\r' && next[n] != '\n' {
+		return errStatusLine // a fourth digit, or anything else glued to the code
+	}
+	return nil
 }
 
 // bodyAllowed reports whether a response with this status may have a body.

@@ -129,6 +129,13 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 		defer stop()
 	}
+	// Signals are caught from before the listeners open: a SIGHUP or SIGTERM
+	// that arrives while Rampart starts must not take the default action
+	// (ending the process at once). They wait here and are handled once
+	// Rampart runs.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	srv, err := proxy.New(cfg, log, proxy.WithVersion(version))
 	if err != nil {
 		log.Error("cannot build the configuration", "error", err.Error())
@@ -143,8 +150,6 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info("rampart started", "version", version, "config", path)
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			log.Info("SIGHUP received; reloading the configuration")

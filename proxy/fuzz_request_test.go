@@ -72,6 +72,14 @@ func startFuzzProxy(f *testing.F) *fuzzProxy {
 `
 	// Short limits: an input that leaves a request unfinished ends fast.
 	yaml = strings.Replace(yaml, "    address: 127.0.0.1:0\n", "    address: 127.0.0.1:0\n    limits: {read_header_timeout: 2s, read_timeout: 2s, write_timeout: 2s, idle_timeout: 2s}\n", 1)
+	addr, pl := startFuzzServer(f, yaml)
+	return &fuzzProxy{addr: addr, up: up, log: pl}
+}
+
+// startFuzzServer starts a proxy on yaml (a smugglingConfig, given short
+// upstream timeouts here) for the inputs of one fuzzing process, and
+// returns its "web" address and the log of its panics.
+func startFuzzServer(f *testing.F, yaml string) (string, *panicLog) {
 	yaml = strings.Replace(yaml, "    retries: 0\n", "    retries: 0\n    timeouts: {connect: 1s, read: 2s}\n", 1)
 	cfg, err := config.Parse([]byte(yaml), "fuzz.yaml")
 	if err != nil {
@@ -90,7 +98,7 @@ func startFuzzProxy(f *testing.F) *fuzzProxy {
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	})
-	return &fuzzProxy{addr: srv.Addr("web"), up: up, log: pl}
+	return srv.Addr("web"), pl
 }
 
 // fuzzAnswerDeadline bounds how long the proxy may take to answer or close

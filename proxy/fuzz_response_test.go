@@ -3,18 +3,14 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/rampart-proxy/rampart/config"
 )
 
 // scriptedUpstream answers every request with the bytes it is given, then
@@ -102,26 +98,7 @@ func FuzzProxyResponse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	up := startScriptedUpstream(f)
-	yaml := strings.Replace(smugglingConfig(up.ln.Addr().String()), "    retries: 0\n",
-		"    retries: 0\n    timeouts: {connect: 1s, read: 2s}\n", 1)
-	cfg, err := config.Parse([]byte(yaml), "fuzz.yaml")
-	if err != nil {
-		f.Fatalf("config.Parse: %v\n%s", err, yaml)
-	}
-	pl := &panicLog{next: e2eLogger().Handler()}
-	srv, err := New(cfg, slog.New(pl))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	addr := srv.Addr("web")
+	addr, pl := startFuzzServer(f, smugglingConfig(up.ln.Addr().String()))
 
 	f.Fuzz(func(t *testing.T, answer []byte) {
 		if len(answer) > 64<<10 {

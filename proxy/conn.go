@@ -508,8 +508,9 @@ func (cn *conn) serveBurst() (keep bool) {
 	}
 }
 
-// lingerFor is how long a worker waits on its connection for the client's
-// next request before it hands the connection back to its idle goroutine.
+// lingerFor is about how long a worker waits on its connection for the
+// client's next request (one to two times it: see linger) before it hands
+// the connection back to its idle goroutine.
 // A busy client's next request usually comes within it and is read at once
 // into the burst's buffer: no hand-over between goroutines, no probe of the
 // socket, no buffers returned to their pools and taken again. It is short,

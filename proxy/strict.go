@@ -73,16 +73,12 @@ func validPathEscapes(uri []byte) bool {
 		if uri[i] != '%' {
 			continue
 		}
-		if i+2 >= len(uri) || !isHexDigit(uri[i+1]) || !isHexDigit(uri[i+2]) {
+		if i+2 >= len(uri) || !isHex(uri[i+1]) || !isHex(uri[i+2]) {
 			return false
 		}
 		i += 2
 	}
 	return true
-}
-
-func isHexDigit(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // isToken reports whether b is an RFC 9110 token.

@@ -355,9 +355,7 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 	}
 	setLimitHeaders(&out.Header, x)
 	if x.hsts {
-		// The route's policy, not the target's: its field goes in any case.
-		delFold(&out.Header, "Strict-Transport-Security")
-		out.Header.Set("Strict-Transport-Security", hstsValue)
+		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue)) // the route's policy, not the target's
 	}
 	if body == nil { // read whole: the target is free again
 		t.State.Release()

@@ -275,6 +275,14 @@ func relayHeader(h *fasthttp.ResponseHeader, reqID []byte) {
 	}
 }
 
+// setFold sets the field name of h to value, replacing the target's
+// fields of that name in any spelling: the proxy's value is the one that
+// counts.
+func setFold(h *fasthttp.ResponseHeader, name string, value []byte) {
+	delFold(h, name)
+	h.SetBytesV(name, value)
+}
+
 // delFold deletes the fields of h named name in any case, one spelling at a
 // time. The bound only guards against a field fasthttp lists but cannot
 // delete; a header has far fewer spellings of one name.

@@ -142,12 +142,9 @@ func setLimitHeaders(h *fasthttp.ResponseHeader, x *exchange) {
 	if x.limit == nil {
 		return
 	}
-	// The proxy's fields replace a target's, whatever the case of its names.
-	delFold(h, "RateLimit-Policy")
-	delFold(h, "RateLimit")
-	h.SetBytesV("RateLimit-Policy", x.limit.policyHeader)
+	setFold(h, "RateLimit-Policy", x.limit.policyHeader)
 	x.hdr = x.limit.policy.AppendHeader(x.hdr[:0], x.decision)
-	h.SetBytesV("RateLimit", x.hdr)
+	setFold(h, "RateLimit", x.hdr)
 }
 
 // sweepLimits clears expired keys from the in-memory stores every minute

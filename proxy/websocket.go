@@ -41,11 +41,7 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *r
 	br := bufio.NewReaderSize(up, 4<<10)
 	resp := &ctx.Response
 	resp.Header.DisableNormalizing()
-	err = checkStatusLine(br)
-	if err == nil {
-		err = resp.Header.Read(br)
-	}
-	if err != nil {
+	if err := readResponseHeader(resp, br); err != nil {
 		_ = up.Close()
 		resp.Reset()
 		status, body := statusForError(err)
@@ -53,7 +49,6 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *r
 		return
 	}
 	_ = up.SetReadDeadline(time.Time{})
-	resp.Header.SetProtocol(protoHTTP11) // the proxy's own version (RFC 9110 section 6.2)
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		// Refused upgrade: relay the answer (bounded) and drop the connection.
 		err := resp.ReadBody(br, 1<<20)

@@ -42,9 +42,8 @@ type matcher interface {
 	FindStringSubmatchIndex(s string) []int
 }
 
-type rxOp struct{ c *rxCompiled }
-
-// rxCompiled is memoized across rules and policies by pattern.
+// rxCompiled is the @rx operator, memoized across rules and policies by
+// pattern (Evaluate keeps no state of its own).
 type rxCompiled struct {
 	fast matcher    // RE2; nil when the pattern does not compile there
 	pre  *prefilter // nil when it could never say no (rxfilter.go)
@@ -101,7 +100,7 @@ func newRX(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rxOp{c: c.(*rxCompiled)}, nil
+	return c.(*rxCompiled), nil
 }
 
 func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, error) {
@@ -111,8 +110,7 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 	return m.Do(key, fn)
 }
 
-func (o *rxOp) Evaluate(tx plugintypes.TransactionState, value string) bool {
-	c := o.c
+func (c *rxCompiled) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	if c.pre != nil && !c.pre.mayMatch(value) {
 		return false
 	}

@@ -74,11 +74,11 @@ func (a *removeByTag) Type() plugintypes.ActionType { return plugintypes.ActionT
 // interface, so its exported fields are read with reflect; nil when they
 // are not laid out as expected.
 func (a *removeByTag) ruleIDs(tx plugintypes.TransactionState) []int {
-	v := reflect.ValueOf(tx)
-	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+	v, ok := pointedStruct(tx)
+	if !ok {
 		return nil
 	}
-	engine := v.Elem().FieldByName("WAF")
+	engine := v.FieldByName("WAF")
 	if !engine.IsValid() || engine.Kind() != reflect.Pointer || engine.IsNil() {
 		return nil
 	}

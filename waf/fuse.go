@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	coreruleset "github.com/corazawaf/coraza-coreruleset/v4"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
@@ -94,11 +93,10 @@ var transformationType = reflect.TypeFor[plugintypes.Transformation]()
 // need another identity. ok is false when the rule has multiMatch or its
 // fields are not laid out as expected.
 func ruleTransformations(rule any) (steps []plugintypes.Transformation, names []string, ok bool) {
-	v := reflect.ValueOf(rule)
-	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+	v, ok := pointedStruct(rule)
+	if !ok {
 		return nil, nil, false
 	}
-	v = v.Elem()
 	if mm := v.FieldByName("MultiMatch"); !mm.IsValid() || mm.Kind() != reflect.Bool || mm.Bool() {
 		return nil, nil, false
 	}
@@ -110,8 +108,7 @@ func ruleTransformations(rule any) (steps []plugintypes.Transformation, names []
 	if !found || fn.Type != transformationType {
 		return nil, nil, false
 	}
-	// The field is unexported: read it through its address.
-	f = reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem()
+	f = exposed(f) // the field is unexported
 	for i := range f.Len() {
 		t, _ := f.Index(i).FieldByIndex(fn.Index).Interface().(plugintypes.Transformation)
 		if t == nil {

@@ -119,12 +119,12 @@ func memoizeRuleMacros(rule any) {
 	if !memoizeMacros {
 		return
 	}
-	v := reflect.ValueOf(rule)
-	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+	v, ok := pointedStruct(rule)
+	if !ok {
 		return
 	}
 	for _, name := range []string{"Msg", "LogData"} {
-		f := v.Elem().FieldByName(name)
+		f := v.FieldByName(name)
 		if !f.IsValid() || !f.CanSet() || f.Type() != macroType || f.IsNil() {
 			continue
 		}

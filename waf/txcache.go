@@ -3,7 +3,6 @@ package waf
 import (
 	"reflect"
 	"sync"
-	"unsafe"
 )
 
 // Coraza keeps a transformation cache map in each transaction and clears
@@ -38,15 +37,15 @@ var bigCaches sync.Pool
 // *corazawaf.Transaction, whose field is unexported. ok is false when it is
 // not laid out as expected (TestTransformationCacheSwap notices).
 func transformationCache(tx any) (f reflect.Value, ok bool) {
-	v := reflect.ValueOf(tx)
-	if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
+	v, ok := pointedStruct(tx)
+	if !ok {
 		return reflect.Value{}, false
 	}
-	f = v.Elem().FieldByName("transformationCache")
+	f = v.FieldByName("transformationCache")
 	if !f.IsValid() || f.Kind() != reflect.Map || !f.CanAddr() {
 		return reflect.Value{}, false
 	}
-	return reflect.NewAt(f.Type(), unsafe.Pointer(f.UnsafeAddr())).Elem(), true
+	return exposed(f), true
 }
 
 // borrowBigCache gives tx a large cache kept from an earlier request, if

@@ -292,7 +292,7 @@ type rawUpstream struct {
 	handle func(req *rawMessage) (resp string, closeConn bool)
 }
 
-func startRawUpstream(t *testing.T, handle func(req *rawMessage) (string, bool)) *rawUpstream {
+func startRawUpstream(t testing.TB, handle func(req *rawMessage) (string, bool)) *rawUpstream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

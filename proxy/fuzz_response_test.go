@@ -5,65 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
-
-// scriptedUpstream answers every request with the bytes it is given, then
-// closes the connection.
-type scriptedUpstream struct {
-	ln     net.Listener
-	mu     sync.Mutex // guards answer
-	answer []byte
-}
-
-func startScriptedUpstream(tb testing.TB) *scriptedUpstream {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u := &scriptedUpstream{ln: ln}
-	tb.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go u.serve(c)
-		}
-	}()
-	return u
-}
-
-func (u *scriptedUpstream) set(answer []byte) {
-	u.mu.Lock()
-	u.answer = answer
-	u.mu.Unlock()
-}
-
-func (u *scriptedUpstream) serve(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(fuzzAnswerDeadline))
-	br := bufio.NewReader(c)
-	for { // the request's header; its body, if any, is not read
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	u.mu.Lock()
-	answer := u.answer
-	u.mu.Unlock()
-	_, _ = c.Write(answer)
-}
 
 // responseHopNames are the hop-by-hop fields no answer relayed from a target
 // may carry (net/http's Header canonicalizes names, so any spelling counts).
@@ -97,20 +43,28 @@ func FuzzProxyResponse(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	up := startScriptedUpstream(f)
-	addr, pl := startFuzzServer(f, smugglingConfig(up.ln.Addr().String()))
+	var mu sync.Mutex // guards answer
+	var answer string
+	up := startRawUpstream(f, func(*rawMessage) (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return answer, true // then the target closes its connection
+	})
+	addr, pl := startFuzzServer(f, smugglingConfig(up.addr()))
 
-	f.Fuzz(func(t *testing.T, answer []byte) {
-		if len(answer) > 64<<10 {
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if len(raw) > 64<<10 {
 			t.Skip("larger than the read buffer; nothing new")
 		}
-		up.set(answer)
+		mu.Lock()
+		answer = string(raw)
+		mu.Unlock()
 		got, err := exchangeRaw(addr, []byte("GET /f HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
 		if p := pl.take(); len(p) > 0 {
-			t.Fatalf("the proxy panicked on the answer %q: %s", answer, p)
+			t.Fatalf("the proxy panicked on the answer %q: %s", raw, p)
 		}
 		if err != nil {
-			t.Fatalf("answer %q: %v (got %q)", answer, err, got)
+			t.Fatalf("answer %q: %v (got %q)", raw, err, got)
 		}
 		if len(got) == 0 {
 			// Known: a body the target breaks off before the proxy has
@@ -121,36 +75,36 @@ func FuzzProxyResponse(f *testing.F) {
 		}
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(got)), &http.Request{Method: "GET"})
 		if err != nil {
-			t.Fatalf("answer %q: the client got what net/http cannot read (%v): %q", answer, err, got)
+			t.Fatalf("answer %q: the client got what net/http cannot read (%v): %q", raw, err, got)
 		}
 		// A body streamed from the target may be cut when the target
 		// breaks off: the proxy can only close the connection then.
 		if _, err := io.Copy(io.Discard, resp.Body); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			t.Fatalf("answer %q: reading the body: %v (got %q)", answer, err, got)
+			t.Fatalf("answer %q: reading the body: %v (got %q)", raw, err, got)
 		}
 		if resp.Proto != "HTTP/1.1" || resp.StatusCode < 100 || resp.StatusCode > 599 {
-			t.Errorf("answer %q: the client got %s %d; want HTTP/1.1 and a status within 100-599", answer, resp.Proto, resp.StatusCode)
+			t.Errorf("answer %q: the client got %s %d; want HTTP/1.1 and a status within 100-599", raw, resp.Proto, resp.StatusCode)
 		}
 		if resp.StatusCode == http.StatusSwitchingProtocols {
 			return // not an answer to this request; nothing more to check
 		}
 		for _, name := range responseHopNames {
 			if v, ok := resp.Header[name]; ok {
-				t.Errorf("answer %q: the client got %s: %q (got %q)", answer, name, v, got)
+				t.Errorf("answer %q: the client got %s: %q (got %q)", raw, name, v, got)
 			}
 		}
 		for _, v := range resp.Header["Connection"] {
 			for _, tok := range strings.Split(v, ",") {
 				if tok = strings.TrimSpace(strings.ToLower(tok)); tok != "close" && tok != "keep-alive" {
-					t.Errorf("answer %q: the client got Connection: %q (got %q)", answer, v, got)
+					t.Errorf("answer %q: the client got Connection: %q (got %q)", raw, v, got)
 				}
 			}
 		}
 		if n := len(resp.Header["Date"]); n > 1 {
-			t.Errorf("answer %q: %d Date fields (got %q)", answer, n, got)
+			t.Errorf("answer %q: %d Date fields (got %q)", raw, n, got)
 		}
 		if n := len(resp.Header["X-Request-Id"]); n != 1 {
-			t.Errorf("answer %q: %d X-Request-Id fields; want 1 (got %q)", answer, n, got)
+			t.Errorf("answer %q: %d X-Request-Id fields; want 1 (got %q)", raw, n, got)
 		}
 	})
 }

@@ -13,7 +13,10 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/rampart ./cmd/rampart
+# With Coraza patched as make builds it (third_party/coraza/README.md).
+RUN bash third_party/coraza/prepare.sh /tmp/build && \
+	CGO_ENABLED=0 go build -modfile=/tmp/build/rampart.mod -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/rampart ./cmd/rampart && \
+	/out/rampart version | grep -q "coraza v.* patched"
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/rampart /usr/local/bin/rampart

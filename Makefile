@@ -10,6 +10,16 @@ BIN     := bin
 LDFLAGS := -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
+# Coraza with Rampart's patches (third_party/coraza/README.md): every go
+# command here, and every one the tests start, builds with this go.mod,
+# which is the repository's plus a replace line for the patched copy. The
+# repository's go.mod stays stock, so a plain `go build` or `go install`
+# still works, with a slower WAF (`rampart version` says which it has).
+CORAZA_MODFILE := $(CURDIR)/build/rampart.mod
+export GOFLAGS := $(strip $(GOFLAGS) -modfile=$(CORAZA_MODFILE))
+# Tells waf's TestCorazaBuild which Coraza the tests must find.
+export RAMPART_CORAZA := patched
+
 # make run
 QUICKSTART ?= examples/quickstart.yaml
 DEMO_ADDR  ?= 127.0.0.1:9000
@@ -40,7 +50,7 @@ SOAK_DURATION ?= 10m
 SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
 .DEFAULT_GOAL := build
-.PHONY: all build run deps test lint fmt-check vet bench fuzz crs soak image clean help
+.PHONY: all build run deps test lint fmt-check vet bench fuzz crs soak image clean help coraza coraza-test
 
 all: build
 
@@ -54,9 +64,21 @@ help:
 	@echo "make crs     the OWASP CRS regression suite through a running Rampart (part of make test)"
 	@echo "make soak    load with faults (upstream and Redis kills, reloads) for SOAK_DURATION ($(SOAK_DURATION))"
 	@echo "make image   build the container image (needs Docker)"
+	@echo "make coraza  the patched Coraza the builds use, in build/ (third_party/coraza)"
 	@echo "make clean   remove build and benchmark output"
 
-build:
+# The patched Coraza, made again when go.mod, go.sum or the patch change.
+coraza: $(CORAZA_MODFILE)
+$(CORAZA_MODFILE): go.mod go.sum third_party/coraza/prepare.sh $(wildcard third_party/coraza/*.patch)
+	bash third_party/coraza/prepare.sh build
+
+# Coraza's own tests of the packages the patch changes, on the patched copy
+# (with Coraza's go.mod, hence GOFLAGS cleared).
+coraza-test: $(CORAZA_MODFILE)
+	cd build/coraza-$$($(GO) list -m -f '{{.Version}}' github.com/corazawaf/coraza/v3) && \
+		GOFLAGS= GOWORK=off $(GO) test -count=1 ./internal/collections/... ./internal/corazawaf/... ./internal/seclang/... ./testing/...
+
+build: $(CORAZA_MODFILE)
 	$(GOBUILD) -o $(BIN)/rampart ./cmd/rampart
 	$(GOBUILD) -o $(BIN)/rampart-demo ./examples/demo
 
@@ -85,14 +107,14 @@ deps:
 	fi
 
 fmt-check:
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	@out=$$(find . -path ./build -prune -o -name '*.go' -print | xargs gofmt -l); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-vet:
+vet: $(CORAZA_MODFILE)
 	$(GO) vet ./...
 
 lint: fmt-check vet
 
-test: deps lint
+test: deps lint coraza-test
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@dirs=""; for p in $(RACE_PKGS); do [ -d "$${p%/...}" ] && dirs="$$dirs $$p"; done; \
 	pkgs=""; if [ -n "$$dirs" ]; then pkgs=$$($(GO) list $$dirs) || exit 1; fi; \
@@ -101,12 +123,12 @@ test: deps lint
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$pkgs
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 
-bench:
+bench: $(CORAZA_MODFILE)
 	bash bench/run.sh
 
 # Runs each Fuzz function of every package, one at a time (go test -fuzz
 # takes a single target).
-fuzz:
+fuzz: $(CORAZA_MODFILE)
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
@@ -115,16 +137,16 @@ fuzz:
 	done
 
 clean:
-	rm -rf $(BIN) bench/.out coverage.out cover.out coverage.html
+	rm -rf $(BIN) build bench/.out coverage.out cover.out coverage.html
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t rampart:$(VERSION) .
 
-crs:
-	go test -count=1 -run TestCRSRegressionThroughProxy -v ./proxy
+crs: $(CORAZA_MODFILE)
+	$(GO) test -count=1 -run TestCRSRegressionThroughProxy -v ./proxy
 
 # Steady load through the WAF, rate limits and balancing while upstreams and
 # Redis are killed and the config reloaded; fails on a leak or an avoidable
 # failed request. Needs redis-server.
-soak:
+soak: $(CORAZA_MODFILE)
 	$(GO) run ./bench/soak -duration $(SOAK_DURATION)

@@ -20,6 +20,8 @@
 #   BASE_PORT  [18080] upstream port; the proxies listen on the next three
 #   LOAD_CPU   [0]     CPU of wrk and the upstream
 #   PROXY_CPU  [1]     CPU of the proxy
+#   CORAZA     [patched] patched: Rampart built as make builds it, with the patched Coraza (third_party/coraza);
+#              stock: with Coraza as go.mod names it, as `go install` builds it
 #
 # Everything generated goes to bench/.out/; the tables are printed and written
 # to bench/.out/results.md, every single run to bench/.out/raw.tsv.
@@ -37,6 +39,7 @@ IDLE_PROXIES=${IDLE_PROXIES:-rampart,nginx,haproxy}
 BASE_PORT=${BASE_PORT:-18080}
 LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
+CORAZA=${CORAZA:-patched}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
@@ -713,7 +716,16 @@ main() {
 		port_open "$port" && die "port $port (for $s) is in use; set BASE_PORT"
 	done
 
-	log "building the upstream, idleconns and rampart"
+	log "building the upstream, idleconns and rampart (coraza $CORAZA)"
+	case $CORAZA in
+	patched)
+		bash "$ROOT/third_party/coraza/prepare.sh" "$ROOT/build" >"$LOGS/coraza.log" 2>&1 ||
+			die "preparing the patched Coraza failed; see $LOGS/coraza.log"
+		export GOFLAGS="-modfile=$ROOT/build/rampart.mod"
+		;;
+	stock) export GOFLAGS= ;;
+	*) die "CORAZA must be patched or stock, not $CORAZA" ;;
+	esac
 	go_build "$OUT/upstream" ./bench/upstream || die "building bench/upstream failed; see $LOGS/build-upstream.log"
 	go_build "$OUT/idleconns" ./bench/idleconns || die "building bench/idleconns failed; see $LOGS/build-idleconns.log"
 	if has "$PROXIES" fasthttp; then

@@ -20,6 +20,7 @@ import (
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/proxy"
 	"github.com/rampart-proxy/rampart/ratelimit"
+	"github.com/rampart-proxy/rampart/waf"
 )
 
 // version is stamped by the Makefile with -ldflags "-X main.version=...".
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "waf":
 		return cmdWAF(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "rampart %s\n", version)
+		fmt.Fprintf(stdout, "rampart %s\n%s\n", version, waf.CorazaBuild())
 		return 0
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -148,7 +149,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err := srv.WatchConfig(); err != nil {
 		log.Warn("not watching the config file; reload with SIGHUP", "error", err.Error())
 	}
-	log.Info("rampart started", "version", version, "config", path)
+	log.Info("rampart started", "version", version, "config", path, "waf", waf.CorazaBuild())
 
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {

@@ -183,6 +183,27 @@ func (w *logWatcher) waitLine(msg, key string, d time.Duration) map[string]any {
 // TestProcessRunAndSIGTERM runs the built binary, proxies requests through
 // it, and checks that SIGTERM lets an in-flight request finish and that the
 // process exits 0 within its grace period.
+// TestBinaryVersion checks what a built binary says of itself: its Coraza
+// version, and whether that Coraza has Rampart's patches, which the
+// Makefile's builds must have (RAMPART_CORAZA=patched, set by make).
+func TestBinaryVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	out, err := exec.Command(buildBinary(t), "version").Output()
+	if err != nil {
+		t.Fatalf("rampart version: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "rampart ") || !strings.HasPrefix(lines[1], "coraza v3.") {
+		t.Fatalf("rampart version printed %q; want the rampart line, then the coraza version", out)
+	}
+	coraza := strings.Fields(lines[1]) // coraza VERSION patched|stock ...
+	if want := os.Getenv("RAMPART_CORAZA"); want != "" && (len(coraza) < 3 || coraza[2] != want) {
+		t.Errorf("rampart version: %q; want Coraza %s", lines[1], want)
+	}
+}
+
 func TestProcessRunAndSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")

@@ -116,6 +116,8 @@ lint: fmt-check vet
 
 test: deps lint coraza-test
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@echo "the WAF's tests again, on stock Coraza (what go install builds)"
+	GOFLAGS= RAMPART_CORAZA=stock $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./waf/...
 	@dirs=""; for p in $(RACE_PKGS); do [ -d "$${p%/...}" ] && dirs="$$dirs $$p"; done; \
 	pkgs=""; if [ -n "$$dirs" ]; then pkgs=$$($(GO) list $$dirs) || exit 1; fi; \
 	if [ -z "$$pkgs" ]; then echo "race: none of $(RACE_PKGS) exists yet"; exit 0; fi; \

@@ -168,18 +168,21 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	}
 	p.addHeaders(tx, h)
 
+	stock := !CorazaPatched() // only stock Coraza grows large caches (txcache.go)
 	if it := tx.ProcessRequestHeaders(); it == nil {
 		if tx.IsRequestBodyAccessible() {
 			v.writeBody(req)
 		}
 		if !tx.IsInterrupted() {
-			if cl := req.Header.ContentLength(); cl >= largeBody || cl == -1 {
+			if cl := req.Header.ContentLength(); stock && (cl >= largeBody || cl == -1) {
 				borrowBigCache(tx)
 			}
 			_, _ = tx.ProcessRequestBody()
 		}
 	}
-	releaseBigCache(tx) // txcache.go
+	if stock {
+		releaseBigCache(tx)
+	}
 	v.decide()
 	done = true
 	if !p.inspectRx || v.Status != 0 {

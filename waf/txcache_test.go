@@ -15,6 +15,9 @@ import (
 // bigCaches and its transaction with an empty one; a transaction lends it
 // out and takes it back.
 func TestTransformationCacheSwap(t *testing.T) {
+	if CorazaPatched() {
+		t.Skip("patched Coraza grows no large caches, and Inspect swaps none (make test runs ./waf stock too)")
+	}
 	p := policy(t, "cache-swap", config.WAFPolicy{Mode: config.WAFModeBlock})
 	body := benchJSON()
 	raw := "POST /api/orders HTTP/1.1\n" + browserHeaders + "\nContent-Type: application/json\nContent-Length: " +

@@ -13,8 +13,8 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-# With Coraza patched as make builds it (third_party/coraza/README.md).
-RUN bash third_party/coraza/prepare.sh /tmp/build && \
+# With Coraza patched as make builds it (waf/corazapatch/README.md).
+RUN bash waf/corazapatch/prepare.sh /tmp/build && \
 	CGO_ENABLED=0 go build -modfile=/tmp/build/rampart.mod -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/rampart ./cmd/rampart && \
 	/out/rampart version | grep -q "coraza v.* patched"
 

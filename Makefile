@@ -10,7 +10,7 @@ BIN     := bin
 LDFLAGS := -X main.version=$(VERSION)
 GOBUILD := CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)"
 
-# Coraza with Rampart's patches (third_party/coraza/README.md): every go
+# Coraza with Rampart's patches (waf/corazapatch/README.md): every go
 # command here, and every one the tests start, builds with this go.mod,
 # which is the repository's plus a replace line for the patched copy. The
 # repository's go.mod stays stock, so a plain `go build` or `go install`
@@ -64,13 +64,13 @@ help:
 	@echo "make crs     the OWASP CRS regression suite through a running Rampart (part of make test)"
 	@echo "make soak    load with faults (upstream and Redis kills, reloads) for SOAK_DURATION ($(SOAK_DURATION))"
 	@echo "make image   build the container image (needs Docker)"
-	@echo "make coraza  the patched Coraza the builds use, in build/ (third_party/coraza)"
+	@echo "make coraza  the patched Coraza the builds use, in build/ (waf/corazapatch)"
 	@echo "make clean   remove build and benchmark output"
 
 # The patched Coraza, made again when go.mod, go.sum or the patch change.
 coraza: $(CORAZA_MODFILE)
-$(CORAZA_MODFILE): go.mod go.sum third_party/coraza/prepare.sh $(wildcard third_party/coraza/*.patch)
-	bash third_party/coraza/prepare.sh build
+$(CORAZA_MODFILE): go.mod go.sum waf/corazapatch/prepare.sh $(wildcard waf/corazapatch/*.patch)
+	bash waf/corazapatch/prepare.sh build
 
 # Coraza's own tests of the packages the patch changes, on the patched copy
 # (with Coraza's go.mod, hence GOFLAGS cleared).

@@ -20,7 +20,7 @@
 #   BASE_PORT  [18080] upstream port; the proxies listen on the next three
 #   LOAD_CPU   [0]     CPU of wrk and the upstream
 #   PROXY_CPU  [1]     CPU of the proxy
-#   CORAZA     [patched] patched: Rampart built as make builds it, with the patched Coraza (third_party/coraza);
+#   CORAZA     [patched] patched: Rampart built as make builds it, with the patched Coraza (waf/corazapatch);
 #              stock: with Coraza as go.mod names it, as `go install` builds it
 #
 # Everything generated goes to bench/.out/; the tables are printed and written
@@ -719,7 +719,7 @@ main() {
 	log "building the upstream, idleconns and rampart (coraza $CORAZA)"
 	case $CORAZA in
 	patched)
-		bash "$ROOT/third_party/coraza/prepare.sh" "$ROOT/build" >"$LOGS/coraza.log" 2>&1 ||
+		bash "$ROOT/waf/corazapatch/prepare.sh" "$ROOT/build" >"$LOGS/coraza.log" 2>&1 ||
 			die "preparing the patched Coraza failed; see $LOGS/coraza.log"
 		export GOFLAGS="-modfile=$ROOT/build/rampart.mod"
 		;;

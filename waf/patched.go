@@ -7,10 +7,10 @@ import (
 	"github.com/corazawaf/coraza/v3"
 )
 
-// Rampart builds Coraza with a few patches of its own (third_party/coraza:
+// Rampart builds Coraza with a patch of its own (waf/corazapatch:
 // a transaction reuses what it read from a collection until the collection
 // changes, and a single transformation is not cached). `make build` and the
-// container image apply them; a plain `go build` or `go install` uses stock
+// container image apply it; a plain `go build` or `go install` uses stock
 // Coraza, which gives the same verdicts more slowly. CorazaBuild says which
 // one this binary has.
 

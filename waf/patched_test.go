@@ -8,7 +8,7 @@ import (
 
 // TestCorazaBuild checks that the tests run on the Coraza they are meant to:
 // the Makefile sets RAMPART_CORAZA=patched, so a `make test` whose build
-// lost the patch (third_party/coraza) fails here rather than passing slower.
+// lost the patch (waf/corazapatch) fails here rather than passing slower.
 func TestCorazaBuild(t *testing.T) {
 	want := os.Getenv("RAMPART_CORAZA")
 	got := "stock"

@@ -22,7 +22,7 @@ import (
 // Replacing large caches by empty ones instead made the POST 13% dearer
 // (the map grows again each time).
 //
-// Only stock Coraza needs this: patched (third_party/coraza), it caches no
+// Only stock Coraza needs this: patched (waf/corazapatch), it caches no
 // single transformation, and every chain of the CRS is one (fuse.go), so
 // the cache stays small and Inspect leaves it alone.
 

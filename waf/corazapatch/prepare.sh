@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares the patched Coraza that Rampart's builds use (README.md here).
 #
-#   bash third_party/coraza/prepare.sh [OUT]     OUT defaults to build/
+#   bash waf/corazapatch/prepare.sh [OUT]     OUT defaults to build/
 #
 # Copies the Coraza module that go.mod names out of the module cache into
 # OUT/coraza-VERSION, applies VERSION.patch from this folder, and writes
@@ -29,8 +29,8 @@ export GOFLAGS= GOWORK=off
 version=$(go list -m -f '{{.Version}}' "$module")
 patch=$here/$version.patch
 if [ ! -f "$patch" ]; then
-	echo "prepare.sh: go.mod asks for Coraza $version, and third_party/coraza has no $version.patch" >&2
-	echo "prepare.sh: port the patch to $version first (third_party/coraza/README.md)" >&2
+	echo "prepare.sh: go.mod asks for Coraza $version, and waf/corazapatch has no $version.patch" >&2
+	echo "prepare.sh: port the patch to $version first (waf/corazapatch/README.md)" >&2
 	exit 1
 fi
 

@@ -50,7 +50,7 @@ SOAK_DURATION ?= 10m
 SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
 .DEFAULT_GOAL := build
-.PHONY: all build run deps test lint fmt-check vet bench fuzz crs soak image clean help coraza coraza-test
+.PHONY: all build run deps test lint fmt-check vet bench fuzz crs soak image clean help coraza coraza-test coraza-verdicts
 
 all: build
 
@@ -65,6 +65,7 @@ help:
 	@echo "make soak    load with faults (upstream and Redis kills, reloads) for SOAK_DURATION ($(SOAK_DURATION))"
 	@echo "make image   build the container image (needs Docker)"
 	@echo "make coraza  the patched Coraza the builds use, in build/ (waf/corazapatch)"
+	@echo "make coraza-verdicts  the whole CRS suite on stock and patched Coraza: the same rules must fire (part of make test)"
 	@echo "make clean   remove build and benchmark output"
 
 # The patched Coraza, made again when go.mod, go.sum or the patch change.
@@ -77,6 +78,18 @@ $(CORAZA_MODFILE): go.mod go.sum waf/corazapatch/prepare.sh $(wildcard waf/coraz
 coraza-test: $(CORAZA_MODFILE)
 	cd build/coraza-$$($(GO) list -m -f '{{.Version}}' github.com/corazawaf/coraza/v3) && \
 		GOFLAGS= GOWORK=off $(GO) test -count=1 ./internal/collections/... ./internal/corazawaf/... ./internal/seclang/... ./testing/...
+
+# The patch must change no verdict: the whole CRS regression suite, run in
+# process on stock and on patched Coraza, must fire the same rules for
+# every one of its tests.
+coraza-verdicts: $(CORAZA_MODFILE)
+	GOFLAGS= RAMPART_CRS=all RAMPART_CRS_FIRED=$(CURDIR)/build/fired-stock.txt \
+		$(GO) test -count=1 -run '^TestCRSRegression$$' ./waf/crstest
+	RAMPART_CRS=all RAMPART_CRS_FIRED=$(CURDIR)/build/fired-patched.txt \
+		$(GO) test -count=1 -run '^TestCRSRegression$$' ./waf/crstest
+	@diff build/fired-stock.txt build/fired-patched.txt >build/fired.diff || \
+		{ echo "the Coraza patch changed which rules fire (build/fired.diff):"; head -20 build/fired.diff; exit 1; }
+	@echo "stock and patched Coraza fire the same rules in all $$(wc -l <build/fired-stock.txt) CRS tests"
 
 build: $(CORAZA_MODFILE)
 	$(GOBUILD) -o $(BIN)/rampart ./cmd/rampart
@@ -114,7 +127,7 @@ vet: $(CORAZA_MODFILE)
 
 lint: fmt-check vet
 
-test: deps lint coraza-test
+test: deps lint coraza-test coraza-verdicts
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	@echo "the WAF's tests again, on stock Coraza (what go install builds)"
 	GOFLAGS= RAMPART_CORAZA=stock $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./waf/...

@@ -12,4 +12,8 @@
 // caller always closes the Verdict once the request is done. Audit events
 // (one JSON line per transaction that matched a rule) are written off the
 // request path by an AuditLog; Hooks report counts to the metrics package.
+//
+// The Makefile builds Coraza with a patch of Rampart's that makes its rule
+// engine cheaper and changes no verdict (corazapatch/README.md);
+// CorazaBuild says whether a binary has it.
 package waf

@@ -17,8 +17,9 @@ import (
 // corazaModule is Coraza's module path.
 const corazaModule = "github.com/corazawaf/coraza/v3"
 
-// CorazaPatched reports whether this binary's Coraza has Rampart's patches.
-// It looks for what the patch adds to a transaction, the fields copies.
+// CorazaPatched reports whether this binary's Coraza has Rampart's patch.
+// It looks for what the patch adds to a transaction: a field "fields" of
+// type fieldCopies.
 var CorazaPatched = sync.OnceValue(func() bool {
 	w, err := coraza.NewWAF(coraza.NewWAFConfig())
 	if err != nil {
@@ -27,7 +28,11 @@ var CorazaPatched = sync.OnceValue(func() bool {
 	tx := w.NewTransaction()
 	defer tx.Close()
 	v, ok := pointedStruct(tx)
-	return ok && v.FieldByName("fields").IsValid()
+	if !ok {
+		return false
+	}
+	f := v.FieldByName("fields")
+	return f.IsValid() && f.Type().Name() == "fieldCopies"
 })
 
 // CorazaBuild describes this binary's Coraza: its version, then "patched"

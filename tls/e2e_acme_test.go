@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,7 +78,7 @@ func TestPebbleHTTP01(t *testing.T) {
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(plain)
 	defer srv.Close()
-	addr := serveTLS(t, m, "")
+	addr := serveTLS(t, m, nil)
 	root, rootFile := p.Root(t)
 
 	body, cs, err := httpsGet(t, addr, host, root)
@@ -102,15 +101,15 @@ func TestPebbleHTTP01(t *testing.T) {
 // TestPebbleTLSALPN01 gets a certificate through TLS-ALPN-01, answered by
 // the handshake of the listener itself.
 func TestPebbleTLSALPN01(t *testing.T) {
-	tlsPort := freePort(t)
-	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: tlsPort})
+	tlsLn := listen(t)
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: port(tlsLn)})
 	const host = "alpn.rampart.test"
 	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, host)}, Options{NoHTTP01: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	addr := serveTLS(t, m, "127.0.0.1:"+strconv.Itoa(tlsPort))
+	addr := serveTLS(t, m, tlsLn)
 	root, rootFile := p.Root(t)
 
 	body, cs, err := httpsGet(t, addr, host, root)

@@ -3,7 +3,6 @@ package tls
 import (
 	"context"
 	"crypto/tls"
-	"strconv"
 	"testing"
 	"time"
 
@@ -20,8 +19,8 @@ import (
 // certificate A cached. One order, one certificate, served by both.
 func TestPebbleRedisOneOrder(t *testing.T) {
 	redisAddr := startRedis(t)
-	tlsPort := freePort(t)
-	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: tlsPort})
+	tlsLn := listen(t)
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: port(tlsLn)})
 	const host = "shared.rampart.test"
 	const prefix = "rampart-test:"
 	a := &config.ACME{
@@ -40,7 +39,7 @@ func TestPebbleRedisOneOrder(t *testing.T) {
 		return m
 	}
 	mA, mB := instance(), instance()
-	serveTLS(t, mB, "127.0.0.1:"+strconv.Itoa(tlsPort))
+	serveTLS(t, mB, tlsLn)
 	root, _ := p.Root(t)
 
 	type result struct {

@@ -28,16 +28,28 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// serveTLS serves HTTP on a TLS listener configured by m, at addr ("" for a
-// free port), answering "ok from NAME". It returns the address.
-func serveTLS(t testing.TB, m *Manager, addr string) string {
+// listen opens a loopback listener on a free port. A test that must tell
+// Pebble its port before serving opens it first: a port only reported free
+// (freePort) can be taken meanwhile by one of Pebble's own listeners.
+func listen(t testing.TB) net.Listener {
 	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// port is ln's port.
+func port(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
+
+// serveTLS serves HTTP over TLS configured by m on ln (nil: a new listener
+// on a free port), answering "ok from NAME". It returns the address.
+func serveTLS(t testing.TB, m *Manager, ln net.Listener) string {
+	t.Helper()
+	if ln == nil {
+		ln = listen(t)
 	}
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

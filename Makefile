@@ -74,9 +74,10 @@ $(CORAZA_MODFILE): go.mod go.sum waf/corazapatch/prepare.sh $(wildcard waf/coraz
 	bash waf/corazapatch/prepare.sh build
 
 # Coraza's own tests of the packages the patch changes, on the patched copy
-# (with Coraza's go.mod, hence GOFLAGS cleared).
+# that the modfile's replace line names (with Coraza's go.mod, hence GOFLAGS
+# cleared).
 coraza-test: $(CORAZA_MODFILE)
-	cd build/coraza-$$($(GO) list -m -f '{{.Version}}' github.com/corazawaf/coraza/v3) && \
+	cd "$$(sed -n 's/^replace .* => //p' $(CORAZA_MODFILE))" && \
 		GOFLAGS= GOWORK=off $(GO) test -count=1 ./internal/collections/... ./internal/corazawaf/... ./internal/seclang/... ./testing/...
 
 # The patch must change no verdict: the whole CRS regression suite, run in

@@ -7,9 +7,10 @@ import (
 
 // Coraza exports no interface for some of what Rampart needs of its rules
 // and transactions (a rule's transformations, a transaction's cache map,
-// the engine's rule list), so fuse.go, logdata.go, ctltag.go and
-// txcache.go read those fields with reflect. Each checks the layout it
-// expects and does nothing when it finds another; their tests fail then.
+// the engine's rule list, the field Rampart's Coraza patch adds), so
+// fuse.go, logdata.go, ctltag.go, txcache.go and patched.go read those
+// fields with reflect. Each checks the layout it expects and does nothing
+// when it finds another; their tests fail then.
 
 // pointedStruct returns the struct x points to; ok is false when x is not a
 // non-nil pointer to a struct.

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testpebble"
 )
 
 // e2eTimeout bounds every network wait of these tests.
@@ -126,16 +127,11 @@ func indent(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freeAddr returns a loopback address on which nothing listens.
+// freeAddr returns a loopback address on which nothing listens, never one
+// given out before in this process (Pebble's ports included).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	return testpebble.FreeAddr(t)
 }
 
 // httpUpstream is an httptest server that counts the connections it accepts.

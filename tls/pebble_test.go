@@ -13,19 +13,16 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testpebble"
 )
 
 // The end-to-end tests run Pebble through internal/testpebble.
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago, never
+// one given out before in this process (Pebble's ports included).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testpebble.FreePort(t)
 }
 
 // listen opens a loopback listener on a free port. A test that must tell

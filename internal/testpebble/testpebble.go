@@ -137,15 +137,36 @@ func (p *Pebble) Root(t testing.TB) (pemBytes []byte, file string) {
 }
 
 // FreeAddr returns a loopback TCP address that was free a moment ago.
+//
+// The kernel may give a port it just handed out, and closed, to the next
+// listener on port 0: a test that reserves its proxy's ports and then starts
+// Pebble could see Pebble bind one of them. So no address is returned twice
+// in one test process; every free-port helper of the tests draws from here.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	given.mu.Lock()
+	defer given.mu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !given.addrs[addr] {
+			given.addrs[addr] = true
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("testpebble: no loopback port that was not given out before")
+	return ""
 }
+
+// given holds the addresses FreeAddr returned.
+var given = struct {
+	mu    sync.Mutex // guards addrs
+	addrs map[string]bool
+}{addrs: map[string]bool{}}
 
 // FreePort is FreeAddr's port.
 func FreePort(t testing.TB) int {

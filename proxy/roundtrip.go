@@ -114,10 +114,24 @@ func isConnGone(err error) bool {
 // handed to the returned body.
 func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Response) (io.ReadCloser, error) {
 	conn := cc.Conn()
+	tc, _ := conn.(*timeoutConn)
 	bw := p.hc.AcquireWriter(conn) // the write timeout is timeoutConn's
+	writes := 0
+	if tc != nil {
+		writes = tc.writes
+	}
 	err := req.Write(bw)
+	awaited := false
 	if err == nil {
+		if tc != nil && tc.rc != nil && tc.writes == writes {
+			// The request is whole in bw: the flush sends it in one piece
+			// and returns once the answer is there.
+			tc.await, awaited = true, true
+		}
 		err = bw.Flush()
+		if tc != nil {
+			tc.await = false
+		}
 	}
 	p.hc.ReleaseWriter(bw)
 	if err != nil {
@@ -128,7 +142,7 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 		return nil, err
 	}
 
-	if busy.Load() > 1 {
+	if !awaited && busy.Load() > 1 {
 		// Other requests are in flight: let them run while the target works
 		// on this one. Reading at once would mostly find nothing yet, which
 		// costs a system call and a trip through the poller; after the

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -103,41 +104,74 @@ func (t *transport) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, &dialError{err: err}
 	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	if t.read <= 0 && t.write <= 0 {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
 		return c, nil
 	}
-	return &timeoutConn{Conn: c, read: t.read, write: t.write}, nil
+	_ = tc.SetNoDelay(true)
+	out := &timeoutConn{Conn: c, read: t.read, write: t.write}
+	if rc, err := tc.SyscallConn(); err == nil {
+		out.rc = rc
+		out.awaitFn = out.awaitStep
+	}
+	return out, nil
 }
 
-// timeoutConn bounds each Read by the read timeout, from the moment the read
-// starts: a target that stops sending for that long is timed out, however long
-// the whole response takes. Moving a deadline costs a timer update in the
-// runtime, so it is moved only when less than nine tenths of the timeout is
-// left: a read then waits between 0.9 and 1 times the timeout.
+// timeoutConn is an upstream TCP connection. It bounds each Read by the read
+// timeout, from the moment the read starts: a target that stops sending for
+// that long is timed out, however long the whole response takes. Moving a
+// deadline costs a timer update in the runtime, so it is moved only when less
+// than nine tenths of the timeout is left: a read then waits between 0.9 and 1
+// times the timeout. A zero timeout is no bound.
+//
+// It also sends a request and waits for the answer the way an event loop
+// does (see writeAwait).
 type timeoutConn struct {
 	net.Conn
 	read, write time.Duration
 	rdl, wdl    time.Time // the deadlines last set
+
+	rc      syscall.RawConn
+	awaitFn func(fd uintptr) bool // awaitStep, bound once
+	writes  int                   // Write calls so far
+	await   bool                  // the next Write is a whole request: writeAwait it
+	// writeAwait's state, shared with awaitStep.
+	pending []byte
+	sent    int
+	werr    error
+	written bool
+	waitErr error // the wait failed (the read timeout passed): the next Read fails with it
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
-	if c.read > 0 {
-		now := time.Now()
-		if c.rdl.Sub(now) < c.read-c.read/10 {
-			c.rdl = now.Add(c.read)
-			if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
-				return 0, err
-			}
-		}
+	if err := c.waitErr; err != nil {
+		c.waitErr = nil
+		return 0, err
+	}
+	if err := c.readDeadline(); err != nil {
+		return 0, err
 	}
 	return c.Conn.Read(p)
 }
 
+func (c *timeoutConn) readDeadline() error {
+	if c.read > 0 {
+		now := time.Now()
+		if c.rdl.Sub(now) < c.read-c.read/10 {
+			c.rdl = now.Add(c.read)
+			return c.Conn.SetReadDeadline(c.rdl)
+		}
+	}
+	return nil
+}
+
 // Write bounds each write by the write timeout, the same way.
 func (c *timeoutConn) Write(p []byte) (int, error) {
+	c.writes++
+	if c.await {
+		c.await = false
+		return c.writeAwait(p)
+	}
 	if c.write > 0 {
 		now := time.Now()
 		if c.wdl.Sub(now) < c.write-c.write/10 {
@@ -148,6 +182,63 @@ func (c *timeoutConn) Write(p []byte) (int, error) {
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// writeAwait writes p, a whole request, and returns once the answer can be
+// read, or the read timeout has passed: the Read that follows then fails at
+// once, so that a silent target is timed out after the read timeout, not
+// twice it.
+//
+// Writing and then reading at once mostly finds nothing yet: a system call
+// that returns EAGAIN, then a wait in the poller, then the read again. An
+// event loop such as nginx's instead reads only when the poller says the
+// socket is readable. Go's poller has no wait without a read, and a raw read
+// of the connection forgets any readiness seen before it starts; so the
+// write is made from inside the raw read, after that point, and the readiness
+// its answer brings cannot be missed. What the socket does not take in one
+// system call is written the usual way, without the wait.
+func (c *timeoutConn) writeAwait(p []byte) (int, error) {
+	if err := c.readDeadline(); err != nil {
+		return 0, err
+	}
+	c.pending, c.sent, c.werr, c.written = p, 0, nil, false
+	err := c.rc.Read(c.awaitFn)
+	n, werr := c.sent, c.werr
+	c.pending, c.werr = nil, nil
+	if werr != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
+	}
+	if n < len(p) {
+		m, err := c.Write(p[n:])
+		return n + m, err
+	}
+	c.waitErr = err
+	return n, nil
+}
+
+// awaitStep is the raw read's callback: the first call writes the request,
+// and asks to wait if it all went out; the next comes once the socket is
+// readable (or on a spurious wake, which the Read that follows copes with).
+func (c *timeoutConn) awaitStep(fd uintptr) bool {
+	if c.written {
+		return true
+	}
+	c.written = true
+	for c.sent < len(c.pending) {
+		n, err := syscall.Write(int(fd), c.pending[c.sent:])
+		if n > 0 {
+			c.sent += n
+		}
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			return true // the socket is full: the rest goes the usual way
+		case err != nil:
+			c.werr = err
+			return true
+		}
+	}
+	return false
 }
 
 // isTimeout reports whether err is a timeout waiting for the target.

@@ -58,15 +58,19 @@ type connServer struct {
 type conn struct {
 	s      *connServer
 	c      net.Conn
-	rc     syscall.RawConn // nil when the socket cannot be probed (TLS)
+	rc     syscall.RawConn // the TCP socket's (under TLS too); nil when it is not TCP
 	ip     netip.Addr
 	probe  func(uintptr) bool // c.probeFD, bound once
 	woken  bool               // the poller reported the socket readable
 	probed [1]byte
-	result chan bool // the worker's verdict: keep the connection open
-	active atomic.Bool
-	served uint64    // requests served on the connection
-	rdl    time.Time // the read deadline last set (zero: none)
+	// flushW, when set, is flushed by probeFD instead of probing (see
+	// linger), with flushErr its error.
+	flushW   *bufio.Writer
+	flushErr error
+	result   chan bool // the worker's verdict: keep the connection open
+	active   atomic.Bool
+	served   uint64    // requests served on the connection
+	rdl      time.Time // the read deadline last set (zero: none)
 	// inPlace is the size of a request body served from the read buffer
 	// without a copy; it is consumed after the response.
 	inPlace int
@@ -245,6 +249,11 @@ func (cn *conn) probeFD(fd uintptr) bool {
 		return true // readable, or closed: the worker's read will tell
 	}
 	cn.woken = true
+	if bw := cn.flushW; bw != nil {
+		cn.flushW = nil
+		cn.flushErr = bw.Flush()
+		return cn.flushErr != nil // then wait, unless the flush failed
+	}
 	return !nothingToRead(fd, &cn.probed)
 }
 
@@ -480,16 +489,19 @@ func (cn *conn) serveBurst() (keep bool) {
 		ctx.Request.Reset()
 		ctx.Response.Reset()
 		if closeAfter || br.Buffered() == 0 {
-			if err := bw.Flush(); err != nil {
-				return false
-			}
 			if closeAfter {
+				_ = bw.Flush()
 				return false
 			}
-			if cn.tlsHeld(br) {
-				continue // a pipelined request that crypto/tls had read
+			if cn.rec != nil && cn.rec.extra {
+				if err := bw.Flush(); err != nil {
+					return false
+				}
+				if cn.tlsHeld(br) {
+					continue // a pipelined request that crypto/tls had read
+				}
 			}
-			switch cn.linger(br, lim) {
+			switch cn.linger(br, bw, lim) {
 			case lingerGone:
 				return false
 			case lingerIdle:
@@ -524,14 +536,27 @@ const (
 	lingerGone        // the client closed the connection, or it failed
 )
 
-// linger waits about lingerFor for the client's next request. The burst
-// ends instead when the server is shutting down (the idle wait sees it) or a
-// reload has changed the limits (the next burst takes them up).
-func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
+// linger flushes bw, the answers so far, and waits about lingerFor for the
+// client's next request. The burst ends instead when the server is shutting
+// down (the idle wait sees it) or a reload has changed the limits (the next
+// burst takes them up).
+//
+// The flush is made from inside a raw read of the socket, and the read of
+// the next request only once the poller reports it, as an event loop does
+// (see awaiter): reading right after the flush would mostly find nothing, a
+// system call lost. The raw read forgets a readiness reported before it: a
+// client that sent its next request before this answer was out (pipelining,
+// rare) and whose bytes are not in br yet waits out the deadline, at most
+// twice lingerFor, before the idle wait's probe finds them.
+func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits) int {
 	if cn.s.closing.Load() || cn.s.lim.Load() != lim {
+		if bw.Flush() != nil {
+			return lingerGone
+		}
 		return lingerIdle
 	}
 	busy.Add(-1) // waiting, not serving
+	defer busy.Add(1)
 	// The deadline is set twice lingerFor ahead and kept while at least
 	// lingerFor of it is left, so that a busy client's requests share one
 	// timer update among several: the wait lasts one to two lingerFor. It
@@ -542,8 +567,34 @@ func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
 		cn.rdl = now.Add(2 * lingerFor)
 		_ = cn.c.SetReadDeadline(cn.rdl)
 	}
+	if cn.rc != nil && bw.Buffered() > 0 {
+		cn.flushW, cn.flushErr, cn.woken = bw, nil, false
+		err := cn.rc.Read(cn.probe)
+		if cn.flushW != nil {
+			// The raw read failed before probeFD ran (a deadline already
+			// past, set by shutdown; a closed socket): flush the usual way.
+			cn.flushW = nil
+			if bw.Flush() != nil {
+				return lingerGone
+			}
+			if isTimeout(err) {
+				return lingerIdle
+			}
+			return lingerGone
+		}
+		switch {
+		case cn.flushErr != nil:
+			cn.flushErr = nil
+			return lingerGone
+		case isTimeout(err):
+			return lingerIdle
+		case err != nil:
+			return lingerGone
+		}
+	} else if bw.Flush() != nil {
+		return lingerGone
+	}
 	_, err := br.Peek(1)
-	busy.Add(1)
 	switch {
 	case err == nil:
 		return lingerNext

@@ -116,21 +116,13 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 	conn := cc.Conn()
 	tc, _ := conn.(*timeoutConn)
 	bw := p.hc.AcquireWriter(conn) // the write timeout is timeoutConn's
-	writes := 0
-	if tc != nil {
-		writes = tc.writes
-	}
 	err := req.Write(bw)
-	awaited := false
 	if err == nil {
-		if tc != nil && tc.rc != nil && tc.writes == writes {
-			// The request is whole in bw: the flush sends it in one piece
-			// and returns once the answer is there.
-			tc.await, awaited = true, true
-		}
-		err = bw.Flush()
 		if tc != nil {
-			tc.await = false
+			// Returns once the answer is there: see awaiter.
+			err = tc.flushAwait(bw)
+		} else {
+			err = bw.Flush()
 		}
 	}
 	p.hc.ReleaseWriter(bw)
@@ -142,9 +134,10 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 		return nil, err
 	}
 
-	if !awaited && busy.Load() > 1 {
-		// Other requests are in flight: let them run while the target works
-		// on this one. Reading at once would mostly find nothing yet, which
+	if tc == nil && busy.Load() > 1 {
+		// Other requests are in flight, and this one (over TLS) went out
+		// without waiting for its answer: let them run while the target
+		// works on it. Reading at once would mostly find nothing yet, which
 		// costs a system call and a trip through the poller; after the
 		// others' turn the answer is usually there.
 		runtime.Gosched()

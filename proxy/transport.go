@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -111,8 +111,7 @@ func (t *transport) dial(addr string) (net.Conn, error) {
 	_ = tc.SetNoDelay(true)
 	out := &timeoutConn{Conn: c, read: t.read, write: t.write}
 	if rc, err := tc.SyscallConn(); err == nil {
-		out.rc = rc
-		out.awaitFn = out.awaitStep
+		out.aw = newAwaiter(rc, out.readDeadline)
 	}
 	return out, nil
 }
@@ -123,24 +122,16 @@ func (t *transport) dial(addr string) (net.Conn, error) {
 // deadline costs a timer update in the runtime, so it is moved only when less
 // than nine tenths of the timeout is left: a read then waits between 0.9 and 1
 // times the timeout. A zero timeout is no bound.
-//
-// It also sends a request and waits for the answer the way an event loop
-// does (see writeAwait).
 type timeoutConn struct {
 	net.Conn
 	read, write time.Duration
 	rdl, wdl    time.Time // the deadlines last set
 
-	rc      syscall.RawConn
-	awaitFn func(fd uintptr) bool // awaitStep, bound once
-	writes  int                   // Write calls so far
-	await   bool                  // the next Write is a whole request: writeAwait it
-	// writeAwait's state, shared with awaitStep.
-	pending []byte
-	sent    int
-	werr    error
-	written bool
-	waitErr error // the wait failed (the read timeout passed): the next Read fails with it
+	aw *awaiter // sends a request and waits for its answer (see flushAwait)
+	// waitErr is the answer's wait's failure (the read timeout passed): the
+	// next Read fails with it, so that a silent target is timed out after
+	// the read timeout, not twice it.
+	waitErr error
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
@@ -154,6 +145,8 @@ func (c *timeoutConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// readDeadline moves the read deadline when less than nine tenths of the
+// read timeout is left.
 func (c *timeoutConn) readDeadline() error {
 	if c.read > 0 {
 		now := time.Now()
@@ -167,11 +160,6 @@ func (c *timeoutConn) readDeadline() error {
 
 // Write bounds each write by the write timeout, the same way.
 func (c *timeoutConn) Write(p []byte) (int, error) {
-	c.writes++
-	if c.await {
-		c.await = false
-		return c.writeAwait(p)
-	}
 	if c.write > 0 {
 		now := time.Now()
 		if c.wdl.Sub(now) < c.write-c.write/10 {
@@ -184,61 +172,20 @@ func (c *timeoutConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// writeAwait writes p, a whole request, and returns once the answer can be
-// read, or the read timeout has passed: the Read that follows then fails at
-// once, so that a silent target is timed out after the read timeout, not
-// twice it.
-//
-// Writing and then reading at once mostly finds nothing yet: a system call
-// that returns EAGAIN, then a wait in the poller, then the read again. An
-// event loop such as nginx's instead reads only when the poller says the
-// socket is readable. Go's poller has no wait without a read, and a raw read
-// of the connection forgets any readiness seen before it starts; so the
-// write is made from inside the raw read, after that point, and the readiness
-// its answer brings cannot be missed. What the socket does not take in one
-// system call is written the usual way, without the wait.
-func (c *timeoutConn) writeAwait(p []byte) (int, error) {
+// flushAwait flushes w, which writes to c, and returns once the answer can
+// be read or the read timeout has passed (the next Read then fails).
+func (c *timeoutConn) flushAwait(w *bufio.Writer) error {
+	if c.aw == nil {
+		return w.Flush()
+	}
+	// A pooled connection's deadline may be long past: the wait starts
+	// with a fresh one (and step moves it again after the flush).
 	if err := c.readDeadline(); err != nil {
-		return 0, err
+		return err
 	}
-	c.pending, c.sent, c.werr, c.written = p, 0, nil, false
-	err := c.rc.Read(c.awaitFn)
-	n, werr := c.sent, c.werr
-	c.pending, c.werr = nil, nil
-	if werr != nil {
-		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", werr)}
-	}
-	if n < len(p) {
-		m, err := c.Write(p[n:])
-		return n + m, err
-	}
-	c.waitErr = err
-	return n, nil
-}
-
-// awaitStep is the raw read's callback: the first call writes the request,
-// and asks to wait if it all went out; the next comes once the socket is
-// readable (or on a spurious wake, which the Read that follows copes with).
-func (c *timeoutConn) awaitStep(fd uintptr) bool {
-	if c.written {
-		return true
-	}
-	c.written = true
-	for c.sent < len(c.pending) {
-		n, err := syscall.Write(int(fd), c.pending[c.sent:])
-		if n > 0 {
-			c.sent += n
-		}
-		switch {
-		case err == syscall.EINTR:
-		case err == syscall.EAGAIN:
-			return true // the socket is full: the rest goes the usual way
-		case err != nil:
-			c.werr = err
-			return true
-		}
-	}
-	return false
+	err, waitErr := c.aw.flush(w)
+	c.waitErr = waitErr
+	return err
 }
 
 // isTimeout reports whether err is a timeout waiting for the target.

@@ -3,8 +3,12 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -12,8 +16,24 @@ import (
 // dialTimeoutConn connects a timeoutConn to a fresh loopback listener and
 // returns it with the server's end of the connection.
 func dialTimeoutConn(t *testing.T, read, write time.Duration) (*timeoutConn, net.Conn) {
+	return dialTimeoutConnBuf(t, read, write, 0)
+}
+
+// dialTimeoutConnBuf is dialTimeoutConn with the server's receive buffer
+// set to rcvbuf bytes (0: the default) from the start.
+func dialTimeoutConnBuf(t *testing.T, read, write time.Duration, rcvbuf int) (*timeoutConn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		if rcvbuf == 0 {
+			return nil
+		}
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+		})
+		return errors.Join(err, serr)
+	}}
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,15 +50,24 @@ func dialTimeoutConn(t *testing.T, read, write time.Duration) (*timeoutConn, net
 	}
 	t.Cleanup(func() { srv.Close() })
 	tc, ok := c.(*timeoutConn)
-	if !ok || tc.rc == nil {
-		t.Fatalf("dial gave %T, want a timeoutConn with a raw conn", c)
+	if !ok || tc.aw == nil {
+		t.Fatalf("dial gave %T, want a timeoutConn with an awaiter", c)
 	}
 	return tc, srv
 }
 
-// TestWriteAwaitReturnsWithAnswer: an awaited write returns once the answer
-// is readable, and the answer is read whole after it.
-func TestWriteAwaitReturnsWithAnswer(t *testing.T) {
+// sendAwait buffers msg in a writer over tc and sends it with flushAwait.
+func sendAwait(tc *timeoutConn, msg []byte) error {
+	bw := bufio.NewWriterSize(tc, 64<<10)
+	if _, err := bw.Write(msg); err != nil {
+		return err
+	}
+	return tc.flushAwait(bw)
+}
+
+// TestFlushAwaitReturnsWithAnswer: the flush returns once the answer is
+// readable, and the answer is read whole after it.
+func TestFlushAwaitReturnsWithAnswer(t *testing.T) {
 	tc, srv := dialTimeoutConn(t, 5*time.Second, 5*time.Second)
 	const delay = 100 * time.Millisecond
 	go func() {
@@ -50,43 +79,28 @@ func TestWriteAwaitReturnsWithAnswer(t *testing.T) {
 		time.Sleep(delay)
 		_, _ = srv.Write([]byte("answer to " + line))
 	}()
-	tc.await = true
 	start := time.Now()
-	n, err := tc.Write([]byte("question\n"))
-	if err != nil || n != len("question\n") {
-		t.Fatalf("Write = %d, %v", n, err)
+	if err := sendAwait(tc, []byte("question\n")); err != nil {
+		t.Fatal(err)
 	}
 	if waited := time.Since(start); waited < delay {
-		t.Errorf("the awaited Write returned after %v, before the answer (sent after %v)", waited, delay)
-	}
-	if tc.await {
-		t.Error("await is still set after the Write")
+		t.Errorf("flushAwait returned after %v, before the answer (sent after %v)", waited, delay)
 	}
 	buf := make([]byte, 64)
-	n, err = tc.Read(buf)
+	n, err := tc.Read(buf)
 	if err != nil || string(buf[:n]) != "answer to question\n" {
 		t.Fatalf("Read = %q, %v", buf[:n], err)
 	}
-
-	// A plain Write (await not set) returns at once.
-	start = time.Now()
-	if _, err := tc.Write([]byte("again\n")); err != nil {
-		t.Fatal(err)
-	}
-	if waited := time.Since(start); waited >= delay {
-		t.Errorf("a plain Write took %v: it waited for the answer", waited)
-	}
 }
 
-// TestWriteAwaitTimeout: a target that never answers fails the Read after
-// the awaited write with a timeout, within about the read timeout.
-func TestWriteAwaitTimeout(t *testing.T) {
+// TestFlushAwaitTimeout: a target that never answers fails the Read after
+// the flush with a timeout, after about the read timeout (not twice it).
+func TestFlushAwaitTimeout(t *testing.T) {
 	const read = 150 * time.Millisecond
 	tc, _ := dialTimeoutConn(t, read, time.Second)
-	tc.await = true
 	start := time.Now()
-	if _, err := tc.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
-		t.Fatalf("Write: %v (the request went out: the wait's timeout is the Read's to report)", err)
+	if err := sendAwait(tc, []byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatalf("flush: %v (the request went out: the timeout is the Read's to report)", err)
 	}
 	_, err := tc.Read(make([]byte, 16))
 	if !isTimeout(err) {
@@ -95,11 +109,15 @@ func TestWriteAwaitTimeout(t *testing.T) {
 	if took := time.Since(start); took < read*9/10 || took > read*3/2 {
 		t.Errorf("timed out after %v, want about %v", took, read)
 	}
+	// The connection is not broken by it: a later answer is read.
+	if _, err := tc.Read(make([]byte, 16)); !isTimeout(err) {
+		t.Fatalf("second Read: %v, want another timeout (nothing was sent)", err)
+	}
 }
 
-// TestWriteAwaitStaleDeadline: a connection idle for longer than the read
-// timeout (as a pooled one is) gets a fresh deadline for the awaited answer.
-func TestWriteAwaitStaleDeadline(t *testing.T) {
+// TestFlushAwaitStaleDeadline: a connection idle for longer than the read
+// timeout (as a pooled one is) gets a fresh deadline for the answer.
+func TestFlushAwaitStaleDeadline(t *testing.T) {
 	const read = 100 * time.Millisecond
 	tc, srv := dialTimeoutConn(t, read, time.Second)
 	if err := tc.readDeadline(); err != nil {
@@ -112,8 +130,7 @@ func TestWriteAwaitStaleDeadline(t *testing.T) {
 			_, _ = srv.Write([]byte("ok"))
 		}
 	}()
-	tc.await = true
-	if _, err := tc.Write([]byte("ping")); err != nil {
+	if err := sendAwait(tc, []byte("ping")); err != nil {
 		t.Fatal(err)
 	}
 	b := make([]byte, 4)
@@ -123,29 +140,31 @@ func TestWriteAwaitStaleDeadline(t *testing.T) {
 	}
 }
 
-// TestWriteAwaitPartial: a request larger than the socket takes at once is
-// written whole, the rest the usual way.
-func TestWriteAwaitPartial(t *testing.T) {
-	tc, srv := dialTimeoutConn(t, 5*time.Second, 5*time.Second)
-	tcp := tc.Conn.(*net.TCPConn)
-	if err := tcp.SetWriteBuffer(4096); err != nil {
+// TestFlushAwaitLarge: a flush larger than the socket takes at once blocks
+// in the usual write (the target reads it slowly) and still waits for the
+// answer afterwards, with the read timeout counted from the end of the
+// write.
+func TestFlushAwaitLarge(t *testing.T) {
+	const read = 300 * time.Millisecond
+	tc, srv := dialTimeoutConnBuf(t, read, 5*time.Second, 4096)
+	if err := tc.Conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: more than the socket buffers hold
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB: more than both socket buffers hold
 	got := make(chan []byte, 1)
 	go func() {
-		time.Sleep(50 * time.Millisecond) // let the socket fill up first
+		time.Sleep(2 * read) // longer than the read timeout: the write waits for it
 		b, _ := io.ReadAll(io.LimitReader(srv, int64(len(big))))
 		got <- b
+		time.Sleep(read / 2)
 		_, _ = srv.Write([]byte("done"))
 	}()
-	tc.await = true
-	n, err := tc.Write(big)
-	if err != nil || n != len(big) {
-		t.Fatalf("Write = %d, %v; want %d", n, err, len(big))
+	start := time.Now()
+	if err := sendAwait(tc, big); err != nil {
+		t.Fatal(err)
 	}
-	if tc.sent >= len(big) {
-		t.Fatalf("the socket took all %d bytes in one write: the test did not reach the fallback", len(big))
+	if took := time.Since(start); took < 2*read {
+		t.Fatalf("the flush took %v: it did not wait for the target to read (the test needs it to)", took)
 	}
 	if b := <-got; !bytes.Equal(b, big) {
 		t.Fatalf("the target received %d bytes that differ from the %d sent", len(b), len(big))
@@ -156,16 +175,15 @@ func TestWriteAwaitPartial(t *testing.T) {
 	}
 }
 
-// TestWriteAwaitClosedTarget: a target that closed the connection while it
-// was idle gives a failure that the pool treats as a stale connection,
-// whether it shows in the write or in the read after it.
-func TestWriteAwaitClosedTarget(t *testing.T) {
+// TestFlushAwaitClosedTarget: a target that closed the connection while it
+// was idle gives a failure that the pool treats as a stale connection, at
+// once, whether it shows in the flush or in the read after it.
+func TestFlushAwaitClosedTarget(t *testing.T) {
 	tc, srv := dialTimeoutConn(t, 2*time.Second, time.Second)
 	srv.Close()
 	time.Sleep(20 * time.Millisecond) // the FIN arrives while the connection is idle
-	tc.await = true
 	start := time.Now()
-	_, err := tc.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
+	err := sendAwait(tc, []byte("GET / HTTP/1.1\r\n\r\n"))
 	if err == nil {
 		_, err = tc.Read(make([]byte, 16))
 	}
@@ -174,5 +192,8 @@ func TestWriteAwaitClosedTarget(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the failure took %v: the wait missed the close", took)
+	}
+	if strings.Contains(err.Error(), "timeout") {
+		t.Errorf("a closed connection reported as %v", err)
 	}
 }

@@ -67,10 +67,13 @@ type conn struct {
 	// linger), with flushErr its error.
 	flushW   *bufio.Writer
 	flushErr error
-	result   chan bool // the worker's verdict: keep the connection open
-	active   atomic.Bool
-	served   uint64    // requests served on the connection
-	rdl      time.Time // the read deadline last set (zero: none)
+	// sendsAhead is set once the client has sent a request before it had
+	// the answer to the one before (see linger).
+	sendsAhead bool
+	result     chan bool // the worker's verdict: keep the connection open
+	active     atomic.Bool
+	served     uint64    // requests served on the connection
+	rdl        time.Time // the read deadline last set (zero: none)
 	// inPlace is the size of a request body served from the read buffer
 	// without a copy; it is consumed after the response.
 	inPlace int
@@ -255,6 +258,14 @@ func (cn *conn) probeFD(fd uintptr) bool {
 		return cn.flushErr != nil // then wait, unless the flush failed
 	}
 	return !nothingToRead(fd, &cn.probed)
+}
+
+// dataWaiting reports whether the socket has something to read (data, or
+// the client's close), looking without blocking or consuming.
+func (cn *conn) dataWaiting() bool {
+	waiting := false
+	_ = cn.rc.Control(func(fd uintptr) { waiting = !nothingToRead(fd, &cn.probed) })
+	return waiting
 }
 
 // nothingToRead reports whether the socket fd has nothing to read now: a
@@ -547,7 +558,7 @@ const (
 // system call lost. The raw read forgets a readiness reported before it: a
 // client that sent its next request before this answer was out (pipelining,
 // rare) and whose bytes are not in br yet waits out the deadline, at most
-// twice lingerFor, before the idle wait's probe finds them.
+// twice lingerFor, once: such a client is read the usual way afterwards.
 func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits) int {
 	if cn.s.closing.Load() || cn.s.lim.Load() != lim {
 		if bw.Flush() != nil {
@@ -567,7 +578,7 @@ func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits) i
 		cn.rdl = now.Add(2 * lingerFor)
 		_ = cn.c.SetReadDeadline(cn.rdl)
 	}
-	if cn.rc != nil && bw.Buffered() > 0 {
+	if cn.rc != nil && !cn.sendsAhead && bw.Buffered() > 0 {
 		cn.flushW, cn.flushErr, cn.woken = bw, nil, false
 		err := cn.rc.Read(cn.probe)
 		if cn.flushW != nil {
@@ -587,7 +598,16 @@ func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits) i
 			cn.flushErr = nil
 			return lingerGone
 		case isTimeout(err):
-			return lingerIdle
+			// Nothing came, or the client sent its next request before
+			// it had this answer, which the raw read cannot see. Look
+			// once; a client that does that gets the usual read from now
+			// on, and only this once waited for the deadline.
+			if cn.s.closing.Load() || !cn.dataWaiting() {
+				return lingerIdle
+			}
+			cn.sendsAhead = true
+			cn.rdl = time.Now().Add(2 * lingerFor)
+			_ = cn.c.SetReadDeadline(cn.rdl)
 		case err != nil:
 			return lingerGone
 		}

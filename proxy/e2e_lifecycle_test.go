@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/testcert"
 )
 
 // TestE2EGracefulShutdown starts a slow request, shuts down while it is in
@@ -211,5 +215,70 @@ func TestE2EKeepAlivePipelined(t *testing.T) {
 		if want := fmt.Sprintf("/p%d", i); resp.status() != 200 || string(resp.body) != want {
 			t.Errorf("response %d: got %d %q; want 200 %q", i, resp.status(), resp.body, want)
 		}
+	}
+}
+
+// TestE2EPipelinedDuringExchange: a client that sends its next request
+// while the proxy is still waiting for the target's answer to the one
+// before gets both answers at once. The bytes arrive before the proxy has
+// written the first answer; the wait for the next request that follows that
+// write (conn.linger) cannot see them, and must hand over to the idle wait's
+// probe within moments rather than wait for the idle timeout (60 s here).
+func TestE2EPipelinedDuringExchange(t *testing.T) {
+	const slow = 150 * time.Millisecond
+	up := startRawUpstream(t, func(req *rawMessage) (string, bool) {
+		if strings.Contains(req.first, "/slow") {
+			time.Sleep(slow)
+		}
+		return okResponse(req.first), false
+	})
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "Pipeline CA")
+	cf, kf := ca.Issue(t, "pipe", time.Time{}, false, "pipe.example.com").Write(t, dir, "pipe")
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			listener := ""
+			if scheme == "https" {
+				listener = staticTLSYAML("", [2]string{cf, kf})
+			}
+			p := startProxy(t, oneUpstreamConfig(up.addr(), listener, "", ""))
+			raw, err := net.DialTimeout("tcp", p.addr, e2eTimeout)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			var c net.Conn = raw
+			if scheme == "https" {
+				tc := tls.Client(raw, &tls.Config{ServerName: "pipe.example.com", RootCAs: testcert.Pool(ca.PEM)})
+				if err := tc.Handshake(); err != nil {
+					t.Fatal(err)
+				}
+				c = tc
+			}
+			_ = raw.SetDeadline(time.Now().Add(e2eTimeout))
+			br := bufio.NewReader(c)
+			for round := range 3 {
+				start := time.Now()
+				if _, err := io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: pipe.example.com\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(slow / 3) // the first request is at the target now
+				if _, err := io.WriteString(c, "GET /fast HTTP/1.1\r\nHost: pipe.example.com\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				for _, want := range []string{"/slow", "/fast"} {
+					resp, err := readRawResponse(br, "GET")
+					if err != nil {
+						t.Fatalf("round %d: answer to %s: %v", round, want, err)
+					}
+					if resp.status() != 200 || !strings.Contains(string(resp.body), want) {
+						t.Fatalf("round %d: got %d %q; want 200 answering %s", round, resp.status(), resp.body, want)
+					}
+				}
+				if took := time.Since(start); took > slow+time.Second {
+					t.Errorf("round %d: both answers took %v; want about %v", round, took, slow)
+				}
+			}
+		})
 	}
 }

@@ -25,7 +25,7 @@ type awaiter struct {
 	after func() error
 	w     *bufio.Writer
 	err   error // the flush's
-	began bool  // step has run
+	began bool  // step has run (in the last flush: the wait happened)
 }
 
 func newAwaiter(rc syscall.RawConn, after func() error) *awaiter {

@@ -74,6 +74,7 @@ type conn struct {
 	active     atomic.Bool
 	served     uint64    // requests served on the connection
 	rdl        time.Time // the read deadline last set (zero: none)
+	wdl        time.Time // the write deadline last set by serveBurst (zero: none)
 	// inPlace is the size of a request body served from the read buffer
 	// without a copy; it is consumed after the response.
 	inPlace int
@@ -466,6 +467,7 @@ func (cn *conn) serveBurst() (keep bool) {
 				return false
 			}
 			_ = cn.c.SetDeadline(time.Time{})
+			cn.rdl, cn.wdl = time.Time{}, time.Time{}
 			hijacked = true
 			// A tunnel lives as long as its peers want; the listener's
 			// shutdown must not wait for it (the tunnel set ends it).
@@ -481,8 +483,14 @@ func (cn *conn) serveBurst() (keep bool) {
 		} else if !http11 {
 			ctx.Response.Header.Set("Connection", "keep-alive")
 		}
+		now := time.Now()
 		if wt := lim.WriteTimeout.Std(); wt > 0 {
-			_ = cn.c.SetWriteDeadline(time.Now().Add(wt))
+			// As with the read deadlines, a timer update is saved while
+			// nine tenths of the timeout are left of the last deadline.
+			if cn.wdl.Sub(now) < wt-wt/10 {
+				cn.wdl = now.Add(wt)
+				_ = cn.c.SetWriteDeadline(cn.wdl)
+			}
 		}
 		if err := writeResponse(ctx, bw, http11); err != nil {
 			if isTimeout(err) {
@@ -512,7 +520,7 @@ func (cn *conn) serveBurst() (keep bool) {
 					continue // a pipelined request that crypto/tls had read
 				}
 			}
-			switch cn.linger(br, bw, lim) {
+			switch cn.linger(br, bw, lim, now) {
 			case lingerGone:
 				return false
 			case lingerIdle:
@@ -559,7 +567,7 @@ const (
 // client that sent its next request before this answer was out (pipelining,
 // rare) and whose bytes are not in br yet waits out the deadline, at most
 // twice lingerFor, once: such a client is read the usual way afterwards.
-func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits) int {
+func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits, now time.Time) int {
 	if cn.s.closing.Load() || cn.s.lim.Load() != lim {
 		if bw.Flush() != nil {
 			return lingerGone
@@ -572,8 +580,8 @@ func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits) i
 	// lingerFor of it is left, so that a busy client's requests share one
 	// timer update among several: the wait lasts one to two lingerFor. It
 	// stays recorded in rdl, which is what the socket has: a later
-	// setReadTimeout, even to none, then replaces it.
-	now := time.Now()
+	// setReadTimeout, even to none, then replaces it. now is when the
+	// answer was written to bw: if that took long, the wait is shorter.
 	if left := cn.rdl.Sub(now); cn.rdl.IsZero() || left < lingerFor || left > 2*lingerFor {
 		cn.rdl = now.Add(2 * lingerFor)
 		_ = cn.c.SetReadDeadline(cn.rdl)
@@ -703,7 +711,7 @@ func (cn *conn) handshake(lim *config.Limits) bool {
 		d = config.DefaultReadHeaderTimeout
 	}
 	_ = cn.c.SetDeadline(time.Now().Add(d))
-	cn.rdl = time.Time{}
+	cn.rdl, cn.wdl = time.Time{}, time.Time{}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	err := cn.tlsConn.HandshakeContext(ctx)
 	cancel()
@@ -798,7 +806,8 @@ func (cn *conn) answer(bw *bufio.Writer, status int, body []byte) {
 	resp.Header.SetContentType("text/plain; charset=utf-8")
 	resp.SetConnectionClose()
 	resp.SetBodyRaw(body)
-	_ = cn.c.SetWriteDeadline(time.Now().Add(time.Second))
+	cn.wdl = time.Now().Add(time.Second)
+	_ = cn.c.SetWriteDeadline(cn.wdl)
 	if resp.Write(bw) == nil {
 		_ = bw.Flush()
 	}

@@ -132,6 +132,7 @@ type timeoutConn struct {
 	// next Read fails with it, so that a silent target is timed out after
 	// the read timeout, not twice it.
 	waitErr error
+	fresh   bool // the wait has just moved the read deadline: the next Read need not
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
@@ -139,7 +140,9 @@ func (c *timeoutConn) Read(p []byte) (int, error) {
 		c.waitErr = nil
 		return 0, err
 	}
-	if err := c.readDeadline(); err != nil {
+	if c.fresh {
+		c.fresh = false
+	} else if err := c.readDeadline(); err != nil {
 		return 0, err
 	}
 	return c.Conn.Read(p)
@@ -178,13 +181,12 @@ func (c *timeoutConn) flushAwait(w *bufio.Writer) error {
 	if c.aw == nil {
 		return w.Flush()
 	}
-	// A pooled connection's deadline may be long past: the wait starts
-	// with a fresh one (and step moves it again after the flush).
-	if err := c.readDeadline(); err != nil {
-		return err
-	}
+	// The awaiter moves the read deadline after the flush, before the
+	// wait. (A pooled connection's deadline may be long past: the raw read
+	// then fails at once, and the request is sent without the wait.)
 	err, waitErr := c.aw.flush(w)
 	c.waitErr = waitErr
+	c.fresh = err == nil && waitErr == nil && c.aw.began
 	return err
 }
 

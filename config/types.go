@@ -88,9 +88,8 @@ type Limits struct {
 	// Zero (the default) means no bound beyond ReadHeaderTimeout, so large
 	// uploads over slow links work.
 	ReadTimeout Duration `yaml:"read_timeout"`
-	// WriteTimeout bounds the time to write a response (0.9 to 1 times it:
-	// the deadline is moved only when a tenth of it has passed). Zero (the
-	// default) means no bound, so large downloads work.
+	// WriteTimeout bounds the time to write a response, to within a tenth
+	// of it. Zero (the default) means no bound, so large downloads work.
 	WriteTimeout Duration `yaml:"write_timeout"`
 	// IdleTimeout closes a keep-alive connection that has been idle this
 	// long. Default DefaultIdleTimeout. Zero means the default.

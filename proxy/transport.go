@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -266,26 +267,28 @@ func upstreamTLS(hostPort string, t *config.UpstreamTLS) (*tls.Config, error) {
 
 // connAlive reports whether a pooled connection still looks usable: the
 // target has neither closed it nor sent anything unasked. It peeks without
-// blocking; connections it cannot look into (TLS) count as alive.
+// blocking, whatever the connection's read deadline (one idle for longer
+// than the read timeout has a deadline long past); connections it cannot
+// look into (TLS) count as alive.
 func connAlive(c net.Conn) bool {
-	if tc, ok := c.(*timeoutConn); ok {
-		c = tc.Conn
+	var rc syscall.RawConn
+	switch c := c.(type) {
+	case *timeoutConn:
+		if c.aw != nil {
+			rc = c.aw.rc
+		}
+	case *net.TCPConn:
+		rc, _ = c.SyscallConn()
 	}
-	t, ok := c.(*net.TCPConn)
-	if !ok {
-		return true
-	}
-	rc, err := t.SyscallConn()
-	if err != nil {
+	if rc == nil {
 		return true
 	}
 	alive := true
-	_ = rc.Read(func(fd uintptr) bool {
+	_ = rc.Control(func(fd uintptr) {
 		// Nothing to read: idle as it should be. Anything else: closed,
 		// data nobody asked for, or an error.
 		var b [1]byte
 		alive = nothingToRead(fd, &b)
-		return true
 	})
 	return alive
 }

@@ -197,3 +197,33 @@ func TestFlushAwaitClosedTarget(t *testing.T) {
 		t.Errorf("a closed connection reported as %v", err)
 	}
 }
+
+// TestConnAliveDeadlinePast: the check of a pooled connection looks at the
+// socket even when its read deadline has long passed (a connection idle for
+// longer than the read timeout): a closed one is not alive, an idle one is.
+// (A raw read fails at once on such a deadline without looking, and the
+// check used to call the closed connection alive: a POST sent on it failed
+// with 502 rather than going out on a fresh connection.)
+func TestConnAliveDeadlinePast(t *testing.T) {
+	const read = 50 * time.Millisecond
+	idle, _ := dialTimeoutConn(t, read, time.Second)
+	closed, srv := dialTimeoutConn(t, read, time.Second)
+	for _, c := range []*timeoutConn{idle, closed} {
+		if err := c.readDeadline(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * read)
+	srv.Close()
+	time.Sleep(20 * time.Millisecond) // the FIN arrives
+	if !connAlive(idle) {
+		t.Error("an idle connection with its read deadline past: not alive; want alive")
+	}
+	if connAlive(closed) {
+		t.Error("a connection the target closed, read deadline past: alive; want not")
+	}
+	_, plain := dialTimeoutConn(t, 0, 0)
+	if !connAlive(plain) {
+		t.Error("the target's end of a connection, idle: not alive; want alive")
+	}
+}

@@ -58,23 +58,16 @@ type connServer struct {
 type conn struct {
 	s      *connServer
 	c      net.Conn
-	rc     syscall.RawConn // the TCP socket's (under TLS too); nil when it is not TCP
+	rc     syscall.RawConn // nil when the socket cannot be probed (TLS)
 	ip     netip.Addr
 	probe  func(uintptr) bool // c.probeFD, bound once
 	woken  bool               // the poller reported the socket readable
 	probed [1]byte
-	// flushW, when set, is flushed by probeFD instead of probing (see
-	// linger), with flushErr its error.
-	flushW   *bufio.Writer
-	flushErr error
-	// sendsAhead is set once the client has sent a request before it had
-	// the answer to the one before (see linger).
-	sendsAhead bool
-	result     chan bool // the worker's verdict: keep the connection open
-	active     atomic.Bool
-	served     uint64    // requests served on the connection
-	rdl        time.Time // the read deadline last set (zero: none)
-	wdl        time.Time // the write deadline last set by serveBurst (zero: none)
+	result chan bool // the worker's verdict: keep the connection open
+	active atomic.Bool
+	served uint64    // requests served on the connection
+	rdl    time.Time // the read deadline last set (zero: none)
+	wdl    time.Time // the write deadline last set by serveBurst (zero: none)
 	// inPlace is the size of a request body served from the read buffer
 	// without a copy; it is consumed after the response.
 	inPlace int
@@ -253,20 +246,7 @@ func (cn *conn) probeFD(fd uintptr) bool {
 		return true // readable, or closed: the worker's read will tell
 	}
 	cn.woken = true
-	if bw := cn.flushW; bw != nil {
-		cn.flushW = nil
-		cn.flushErr = bw.Flush()
-		return cn.flushErr != nil // then wait, unless the flush failed
-	}
 	return !nothingToRead(fd, &cn.probed)
-}
-
-// dataWaiting reports whether the socket has something to read (data, or
-// the client's close), looking without blocking or consuming.
-func (cn *conn) dataWaiting() bool {
-	waiting := false
-	_ = cn.rc.Control(func(fd uintptr) { waiting = !nothingToRead(fd, &cn.probed) })
-	return waiting
 }
 
 // nothingToRead reports whether the socket fd has nothing to read now: a
@@ -483,10 +463,10 @@ func (cn *conn) serveBurst() (keep bool) {
 		} else if !http11 {
 			ctx.Response.Header.Set("Connection", "keep-alive")
 		}
-		now := time.Now()
 		if wt := lim.WriteTimeout.Std(); wt > 0 {
 			// As with the read deadlines, a timer update is saved while
 			// nine tenths of the timeout are left of the last deadline.
+			now := time.Now()
 			if cn.wdl.Sub(now) < wt-wt/10 {
 				cn.wdl = now.Add(wt)
 				_ = cn.c.SetWriteDeadline(cn.wdl)
@@ -508,19 +488,16 @@ func (cn *conn) serveBurst() (keep bool) {
 		ctx.Request.Reset()
 		ctx.Response.Reset()
 		if closeAfter || br.Buffered() == 0 {
-			if closeAfter {
-				_ = bw.Flush()
+			if err := bw.Flush(); err != nil {
 				return false
 			}
-			if cn.rec != nil && cn.rec.extra {
-				if err := bw.Flush(); err != nil {
-					return false
-				}
-				if cn.tlsHeld(br) {
-					continue // a pipelined request that crypto/tls had read
-				}
+			if closeAfter {
+				return false
 			}
-			switch cn.linger(br, bw, lim, now) {
+			if cn.tlsHeld(br) {
+				continue // a pipelined request that crypto/tls had read
+			}
+			switch cn.linger(br, lim) {
 			case lingerGone:
 				return false
 			case lingerIdle:
@@ -555,74 +532,26 @@ const (
 	lingerGone        // the client closed the connection, or it failed
 )
 
-// linger flushes bw, the answers so far, and waits about lingerFor for the
-// client's next request. The burst ends instead when the server is shutting
-// down (the idle wait sees it) or a reload has changed the limits (the next
-// burst takes them up).
-//
-// The flush is made from inside a raw read of the socket, and the read of
-// the next request only once the poller reports it, as an event loop does
-// (see awaiter): reading right after the flush would mostly find nothing, a
-// system call lost. The raw read forgets a readiness reported before it: a
-// client that sent its next request before this answer was out (pipelining,
-// rare) and whose bytes are not in br yet waits out the deadline, at most
-// twice lingerFor, once: such a client is read the usual way afterwards.
-func (cn *conn) linger(br *bufio.Reader, bw *bufio.Writer, lim *config.Limits, now time.Time) int {
+// linger waits about lingerFor for the client's next request. The burst
+// ends instead when the server is shutting down (the idle wait sees it) or a
+// reload has changed the limits (the next burst takes them up).
+func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
 	if cn.s.closing.Load() || cn.s.lim.Load() != lim {
-		if bw.Flush() != nil {
-			return lingerGone
-		}
 		return lingerIdle
 	}
 	busy.Add(-1) // waiting, not serving
-	defer busy.Add(1)
 	// The deadline is set twice lingerFor ahead and kept while at least
 	// lingerFor of it is left, so that a busy client's requests share one
 	// timer update among several: the wait lasts one to two lingerFor. It
 	// stays recorded in rdl, which is what the socket has: a later
-	// setReadTimeout, even to none, then replaces it. now is when the
-	// answer was written to bw: if that took long, the wait is shorter.
+	// setReadTimeout, even to none, then replaces it.
+	now := time.Now()
 	if left := cn.rdl.Sub(now); cn.rdl.IsZero() || left < lingerFor || left > 2*lingerFor {
 		cn.rdl = now.Add(2 * lingerFor)
 		_ = cn.c.SetReadDeadline(cn.rdl)
 	}
-	if cn.rc != nil && !cn.sendsAhead && bw.Buffered() > 0 {
-		cn.flushW, cn.flushErr, cn.woken = bw, nil, false
-		err := cn.rc.Read(cn.probe)
-		if cn.flushW != nil {
-			// The raw read failed before probeFD ran (a deadline already
-			// past, set by shutdown; a closed socket): flush the usual way.
-			cn.flushW = nil
-			if bw.Flush() != nil {
-				return lingerGone
-			}
-			if isTimeout(err) {
-				return lingerIdle
-			}
-			return lingerGone
-		}
-		switch {
-		case cn.flushErr != nil:
-			cn.flushErr = nil
-			return lingerGone
-		case isTimeout(err):
-			// Nothing came, or the client sent its next request before
-			// it had this answer, which the raw read cannot see. Look
-			// once; a client that does that gets the usual read from now
-			// on, and only this once waited for the deadline.
-			if cn.s.closing.Load() || !cn.dataWaiting() {
-				return lingerIdle
-			}
-			cn.sendsAhead = true
-			cn.rdl = time.Now().Add(2 * lingerFor)
-			_ = cn.c.SetReadDeadline(cn.rdl)
-		case err != nil:
-			return lingerGone
-		}
-	} else if bw.Flush() != nil {
-		return lingerGone
-	}
 	_, err := br.Peek(1)
+	busy.Add(1)
 	switch {
 	case err == nil:
 		return lingerNext

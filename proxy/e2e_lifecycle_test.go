@@ -220,10 +220,12 @@ func TestE2EKeepAlivePipelined(t *testing.T) {
 
 // TestE2EPipelinedDuringExchange: a client that sends its next request
 // while the proxy is still waiting for the target's answer to the one
-// before gets both answers at once. The bytes arrive before the proxy has
-// written the first answer; the wait for the next request that follows that
-// write (conn.linger) cannot see them, and must hand over to the idle wait's
-// probe within moments rather than wait for the idle timeout (60 s here).
+// before gets both answers at once, not after the idle timeout (60 s here).
+// The second request's bytes reach the socket, not the read buffer, while
+// the first is at the target; whatever waits for the next request after the
+// first answer must see them. (A wait that starts after the answer is
+// written and forgets readiness reported before it, as a raw read does,
+// would not.)
 func TestE2EPipelinedDuringExchange(t *testing.T) {
 	const slow = 150 * time.Millisecond
 	up := startRawUpstream(t, func(req *rawMessage) (string, bool) {

@@ -114,16 +114,10 @@ func isConnGone(err error) bool {
 // handed to the returned body.
 func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Response) (io.ReadCloser, error) {
 	conn := cc.Conn()
-	tc, _ := conn.(*timeoutConn)
 	bw := p.hc.AcquireWriter(conn) // the write timeout is timeoutConn's
 	err := req.Write(bw)
 	if err == nil {
-		if tc != nil {
-			// Returns once the answer is there: see awaiter.
-			err = tc.flushAwait(bw)
-		} else {
-			err = bw.Flush()
-		}
+		err = bw.Flush()
 	}
 	p.hc.ReleaseWriter(bw)
 	if err != nil {
@@ -134,10 +128,9 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 		return nil, err
 	}
 
-	if tc == nil && busy.Load() > 1 {
-		// Other requests are in flight, and this one (over TLS) went out
-		// without waiting for its answer: let them run while the target
-		// works on it. Reading at once would mostly find nothing yet, which
+	if busy.Load() > 1 {
+		// Other requests are in flight: let them run while the target works
+		// on this one. Reading at once would mostly find nothing yet, which
 		// costs a system call and a trip through the poller; after the
 		// others' turn the answer is usually there.
 		runtime.Gosched()

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -105,61 +103,37 @@ func (t *transport) dial(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, &dialError{err: err}
 	}
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	if t.read <= 0 && t.write <= 0 {
 		return c, nil
 	}
-	_ = tc.SetNoDelay(true)
-	out := &timeoutConn{Conn: c, read: t.read, write: t.write}
-	if rc, err := tc.SyscallConn(); err == nil {
-		out.aw = newAwaiter(rc, out.readDeadline)
-	}
-	return out, nil
+	return &timeoutConn{Conn: c, read: t.read, write: t.write}, nil
 }
 
-// timeoutConn is an upstream TCP connection. It bounds each Read by the read
-// timeout, from the moment the read starts: a target that stops sending for
-// that long is timed out, however long the whole response takes. Moving a
-// deadline costs a timer update in the runtime, so it is moved only when less
-// than nine tenths of the timeout is left: a read then waits between 0.9 and 1
-// times the timeout. A zero timeout is no bound.
+// timeoutConn bounds each Read by the read timeout, from the moment the read
+// starts: a target that stops sending for that long is timed out, however long
+// the whole response takes. Moving a deadline costs a timer update in the
+// runtime, so it is moved only when less than nine tenths of the timeout is
+// left: a read then waits between 0.9 and 1 times the timeout.
 type timeoutConn struct {
 	net.Conn
 	read, write time.Duration
 	rdl, wdl    time.Time // the deadlines last set
-
-	aw *awaiter // sends a request and waits for its answer (see flushAwait)
-	// waitErr is the answer's wait's failure (the read timeout passed): the
-	// next Read fails with it, so that a silent target is timed out after
-	// the read timeout, not twice it.
-	waitErr error
-	fresh   bool // the wait has just moved the read deadline: the next Read need not
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
-	if err := c.waitErr; err != nil {
-		c.waitErr = nil
-		return 0, err
-	}
-	if c.fresh {
-		c.fresh = false
-	} else if err := c.readDeadline(); err != nil {
-		return 0, err
-	}
-	return c.Conn.Read(p)
-}
-
-// readDeadline moves the read deadline when less than nine tenths of the
-// read timeout is left.
-func (c *timeoutConn) readDeadline() error {
 	if c.read > 0 {
 		now := time.Now()
 		if c.rdl.Sub(now) < c.read-c.read/10 {
 			c.rdl = now.Add(c.read)
-			return c.Conn.SetReadDeadline(c.rdl)
+			if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
+				return 0, err
+			}
 		}
 	}
-	return nil
+	return c.Conn.Read(p)
 }
 
 // Write bounds each write by the write timeout, the same way.
@@ -174,21 +148,6 @@ func (c *timeoutConn) Write(p []byte) (int, error) {
 		}
 	}
 	return c.Conn.Write(p)
-}
-
-// flushAwait flushes w, which writes to c, and returns once the answer can
-// be read or the read timeout has passed (the next Read then fails).
-func (c *timeoutConn) flushAwait(w *bufio.Writer) error {
-	if c.aw == nil {
-		return w.Flush()
-	}
-	// The awaiter moves the read deadline after the flush, before the
-	// wait. (A pooled connection's deadline may be long past: the raw read
-	// then fails at once, and the request is sent without the wait.)
-	err, waitErr := c.aw.flush(w)
-	c.waitErr = waitErr
-	c.fresh = err == nil && waitErr == nil && c.aw.began
-	return err
 }
 
 // isTimeout reports whether err is a timeout waiting for the target.
@@ -268,19 +227,19 @@ func upstreamTLS(hostPort string, t *config.UpstreamTLS) (*tls.Config, error) {
 // connAlive reports whether a pooled connection still looks usable: the
 // target has neither closed it nor sent anything unasked. It peeks without
 // blocking, whatever the connection's read deadline (one idle for longer
-// than the read timeout has a deadline long past); connections it cannot
-// look into (TLS) count as alive.
+// than the read timeout has a deadline long past, on which a raw read fails
+// at once without looking); connections it cannot look into (TLS) count as
+// alive.
 func connAlive(c net.Conn) bool {
-	var rc syscall.RawConn
-	switch c := c.(type) {
-	case *timeoutConn:
-		if c.aw != nil {
-			rc = c.aw.rc
-		}
-	case *net.TCPConn:
-		rc, _ = c.SyscallConn()
+	if tc, ok := c.(*timeoutConn); ok {
+		c = tc.Conn
 	}
-	if rc == nil {
+	t, ok := c.(*net.TCPConn)
+	if !ok {
+		return true
+	}
+	rc, err := t.SyscallConn()
+	if err != nil {
 		return true
 	}
 	alive := true

@@ -46,7 +46,8 @@ const orderWait = 5 * time.Minute
 //     authorization) and an exponential back-off (backoff) during which the
 //     host's handshakes fail at once with the last error.
 //   - acme.cache: redis: a lock per host so that one instance orders while
-//     the others wait, then load the certificate it cached.
+//     the others wait, then load the certificate it cached. Renewals take
+//     it too (renewlock.go).
 type issuer struct {
 	owner     *Issuers
 	key       string
@@ -63,6 +64,7 @@ type issuer struct {
 	holders  map[*Manager][]string
 	hosts    map[string]*hostState // every host ever held; a handful, bounded by the configuration
 	problems map[string][]string   // host -> the ACME server's reasons for invalid authorizations, since the last order ended
+	renewals map[string]*renewal   // host -> the lock of an order obtain did not start (renewlock.go)
 	http01   bool                  // autocert tries HTTP-01 (sticky: autocert cannot turn it off)
 }
 
@@ -79,6 +81,7 @@ func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string)
 		holders:   make(map[*Manager][]string),
 		hosts:     make(map[string]*hostState),
 		problems:  make(map[string][]string),
+		renewals:  make(map[string]*renewal),
 	}
 	transport.note = iss.noteProblem
 	var base autocert.Cache
@@ -91,6 +94,7 @@ func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string)
 		base = rc
 		l := &redisLock{client: o.Redis, prefix: prefix + "acme:lock:", ttl: lockTTL, poll: lockPoll}
 		iss.lock = l.acquire
+		transport.beforeOrder = iss.beforeOrder // renewals take the lock too
 	default:
 		dir := a.CacheDir
 		if dir == "" {
@@ -102,6 +106,9 @@ func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string)
 		base = autocert.DirCache(dir)
 	}
 	iss.cache = &tokenCache{next: base, shared: a.Cache == config.StoreRedis}
+	if iss.lock != nil {
+		iss.cache.stored = iss.stored
+	}
 	empty := map[string]bool{}
 	iss.allowed.Store(&empty)
 	iss.ac = &autocert.Manager{
@@ -217,7 +224,11 @@ func (iss *issuer) obtain(hello *tls.ClientHelloInfo, hs *hostState) (*tls.Certi
 			}
 			return nil, err
 		}
-		defer release()
+		hs.ordering.Store(true) // the transport's beforeOrder: the lock is held
+		defer func() {
+			hs.ordering.Store(false)
+			release()
+		}()
 	}
 	c, err := iss.ac.GetCertificate(hello)
 	if err != nil {

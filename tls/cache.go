@@ -54,6 +54,9 @@ const http01Suffix = "+http-01"
 type tokenCache struct {
 	next   autocert.Cache
 	shared bool // next is shared with other instances: their tokens are found there
+	// stored, when set, is told the key of each certificate put (not of
+	// tokens or the account key).
+	stored func(key string)
 
 	mu     sync.RWMutex      // guards http01
 	http01 map[string][]byte // token -> key authorization
@@ -71,8 +74,13 @@ func (c *tokenCache) Put(ctx context.Context, key string, data []byte) error {
 		}
 		c.http01[token] = data
 		c.mu.Unlock()
+		return c.next.Put(ctx, key, data)
 	}
-	return c.next.Put(ctx, key, data)
+	err := c.next.Put(ctx, key, data)
+	if c.stored != nil && !strings.HasPrefix(key, "acme_account") {
+		c.stored(key)
+	}
+	return err
 }
 
 func (c *tokenCache) Delete(ctx context.Context, key string) error {

@@ -88,3 +88,72 @@ func TestPebbleRedisOneOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPebbleRedisOneRenewal: two instances sharing Redis hold the same
+// certificate, so both renewal timers fire at about the same time; one
+// instance renews it, the other finds the new certificate in the cache once
+// it has the lock, and does not order. Pebble issues 30-second
+// certificates: autocert renews 10 s before the end, less up to 1 s of
+// jitter, so the two timers fire within a second of each other.
+func TestPebbleRedisOneRenewal(t *testing.T) {
+	redisAddr := startRedis(t)
+	tlsLn := listen(t)
+	const lifetime = 30 * time.Second
+	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: port(tlsLn), Validity: lifetime})
+	const host = "renewed.rampart.test"
+	a := &config.ACME{
+		Email:        "ops@rampart.test",
+		DirectoryURL: p.DirURL,
+		CAFile:       p.CAFile,
+		Cache:        config.StoreRedis,
+		Hosts:        []string{host},
+	}
+	instance := func() *Manager {
+		m, err := New(&config.ListenerTLS{ACME: a}, Options{NoHTTP01: true, Redis: redisClient(t, redisAddr), RedisKeyPrefix: "rampart-renew:"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	mA, mB := instance(), instance()
+	serveTLS(t, mB, tlsLn)
+	root, _ := p.Root(t)
+	serial := func(m *Manager) string {
+		t.Helper()
+		cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: host, RootCAs: testcert.Pool(root), Time: func() time.Time {
+			// Pebble dates a certificate from the second after it issued it
+			return time.Now().Add(2 * time.Second)
+		}})
+		if err == nil {
+			err = serr
+		}
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		return servedSerial(cs)
+	}
+	first := serial(mA) // A orders
+	if got := serial(mB); got != first {
+		t.Fatalf("B serves serial %s, A %s; want the one certificate from the cache", got, first)
+	}
+	if n := p.Orders(); n != 1 {
+		t.Fatalf("got %d orders before the renewal; want 1", n)
+	}
+	issued := time.Now()
+	// Both timers fire by about 21 s after issuance; wait for the renewal,
+	// then long enough for the second instance to have ordered too, had it
+	// not looked in the cache under the lock. The renewed certificate's
+	// own renewal is due about 20 s after it, so the count is read before.
+	deadline := issued.Add(lifetime)
+	for p.Orders() < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if p.Orders() < 2 {
+		t.Fatalf("no renewal within %v of issuance", lifetime)
+	}
+	time.Sleep(5 * time.Second)
+	if n := p.Orders(); n != 2 {
+		t.Errorf("got %d orders by %v after issuance; want 2 (the first, one renewal)", n, time.Since(issued).Round(time.Second))
+	}
+}

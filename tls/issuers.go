@@ -83,6 +83,7 @@ type hostState struct {
 	ready    atomic.Bool   // autocert holds a certificate: handshakes go straight to it
 	notAfter atomic.Int64  // Unix expiry of the last certificate served; zero: none yet
 	sem      chan struct{} // one order (or wait for one) per host in this process
+	ordering atomic.Bool   // obtain holds the host's lock (acme.cache: redis) for its order
 
 	// Guarded by sem:
 	failures int       // consecutive failed orders

@@ -2,6 +2,7 @@ package tls
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -45,6 +46,9 @@ type acmeTransport struct {
 	next   http.RoundTripper
 	closed atomic.Bool
 	note   func(host, reason string) // set once, before the first request
+	// beforeOrder, when set (before the first request), runs before each
+	// new order goes out, with the host it is for; its error stops it.
+	beforeOrder func(ctx context.Context, host string) error
 }
 
 // authzProblem is the part of an ACME authorization object (RFC 8555
@@ -69,6 +73,18 @@ func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body.Close()
 		}
 		return nil, errRetired
+	}
+	if t.beforeOrder != nil {
+		host, r, err := newOrderHost(req)
+		if err != nil {
+			return nil, err
+		}
+		req = r
+		if host != "" {
+			if err := t.beforeOrder(req.Context(), host); err != nil {
+				return nil, err
+			}
+		}
 	}
 	resp, err := t.next.RoundTrip(req)
 	if err != nil || t.note == nil || req.Method != http.MethodPost ||

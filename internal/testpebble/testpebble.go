@@ -37,9 +37,10 @@ type Pebble struct {
 
 // Options configure one Pebble.
 type Options struct {
-	HTTPPort, TLSPort int      // where its validation authority connects
-	AlwaysValid       bool     // PEBBLE_VA_ALWAYS_VALID: no validation (speed; never for challenge tests)
-	Blocklist         []string // names it refuses to order
+	HTTPPort, TLSPort int           // where its validation authority connects
+	AlwaysValid       bool          // PEBBLE_VA_ALWAYS_VALID: no validation (speed; never for challenge tests)
+	Validity          time.Duration // the certificates' lifetime, whole seconds (zero: Pebble's default, years)
+	Blocklist         []string      // names it refuses to order
 }
 
 // Start starts Pebble and its DNS for t, and stops them when t ends; their
@@ -68,7 +69,7 @@ func Start(t testing.TB, o Options) *Pebble {
 	certFile, keyFile := ca.Issue(t, "127.0.0.1", time.Time{}, false, "127.0.0.1", "localhost").Write(t, dir, "pebble")
 	caFile := ca.WriteCA(t, dir, "pebble-ca")
 	listen, mgmt := FreeAddr(t), FreeAddr(t)
-	cfg, _ := json.Marshal(map[string]any{"pebble": map[string]any{
+	settings := map[string]any{
 		"listenAddress":           listen,
 		"managementListenAddress": mgmt,
 		"certificate":             certFile,
@@ -77,7 +78,11 @@ func Start(t testing.TB, o Options) *Pebble {
 		"tlsPort":                 o.TLSPort,
 		"ocspResponderURL":        "",
 		"domainBlocklist":         o.Blocklist,
-	}})
+	}
+	if o.Validity > 0 {
+		settings["certificateValidityPeriod"] = uint64(o.Validity / time.Second)
+	}
+	cfg, _ := json.Marshal(map[string]any{"pebble": settings})
 	cfgFile := filepath.Join(dir, "pebble.json")
 	testcert.WriteFile(t, cfgFile, cfg)
 	env := []string{

@@ -23,22 +23,7 @@ func TestPebbleRedisOneOrder(t *testing.T) {
 	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: port(tlsLn)})
 	const host = "shared.rampart.test"
 	const prefix = "rampart-test:"
-	a := &config.ACME{
-		Email:        "ops@rampart.test",
-		DirectoryURL: p.DirURL,
-		CAFile:       p.CAFile,
-		Cache:        config.StoreRedis,
-		Hosts:        []string{host},
-	}
-	instance := func() *Manager {
-		m, err := New(&config.ListenerTLS{ACME: a}, Options{NoHTTP01: true, Redis: redisClient(t, redisAddr), RedisKeyPrefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		return m
-	}
-	mA, mB := instance(), instance()
+	mA, mB := redisACMEPair(t, p, redisAddr, host, prefix)
 	serveTLS(t, mB, tlsLn)
 	root, _ := p.Root(t)
 
@@ -101,22 +86,7 @@ func TestPebbleRedisOneRenewal(t *testing.T) {
 	const lifetime = 30 * time.Second
 	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: port(tlsLn), Validity: lifetime})
 	const host = "renewed.rampart.test"
-	a := &config.ACME{
-		Email:        "ops@rampart.test",
-		DirectoryURL: p.DirURL,
-		CAFile:       p.CAFile,
-		Cache:        config.StoreRedis,
-		Hosts:        []string{host},
-	}
-	instance := func() *Manager {
-		m, err := New(&config.ListenerTLS{ACME: a}, Options{NoHTTP01: true, Redis: redisClient(t, redisAddr), RedisKeyPrefix: "rampart-renew:"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(m.Close)
-		return m
-	}
-	mA, mB := instance(), instance()
+	mA, mB := redisACMEPair(t, p, redisAddr, host, "rampart-renew:")
 	serveTLS(t, mB, tlsLn)
 	root, _ := p.Root(t)
 	serial := func(m *Manager) string {
@@ -156,4 +126,27 @@ func TestPebbleRedisOneRenewal(t *testing.T) {
 	if n := p.Orders(); n != 2 {
 		t.Errorf("got %d orders by %v after issuance; want 2 (the first, one renewal)", n, time.Since(issued).Round(time.Second))
 	}
+}
+
+// redisACMEPair returns two Managers for host, as two instances would have,
+// sharing their ACME state through the Redis at redisAddr under prefix and
+// ordering from p by TLS-ALPN-01 only.
+func redisACMEPair(t *testing.T, p *testpebble.Pebble, redisAddr, host, prefix string) (*Manager, *Manager) {
+	t.Helper()
+	a := &config.ACME{
+		Email:        "ops@rampart.test",
+		DirectoryURL: p.DirURL,
+		CAFile:       p.CAFile,
+		Cache:        config.StoreRedis,
+		Hosts:        []string{host},
+	}
+	instance := func() *Manager {
+		m, err := New(&config.ListenerTLS{ACME: a}, Options{NoHTTP01: true, Redis: redisClient(t, redisAddr), RedisKeyPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	return instance(), instance()
 }

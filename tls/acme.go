@@ -95,6 +95,7 @@ func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string)
 		l := &redisLock{client: o.Redis, prefix: prefix + "acme:lock:", ttl: lockTTL, poll: lockPoll}
 		iss.lock = l.acquire
 		transport.beforeOrder = iss.beforeOrder // renewals take the lock too
+		transport.beforeFinalize = iss.beforeFinalize
 	default:
 		dir := a.CacheDir
 		if dir == "" {

@@ -46,9 +46,11 @@ type acmeTransport struct {
 	next   http.RoundTripper
 	closed atomic.Bool
 	note   func(host, reason string) // set once, before the first request
-	// beforeOrder, when set (before the first request), runs before each
-	// new order goes out, with the host it is for; its error stops it.
-	beforeOrder func(ctx context.Context, host string) error
+	// beforeOrder and beforeFinalize, when set (before the first request),
+	// run before each new order and each finalization goes out (see
+	// renewlock.go); an error stops the request.
+	beforeOrder    func(ctx context.Context, host string) error
+	beforeFinalize func(ctx context.Context, host, key string) error
 }
 
 // authzProblem is the part of an ACME authorization object (RFC 8555
@@ -75,15 +77,20 @@ func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errRetired
 	}
 	if t.beforeOrder != nil {
-		host, r, err := newOrderHost(req)
+		call, r, err := readACMECall(req)
 		if err != nil {
 			return nil, err
 		}
 		req = r
-		if host != "" {
-			if err := t.beforeOrder(req.Context(), host); err != nil {
-				return nil, err
-			}
+		switch {
+		case call.order != "":
+			err = t.beforeOrder(req.Context(), call.order)
+		case call.finalize != "":
+			err = t.beforeFinalize(req.Context(), call.host, call.finalize)
+		}
+		if err != nil {
+			req.Body.Close()
+			return nil, err
 		}
 	}
 	resp, err := t.next.RoundTrip(req)

@@ -120,6 +120,9 @@ func Start(t testing.TB, o Options) *Pebble {
 // Orders counts the orders Pebble has created.
 func (p *Pebble) Orders() int { return strings.Count(p.log.String(), "Added order") }
 
+// Issued counts the certificates Pebble has issued so far.
+func (p *Pebble) Issued() int { return strings.Count(p.log.String(), "Issued certificate serial") }
+
 // Log returns what Pebble and its DNS have printed so far.
 func (p *Pebble) Log() string { return p.log.String() }
 

@@ -49,7 +49,7 @@ func (r *recordingRT) count() int {
 // holding host, whose ACME requests end at a recordingRT.
 func redisIssuer(t *testing.T, addr, host string) (*issuer, *recordingRT) {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler) // as Manager defaults to
 	iss, err := newIssuer("tls.acme", &config.ACME{Cache: config.StoreRedis, DirectoryURL: "https://127.0.0.1:1/dir"},
 		nil, Options{Redis: redisClient(t, addr), Logger: log}, "renewtest:")
 	if err != nil {

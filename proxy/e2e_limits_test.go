@@ -113,9 +113,13 @@ func TestE2EIdleTimeout(t *testing.T) {
 }
 
 // TestE2EPipelinedWithBodies sends several POSTs in one write: each body is
-// forwarded whole and the answers come back in order.
+// forwarded whole and the answers come back in order. The target keeps its
+// connections: one that closed after each answer without saying so
+// (Connection: close) races the next POST, which the proxy then sends on the
+// pooled connection before the close arrives and, not idempotent, may not
+// send again (502, as in nginx and net/http).
 func TestE2EPipelinedWithBodies(t *testing.T) {
-	up := startRawUpstream(t, func(req *rawMessage) (string, bool) { return okResponse("got " + string(req.body)), true })
+	up := startRawUpstream(t, func(req *rawMessage) (string, bool) { return okResponse("got " + string(req.body)), false })
 	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
 	c := dialRaw(t, p.addr)
 	var all strings.Builder

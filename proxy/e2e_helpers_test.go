@@ -286,15 +286,25 @@ type rawUpstream struct {
 	// handle returns the raw response and whether to close the connection
 	// after writing it.
 	handle func(req *rawMessage) (resp string, closeConn bool)
+	// closeDelay is how long a connection stays open, unread, between an
+	// answer and the close that handle asked for.
+	closeDelay time.Duration
 }
 
 func startRawUpstream(t testing.TB, handle func(req *rawMessage) (string, bool)) *rawUpstream {
+	t.Helper()
+	return startRawUpstreamClosing(t, 0, handle)
+}
+
+// startRawUpstreamClosing starts a rawUpstream that waits closeDelay after
+// an answer before a close its handler asked for.
+func startRawUpstreamClosing(t testing.TB, closeDelay time.Duration, handle func(req *rawMessage) (string, bool)) *rawUpstream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &rawUpstream{ln: ln, handle: handle}
+	u := &rawUpstream{ln: ln, handle: handle, closeDelay: closeDelay}
 	var wg sync.WaitGroup
 	var connsMu sync.Mutex
 	open := map[net.Conn]struct{}{}
@@ -350,7 +360,11 @@ func (u *rawUpstream) serve(c net.Conn) {
 		u.reqs = append(u.reqs, req)
 		u.mu.Unlock()
 		resp, closeConn := u.handle(req)
-		if _, err := io.WriteString(c, resp); err != nil || closeConn {
+		if _, err := io.WriteString(c, resp); err != nil {
+			return
+		}
+		if closeConn {
+			time.Sleep(u.closeDelay)
 			return
 		}
 	}

@@ -408,6 +408,12 @@ func isIdempotent(m []byte) bool {
 	return false
 }
 
+// hasIdempotencyKey reports an Idempotency-Key (IETF httpapi draft) or
+// X-Idempotency-Key header with a value.
+func hasIdempotencyKey(h *fasthttp.RequestHeader) bool {
+	return len(h.Peek("Idempotency-Key")) > 0 || len(h.Peek("X-Idempotency-Key")) > 0
+}
+
 const (
 	chunkedWhole    = iota // the body was read whole and is the request's body
 	chunkedStreams         // larger than smallBody: what was read streams on first

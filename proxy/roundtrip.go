@@ -32,7 +32,8 @@ type connPool interface {
 	// and must be closed. replayable says req may be sent again after a
 	// failure on a stale pooled connection.
 	// idempotent says it may be sent again even after it was written whole
-	// (the target may have acted on it before dropping the connection).
+	// (the target may have acted on it before dropping the connection); so
+	// may a request with an idempotency key.
 	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, err error)
 }
 
@@ -80,8 +81,10 @@ func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, 
 		var se *staleError
 		if errors.As(err, &se) {
 			// A request the target had whole may have been acted on: send
-			// it again only if that is harmless (as net/http does).
-			if reused && replayable && (idempotent || !se.written) && attempt < maxStaleRetries {
+			// it again only if that is harmless, as net/http does: an
+			// idempotent method, or a key that asks the target to act on
+			// one copy only (looked for here, off the usual path).
+			if reused && replayable && (idempotent || !se.written || hasIdempotencyKey(&req.Header)) && attempt < maxStaleRetries {
 				// The target closed an idle connection; it has likely closed
 				// the others it had (a restart, an idle timeout): drop them
 				// and try a fresh one.

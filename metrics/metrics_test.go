@@ -39,6 +39,7 @@ func recordAll(m *Metrics) {
 	tm.Observe(200)
 	tm.SetHealthy(false)
 	tm.Ejected()
+	tm.Retried(RetryStaleConnection, 2)
 	m.Listener("web").Inc()
 	w := m.WAF("default")
 	w.Inspected()
@@ -88,6 +89,7 @@ func TestExpositionHasEveryFamily(t *testing.T) {
 		{"rampart_upstream_requests_total", dto.MetricType_COUNTER, "code,target,upstream"},
 		{"rampart_upstream_target_healthy", dto.MetricType_GAUGE, "target,upstream"},
 		{"rampart_upstream_ejections_total", dto.MetricType_COUNTER, "target,upstream"},
+		{"rampart_upstream_retries_total", dto.MetricType_COUNTER, "reason,target,upstream"},
 		{"rampart_waf_requests_total", dto.MetricType_COUNTER, "action,policy"},
 		{"rampart_waf_rule_matches_total", dto.MetricType_COUNTER, "policy,rule_id"},
 		{"rampart_ratelimit_decisions_total", dto.MetricType_COUNTER, "decision,policy"},
@@ -136,6 +138,10 @@ rampart_upstream_target_healthy{target="10.0.0.1:8080",upstream="api"} 0
 # HELP rampart_upstream_ejections_total Times passive outlier detection ejected the target.
 # TYPE rampart_upstream_ejections_total counter
 rampart_upstream_ejections_total{target="10.0.0.1:8080",upstream="api"} 1
+# HELP rampart_upstream_retries_total Requests sent again after a failure at the target: on a fresh connection to it, after it dropped a pooled connection (reason "stale_connection"), or on another target (reason "other_target").
+# TYPE rampart_upstream_retries_total counter
+rampart_upstream_retries_total{reason="other_target",target="10.0.0.1:8080",upstream="api"} 0
+rampart_upstream_retries_total{reason="stale_connection",target="10.0.0.1:8080",upstream="api"} 2
 # HELP rampart_waf_requests_total Requests seen by a WAF policy: inspected (every one), blocked, detected (matched, let through).
 # TYPE rampart_waf_requests_total counter
 rampart_waf_requests_total{action="blocked",policy="default"} 1
@@ -172,7 +178,7 @@ rampart_build_info{version="v1.2.3"} 1
 `
 	names := []string{
 		"rampart_requests_total", "rampart_upstream_target_healthy", "rampart_upstream_ejections_total",
-		"rampart_waf_requests_total", "rampart_waf_rule_matches_total", "rampart_ratelimit_decisions_total",
+		"rampart_upstream_retries_total", "rampart_waf_requests_total", "rampart_waf_rule_matches_total", "rampart_ratelimit_decisions_total",
 		"rampart_ratelimit_store_degraded", "rampart_tls_certificate_expiry_timestamp_seconds",
 		"rampart_config_reloads_total", "rampart_config_last_reload_successful",
 		"rampart_active_connections", "rampart_build_info",
@@ -465,7 +471,12 @@ func TestTargetTrack(t *testing.T) {
 rampart_upstream_target_healthy{target="t",upstream="u"} ` + fmtFloat(tt.healthy) + `
 # HELP rampart_upstream_ejections_total Times passive outlier detection ejected the target.
 # TYPE rampart_upstream_ejections_total counter
-rampart_upstream_ejections_total{target="t",upstream="u"} ` + fmtFloat(tt.wantEjections) + "\n"
+rampart_upstream_ejections_total{target="t",upstream="u"} ` + fmtFloat(tt.wantEjections) + `
+# HELP rampart_upstream_retries_total Requests sent again after a failure at the target: on a fresh connection to it, after it dropped a pooled connection (reason "stale_connection"), or on another target (reason "other_target").
+# TYPE rampart_upstream_retries_total counter
+rampart_upstream_retries_total{reason="other_target",target="t",upstream="u"} 0
+rampart_upstream_retries_total{reason="stale_connection",target="t",upstream="u"} 0
+`
 			if err := testutil.CollectAndCompare(m.targetState, strings.NewReader(want)); err != nil {
 				t.Error(err)
 			}

@@ -29,11 +29,14 @@ type TargetState interface {
 
 // TargetMetrics records one target of one upstream:
 // rampart_upstream_requests_total, and the state behind
-// rampart_upstream_target_healthy and rampart_upstream_ejections_total. A
-// nil *TargetMetrics records nothing.
+// rampart_upstream_target_healthy, rampart_upstream_ejections_total and
+// rampart_upstream_retries_total. A nil *TargetMetrics records nothing.
 type TargetMetrics struct {
 	key   TargetKey
 	codes codeTable
+
+	// retries counts requests sent again after a failure here, by reason.
+	retries [len(retryReasons)]atomic.Uint64
 
 	// Either state is tracked, or the fields after it are pushed.
 	state     atomic.Pointer[trackedState]
@@ -71,6 +74,27 @@ func (t *TargetMetrics) Observe(code int) {
 		return
 	}
 	t.codes.counter(code).Inc()
+}
+
+// Reasons a request is sent again after a failure at a target: the label
+// "reason" of rampart_upstream_retries_total.
+const (
+	// RetryStaleConnection: on a fresh connection to the same target, after
+	// the target dropped the pooled connection the request was sent on.
+	RetryStaleConnection = iota
+	// RetryOtherTarget: on another target of the upstream.
+	RetryOtherTarget
+)
+
+var retryReasons = [...]string{"stale_connection", "other_target"}
+
+// Retried counts n requests sent again, for reason, after they failed at
+// the target.
+func (t *TargetMetrics) Retried(reason, n int) {
+	if t == nil {
+		return
+	}
+	t.retries[reason].Add(uint64(n))
 }
 
 // Track makes scrapes read the target's health and ejections from s
@@ -131,12 +155,13 @@ func (m *Metrics) RetainTargets(keep []TargetKey) {
 	}
 }
 
-// targetCollector reports the health and ejections of every live target
-// handle at scrape time.
+// targetCollector reports the health, ejections and retries of every live
+// target handle at scrape time.
 type targetCollector struct {
 	m         *Metrics
 	healthy   *prometheus.Desc
 	ejections *prometheus.Desc
+	retries   *prometheus.Desc
 	now       func() time.Time
 }
 
@@ -149,6 +174,9 @@ func newTargetCollector(m *Metrics) *targetCollector {
 		ejections: prometheus.NewDesc(Namespace+"_upstream_ejections_total",
 			"Times passive outlier detection ejected the target.",
 			[]string{"upstream", "target"}, nil),
+		retries: prometheus.NewDesc(Namespace+"_upstream_retries_total",
+			`Requests sent again after a failure at the target: on a fresh connection to it, after it dropped a pooled connection (reason "stale_connection"), or on another target (reason "other_target").`,
+			[]string{"upstream", "target", "reason"}, nil),
 		now: time.Now,
 	}
 }
@@ -157,6 +185,7 @@ func newTargetCollector(m *Metrics) *targetCollector {
 func (c *targetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.healthy
 	ch <- c.ejections
+	ch <- c.retries
 }
 
 // Collect implements prometheus.Collector.
@@ -176,5 +205,8 @@ func (c *targetCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, h, t.key.Upstream, t.key.Target)
 		ch <- prometheus.MustNewConstMetric(c.ejections, prometheus.CounterValue, float64(ejections), t.key.Upstream, t.key.Target)
+		for r, name := range retryReasons {
+			ch <- prometheus.MustNewConstMetric(c.retries, prometheus.CounterValue, float64(t.retries[r].Load()), t.key.Upstream, t.key.Target, name)
+		}
 	}
 }

@@ -701,7 +701,7 @@ scrape_configs:
 	for _, name := range []string{
 		"rampart_requests_total", "rampart_request_duration_seconds_bucket",
 		"rampart_upstream_requests_total", "rampart_upstream_target_healthy",
-		"rampart_upstream_ejections_total", "rampart_waf_requests_total",
+		"rampart_upstream_ejections_total", "rampart_upstream_retries_total", "rampart_waf_requests_total",
 		"rampart_waf_rule_matches_total", "rampart_ratelimit_decisions_total",
 		"rampart_ratelimit_store_degraded", "rampart_tls_certificate_expiry_timestamp_seconds",
 		"rampart_config_reloads_total", "rampart_config_last_reload_successful",

@@ -96,6 +96,7 @@ access_log: {path: "off"}
 		fmt.Sprintf(`rampart_upstream_requests_total{code="200",target="http://%s",upstream="app"} 4`, up.addr()),
 		`rampart_ratelimit_decisions_total{decision="allowed",policy="roomy"} 4`,
 		fmt.Sprintf(`rampart_upstream_target_healthy{target="http://%s",upstream="app"} 1`, up.addr()),
+		fmt.Sprintf(`rampart_upstream_retries_total{reason="other_target",target="http://%s",upstream="app"} 0`, up.addr()),
 		`rampart_build_info{version="test"} 1`,
 		`rampart_request_duration_seconds_count{route="first"} 4`,
 	} {

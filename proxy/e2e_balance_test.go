@@ -756,7 +756,7 @@ func TestE2EBalanceRetries(t *testing.T) {
 	t.Run("killed target, POST retried after connect failure", func(t *testing.T) {
 		ts := startBalTargets(t, 2)
 		victim, survivor := ts[0], ts[1]
-		p := startProxy(t, balanceConfig("retries: 1", ts...))
+		p := startProxy(t, balanceConfig("retries: 1", ts...)+"admin: {address: 127.0.0.1:0}\n")
 		c := newLBClient(t, p.addr)
 		victim.up.Close()
 		for i := range 6 { // within the budget's reserve
@@ -767,6 +767,13 @@ func TestE2EBalanceRetries(t *testing.T) {
 		}
 		if got := survivor.posts.Load(); got != 6 {
 			t.Errorf("%s got %d POSTs; want 6", survivor.name, got)
+		}
+		// Each attempt on the victim (no answer: code "0") was retried on
+		// the survivor.
+		failed := counted(t, p, "rampart_upstream_requests_total", "code", "0")
+		retried := counted(t, p, "rampart_upstream_retries_total", "reason", "other_target")
+		if failed == 0 || retried != failed {
+			t.Errorf("other_target retries counted: %v, for %v attempts without an answer; want as many, and some", retried, failed)
 		}
 	})
 
@@ -802,7 +809,7 @@ func TestE2EBalanceRetries(t *testing.T) {
 	t.Run("budget bounds retries", func(t *testing.T) {
 		ts := startBalTargets(t, 2)
 		victim, survivor := ts[0], ts[1]
-		p := startProxy(t, balanceConfig("retries: 1", ts...))
+		p := startProxy(t, balanceConfig("retries: 1", ts...)+"admin: {address: 127.0.0.1:0}\n")
 		c := newLBClient(t, p.addr)
 		// A target that answers 503: each retry of it costs the survivor
 		// a request, so the budget bounds them. (A target that refuses

@@ -336,7 +336,7 @@ func TestE2EIdempotencyKeyResent(t *testing.T) {
 			up := startRawUpstreamClosing(t, 5*time.Millisecond, func(req *rawMessage) (string, bool) {
 				return okResponse("got " + string(req.body)), true
 			})
-			p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+			p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", "admin: {address: 127.0.0.1:0}"))
 			c := dialRaw(t, p.addr)
 			var all strings.Builder
 			for i := range n {
@@ -373,6 +373,40 @@ func TestE2EIdempotencyKeyResent(t *testing.T) {
 			if key == "" && lost == 0 {
 				t.Errorf("no POST without a key lost the race (%d answered 200); want some 502s", ok)
 			}
+			resent := counted(t, p, "rampart_upstream_retries_total", "reason", "stale_connection")
+			if key == "" && resent != 0 {
+				t.Errorf("stale_connection retries counted: %v; want 0 without a key", resent)
+			}
+			if key != "" && resent == 0 {
+				t.Errorf("stale_connection retries counted: 0; want one for each POST sent again")
+			}
 		})
 	}
+}
+
+// counted sums the counter family name over p's series whose label has
+// value (p's config needs an admin listener, which turns metrics on).
+func counted(t *testing.T, p *testProxy, name, label, value string) float64 {
+	t.Helper()
+	if p.srv.registry == nil {
+		t.Fatal("no metrics: the config has no admin listener")
+	}
+	mfs, err := p.srv.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }

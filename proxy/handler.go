@@ -246,12 +246,16 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			start = time.Now()
 		}
 		t.State.Acquire()
-		body, err := tr.pool.roundTrip(req, out, replayable, idempotent)
+		body, resent, err := tr.pool.roundTrip(req, out, replayable, idempotent)
 		status := out.StatusCode()
+		tm := p.targetMetrics[t.Index]
 		if err != nil {
-			p.targetMetrics[t.Index].Observe(0) // no answer
+			tm.Observe(0) // no answer
 		} else {
-			p.targetMetrics[t.Index].Observe(status)
+			tm.Observe(status)
+		}
+		if resent > 0 {
+			tm.Retried(metrics.RetryStaleConnection, resent)
 		}
 		if err != nil && !targetFault(err) {
 			// The client failed (a broken or oversized body): not the
@@ -298,6 +302,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 				}
 				t.State.Release()
 				out.Reset()
+				tm.Retried(metrics.RetryOtherTarget, 1)
 				l.srv.log.Info("retrying on another target", "request_id", string(x.reqID), "route", rt.name,
 					"upstream", p.name, "failed_target", p.targetNames[t.Index], "next_target", p.targetNames[next.Index])
 				t = next

@@ -33,8 +33,9 @@ type connPool interface {
 	// failure on a stale pooled connection.
 	// idempotent says it may be sent again even after it was written whole
 	// (the target may have acted on it before dropping the connection); so
-	// may a request with an idempotency key.
-	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, err error)
+	// may a request with an idempotency key. resent counts the times req
+	// went again on a fresh connection after the target dropped a pooled one.
+	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, resent int, err error)
 }
 
 // hostPool implements connPool on a fasthttp HostClient used as a connection
@@ -59,12 +60,13 @@ func newHostPool[C pooledConn](hc *fasthttp.HostClient, acquire func(time.Durati
 // maxStaleRetries bounds the fresh connections tried after stale ones.
 const maxStaleRetries = 2
 
-func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (io.ReadCloser, error) {
+func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (io.ReadCloser, int, error) {
 	req.URI().DisablePathNormalizing = true // forward the path as the client sent it
+	resent := 0
 	for attempt := 0; ; attempt++ {
 		cc, err := p.acquire(0, false)
 		if err != nil {
-			return nil, err
+			return nil, resent, err
 		}
 		reused := !cc.LastUseTime().IsZero()
 		if reused && !idempotent && !connAlive(cc.Conn()) {
@@ -76,7 +78,7 @@ func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, 
 		}
 		body, err := p.exchange(cc, req, resp)
 		if err == nil {
-			return body, nil
+			return body, resent, nil
 		}
 		var se *staleError
 		if errors.As(err, &se) {
@@ -89,11 +91,12 @@ func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, 
 				// the others it had (a restart, an idle timeout): drop them
 				// and try a fresh one.
 				p.hc.CloseIdleConnections()
+				resent++
 				continue
 			}
 			err = se.err
 		}
-		return nil, err
+		return nil, resent, err
 	}
 }
 

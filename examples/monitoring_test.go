@@ -22,6 +22,7 @@ var exportedMetrics = map[string]string{
 	"rampart_upstream_requests_total":                  "counter",
 	"rampart_upstream_target_healthy":                  "gauge",
 	"rampart_upstream_ejections_total":                 "counter",
+	"rampart_upstream_retries_total":                   "counter",
 	"rampart_waf_requests_total":                       "counter",
 	"rampart_waf_rule_matches_total":                   "counter",
 	"rampart_ratelimit_decisions_total":                "counter",

@@ -809,7 +809,7 @@ func TestE2EBalanceRetries(t *testing.T) {
 	t.Run("budget bounds retries", func(t *testing.T) {
 		ts := startBalTargets(t, 2)
 		victim, survivor := ts[0], ts[1]
-		p := startProxy(t, balanceConfig("retries: 1", ts...)+"admin: {address: 127.0.0.1:0}\n")
+		p := startProxy(t, balanceConfig("retries: 1", ts...))
 		c := newLBClient(t, p.addr)
 		// A target that answers 503: each retry of it costs the survivor
 		// a request, so the budget bounds them. (A target that refuses

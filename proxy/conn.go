@@ -463,14 +463,8 @@ func (cn *conn) serveBurst() (keep bool) {
 		} else if !http11 {
 			ctx.Response.Header.Set("Connection", "keep-alive")
 		}
-		if wt := lim.WriteTimeout.Std(); wt > 0 {
-			// As with the read deadlines, a timer update is saved while
-			// nine tenths of the timeout are left of the last deadline.
-			now := time.Now()
-			if cn.wdl.Sub(now) < wt-wt/10 {
-				cn.wdl = now.Add(wt)
-				_ = cn.c.SetWriteDeadline(cn.wdl)
-			}
+		if wt := lim.WriteTimeout.Std(); wt > 0 && moveDeadline(&cn.wdl, time.Now(), wt) {
+			_ = cn.c.SetWriteDeadline(cn.wdl)
 		}
 		if err := writeResponse(ctx, bw, http11); err != nil {
 			if isTimeout(err) {

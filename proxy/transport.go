@@ -124,13 +124,9 @@ type timeoutConn struct {
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
-	if c.read > 0 {
-		now := time.Now()
-		if c.rdl.Sub(now) < c.read-c.read/10 {
-			c.rdl = now.Add(c.read)
-			if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
-				return 0, err
-			}
+	if c.read > 0 && moveDeadline(&c.rdl, time.Now(), c.read) {
+		if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
+			return 0, err
 		}
 	}
 	return c.Conn.Read(p)
@@ -138,16 +134,23 @@ func (c *timeoutConn) Read(p []byte) (int, error) {
 
 // Write bounds each write by the write timeout, the same way.
 func (c *timeoutConn) Write(p []byte) (int, error) {
-	if c.write > 0 {
-		now := time.Now()
-		if c.wdl.Sub(now) < c.write-c.write/10 {
-			c.wdl = now.Add(c.write)
-			if err := c.Conn.SetWriteDeadline(c.wdl); err != nil {
-				return 0, err
-			}
+	if c.write > 0 && moveDeadline(&c.wdl, time.Now(), c.write) {
+		if err := c.Conn.SetWriteDeadline(c.wdl); err != nil {
+			return 0, err
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// moveDeadline sets *last to now+d and reports true when less than nine
+// tenths of d is left of the deadline *last; otherwise the deadline stays
+// (moving one costs a runtime timer update) and it reports false.
+func moveDeadline(last *time.Time, now time.Time, d time.Duration) bool {
+	if last.Sub(now) >= d-d/10 {
+		return false
+	}
+	*last = now.Add(d)
+	return true
 }
 
 // isTimeout reports whether err is a timeout waiting for the target.

@@ -46,7 +46,6 @@ type renewal struct {
 type acmeCall struct {
 	order    string // a new order (RFC 8555 section 7.4) of this one host
 	finalize string // a finalization: the cache key of the certificate its CSR asks for
-	host     string // the finalization's host
 }
 
 // readACMECall reads req, a request of the issuer's ACME client (a JWS
@@ -92,9 +91,9 @@ func readACMECall(req *http.Request) (acmeCall, *http.Request, error) {
 	}
 	if der, err := base64.RawURLEncoding.DecodeString(p.CSR); err == nil && p.CSR != "" {
 		if csr, err := x509.ParseCertificateRequest(der); err == nil && len(csr.DNSNames) == 1 {
-			call.host, call.finalize = csr.DNSNames[0], csr.DNSNames[0]
+			call.finalize = csr.DNSNames[0]
 			if _, ok := csr.PublicKey.(*rsa.PublicKey); ok {
-				call.finalize += "+rsa" // autocert's cache key of an RSA certificate
+				call.finalize += rsaKeySuffix
 			}
 		}
 	}
@@ -128,11 +127,12 @@ func (iss *issuer) beforeOrder(ctx context.Context, host string) error {
 	return nil
 }
 
-// beforeFinalize runs in the ACME transport before an order of host is
-// finalized for the certificate cached under key: an order that took the
-// lock in beforeOrder is refused when that certificate is now in the cache
-// and not due.
-func (iss *issuer) beforeFinalize(ctx context.Context, host, key string) error {
+// beforeFinalize runs in the ACME transport before an order is finalized
+// for the certificate cached under key: an order that took the lock in
+// beforeOrder is refused when that certificate is now in the cache and not
+// due.
+func (iss *issuer) beforeFinalize(ctx context.Context, key string) error {
+	host := certHost(key)
 	iss.mu.Lock()
 	r := iss.renewals[host]
 	iss.mu.Unlock()
@@ -144,10 +144,17 @@ func (iss *issuer) beforeFinalize(ctx context.Context, host, key string) error {
 	return errRenewedElsewhere
 }
 
-// stored is told of every certificate autocert puts in the cache (key: the
-// host, with "+rsa" for an RSA one): the renewal of host is over.
+// rsaKeySuffix ends autocert's cache key of an RSA certificate; an ECDSA
+// one's key is the bare host.
+const rsaKeySuffix = "+rsa"
+
+// certHost is the host of the certificate autocert caches under key.
+func certHost(key string) string { return strings.TrimSuffix(key, rsaKeySuffix) }
+
+// stored is told of every certificate autocert puts in the cache: the
+// renewal of its host is over.
 func (iss *issuer) stored(key string) {
-	host := strings.TrimSuffix(key, "+rsa")
+	host := certHost(key)
 	iss.mu.Lock()
 	r := iss.renewals[host]
 	iss.mu.Unlock()

@@ -50,7 +50,7 @@ type acmeTransport struct {
 	// run before each new order and each finalization goes out (see
 	// renewlock.go); an error stops the request.
 	beforeOrder    func(ctx context.Context, host string) error
-	beforeFinalize func(ctx context.Context, host, key string) error
+	beforeFinalize func(ctx context.Context, key string) error
 }
 
 // authzProblem is the part of an ACME authorization object (RFC 8555
@@ -86,7 +86,7 @@ func (t *acmeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case call.order != "":
 			err = t.beforeOrder(req.Context(), call.order)
 		case call.finalize != "":
-			err = t.beforeFinalize(req.Context(), call.host, call.finalize)
+			err = t.beforeFinalize(req.Context(), call.finalize)
 		}
 		if err != nil {
 			req.Body.Close()

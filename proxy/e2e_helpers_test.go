@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
-	"github.com/rampart-proxy/rampart/internal/testpebble"
+	"github.com/rampart-proxy/rampart/internal/testport"
 )
 
 // e2eTimeout bounds every network wait of these tests.
@@ -128,10 +128,10 @@ func indent(s string, n int) string {
 }
 
 // freeAddr returns a loopback address on which nothing listens, never one
-// given out before in this process (Pebble's ports included).
+// given out before in this process (Pebble's and Redis's ports included).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	return testpebble.FreeAddr(t)
+	return testport.Addr(t)
 }
 
 // httpUpstream is an httptest server that counts the connections it accepts.

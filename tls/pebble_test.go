@@ -13,16 +13,17 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/testcert"
-	"github.com/rampart-proxy/rampart/internal/testpebble"
+	"github.com/rampart-proxy/rampart/internal/testport"
 )
 
 // The end-to-end tests run Pebble through internal/testpebble.
 
 // freePort returns a loopback TCP port that was free a moment ago, never
-// one given out before in this process (Pebble's ports included).
+// one given out before in this process (Pebble's and Redis's ports
+// included).
 func freePort(t testing.TB) int {
 	t.Helper()
-	return testpebble.FreePort(t)
+	return testport.Port(t)
 }
 
 // listen opens a loopback listener on a free port. A test that must tell

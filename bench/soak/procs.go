@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/testport"
 )
 
 // numUpstreams is the size of the pool the soak balances over.
@@ -153,22 +155,20 @@ func isClosed(c chan struct{}) bool {
 	}
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
+// freePorts returns n distinct loopback ports that were free a moment ago,
+// below the ephemeral range (internal/testport): the upstreams are killed
+// and started again on theirs, and meanwhile one of the proxy's outgoing
+// connections could take a port from that range as its source port.
 func freePorts(n int) ([]int, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
 	out := make([]int, 0, n)
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		addr, err := testport.Pick()
 		if err != nil {
 			return nil, err
 		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+		_, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		out = append(out, p)
 	}
 	return out, nil
 }

@@ -11,19 +11,21 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testport"
 )
 
 // Pebble is one Pebble process and its DNS server.
@@ -60,15 +62,40 @@ func Start(t testing.TB, o Options) *Pebble {
 		}
 	})
 
-	dnsAddr := FreeAddr(t)
-	start(t, logs, nil, "pebble-challtestsrv", "-dns01", dnsAddr, "-http01", "", "-https01", "",
-		"-tlsalpn01", "", "-management", FreeAddr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
-	waitDNS(t, dnsAddr)
+	// A port testport gives can still be taken before the process binds it
+	// (by another test process); the process then exits, and Start tries
+	// again on other ports.
+	for attempt := 1; ; attempt++ {
+		p, err := launch(t, o, dir, logs)
+		if err == nil {
+			return p
+		}
+		if !errors.Is(err, errExited) || attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("testpebble, attempt %d: %v; trying other ports", attempt, err)
+	}
+}
+
+// errExited reports a process that ended before it served.
+var errExited = errors.New("exited before serving")
+
+// launch starts Pebble and its DNS once. When either exits before it
+// serves, launch stops the other and returns an error wrapping errExited.
+func launch(t testing.TB, o Options, dir string, logs *logBuffer) (*Pebble, error) {
+	t.Helper()
+	dnsAddr := testport.Addr(t)
+	dns := start(t, logs, nil, "pebble-challtestsrv", "-dns01", dnsAddr, "-http01", "", "-https01", "",
+		"-tlsalpn01", "", "-management", testport.Addr(t), "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "")
+	if err := waitDNS(dnsAddr, dns); err != nil {
+		dns.stop()
+		return nil, err
+	}
 
 	ca := testcert.NewCA(t, "Pebble HTTPS CA")
 	certFile, keyFile := ca.Issue(t, "127.0.0.1", time.Time{}, false, "127.0.0.1", "localhost").Write(t, dir, "pebble")
 	caFile := ca.WriteCA(t, dir, "pebble-ca")
-	listen, mgmt := FreeAddr(t), FreeAddr(t)
+	listen, mgmt := testport.Addr(t), testport.Addr(t)
 	settings := map[string]any{
 		"listenAddress":           listen,
 		"managementListenAddress": mgmt,
@@ -93,7 +120,7 @@ func Start(t testing.TB, o Options) *Pebble {
 	if o.AlwaysValid {
 		env = append(env, "PEBBLE_VA_ALWAYS_VALID=1")
 	}
-	start(t, logs, env, "pebble", "-config", cfgFile, "-dnsserver", dnsAddr)
+	pebble := start(t, logs, env, "pebble", "-config", cfgFile, "-dnsserver", dnsAddr)
 
 	p := &Pebble{
 		DirURL:  "https://" + listen + "/dir",
@@ -107,11 +134,22 @@ func Start(t testing.TB, o Options) *Pebble {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				// Both listeners of each process are bound once it
+				// serves: Pebble binds its management port first.
+				if dns.exited() {
+					pebble.stop()
+					return nil, fmt.Errorf("pebble-challtestsrv %w", errExited)
+				}
+				return p, nil
 			}
 		}
+		if pebble.exited() || dns.exited() {
+			pebble.stop()
+			dns.stop()
+			return nil, fmt.Errorf("pebble or pebble-challtestsrv %w (directory: %v)", errExited, err)
+		}
 		if i == 400 {
-			t.Fatalf("Pebble did not serve its directory: %v", err)
+			return nil, fmt.Errorf("Pebble did not serve its directory: %v", err)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -144,48 +182,14 @@ func (p *Pebble) Root(t testing.TB) (pemBytes []byte, file string) {
 	return b, file
 }
 
-// FreeAddr returns a loopback TCP address that was free a moment ago.
-//
-// The kernel may give a port it just handed out, and closed, to the next
-// listener on port 0: a test that reserves its proxy's ports and then starts
-// Pebble could see Pebble bind one of them. So no address is returned twice
-// in one test process; every free-port helper of the tests draws from here.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	given.mu.Lock()
-	defer given.mu.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !given.addrs[addr] {
-			given.addrs[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("testpebble: no loopback port that was not given out before")
-	return ""
-}
-
-// given holds the addresses FreeAddr returned.
-var given = struct {
-	mu    sync.Mutex // guards addrs
-	addrs map[string]bool
-}{addrs: map[string]bool{}}
-
-// FreePort is FreeAddr's port.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	_, port, _ := net.SplitHostPort(FreeAddr(t))
-	n, _ := strconv.Atoi(port)
-	return n
+// process is one started process.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it has exited
 }
 
 // start runs a process with its output in logs until t ends.
-func start(t testing.TB, logs io.Writer, env []string, name string, args ...string) {
+func start(t testing.TB, logs io.Writer, env []string, name string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -193,15 +197,34 @@ func start(t testing.TB, logs io.Writer, env []string, name string, args ...stri
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
 		_ = cmd.Wait()
-	})
+		close(p.done)
+	}()
+	t.Cleanup(p.stop)
+	return p
 }
 
-// waitDNS waits until the DNS server at addr resolves test names.
-func waitDNS(t testing.TB, addr string) {
-	t.Helper()
+// exited reports whether the process has ended.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop kills the process and waits for it to end.
+func (p *process) stop() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// waitDNS waits until the DNS server at addr, run by dns, resolves test
+// names.
+func waitDNS(addr string, dns *process) error {
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "udp", addr)
 	}}
@@ -210,10 +233,13 @@ func waitDNS(t testing.TB, addr string) {
 		ips, err := r.LookupHost(ctx, "probe.rampart.test")
 		cancel()
 		if err == nil && len(ips) > 0 && ips[0] == "127.0.0.1" {
-			return
+			return nil
+		}
+		if dns.exited() {
+			return fmt.Errorf("pebble-challtestsrv %w (DNS on %s)", errExited, addr)
 		}
 		if i == 100 {
-			t.Fatalf("pebble-challtestsrv on %s did not answer: %v %v", addr, ips, err)
+			return fmt.Errorf("pebble-challtestsrv on %s did not answer: %v %v", addr, ips, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/testport"
 )
 
 // Server is a redis-server of one test.
@@ -32,13 +34,7 @@ func Start(t testing.TB, args ...string) *Server {
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not installed (apt-get install redis-server; make test installs it)")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	s := &Server{t: t, Addr: addr, dir: t.TempDir(), args: args}
+	s := &Server{t: t, Addr: testport.Addr(t), dir: t.TempDir(), args: args}
 	s.Restart()
 	t.Cleanup(s.Kill)
 	return s

@@ -130,29 +130,38 @@ func launch(t testing.TB, o Options, dir string, logs *logBuffer) (*Pebble, erro
 		log:     logs,
 	}
 	for i := 0; ; i++ {
-		resp, err := p.Client.Get(p.DirURL)
+		// Ready when both of Pebble's listeners serve and the DNS server
+		// still runs (it binds its management port after its DNS one).
+		err := p.serves(p.DirURL)
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				// Both listeners of each process are bound once it
-				// serves: Pebble binds its management port first.
-				if dns.exited() {
-					pebble.stop()
-					return nil, fmt.Errorf("pebble-challtestsrv %w", errExited)
-				}
-				return p, nil
-			}
+			err = p.serves(p.MgmtURL + "/roots/0")
+		}
+		if err == nil && !dns.exited() {
+			return p, nil
 		}
 		if pebble.exited() || dns.exited() {
 			pebble.stop()
 			dns.stop()
-			return nil, fmt.Errorf("pebble or pebble-challtestsrv %w (directory: %v)", errExited, err)
+			return nil, fmt.Errorf("pebble or pebble-challtestsrv %w (%v)", errExited, err)
 		}
 		if i == 400 {
-			return nil, fmt.Errorf("Pebble did not serve its directory: %v", err)
+			return nil, fmt.Errorf("Pebble did not serve: %v", err)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// serves reports whether url answers 200.
+func (p *Pebble) serves(url string) error {
+	resp, err := p.Client.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // Orders counts the orders Pebble has created.

@@ -244,20 +244,17 @@ func TestE2EPipelinedDuringExchange(t *testing.T) {
 				listener = staticTLSYAML("", [2]string{cf, kf})
 			}
 			p := startProxy(t, oneUpstreamConfig(up.addr(), listener, "", ""))
-			raw, err := net.DialTimeout("tcp", p.addr, e2eTimeout)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			var c net.Conn = raw
+			var c net.Conn
 			if scheme == "https" {
-				tc := tls.Client(raw, &tls.Config{ServerName: "pipe.example.com", RootCAs: testcert.Pool(ca.PEM)})
-				if err := tc.Handshake(); err != nil {
+				tc, err := tlsDial(p.addr, &tls.Config{ServerName: "pipe.example.com", RootCAs: testcert.Pool(ca.PEM)})
+				if err != nil {
 					t.Fatal(err)
 				}
+				defer tc.Close()
 				c = tc
+			} else {
+				c = dialRaw(t, p.addr).conn
 			}
-			_ = raw.SetDeadline(time.Now().Add(e2eTimeout))
 			br := bufio.NewReader(c)
 			for round := range 3 {
 				start := time.Now()

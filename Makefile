@@ -128,16 +128,33 @@ vet: $(CORAZA_MODFILE)
 
 lint: fmt-check vet
 
-test: deps lint coraza-test coraza-verdicts
+# make test prints a banner before each phase with the time elapsed since it
+# started, so a slow phase shows in CI's log.
+TEST_T0 := $(shell date +%s)
+banner = @echo "=== make test: $(1) (at $$(( $$(date +%s) - $(TEST_T0) )) s)"
+
+test:
+	$(call banner,deps: Debian packages the tests need)
+	@$(MAKE) --no-print-directory deps
+	$(call banner,lint: gofmt and go vet)
+	@$(MAKE) --no-print-directory lint
+	$(call banner,coraza-test: Coraza's own tests on the patched copy)
+	@$(MAKE) --no-print-directory coraza-test
+	$(call banner,coraza-verdicts: the CRS suite on stock and patched Coraza)
+	@$(MAKE) --no-print-directory coraza-verdicts
+	$(call banner,go test ./...)
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	@echo "the WAF's tests again, on stock Coraza (what go install builds)"
+	$(call banner,the WAF's tests again on stock Coraza (what go install builds))
 	GOFLAGS= RAMPART_CORAZA=stock $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./waf/...
+	$(call banner,go test -race on the packages that share state)
 	@dirs=""; for p in $(RACE_PKGS); do [ -d "$${p%/...}" ] && dirs="$$dirs $$p"; done; \
 	pkgs=""; if [ -n "$$dirs" ]; then pkgs=$$($(GO) list $$dirs) || exit 1; fi; \
 	if [ -z "$$pkgs" ]; then echo "race: none of $(RACE_PKGS) exists yet"; exit 0; fi; \
 	echo "$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)" $$pkgs; \
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$pkgs
-	$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+	$(call banner,fuzz: every fuzz target for $(TEST_FUZZTIME))
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+	$(call banner,done)
 
 bench: $(CORAZA_MODFILE)
 	bash bench/run.sh

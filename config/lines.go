@@ -184,3 +184,22 @@ func dropDuplicateKeys(root *yaml.Node) Errors {
 	})
 	return errs
 }
+
+// has reports whether the file holds path (a key written, whatever its
+// value).
+func (x *lineIndex) has(path string) bool {
+	if x == nil {
+		return false
+	}
+	_, ok := x.paths[path]
+	return ok
+}
+
+// rawValue returns the scalar at path as written in the file, before
+// ${NAME} expansion.
+func (x *lineIndex) rawValue(path string) (string, bool) {
+	if !x.has(path) {
+		return "", false
+	}
+	return x.value(x.paths[path], path)
+}

@@ -264,7 +264,6 @@ func TestEnvExpansion(t *testing.T) {
 	t.Setenv("RAMPART_TEST_EMPTY", "")
 	src := `admin:
   address: "127.0.0.1:${RAMPART_TEST_PORT}"
-  token: ${RAMPART_TEST_TOKEN}
 listeners:
   web:
     address: :${RAMPART_TEST_PORT}
@@ -277,6 +276,8 @@ routes:
   - upstream: app
     match:
       headers: {X-Price: "$$5 and $ and ${RAMPART_TEST_EMPTY}end"}
+  - respond:
+      body: ${RAMPART_TEST_TOKEN}
 `
 	c, err := Parse([]byte(src), "env.yaml")
 	if err != nil {
@@ -287,7 +288,7 @@ routes:
 		got, want any
 	}{
 		{"quoted", c.Admin.Address, "127.0.0.1:9090"},
-		{"no injection", c.Admin.Token, "a: b\n- c"},
+		{"no injection", c.Routes[1].Respond.Body, "a: b\n- c"},
 		{"plain", c.Listeners["web"].Address, ":9090"},
 		{"re-resolved as int", c.Listeners["web"].Limits.MaxConnections, 42},
 		{"escapes", c.Routes[0].Match.Headers["X-Price"], "$5 and $ and end"},

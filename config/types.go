@@ -59,13 +59,33 @@ type Config struct {
 	File string `yaml:"-"`
 }
 
-// Admin is the admin listener.
+// Admin is the admin listener. It is secure by default: see
+// docs/security.md for the checks below and why.
 type Admin struct {
-	// Address is host:port. Default DefaultAdminAddress (loopback).
+	// Address is host:port. Default DefaultAdminAddress (loopback). An
+	// address that is not loopback (0.0.0.0, ::, ":PORT", another IP, a
+	// name other than localhost) requires Token, or AllowUnauthenticated.
 	Address string `yaml:"address"`
 	// Token, when set, is required as "Authorization: Bearer TOKEN" on
-	// every admin request except /healthz and /readyz.
-	Token string `yaml:"token"`
+	// every admin request except /healthz and /readyz, and compared in
+	// constant time. Omitted: no authentication, allowed only on a
+	// loopback Address. Written but empty (an empty ${NAME}) is an error,
+	// never "no authentication". A secret: write it as ${NAME}; the admin
+	// API redacts it.
+	Token string `yaml:"token" redact:"true"`
+	// Hosts are names accepted in the Host header of admin requests besides
+	// localhost, IP addresses and the host of Address, for a client that
+	// reaches the admin listener by name (Prometheus scraping
+	// "rampart:9901"). Other names are refused with 403, against DNS
+	// rebinding; /healthz and /readyz answer whatever the Host. Empty: no
+	// other name.
+	Hosts []string `yaml:"hosts"`
+	// AllowUnauthenticated, when true, lets a non-loopback Address serve
+	// without a Token: anyone who reaches it can read the config and
+	// reload it. Logged as a warning at every start and reload. Default
+	// false. When false, validation refuses a non-loopback Address that
+	// has no Token.
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 }
 
 // Listener accepts downstream connections on one address.
@@ -307,8 +327,9 @@ type Match struct {
 	// ApplyDefaults upper-cases them.
 	Methods []string `yaml:"methods"`
 	// Headers must each be present with exactly this value. Names are
-	// case-insensitive.
-	Headers map[string]string `yaml:"headers"`
+	// case-insensitive. The values are often shared secrets (an internal
+	// auth header): the admin API redacts every one.
+	Headers map[string]string `yaml:"headers" redact:"true"`
 }
 
 // SplitTarget is one side of a weighted split.
@@ -347,8 +368,9 @@ type WAFPolicy struct {
 	RequestBodyLimitAction string `yaml:"request_body_limit_action"`
 	// InspectResponse enables response inspection. Default false.
 	InspectResponse bool `yaml:"inspect_response"`
-	// Rules is extra SecLang loaded after the CRS.
-	Rules string `yaml:"rules"`
+	// Rules is extra SecLang loaded after the CRS. The admin API redacts
+	// it: a rule may compare a header with a secret value.
+	Rules string `yaml:"rules" redact:"true"`
 	// RuleFiles are extra SecLang files loaded after Rules.
 	RuleFiles []string `yaml:"rule_files"`
 	// Exclusions switch rules off for some requests.
@@ -397,11 +419,12 @@ type Redis struct {
 	Addresses []string `yaml:"addresses"`
 	// MasterName selects Sentinel mode.
 	MasterName string `yaml:"master_name"`
-	// Username is the Redis ACL user. Empty: the default user.
-	Username string `yaml:"username"`
+	// Username is the Redis ACL user. Empty: the default user. The admin
+	// API redacts it.
+	Username string `yaml:"username" redact:"true"`
 	// Password authenticates to Redis. Empty: none. A secret: write it as
 	// ${NAME} to read it from the environment; the admin API redacts it.
-	Password string `yaml:"password"`
+	Password string `yaml:"password" redact:"true"`
 	// DB is the database number (single server and Sentinel only). Default 0.
 	DB int `yaml:"db"`
 	// Timeout bounds each call. Default DefaultRedisTimeout.

@@ -82,13 +82,6 @@ func quoteList(allowed ...string) string {
 	return strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
 }
 
-// admin checks the admin listener.
-func (v *validator) admin() {
-	if a := v.c.Admin; a != nil {
-		v.address("admin.address", a.Address)
-	}
-}
-
 // address checks a listen address at path.
 func (v *validator) address(path, addr string) {
 	if addr == "" {

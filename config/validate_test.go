@@ -85,7 +85,7 @@ func TestParseErrorClasses(t *testing.T) {
 		{"listener bad host", "listeners:\n  web:\n    address: \"bad_host!:80\" # <-\n" + ups + rts, `listeners.web.address: invalid address "bad_host!:80": invalid host "bad_host!"`},
 		{"listener without address", "listeners:\n  web: # <-\n    limits: {}\n" + ups + rts, "listeners.web: address is required"},
 		{"two listeners on one address", lis + "  web2:\n    address: \"0.0.0.0:8080\" # <-\n" + ups + rts, `listeners.web2.address: "0.0.0.0:8080" is already used by listeners.web`},
-		{"admin on a listener's address", "admin:\n  address: \":8080\"\nlisteners:\n  web:\n    address: \":8080\" # <-\n" + ups + rts, `listeners.web.address: ":8080" is already used by admin`},
+		{"admin on a listener's address", "admin:\n  address: \":8080\"\n  token: t\nlisteners:\n  web:\n    address: \":8080\" # <-\n" + ups + rts, `listeners.web.address: ":8080" is already used by admin`},
 		{"admin bad address", "admin:\n  address: nope # <-\n" + lis + ups + rts, `admin.address: invalid address "nope": want host:port or :port`},
 		{"negative max_connections", "listeners:\n  web:\n    address: \":8080\"\n    limits: {max_connections: -1} # <-\n" + ups + rts, "listeners.web.limits.max_connections: -1 must not be negative"},
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -191,6 +192,10 @@ func TestDockerCompose(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("prometheus.yml does not scrape %s", want)
+	}
+	// The admin API refuses Host names it does not know (DNS rebinding).
+	if !slices.Contains(cfg.Admin.Hosts, "rampart") {
+		t.Errorf("admin.hosts %q lacks rampart, the name Prometheus scrapes: its requests would get 403", cfg.Admin.Hosts)
 	}
 	if mounts["/var/lib/grafana/dashboards/rampart.json"] == "" || mounts["/etc/grafana/provisioning"] == "" {
 		t.Errorf("grafana does not get the dashboard and its provisioning")

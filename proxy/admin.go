@@ -2,16 +2,14 @@ package proxy
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -81,10 +79,9 @@ type adminServer struct {
 	reg *prometheus.Registry // nil: /metrics answers 404
 	log *slog.Logger
 
-	// token is the SHA-256 of the bearer token; nil when none is required.
-	// Comparing digests keeps the comparison constant-time whatever the
-	// length presented.
-	token atomic.Pointer[[sha256.Size]byte]
+	// access is what a request must satisfy; a reload that keeps the
+	// address replaces it (SetConfig).
+	access atomic.Pointer[adminAccess]
 
 	mux  *http.ServeMux
 	ln   net.Listener
@@ -92,21 +89,22 @@ type adminServer struct {
 	done chan struct{} // closed when Serve has returned
 }
 
-// newAdminServer binds addr and serves the admin API on it until Shutdown.
-// token, when not empty, is required as "Authorization: Bearer TOKEN" on
-// every endpoint but /healthz and /readyz. reg is the registry /metrics
-// exposes.
-func newAdminServer(addr, token string, b adminBackend, reg *prometheus.Registry, log *slog.Logger) (*adminServer, error) {
-	if addr == "" {
+// newAdminServer binds cfg.Address and serves the admin API on it until
+// Shutdown; see SetConfig for cfg's other fields. reg is the registry
+// /metrics exposes.
+func newAdminServer(cfg *config.Admin, b adminBackend, reg *prometheus.Registry, log *slog.Logger) (*adminServer, error) {
+	if cfg == nil || cfg.Address == "" {
 		return nil, errors.New("proxy: admin: no address")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &adminServer{b: b, reg: reg, log: log.With("listener", "admin"), mux: http.NewServeMux(), done: make(chan struct{})}
-	a.SetToken(token)
+	if err := a.SetConfig(cfg); err != nil {
+		return nil, err
+	}
 	a.routes()
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: admin: %w", err)
 	}
@@ -131,15 +129,22 @@ func newAdminServer(addr, token string, b adminBackend, reg *prometheus.Registry
 // Addr returns the address the admin listener is bound to.
 func (a *adminServer) Addr() string { return a.ln.Addr().String() }
 
-// SetToken replaces the bearer token (a reload that changed admin.token);
-// "" switches authentication off.
-func (a *adminServer) SetToken(token string) {
-	if token == "" {
-		a.token.Store(nil)
-		return
+// SetConfig applies cfg's token, Host names and opt-out (at start, and on
+// a reload that keeps the address). It refuses, keeping what was in force,
+// a config that validation refuses too: a non-loopback address without a
+// token or allow_unauthenticated. The opt-out is logged as a warning each
+// time it is applied.
+func (a *adminServer) SetConfig(cfg *config.Admin) error {
+	if cfg.Token == "" && !cfg.Loopback() && !cfg.AllowUnauthenticated {
+		return fmt.Errorf("proxy: admin: %q is not a loopback address and no token is set", cfg.Address)
 	}
-	sum := sha256.Sum256([]byte(token))
-	a.token.Store(&sum)
+	if cfg.Token == "" && !cfg.Loopback() {
+		a.log.Warn("the admin API is UNAUTHENTICATED on a non-loopback address (admin.allow_unauthenticated: true): "+
+			"anyone who reaches it can read the configuration and reload it; set admin.token",
+			"address", cfg.Address)
+	}
+	a.access.Store(newAdminAccess(cfg))
+	return nil
 }
 
 // Shutdown stops accepting, waits for the requests being served (bounded
@@ -174,30 +179,47 @@ func (a *adminServer) routes() {
 	a.mux.HandleFunc("POST /api/v1/reload", a.reload)
 }
 
-// ServeHTTP checks the bearer token, then hands over to the mux. Only the
-// probes are open: a kubelet sends no token. Everything else, unknown paths
-// included, needs it, so an unauthenticated client learns nothing of the API.
+// ServeHTTP applies the checks of adminAccess, then hands over to the mux.
+// Only the probes are exempt: a kubelet sends no token, and a health
+// checker may send any Host; they answer "ok" or "ready" and nothing else.
+// Everything else, unknown paths included, goes through every check, so an
+// unauthenticated client learns nothing of the API.
 func (a *adminServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !a.authorized(r) {
+	if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	acc := a.access.Load()
+	if !acc.hostAllowed(r.Host) {
+		a.log.Debug("admin request refused: Host not allowed", "host", r.Host, "remote", r.RemoteAddr)
+		writeText(w, http.StatusForbidden, "host not allowed\n")
+		return
+	}
+	if err := adminCrossOrigin.Check(r); err != nil {
+		a.log.Debug("admin request refused: cross-origin", "error", err.Error(), "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request refused"})
+		return
+	}
+	if !acc.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="rampart admin"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+		return
+	}
+	if acc.token == nil && !safeMethod(r.Method) && !jsonContent(r) && a.handles(r) {
+		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{
+			"error": "a state-changing admin request needs Content-Type: application/json or a bearer token " +
+				"(a cross-site form can send neither)",
+		})
 		return
 	}
 	a.mux.ServeHTTP(w, r)
 }
 
-// authorized reports whether r carries the bearer token, or none is set.
-func (a *adminServer) authorized(r *http.Request) bool {
-	want := a.token.Load()
-	if want == nil {
-		return true
-	}
-	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(cred)))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+// handles reports whether the mux has an endpoint for r's method and path
+// (rather than a 404 or 405, which change nothing).
+func (a *adminServer) handles(r *http.Request) bool {
+	_, pattern := a.mux.Handler(r)
+	return pattern != ""
 }
 
 func (a *adminServer) readyz(w http.ResponseWriter, _ *http.Request) {
@@ -221,6 +243,13 @@ func (a *adminServer) upstreams(w http.ResponseWriter, _ *http.Request) {
 	ups := a.b.UpstreamStatus()
 	if ups == nil {
 		ups = []UpstreamStatus{}
+	}
+	ups = slices.Clone(ups) // the backend's; the URLs are redacted in a copy
+	for i := range ups {
+		ups[i].Targets = slices.Clone(ups[i].Targets)
+		for j := range ups[i].Targets {
+			ups[i].Targets[j].URL = redactUserinfo(ups[i].Targets[j].URL)
+		}
 	}
 	writeJSON(w, http.StatusOK, struct {
 		Upstreams []UpstreamStatus `json:"upstreams"`
@@ -278,41 +307,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // stays empty, so an operator can see that none is set.
 const redactedValue = "[redacted]"
 
-// secretFields lists the config fields that hold a secret, by struct type
-// and Go field name; they are redacted wherever the type appears. To
-// protect a new secret field, add it here (TestSecretFieldsExist keeps the
-// list honest). Field and map key names that look secret are redacted too
-// (secretName), as a safety net for fields nobody listed.
-var secretFields = map[reflect.Type][]string{
-	reflect.TypeFor[config.Admin](): {"Token"},
-	reflect.TypeFor[config.Redis](): {"Password"},
-}
-
-// secretWords are the parts of a field name or map key (a header matcher
-// such as Authorization or X-Api-Key) that mark its string value secret.
-var secretWords = []string{"password", "passwd", "secret", "token", "credential", "authorization", "apikey", "api_key", "api-key"}
-
-// secretName reports whether a field or key named name holds a secret.
-func secretName(name string) bool {
-	n := strings.ToLower(name)
-	for _, w := range secretWords {
-		if strings.Contains(n, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// isSecretField reports whether field f of struct type t holds a secret.
-func isSecretField(t reflect.Type, f reflect.StructField, yamlName string) bool {
-	for _, name := range secretFields[t] {
-		if f.Name == name {
-			return true
-		}
-	}
-	return secretName(yamlName)
-}
-
 // redactConfig returns cfg as JSON-ready data under its YAML names, in
 // file order, with durations, sizes and rates written as in the file and
 // secrets replaced by redactedValue.
@@ -357,7 +351,7 @@ func redactValue(v reflect.Value) any {
 		}
 		return redactValue(v.Elem())
 	case reflect.String:
-		return redactURL(v.String())
+		return redactUserinfo(v.String())
 	case reflect.Slice, reflect.Array:
 		if v.Kind() == reflect.Slice && v.IsNil() {
 			return nil
@@ -368,7 +362,7 @@ func redactValue(v reflect.Value) any {
 		}
 		return out
 	case reflect.Map:
-		return redactMap(v)
+		return redactMap(v, redactValue)
 	}
 	if v.CanInterface() {
 		if z, ok := v.Interface().(interface{ IsZero() bool }); ok && z.IsZero() {
@@ -403,7 +397,7 @@ func redactStruct(v reflect.Value) jsonObject {
 			name = strings.ToLower(f.Name) // yaml.v3's default
 		}
 		fv := v.Field(i)
-		if isSecretField(t, f, name) {
+		if config.Secret(f) {
 			out = append(out, jsonField{name, redactSecret(fv)})
 			continue
 		}
@@ -412,9 +406,8 @@ func redactStruct(v reflect.Value) jsonObject {
 	return out
 }
 
-// redactMap converts a map with its keys sorted; a string value under a
-// secret-looking key is redacted.
-func redactMap(v reflect.Value) any {
+// redactMap converts a map with its keys sorted.
+func redactMap(v reflect.Value, value func(reflect.Value) any) any {
 	if v.IsNil() {
 		return nil
 	}
@@ -430,37 +423,62 @@ func redactMap(v reflect.Value) any {
 	sort.Slice(idx, func(a, b int) bool { return names[idx[a]] < names[idx[b]] })
 	out := make(jsonObject, 0, len(keys))
 	for _, i := range idx {
-		mv := v.MapIndex(keys[i])
-		if secretName(names[i]) && mv.Kind() == reflect.String {
-			out = append(out, jsonField{names[i], redactSecret(mv)})
-			continue
-		}
-		out = append(out, jsonField{names[i], redactValue(mv)})
+		out = append(out, jsonField{names[i], value(v.MapIndex(keys[i]))})
 	}
 	return out
 }
 
-// redactSecret hides a secret field's value: a string unless empty,
-// anything else (a list of keys, a struct) whole unless zero.
+// redactSecret hides the value of a field marked secret: a string unless
+// empty, each element of a list, each value of a map (its keys, such as
+// header names, are kept), anything else whole unless zero.
 func redactSecret(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.String:
+		if v.Len() == 0 {
+			return ""
+		}
+		return redactedValue
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return redactSecret(v.Elem())
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.IsNil() {
+			return nil
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = redactSecret(v.Index(i))
+		}
+		return out
+	case reflect.Map:
+		return redactMap(v, redactSecret)
+	}
 	if v.IsZero() {
 		return redactValue(v)
 	}
 	return redactedValue
 }
 
-// redactURL hides the password of a URL's userinfo
-// ("http://user:secret@host" from a ${NAME} expansion) as url.Redacted does.
-func redactURL(s string) string {
-	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
+// redactUserinfo hides the user info of a URL or of a "user:pass@host"
+// address, whatever field holds it ("redis://user:secret@host" from a
+// ${NAME} expansion): the whole of it, since a user name alone may be the
+// credential. Other strings are returned as they are.
+func redactUserinfo(s string) string {
+	at := strings.LastIndexByte(s, '@')
+	if at < 0 {
 		return s
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+	start := 0
+	if i := strings.Index(s, "://"); i >= 0 {
+		start = i + 3
 	}
-	if _, ok := u.User.Password(); !ok {
-		return s
+	if strings.ContainsAny(s[start:at], "/?#") {
+		return s // the "@" is in a path or a query, not in the authority
 	}
-	return u.Redacted()
+	if start == 0 && (!strings.Contains(s[:at], ":") || strings.ContainsAny(s[:at], " \t\n")) {
+		return s // an e-mail address or prose, not "user:pass@host"
+	}
+	return s[:start] + redactedValue + s[at:]
 }

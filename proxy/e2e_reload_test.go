@@ -172,7 +172,7 @@ func TestE2EReloadUnderLoad(t *testing.T) {
 			}
 		case 2: // POST /api/v1/reload on the admin listener
 			write(body)
-			resp, err := http.Post("http://"+srv.AdminAddr()+"/api/v1/reload", "", nil)
+			resp, err := http.Post("http://"+srv.AdminAddr()+"/api/v1/reload", "application/json", nil)
 			if err != nil {
 				t.Fatalf("reload %d: %v", v, err)
 			}

@@ -149,13 +149,18 @@ func (s *Server) reconfigureAdmin(old, cfg *config.Config) {
 		return
 	}
 	if cfg.Admin.Address == old.Admin.Address {
-		s.admin.SetToken(cfg.Admin.Token)
+		if err := s.admin.SetConfig(cfg.Admin); err != nil {
+			s.log.Error("admin listener: the new admin section is refused; keeping the old one", "error", err.Error())
+		}
 		return
 	}
-	a, err := newAdminServer(cfg.Admin.Address, cfg.Admin.Token, s, s.registry, s.log)
+	a, err := newAdminServer(cfg.Admin, s, s.registry, s.log)
 	if err != nil {
 		s.log.Error("admin listener: the new address cannot be bound; keeping the old one", "error", err.Error())
-		s.admin.SetToken(cfg.Admin.Token)
+		if err := s.admin.SetConfig(&config.Admin{Address: old.Admin.Address, Token: cfg.Admin.Token,
+			Hosts: cfg.Admin.Hosts, AllowUnauthenticated: cfg.Admin.AllowUnauthenticated}); err != nil {
+			s.log.Error("admin listener: the new admin section is refused; keeping the old one", "error", err.Error())
+		}
 		return
 	}
 	prev := s.admin

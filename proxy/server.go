@@ -172,7 +172,7 @@ func (s *Server) Start() error {
 		go func() { l.done <- l.cs.serve() }()
 	}
 	if a := cfg.Admin; a != nil {
-		admin, err := newAdminServer(a.Address, a.Token, s, s.registry, s.log)
+		admin, err := newAdminServer(a, s, s.registry, s.log)
 		if err != nil {
 			for _, l := range s.listeners {
 				_ = l.ln.Close()

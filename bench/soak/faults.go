@@ -192,7 +192,7 @@ func (f *faults) reloader(ctx context.Context) {
 
 // apiReload asks the admin API to reload; 200 is success (changed or not).
 func apiReload(c *http.Client, admin string) error {
-	resp, err := c.Post(admin+"/api/v1/reload", "", nil)
+	resp, err := c.Post(admin+"/api/v1/reload", "application/json", nil) // no token: JSON, as the admin API asks
 	if err != nil {
 		return err
 	}

@@ -286,6 +286,7 @@ const redactedValue = "[redacted]"
 var secretFields = map[reflect.Type][]string{
 	reflect.TypeFor[config.Admin](): {"Token"},
 	reflect.TypeFor[config.Redis](): {"Password"},
+	reflect.TypeFor[config.ACME]():  {"EncryptionKey", "PreviousEncryptionKeys"},
 }
 
 // secretWords are the parts of a field name or map key (a header matcher

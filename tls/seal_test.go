@@ -163,3 +163,19 @@ func TestACMEKeyring(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckReadsKeyFile: `rampart validate` (Check) reads
+// encryption_key_file as New does.
+func TestCheckReadsKeyFile(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "acme.key")
+	err := Check("websecure", &config.ListenerTLS{ACME: &config.ACME{Cache: config.StoreRedis, EncryptionKeyFile: missing}})
+	if want := "listeners.websecure.tls.acme.encryption_key_file: open " + missing; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("got %v; want an error starting %q", err, want)
+	}
+	if err := os.WriteFile(missing, []byte(testKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check("websecure", &config.ListenerTLS{ACME: &config.ACME{Cache: config.StoreRedis, EncryptionKeyFile: missing}}); err != nil {
+		t.Fatalf("got %v; want none", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/crypto/acme/autocert"
 
+	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
 )
 
@@ -399,4 +400,50 @@ func TestRedisCacheMigrate(t *testing.T) {
 			t.Errorf("got %q; want the value left as it was", got)
 		}
 	})
+}
+
+// TestNewMigratesAtStart: a Manager built with insecure_migrate_cleartext
+// seals the values in clear it finds under its prefix, for hosts it does
+// not serve too, without a handshake; one built without it leaves them
+// alone and migrates nothing.
+func TestNewMigratesAtStart(t *testing.T) {
+	addr := startRedis(t)
+	c := redisClient(t, addr)
+	ctx := context.Background()
+	const name = "start:acme:gone.example.com" // a host no longer configured
+	for _, tt := range []struct {
+		name        string
+		acceptClear bool
+	}{{"without insecure_migrate_cleartext", false}, {"with insecure_migrate_cleartext", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := c.Set(ctx, name, "-----BEGIN EC PRIVATE KEY-----\nold\n", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			var logs logBuffer
+			a := &config.ACME{DirectoryURL: "https://127.0.0.1:1/dir", Cache: config.StoreRedis,
+				Hosts: []string{"a.example.com"}, EncryptionKey: testKey, InsecureMigrateCleartext: tt.acceptClear}
+			m, err := New(&config.ListenerTLS{ACME: a}, Options{Redis: redisClient(t, addr), RedisKeyPrefix: "start:", Logger: logs.logger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			select {
+			case <-m.issuer.migrated:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the migration did not end")
+			}
+			if !tt.acceptClear {
+				if got := c.Get(ctx, name).Val(); !strings.HasPrefix(got, "-----BEGIN") {
+					t.Errorf("got %q; want the value left alone", got)
+				}
+				return
+			}
+			checkSealed(t, c, name)
+			for _, want := range []string{"insecure_migrate_cleartext is on", "ACME cache migration done", "migrated_from_clear=1"} {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("no %q in the log:\n%s", want, logs.String())
+				}
+			}
+		})
+	}
 }

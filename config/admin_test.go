@@ -113,6 +113,7 @@ var notSecret = map[string]string{
 	"Certificate.KeyFile":    "a path; the key stays in the file",
 	"UpstreamTLS.KeyFile":    "a path; the key stays in the file",
 	"RedisTLS.KeyFile":       "a path; the key stays in the file",
+	"ACME.EncryptionKeyFile": "a path; the key stays in the file",
 	"Redis.KeyPrefix":        "the prefix of Redis keys",
 	"Upstream.HashKey":       "what is hashed (header:NAME), not a value",
 	"RateLimit.Key":          "what is counted (header:NAME), not a value",

@@ -84,7 +84,10 @@ func TestParseFull(t *testing.T) {
 			ACME: &ACME{
 				Email: "ops@example.com", DirectoryURL: "https://localhost:14000/dir",
 				CAFile: "/etc/rampart/pebble.minica.pem", Cache: "redis",
-				Hosts: []string{"example.com", "www.example.com"},
+				Hosts:                    []string{"example.com", "www.example.com"},
+				EncryptionKey:            "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=",
+				PreviousEncryptionKeys:   []string{"EjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8="},
+				InsecureMigrateCleartext: true,
 			},
 			ClientCAFile: "/etc/rampart/clients.pem", ClientAuth: "require",
 		}},

@@ -171,6 +171,32 @@ type ACME struct {
 	// Hosts are the only names a certificate may be ordered for. Empty:
 	// the exact (non-wildcard) hosts of the routes bound to this listener.
 	Hosts []string `yaml:"hosts"`
+	// EncryptionKey encrypts and authenticates every value that cache
+	// "redis" stores (AES-256-GCM): 32 random bytes in base64, such as the
+	// output of `openssl rand -base64 32`. A secret: write it as ${NAME} to
+	// read it from the environment; the admin API redacts it. Every
+	// instance sharing the Redis needs the same key. With cache "redis",
+	// one of EncryptionKey and EncryptionKeyFile is required (there is no
+	// default and no way to store in clear); with cache "dir" neither may
+	// be set (the directory is protected by its mode, 0700).
+	EncryptionKey string `yaml:"encryption_key" redact:"true"`
+	// EncryptionKeyFile is a file holding the key as EncryptionKey does
+	// (base64; surrounding whitespace ignored), such as a mounted
+	// Kubernetes Secret; read at start and at each reload that changes
+	// the config. Set it or EncryptionKey, not both.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// PreviousEncryptionKeys are keys in EncryptionKey's format that
+	// decrypt values written before a rotation but never encrypt; a value
+	// read under one is written again under the current key. Empty (the
+	// default): only the current key decrypts.
+	PreviousEncryptionKeys []string `yaml:"previous_encryption_keys" redact:"true"`
+	// InsecureMigrateCleartext accepts values stored in clear (by a
+	// Rampart without encryption) and writes each again encrypted, at
+	// start and when read. While it is true, anyone who can write to the
+	// Redis can plant a certificate and key that will be served: set it
+	// for one upgrade, then remove it. False (the default): a value in
+	// clear is ignored and logged, and autocert orders anew in its place.
+	InsecureMigrateCleartext bool `yaml:"insecure_migrate_cleartext"`
 }
 
 // Upstream is a pool of targets.

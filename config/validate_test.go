@@ -15,6 +15,25 @@ const (
 	red = "redis:\n  address: 127.0.0.1:6379\n"
 )
 
+// testACMEKey is a valid acme.encryption_key.
+const testACMEKey = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+
+// needsACMEKey is the error of cache redis without a key.
+const needsACMEKey = "cache redis needs encryption_key (or encryption_key_file): " +
+	"32 random bytes in base64 that encrypt the account and certificate keys in Redis, the same on every instance; " +
+	"generate one with `openssl rand -base64 32` and set encryption_key: ${RAMPART_ACME_ENCRYPTION_KEY}"
+
+// acmeRedis is a file with a listener whose ACME cache is in Redis, its
+// "cache: redis" line marked unless extra (more lines of the acme block)
+// marks its own.
+func acmeRedis(extra string) string {
+	cache := "        cache: redis"
+	if !strings.Contains(extra, "# <-") {
+		cache += " # <-"
+	}
+	return "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      acme:\n" + cache + "\n" + extra + ups + rts
+}
+
 // markedLine returns the line that holds the marker "# <-", or 0.
 func markedLine(src string) int {
 	for i, l := range strings.Split(src, "\n") {
@@ -30,6 +49,7 @@ func markedLine(src string) int {
 func parseErrors(t *testing.T, src string) Errors {
 	t.Helper()
 	t.Setenv("RAMPART_TEST_PORT", "8081")
+	t.Setenv("RAMPART_TEST_EMPTY", "")
 	c, err := Parse([]byte(src), "rampart.yaml")
 	if err == nil {
 		t.Fatalf("Parse succeeded; want an error\n%s", src)
@@ -96,7 +116,16 @@ func TestParseErrorClasses(t *testing.T) {
 		{"tls client_auth", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      certificates: [{cert_file: a, key_file: b}]\n      client_ca_file: ca.pem\n      client_auth: maybe # <-\n" + ups + rts, `listeners.web.tls.client_auth: "maybe" must be require or verify_if_given`},
 		{"tls client_auth without ca", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      certificates: [{cert_file: a, key_file: b}]\n      client_auth: require # <-\n" + ups + rts, `listeners.web.tls: client_auth needs client_ca_file`},
 		{"acme cache", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      acme:\n        cache: s3 # <-\n" + ups + rts, `listeners.web.tls.acme.cache: "s3" must be dir or redis`},
-		{"acme redis cache without redis", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      acme:\n        cache: redis # <-\n" + ups + rts, `listeners.web.tls.acme.cache: "redis" needs the top-level redis section`},
+		{"acme redis cache without redis", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      acme:\n        cache: redis # <-\n        encryption_key: " + testACMEKey + "\n" + ups + rts, `listeners.web.tls.acme.cache: "redis" needs the top-level redis section`},
+		{"acme redis cache without a key", acmeRedis("") + red, "listeners.web.tls.acme: " + needsACMEKey},
+		{"acme redis key from an empty variable", acmeRedis("        encryption_key: ${RAMPART_TEST_EMPTY}\n") + red, "listeners.web.tls.acme: " + needsACMEKey},
+		{"acme key not base64", acmeRedis("        encryption_key: \"not a key!\" # <-\n") + red, "listeners.web.tls.acme.encryption_key: is not base64 (generate a key with `openssl rand -base64 32`)"},
+		{"acme key too short", acmeRedis("        encryption_key: c2hvcnQ= # <-\n") + red, "listeners.web.tls.acme.encryption_key: decodes to 5 bytes; want 32 (generate a key with `openssl rand -base64 32`)"},
+		{"acme key a placeholder", acmeRedis("        encryption_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= # <-\n") + red, "listeners.web.tls.acme.encryption_key: is one byte repeated, a placeholder rather than a key (generate one with `openssl rand -base64 32`)"},
+		{"acme key and key file", acmeRedis("        encryption_key: "+testACMEKey+"\n        encryption_key_file: /etc/rampart/acme.key # <-\n") + red, "listeners.web.tls.acme: set encryption_key or encryption_key_file, not both"},
+		{"acme bad previous key", acmeRedis("        encryption_key: "+testACMEKey+"\n        previous_encryption_keys:\n          - "+testACMEKey+"\n          - c2hvcnQ= # <-\n") + red, "listeners.web.tls.acme.previous_encryption_keys[1]: decodes to 5 bytes; want 32 (generate a key with `openssl rand -base64 32`)"},
+		{"acme key with cache dir", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      acme:\n        cache: dir\n        encryption_key: " + testACMEKey + " # <-\n" + ups + rts, "listeners.web.tls.acme.encryption_key: applies to cache redis only (cache dir is protected by the directory's mode)"},
+		{"acme migration with cache dir", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      acme:\n        insecure_migrate_cleartext: true # <-\n" + ups + rts, "listeners.web.tls.acme.insecure_migrate_cleartext: applies to cache redis only (cache dir is protected by the directory's mode)"},
 		{"acme wildcard host", "listeners:\n  web:\n    address: \":8443\"\n    tls:\n      acme:\n        hosts: [\"*.example.com\"] # <-\n" + ups + rts, `listeners.web.tls.acme.hosts[0]: "*.example.com" is not a DNS name (ACME cannot order wildcards or IPs here)`},
 
 		// Upstreams.

@@ -27,6 +27,9 @@ var exampleConfigs = []string{
 	"compose/rampart.yaml",
 }
 
+// fakeEncryptionKey stands in for an acme.encryption_key (32 bytes, base64).
+const fakeEncryptionKey = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA="
+
 // fakeSecrets sets the environment variables that the examples reference,
 // with stand-in values, and writes the files they name.
 func fakeSecrets(t *testing.T) {
@@ -34,11 +37,12 @@ func fakeSecrets(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCertificate(t, dir, "api.example.com")
 	for k, v := range map[string]string{
-		"RAMPART_ADMIN_TOKEN": "test-admin-token",
-		"REDIS_ADDRESS":       "127.0.0.1:6379",
-		"REDIS_PASSWORD":      "test-redis-password",
-		"API_TLS_CERT":        cert,
-		"API_TLS_KEY":         key,
+		"RAMPART_ADMIN_TOKEN":         "test-admin-token",
+		"REDIS_ADDRESS":               "127.0.0.1:6379",
+		"REDIS_PASSWORD":              "test-redis-password",
+		"RAMPART_ACME_ENCRYPTION_KEY": fakeEncryptionKey,
+		"API_TLS_CERT":                cert,
+		"API_TLS_KEY":                 key,
 	} {
 		t.Setenv(k, v)
 	}
@@ -76,6 +80,7 @@ func TestExamplesNeedTheirSecrets(t *testing.T) {
 	for _, tc := range []struct{ file, variable string }{
 		{"edge.yaml", "REDIS_PASSWORD"},
 		{"edge.yaml", "RAMPART_ADMIN_TOKEN"},
+		{"edge.yaml", "RAMPART_ACME_ENCRYPTION_KEY"},
 		{"api-gateway.yaml", "API_TLS_KEY"},
 		{"compose/rampart.yaml", "RAMPART_ADMIN_TOKEN"},
 	} {

@@ -693,7 +693,7 @@ func acmeProxyConfig(p *testpebble.Pebble, webAddr, tlsAddr, cacheDir, redisAddr
 	cache := "cache: dir\n        cache_dir: " + cacheDir
 	top := ""
 	if redisAddr != "" {
-		cache = "cache: redis"
+		cache = "cache: redis\n        encryption_key: " + e2eACMEKey
 		top = redisConfig(redisAddr)
 	}
 	var routes strings.Builder

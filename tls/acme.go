@@ -57,6 +57,7 @@ type issuer struct {
 	lock      func(ctx context.Context, host string) (release func(), err error) // nil: none (acme.cache: dir)
 	transport *acmeTransport
 	log       *slog.Logger
+	migrated  chan struct{} // closed when the cache's migration is over (or was not needed)
 
 	allowed atomic.Pointer[map[string]bool] // union of the holders' hosts: autocert's HostPolicy
 
@@ -68,9 +69,12 @@ type issuer struct {
 	http01   bool                  // autocert tries HTTP-01 (sticky: autocert cannot turn it off)
 }
 
-// newIssuer builds the autocert manager for a. It creates the cache
-// directory but does not contact the ACME server.
-func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string) (*issuer, error) {
+// newIssuer builds the autocert manager for a; keys seal the values of
+// cache redis. It creates the cache directory but does not contact the
+// ACME server; with cache redis, it starts the migration of values in
+// clear or under a previous key in the background (migrated is closed when
+// it ends).
+func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string, keys *keyring) (*issuer, error) {
 	httpClient, transport, err := newACMEHTTPClient(caPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%s.ca_file: %q %w", p, a.CAFile, err)
@@ -82,6 +86,7 @@ func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string)
 		hosts:     make(map[string]*hostState),
 		problems:  make(map[string][]string),
 		renewals:  make(map[string]*renewal),
+		migrated:  make(chan struct{}),
 	}
 	transport.note = iss.noteProblem
 	var base autocert.Cache
@@ -90,8 +95,27 @@ func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string)
 		if o.Redis == nil {
 			return nil, fmt.Errorf(`%s.cache: "redis" needs a Redis client (the top-level redis section)`, p)
 		}
-		rc := &redisCache{client: o.Redis, prefix: prefix + "acme:"}
+		if keys == nil {
+			return nil, fmt.Errorf("%s.cache: cache redis needs encryption_key or encryption_key_file", p)
+		}
+		rc := &redisCache{client: o.Redis, prefix: prefix + "acme:", keys: keys,
+			acceptClear: a.InsecureMigrateCleartext, log: o.Logger}
 		base = rc
+		if rc.acceptClear {
+			o.Logger.Warn("tls: insecure_migrate_cleartext is on: ACME values in clear in Redis are accepted and sealed; "+
+				"while it is on, anyone who can write to Redis can plant a certificate that will be served. Remove it once migrated",
+				"acme", p)
+		}
+		if rc.acceptClear || len(keys.ids) > 1 {
+			go func() {
+				defer close(iss.migrated)
+				ctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
+				defer cancel()
+				rc.migrate(ctx)
+			}()
+		} else {
+			close(iss.migrated)
+		}
 		l := &redisLock{client: o.Redis, prefix: prefix + "acme:lock:", ttl: lockTTL, poll: lockPoll}
 		iss.lock = l.acquire
 		transport.beforeOrder = iss.beforeOrder // renewals take the lock too
@@ -105,6 +129,7 @@ func newIssuer(p string, a *config.ACME, caPEM []byte, o Options, prefix string)
 			return nil, fmt.Errorf("%s.cache_dir: %w", p, err)
 		}
 		base = autocert.DirCache(dir)
+		close(iss.migrated)
 	}
 	iss.cache = &tokenCache{next: base, shared: a.Cache == config.StoreRedis}
 	if iss.lock != nil {

@@ -2,7 +2,8 @@
 // chosen by SNI, automatic certificates from an ACME server through
 // golang.org/x/crypto/acme/autocert (TLS-ALPN-01 in the handshake, HTTP-01
 // through [Manager.HTTPChallenge] on plain listeners), a certificate cache on
-// disk or shared through Redis with a lock, and client certificate
+// disk or shared through Redis with a lock (every value sealed with
+// AES-256-GCM under acme.encryption_key: seal.go), and client certificate
 // authentication.
 //
 // Importers name it proxytls where it meets crypto/tls:

@@ -51,14 +51,21 @@ func (s *Issuers) acquire(m *Manager, p string, a *config.ACME, hosts []string, 
 	if prefix == "" {
 		prefix = config.DefaultRedisKeyPrefix
 	}
-	key := issuerKey(a, caPEM, o.Redis, prefix)
+	var keys *keyring
+	if a.Cache == config.StoreRedis {
+		var err error
+		if keys, err = acmeKeyring(p, a); err != nil {
+			return nil, nil, err
+		}
+	}
+	key := issuerKey(a, caPEM, o.Redis, prefix, keys)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	iss := s.m[key]
 	if iss == nil {
 		var err error
-		if iss, err = newIssuer(p, a, caPEM, o, prefix); err != nil {
+		if iss, err = newIssuer(p, a, caPEM, o, prefix, keys); err != nil {
 			return nil, nil, err
 		}
 		iss.owner, iss.key, iss.now = s, key, s.now
@@ -67,12 +74,14 @@ func (s *Issuers) acquire(m *Manager, p string, a *config.ACME, hosts []string, 
 	return iss, iss.hold(m, hosts, o), nil
 }
 
-// issuerKey identifies an ACME account and where its certificates live.
-func issuerKey(a *config.ACME, caPEM []byte, client any, prefix string) string {
+// issuerKey identifies an ACME account and where its certificates live;
+// with cache redis, also the keys that seal them and whether values in
+// clear are accepted, so that a change of either builds a new cache.
+func issuerKey(a *config.ACME, caPEM []byte, client any, prefix string, keys *keyring) string {
 	ca := sha256.Sum256(caPEM)
 	where := a.CacheDir
 	if a.Cache == config.StoreRedis {
-		where = fmt.Sprintf("%p %s", client, prefix)
+		where = fmt.Sprintf("%p %s %s %t", client, prefix, keys.fingerprint(), a.InsecureMigrateCleartext)
 	}
 	return strings.Join([]string{a.DirectoryURL, a.Email, hex.EncodeToString(ca[:]), a.Cache, where}, "\x00")
 }

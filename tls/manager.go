@@ -193,9 +193,10 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 }
 
 // Check reads and checks every file that t names (certificate pairs,
-// client_ca_file, acme.ca_file) as New does, with the same errors, but
-// without New's side effects (no cache directory, no ACME state): for
-// `rampart validate`. name is the listener's name.
+// client_ca_file, acme.ca_file, acme.encryption_key_file) as New does,
+// with the same errors, but without New's side effects (no cache
+// directory, no ACME state): for `rampart validate`. name is the
+// listener's name.
 func Check(name string, t *config.ListenerTLS) error {
 	p := "listeners." + name + ".tls"
 	if _, err := loadStatic(p+".certificates", t.Certificates); err != nil {
@@ -203,6 +204,11 @@ func Check(name string, t *config.ListenerTLS) error {
 	}
 	if err := clientAuth(p, t, &tls.Config{}); err != nil {
 		return err
+	}
+	if t.ACME != nil && t.ACME.Cache == config.StoreRedis {
+		if _, err := acmeKeyring(p+".acme", t.ACME); err != nil {
+			return err
+		}
 	}
 	if t.ACME == nil || t.ACME.CAFile == "" {
 		return nil

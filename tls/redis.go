@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -19,9 +20,23 @@ import (
 // tokens, each under prefix + autocert's key. Certificates never expire in
 // Redis (autocert renews them in place); challenge tokens expire after
 // tokenTTL in case their Delete is lost.
+//
+// Every value is sealed (seal.go) before it is written and opened after it
+// is read, challenge tokens included: they are no secret (the ACME server
+// fetches them over plain HTTP), but a token planted in Redis would be
+// served, and would let whoever planted it pass a challenge for our hosts.
+// A value that is not what this cache sealed is never returned: in clear,
+// or failing authentication, it is a cache miss (autocert orders anew and
+// overwrites it); sealed under an unknown key, an error (see open).
 type redisCache struct {
 	client redis.UniversalClient
-	prefix string // KeyPrefix + "acme:"
+	prefix string   // KeyPrefix + "acme:"
+	keys   *keyring // seals every value written
+	// acceptClear is acme.insecure_migrate_cleartext: a value in clear
+	// is returned, and sealed in place.
+	acceptClear bool
+	log         *slog.Logger
+	notes       noteLimiter
 }
 
 // tokenTTL bounds how long a challenge token outlives a lost Delete.
@@ -35,14 +50,16 @@ const redisCallTimeout = 5 * time.Second
 func (c *redisCache) Get(ctx context.Context, key string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisCallTimeout)
 	defer cancel()
-	b, err := c.client.Get(ctx, c.prefix+key).Bytes()
+	name := c.prefix + key
+	b, err := c.client.Get(ctx, name).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, autocert.ErrCacheMiss
 	}
 	if err != nil {
 		return nil, fmt.Errorf("tls: ACME cache: %w", err)
 	}
-	return b, nil
+	plain, _, err := c.open(ctx, name, b)
+	return plain, err
 }
 
 func (c *redisCache) Put(ctx context.Context, key string, data []byte) error {
@@ -52,7 +69,8 @@ func (c *redisCache) Put(ctx context.Context, key string, data []byte) error {
 	if strings.HasSuffix(key, http01Suffix) || strings.HasSuffix(key, "+token") {
 		ttl = tokenTTL
 	}
-	if err := c.client.Set(ctx, c.prefix+key, data, ttl).Err(); err != nil {
+	name := c.prefix + key
+	if err := c.client.Set(ctx, name, c.keys.seal(name, data), ttl).Err(); err != nil {
 		return fmt.Errorf("tls: ACME cache: %w", err)
 	}
 	return nil

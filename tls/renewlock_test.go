@@ -51,7 +51,7 @@ func redisIssuer(t *testing.T, addr, host string) (*issuer, *recordingRT) {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler) // as Manager defaults to
 	iss, err := newIssuer("tls.acme", &config.ACME{Cache: config.StoreRedis, DirectoryURL: "https://127.0.0.1:1/dir"},
-		nil, Options{Redis: redisClient(t, addr), Logger: log}, "renewtest:")
+		nil, Options{Redis: redisClient(t, addr), Logger: log}, "renewtest:", testKeyring(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -164,6 +164,26 @@ func checkTargetURL(raw string) error {
 	return nil
 }
 
+// hideUserinfo returns a URL for an error message with any user info
+// (user:password@) replaced: an error is logged and shown by the admin API,
+// and a refused URL may still carry a real password.
+func hideUserinfo(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		rest = raw
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return raw
+	}
+	start := len(raw) - len(rest)
+	return raw[:start] + "REDACTED" + raw[start+at:]
+}
+
 // checkStatusRange checks "200" or "200-399" within 100-599.
 func checkStatusRange(s string) error {
 	lo, hi, isRange := strings.Cut(s, "-")

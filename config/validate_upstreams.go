@@ -60,7 +60,7 @@ func (v *validator) targets(p string, targets []Target) {
 		if t.URL == "" {
 			v.fieldf(tp, "url", "url is required")
 		} else if err := checkTargetURL(t.URL); err != nil {
-			v.errorf(tp+".url", "invalid target %q: %v", t.URL, err)
+			v.errorf(tp+".url", "invalid target %q: %v", hideUserinfo(t.URL), err)
 		} else if j, dup := seen[strings.ToLower(t.URL)]; dup {
 			v.errorf(tp+".url", "target %q is already targets[%d]", t.URL, j)
 		} else {

@@ -15,6 +15,12 @@ const (
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
 
+	// DefaultBodyTimeout and DefaultSendTimeout are nginx's
+	// client_body_timeout and send_timeout: bounds on a stalled client,
+	// so that it cannot hold a worker and an upstream connection forever.
+	DefaultBodyTimeout = 60 * time.Second
+	DefaultSendTimeout = 60 * time.Second
+
 	DefaultTLSMinVersion    = "1.2"
 	DefaultClientAuth       = "require"
 	DefaultACMEDirectoryURL = "https://acme-v02.api.letsencrypt.org/directory"
@@ -106,6 +112,8 @@ func (c *Config) ApplyDefaults() {
 
 func (l *Listener) applyDefaults() {
 	orDefault(&l.Limits.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	orDefaultPtr(&l.Limits.BodyTimeout, Duration(DefaultBodyTimeout))
+	orDefaultPtr(&l.Limits.SendTimeout, Duration(DefaultSendTimeout))
 	orDefault(&l.Limits.IdleTimeout, Duration(DefaultIdleTimeout))
 	orDefault(&l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	t := l.TLS
@@ -197,6 +205,14 @@ func orDefault[T comparable](p *T, v T) {
 	var zero T
 	if *p == zero {
 		*p = v
+	}
+}
+
+// orDefaultPtr points *p at v when *p is nil: a field whose zero value,
+// written explicitly, means something else than the default (off).
+func orDefaultPtr[T any](p **T, v T) {
+	if *p == nil {
+		*p = &v
 	}
 }
 

@@ -75,6 +75,7 @@ func TestParseFull(t *testing.T) {
 		{"web limits", web.Limits, Limits{
 			ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(30 * time.Second),
 			WriteTimeout: Duration(90 * time.Second), IdleTimeout: Duration(120 * time.Second),
+			BodyTimeout: durationPtr(45 * time.Second), SendTimeout: durationPtr(0),
 			MaxHeaderBytes: 32 << 10, MaxBodySize: 10e6, MaxConnections: 10000, MaxConnectionsPerIP: 100,
 		}},
 		{"web tls", web.TLS, (*ListenerTLS)(nil)},
@@ -187,6 +188,8 @@ redis: {address: "r:6379"}
 		{"admin address", c.Admin.Address, DefaultAdminAddress},
 		{"read_header_timeout", l.Limits.ReadHeaderTimeout.Std(), DefaultReadHeaderTimeout},
 		{"idle_timeout", l.Limits.IdleTimeout.Std(), DefaultIdleTimeout},
+		{"body_timeout", l.Limits.BodyTimeout.Or(-1).Std(), DefaultBodyTimeout},
+		{"send_timeout", l.Limits.SendTimeout.Or(-1).Std(), DefaultSendTimeout},
 		{"max_header_bytes", l.Limits.MaxHeaderBytes, Size(DefaultMaxHeaderBytes)},
 		{"max_body_size", l.Limits.MaxBodySize, Size(0)},
 		{"tls min_version", l.TLS.MinVersion, DefaultTLSMinVersion},
@@ -347,9 +350,11 @@ func TestValidateInCode(t *testing.T) {
 	c.AccessLog.Path = ""
 	c.Shutdown.GracePeriod = -1
 	c.Upstreams["app"].Timeouts.Connect = 0
+	c.Listeners["web"].Limits.SendTimeout = durationPtr(-time.Second)
 	err := c.Validate()
 	// All on line 0, so in the order of the checks.
-	want := "upstreams.app.timeouts.connect: must be positive\n" +
+	want := "listeners.web.limits.send_timeout: must not be negative\n" +
+		"upstreams.app.timeouts.connect: must be positive\n" +
 		"routes[1] \"x\": upstream \"nope\" is not defined\n" +
 		"access_log: path is required (stdout, stderr, a file or off)\n" +
 		"shutdown.grace_period: must not be negative"
@@ -391,4 +396,10 @@ func TestLoadMissingFile(t *testing.T) {
 	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), p) {
 		t.Errorf("got %v; want a not-exist error naming %s", err, p)
 	}
+}
+
+// durationPtr is a field of type *Duration set to d.
+func durationPtr(d time.Duration) *Duration {
+	v := Duration(d)
+	return &v
 }

@@ -91,6 +91,21 @@ type Limits struct {
 	// WriteTimeout bounds the time to write a response, to within a tenth
 	// of it. Zero (the default) means no bound, so large downloads work.
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// BodyTimeout bounds the wait for each read of a request body, not the
+	// whole body (nginx client_body_timeout): a client that sends no byte
+	// of its body for this long gets 408 and its connection is closed, and
+	// the upstream connection a streamed upload had taken is closed too.
+	// A slow client that keeps sending is never cut by it. Default
+	// DefaultBodyTimeout when omitted; 0 turns it off.
+	BodyTimeout *Duration `yaml:"body_timeout"`
+	// SendTimeout bounds the wait for the client to accept response bytes,
+	// not the whole response (nginx send_timeout): when the client takes
+	// none for this long (up to a quarter more, the resolution of the
+	// check), the connection is closed, and a response streaming from an
+	// upstream is cut, which frees its upstream connection. A slow client
+	// that keeps reading is never cut by it. Default DefaultSendTimeout
+	// when omitted; 0 turns it off.
+	SendTimeout *Duration `yaml:"send_timeout"`
 	// IdleTimeout closes a keep-alive connection that has been idle this
 	// long. Default DefaultIdleTimeout. Zero means the default.
 	IdleTimeout Duration `yaml:"idle_timeout"`
@@ -444,6 +459,15 @@ type Duration time.Duration
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Or returns *d, or def when d is nil (a field left out of the file, in a
+// Config on which ApplyDefaults has not run).
+func (d *Duration) Or(def Duration) Duration {
+	if d == nil {
+		return def
+	}
+	return *d
+}
 
 // Size is a byte count written as 1024, "16KiB", "1MiB", "2GiB", "10KB"
 // (KB, MB, GB are powers of 1000; KiB, MiB, GiB and K, M, G of 1024).

@@ -141,6 +141,7 @@ func (v *validator) limits(p string, l *Limits) {
 	}{
 		{"read_header_timeout", l.ReadHeaderTimeout}, {"read_timeout", l.ReadTimeout},
 		{"write_timeout", l.WriteTimeout}, {"idle_timeout", l.IdleTimeout},
+		{"body_timeout", l.BodyTimeout.Or(0)}, {"send_timeout", l.SendTimeout.Or(0)},
 	}
 	for _, f := range durations {
 		if f.d < 0 {

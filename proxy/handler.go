@@ -221,6 +221,10 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			ctx.SetConnectionClose()
 			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusBadRequest, bodyBadRequest)
 			return
+		case chunkedTimeout:
+			ctx.SetConnectionClose()
+			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusRequestTimeout, bodyRequestTimeout)
+			return
 		}
 	}
 	if req.IsBodyStream() {
@@ -325,9 +329,8 @@ func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 	status, msg := statusForError(err)
 	l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
 		"route", rt.name, "upstream", p.name, "target", p.targetNames[i], "status", status, "error", err.Error())
-	if status == fasthttp.StatusRequestTimeout {
-		l.cs.metrics.TimedOut(metrics.TimeoutBody)
-	}
+	// A 408 (the client stalled its body) was counted and logged by the
+	// connection's read (conn.readRaw).
 	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest || status == fasthttp.StatusRequestTimeout {
 		ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
 	}
@@ -424,6 +427,7 @@ const (
 	chunkedStreams         // larger than smallBody: what was read streams on first
 	chunkedTooLarge        // beyond max_body_size
 	chunkedBad             // malformed, or the client failed
+	chunkedTimeout         // the client stalled (body_timeout) or was too slow (read_timeout)
 )
 
 // readChunked reads a chunked request body of up to smallBody whole. A larger
@@ -449,6 +453,8 @@ func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
 		x.body = buf[:n]
 		req.SetBodyRaw(x.body) // now framed by Content-Length upstream
 		return chunkedWhole
+	case isTimeout(err):
+		return chunkedTimeout
 	case err != nil:
 		return chunkedBad
 	}

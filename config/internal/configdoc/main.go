@@ -126,12 +126,13 @@ func load(dir string) (*pkg, error) {
 }
 
 // findDefault records the default that n gives a field: a call
-// orDefault(&x.Field, value) with a constant value, or an assignment
+// orDefault(&x.Field, value) or orDefaultPtr(&x.Field, value) with a
+// constant value, or an assignment
 // x.Field = []T{constants...}.
 func (p *pkg) findDefault(n ast.Node) bool {
 	switch n := n.(type) {
 	case *ast.CallExpr:
-		if id, ok := n.Fun.(*ast.Ident); !ok || id.Name != "orDefault" || len(n.Args) != 2 {
+		if id, ok := n.Fun.(*ast.Ident); !ok || id.Name != "orDefault" && id.Name != "orDefaultPtr" || len(n.Args) != 2 {
 			return true
 		}
 		u, ok := n.Args[0].(*ast.UnaryExpr)
@@ -140,7 +141,7 @@ func (p *pkg) findDefault(n ast.Node) bool {
 		}
 		if f := p.field(u.X); f != nil {
 			if v := p.info.Types[n.Args[1]].Value; v != nil {
-				p.defaults[f] = format(f.Type(), v)
+				p.defaults[f] = format(deref(f.Type()), v)
 			}
 		}
 	case *ast.AssignStmt:

@@ -358,3 +358,118 @@ func TestE2ESlowUploadNotCut(t *testing.T) {
 		})
 	}
 }
+
+// startTunnelUpstream answers every WebSocket handshake with 101; then, for
+// /push, it sends 64 KiB pieces until a write fails, and otherwise echoes
+// what it receives. ended gets how a /push ended.
+func startTunnelUpstream(t *testing.T) (addr string, ended <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 16)
+	conns := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns <- c
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(3 * e2eTimeout))
+				br := bufio.NewReader(c)
+				req, err := readRawHeader(br)
+				if err != nil {
+					return
+				}
+				key, _ := req.get("Sec-WebSocket-Key")
+				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+					"Sec-WebSocket-Accept: "+wsAccept(key)+"\r\n\r\n")
+				if !strings.HasPrefix(req.first, "GET /push ") {
+					_, _ = io.Copy(c, br)
+					return
+				}
+				piece := make([]byte, 64<<10)
+				for i := 0; i < 4096; i++ { // at most 256 MiB
+					_ = c.SetWriteDeadline(time.Now().Add(e2eTimeout))
+					if _, err := c.Write(piece); err != nil {
+						done <- err
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		for {
+			select {
+			case c := <-conns:
+				_ = c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return ln.Addr().String(), done
+}
+
+// upgrade sends a WebSocket handshake for path on c and reads the 101.
+func upgrade(t *testing.T, c net.Conn, br *bufio.Reader, path string) {
+	t.Helper()
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: web.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Key: "+wsKey()+"\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := readRawHeader(br)
+	if err != nil || resp.status() != 101 {
+		t.Fatalf("handshake: got %v, %v; want 101", resp, err)
+	}
+}
+
+// TestE2ETunnelTimeouts: a WebSocket client that stops reading what the
+// upstream pushes is cut by send_timeout, and the tunnel's upstream
+// connection is closed; a tunnel that carries nothing for longer than every
+// timeout of the listener stays open (tunnels have no idle timeout).
+func TestE2ETunnelTimeouts(t *testing.T) {
+	const limits = "send_timeout: 300ms\nbody_timeout: 300ms\nidle_timeout: 300ms\nread_header_timeout: 300ms"
+	t.Run("client stops reading", func(t *testing.T) {
+		addr, ended := startTunnelUpstream(t)
+		p := startProxy(t, oneUpstreamConfig(addr, "limits:\n"+indent(limits, 2), "", "admin:\n  address: 127.0.0.1:0\n"))
+		c := dialSmallWindow(t, p.addr)
+		_ = c.SetDeadline(time.Now().Add(e2eTimeout))
+		upgrade(t, c, bufio.NewReaderSize(c, 64), "/push")
+		// The client reads nothing more (until the checks below).
+		select {
+		case err := <-ended:
+			if err == nil {
+				t.Errorf("upstream: pushed everything; want its connection closed")
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("upstream: still pushing after 5s; want its connection closed")
+		}
+		wantMetricAtLeast(t, p, "rampart_request_timeouts_total", map[string]string{"listener": "web", "kind": "send_stall"}, 1,
+			"tunnels cut by send_timeout")
+		if !waitFor(5*time.Second, func() bool { return connClosedByProxy(c) }) {
+			t.Errorf("tunnel whose client stopped reading: still open; want it cut by send_timeout")
+		}
+	})
+	t.Run("idle tunnel stays open", func(t *testing.T) {
+		addr, _ := startTunnelUpstream(t)
+		p := startProxy(t, oneUpstreamConfig(addr, "limits:\n"+indent(limits, 2), "", ""))
+		rc := dialRaw(t, p.addr)
+		upgrade(t, rc.conn, rc.br, "/echo")
+		time.Sleep(1500 * time.Millisecond) // five times every timeout of the listener
+		if _, err := io.WriteString(rc.conn, "still here"); err != nil {
+			t.Fatalf("write after the quiet time: %v", err)
+		}
+		got := make([]byte, len("still here"))
+		if _, err := io.ReadFull(rc.br, got); err != nil || string(got) != "still here" {
+			t.Errorf("echo after the quiet time: got %q, %v; want %q", got, err, "still here")
+		}
+	})
+}

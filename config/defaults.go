@@ -71,6 +71,13 @@ const (
 
 	DefaultAccessLogPath = "stdout"
 	DefaultGracePeriod   = 30 * time.Second
+
+	// DefaultRedactQuery lists, separated by spaces, the query parameters
+	// whose values the access log hides unless redact_query says otherwise:
+	// OAuth tokens and codes, passwords, API keys, signatures of pre-signed
+	// URLs (S3, Azure SAS).
+	DefaultRedactQuery = "access_token refresh_token id_token token code client_secret password passwd secret " +
+		"api_key apikey key auth signature sig x-amz-signature x-amz-credential x-amz-security-token"
 )
 
 // ApplyDefaults fills every field left empty with its Default* value, and
@@ -107,6 +114,9 @@ func (c *Config) ApplyDefaults() {
 		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)
 	}
 	orDefault(&c.AccessLog.Path, DefaultAccessLogPath)
+	if c.AccessLog.RedactQuery == nil {
+		c.AccessLog.RedactQuery = strings.Fields(DefaultRedactQuery)
+	}
 	orDefault(&c.Shutdown.GracePeriod, Duration(DefaultGracePeriod))
 }
 

@@ -140,7 +140,7 @@ func TestParseFull(t *testing.T) {
 			TLS: &RedisTLS{CAFile: "/etc/rampart/redis-ca.pem", ServerName: "redis.internal"}}},
 		{"trusted proxies", c.TrustedProxyPrefixes(), []netip.Prefix{
 			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32"), netip.MustParsePrefix("::1/128")}},
-		{"access log", c.AccessLog, AccessLog{Path: "/var/log/rampart/access.jsonl"}},
+		{"access log", c.AccessLog, AccessLog{Path: "/var/log/rampart/access.jsonl", RedactQuery: []string{"token", "X-Amz-Signature"}}},
 		{"shutdown", c.Shutdown, Shutdown{GracePeriod: Duration(10 * time.Second)}},
 	}
 	for _, tt := range tests {
@@ -235,6 +235,7 @@ redis: {address: "r:6379"}
 		{"redis timeout", c.Redis.Timeout.Std(), DefaultRedisTimeout},
 		{"redis prefix", c.Redis.KeyPrefix, DefaultRedisKeyPrefix},
 		{"access log", c.AccessLog.Path, DefaultAccessLogPath},
+		{"access log redact_query", c.AccessLog.RedactQuery, strings.Fields(DefaultRedactQuery)},
 		{"grace period", c.Shutdown.GracePeriod.Std(), DefaultGracePeriod},
 	}
 	for _, tt := range tests {

@@ -100,7 +100,7 @@ type Limits struct {
 	BodyTimeout *Duration `yaml:"body_timeout"`
 	// SendTimeout bounds the wait for the client to accept response bytes,
 	// not the whole response (nginx send_timeout): when the client takes
-	// none for this long (up to a quarter more, the resolution of the
+	// none for this long (up to a sixteenth more, the resolution of the
 	// check), the connection is closed, and a response streaming from an
 	// upstream is cut, which frees its upstream connection. A slow client
 	// that keeps reading is never cut by it. Default DefaultSendTimeout
@@ -301,7 +301,13 @@ type Route struct {
 	WAF string `yaml:"waf"`
 	// RateLimit is a policy name. Empty: no limit.
 	RateLimit string `yaml:"rate_limit"`
-	// RedirectHTTPS answers plain-HTTP requests with 308 to https.
+	// RedirectHTTPS answers plain-HTTP requests with 308 to https, on a
+	// TLS listener that serves the route: the one on port 443 if any, else
+	// the first TLS listener in Listeners (by name when Listeners is
+	// empty). A route bound to plain listeners only (a catch-all redirect)
+	// goes to the first TLS listener, port 443 first, then by name, with a
+	// route that matches the request; with none, the answer is 404. A
+	// config without a TLS listener is refused.
 	RedirectHTTPS bool `yaml:"redirect_https"`
 	// HSTS adds Strict-Transport-Security to HTTPS responses.
 	HSTS bool `yaml:"hsts"`
@@ -444,6 +450,12 @@ type RedisTLS struct {
 type AccessLog struct {
 	// Path is stdout (DefaultAccessLogPath), stderr, a file, or off.
 	Path string `yaml:"path"`
+	// RedactQuery names the query parameters whose values the access log
+	// replaces with "[redacted]", in its request_uri and query fields.
+	// Names compare case-insensitively, after percent-decoding. Omitted:
+	// the default, common names of credentials in URLs; an empty list
+	// redacts nothing.
+	RedactQuery []string `yaml:"redact_query"`
 }
 
 // Shutdown configures graceful shutdown.

@@ -209,6 +209,11 @@ func (v *validator) misc() {
 	if v.c.AccessLog.Path == "" {
 		v.fieldf("access_log", "path", "path is required (stdout, stderr, a file or off)")
 	}
+	for i, name := range v.c.AccessLog.RedactQuery {
+		if name == "" || strings.ContainsAny(name, "&=#? ") {
+			v.errorf("access_log.redact_query["+strconv.Itoa(i)+"]", "%q is not a query parameter name", name)
+		}
+	}
 	if v.c.Shutdown.GracePeriod < 0 {
 		v.errorf("shutdown.grace_period", "must not be negative")
 	}

@@ -160,7 +160,7 @@ func (cn *conn) sendRaw(p []byte) (int, error) {
 // sendSlices is how many times per send timeout a blocked write looks
 // whether the client has taken anything: a write is cut between 1 and
 // 1+1/sendSlices times the timeout after the client last took a byte.
-const sendSlices = 4
+const sendSlices = 16
 
 // progressWriter writes to a socket and fails a write only when the peer
 // takes no byte for timeout, however long the whole write lasts. A write

@@ -663,11 +663,13 @@ func (cn *conn) handshake(lim *config.Limits) bool {
 		d = config.DefaultReadHeaderTimeout
 	}
 	_ = cn.c.SetDeadline(time.Now().Add(d))
-	cn.rdl, cn.send.dl = time.Time{}, time.Time{}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	err := cn.tlsConn.HandshakeContext(ctx)
 	cancel()
+	// The handshake's writes may have set their own deadline (send): none
+	// is left, and none is recorded.
 	_ = cn.c.SetDeadline(time.Time{})
+	cn.rdl, cn.send.dl = time.Time{}, time.Time{}
 	if err != nil {
 		cn.s.log.Debug("TLS handshake failed", "listener", cn.s.l.name, "client", cn.ip.String(), "error", err.Error())
 		return false

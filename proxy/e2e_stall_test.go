@@ -473,3 +473,30 @@ func TestE2ETunnelTimeouts(t *testing.T) {
 		}
 	})
 }
+
+// TestE2ETLSStalledReaderRightAfterHandshake: the response of a TLS
+// client's first request follows the proxy's last handshake write within
+// a moment; the write deadline that handshake write left must not be
+// taken for one still set: a client that then stops reading is cut all
+// the same. (send_timeout is long enough here that the deadline's
+// tolerance, a 160th of it, spans that moment.)
+func TestE2ETLSStalledReaderRightAfterHandshake(t *testing.T) {
+	up := startStallUpstream(t)
+	cfg, side := stallConfig(t, up, true, "send_timeout: 4s")
+	cfg = strings.Replace(cfg, "max_conns_per_target: 1", "max_conns_per_target: 1\n    timeouts: {connect: 9s}", 1)
+	p := startProxy(t, cfg)
+	raw, c := side.dial(t, p.addr, 4096)
+	if _, err := io.WriteString(c, "GET /large HTTP/1.1\r\nHost: web.test\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	up.waitStarted(t, "/large")
+	if st, err := side.get(t, p.addr, "/"); err != nil || st != 200 {
+		t.Errorf("another client while one stalls: got %d, %v; want 200", st, err)
+	}
+	up.waitCut(t, 5*time.Second, "stalled reader")
+	wantMetricAtLeast(t, p, "rampart_request_timeouts_total", map[string]string{"listener": "web", "kind": "send_stall"}, 1,
+		"responses cut by send_timeout")
+	if !waitFor(5*time.Second, func() bool { return connClosedByProxy(raw) }) {
+		t.Errorf("stalled reader: connection still open; want it closed by send_timeout")
+	}
+}

@@ -15,6 +15,12 @@ const (
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
 
+	// DefaultBodyTimeout and DefaultSendTimeout are nginx's
+	// client_body_timeout and send_timeout: bounds on a stalled client,
+	// so that it cannot hold a worker and an upstream connection forever.
+	DefaultBodyTimeout = 60 * time.Second
+	DefaultSendTimeout = 60 * time.Second
+
 	DefaultTLSMinVersion    = "1.2"
 	DefaultClientAuth       = "require"
 	DefaultACMEDirectoryURL = "https://acme-v02.api.letsencrypt.org/directory"
@@ -65,6 +71,13 @@ const (
 
 	DefaultAccessLogPath = "stdout"
 	DefaultGracePeriod   = 30 * time.Second
+
+	// DefaultRedactQuery lists, separated by spaces, the query parameters
+	// whose values the access log hides unless redact_query says otherwise:
+	// OAuth tokens and codes, passwords, API keys, signatures of pre-signed
+	// URLs (S3, Azure SAS).
+	DefaultRedactQuery = "access_token refresh_token id_token token code client_secret password passwd secret " +
+		"api_key apikey key auth signature sig x-amz-signature x-amz-credential x-amz-security-token"
 )
 
 // ApplyDefaults fills every field left empty with its Default* value, and
@@ -101,11 +114,16 @@ func (c *Config) ApplyDefaults() {
 		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)
 	}
 	orDefault(&c.AccessLog.Path, DefaultAccessLogPath)
+	if c.AccessLog.RedactQuery == nil {
+		c.AccessLog.RedactQuery = strings.Fields(DefaultRedactQuery)
+	}
 	orDefault(&c.Shutdown.GracePeriod, Duration(DefaultGracePeriod))
 }
 
 func (l *Listener) applyDefaults() {
 	orDefault(&l.Limits.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
+	orDefaultPtr(&l.Limits.BodyTimeout, Duration(DefaultBodyTimeout))
+	orDefaultPtr(&l.Limits.SendTimeout, Duration(DefaultSendTimeout))
 	orDefault(&l.Limits.IdleTimeout, Duration(DefaultIdleTimeout))
 	orDefault(&l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	t := l.TLS
@@ -197,6 +215,14 @@ func orDefault[T comparable](p *T, v T) {
 	var zero T
 	if *p == zero {
 		*p = v
+	}
+}
+
+// orDefaultPtr points *p at v when *p is nil: a field whose zero value,
+// written explicitly, means something else than the default (off).
+func orDefaultPtr[T any](p **T, v T) {
+	if *p == nil {
+		*p = &v
 	}
 }
 

@@ -75,6 +75,7 @@ func TestParseFull(t *testing.T) {
 		{"web limits", web.Limits, Limits{
 			ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(30 * time.Second),
 			WriteTimeout: Duration(90 * time.Second), IdleTimeout: Duration(120 * time.Second),
+			BodyTimeout: durationPtr(45 * time.Second), SendTimeout: durationPtr(0),
 			MaxHeaderBytes: 32 << 10, MaxBodySize: 10e6, MaxConnections: 10000, MaxConnectionsPerIP: 100,
 		}},
 		{"web tls", web.TLS, (*ListenerTLS)(nil)},
@@ -142,7 +143,7 @@ func TestParseFull(t *testing.T) {
 			TLS: &RedisTLS{CAFile: "/etc/rampart/redis-ca.pem", ServerName: "redis.internal"}}},
 		{"trusted proxies", c.TrustedProxyPrefixes(), []netip.Prefix{
 			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32"), netip.MustParsePrefix("::1/128")}},
-		{"access log", c.AccessLog, AccessLog{Path: "/var/log/rampart/access.jsonl"}},
+		{"access log", c.AccessLog, AccessLog{Path: "/var/log/rampart/access.jsonl", RedactQuery: []string{"token", "X-Amz-Signature"}}},
 		{"shutdown", c.Shutdown, Shutdown{GracePeriod: Duration(10 * time.Second)}},
 	}
 	for _, tt := range tests {
@@ -190,6 +191,8 @@ redis: {address: "r:6379"}
 		{"admin address", c.Admin.Address, DefaultAdminAddress},
 		{"read_header_timeout", l.Limits.ReadHeaderTimeout.Std(), DefaultReadHeaderTimeout},
 		{"idle_timeout", l.Limits.IdleTimeout.Std(), DefaultIdleTimeout},
+		{"body_timeout", l.Limits.BodyTimeout.Or(-1).Std(), DefaultBodyTimeout},
+		{"send_timeout", l.Limits.SendTimeout.Or(-1).Std(), DefaultSendTimeout},
 		{"max_header_bytes", l.Limits.MaxHeaderBytes, Size(DefaultMaxHeaderBytes)},
 		{"max_body_size", l.Limits.MaxBodySize, Size(0)},
 		{"tls min_version", l.TLS.MinVersion, DefaultTLSMinVersion},
@@ -235,6 +238,7 @@ redis: {address: "r:6379"}
 		{"redis timeout", c.Redis.Timeout.Std(), DefaultRedisTimeout},
 		{"redis prefix", c.Redis.KeyPrefix, DefaultRedisKeyPrefix},
 		{"access log", c.AccessLog.Path, DefaultAccessLogPath},
+		{"access log redact_query", c.AccessLog.RedactQuery, strings.Fields(DefaultRedactQuery)},
 		{"grace period", c.Shutdown.GracePeriod.Std(), DefaultGracePeriod},
 	}
 	for _, tt := range tests {
@@ -351,9 +355,11 @@ func TestValidateInCode(t *testing.T) {
 	c.AccessLog.Path = ""
 	c.Shutdown.GracePeriod = -1
 	c.Upstreams["app"].Timeouts.Connect = 0
+	c.Listeners["web"].Limits.SendTimeout = durationPtr(-time.Second)
 	err := c.Validate()
 	// All on line 0, so in the order of the checks.
-	want := "upstreams.app.timeouts.connect: must be positive\n" +
+	want := "listeners.web.limits.send_timeout: must not be negative\n" +
+		"upstreams.app.timeouts.connect: must be positive\n" +
 		"routes[1] \"x\": upstream \"nope\" is not defined\n" +
 		"access_log: path is required (stdout, stderr, a file or off)\n" +
 		"shutdown.grace_period: must not be negative"
@@ -395,4 +401,10 @@ func TestLoadMissingFile(t *testing.T) {
 	if err == nil || !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), p) {
 		t.Errorf("got %v; want a not-exist error naming %s", err, p)
 	}
+}
+
+// durationPtr is a field of type *Duration set to d.
+func durationPtr(d time.Duration) *Duration {
+	v := Duration(d)
+	return &v
 }

@@ -111,6 +111,21 @@ type Limits struct {
 	// WriteTimeout bounds the time to write a response, to within a tenth
 	// of it. Zero (the default) means no bound, so large downloads work.
 	WriteTimeout Duration `yaml:"write_timeout"`
+	// BodyTimeout bounds the wait for each read of a request body, not the
+	// whole body (nginx client_body_timeout): a client that sends no byte
+	// of its body for this long gets 408 and its connection is closed, and
+	// the upstream connection a streamed upload had taken is closed too.
+	// A slow client that keeps sending is never cut by it. Default
+	// DefaultBodyTimeout when omitted; 0 turns it off.
+	BodyTimeout *Duration `yaml:"body_timeout"`
+	// SendTimeout bounds the wait for the client to accept response bytes,
+	// not the whole response (nginx send_timeout): when the client takes
+	// none for this long (up to a sixteenth more, the resolution of the
+	// check), the connection is closed, and a response streaming from an
+	// upstream is cut, which frees its upstream connection. A slow client
+	// that keeps reading is never cut by it. Default DefaultSendTimeout
+	// when omitted; 0 turns it off.
+	SendTimeout *Duration `yaml:"send_timeout"`
 	// IdleTimeout closes a keep-alive connection that has been idle this
 	// long. Default DefaultIdleTimeout. Zero means the default.
 	IdleTimeout Duration `yaml:"idle_timeout"`
@@ -332,7 +347,13 @@ type Route struct {
 	WAF string `yaml:"waf"`
 	// RateLimit is a policy name. Empty: no limit.
 	RateLimit string `yaml:"rate_limit"`
-	// RedirectHTTPS answers plain-HTTP requests with 308 to https.
+	// RedirectHTTPS answers plain-HTTP requests with 308 to https, on a
+	// TLS listener that serves the route: the one on port 443 if any, else
+	// the first TLS listener in Listeners (by name when Listeners is
+	// empty). A route bound to plain listeners only (a catch-all redirect)
+	// goes to the first TLS listener, port 443 first, then by name, with a
+	// route that matches the request; with none, the answer is 404. A
+	// config without a TLS listener is refused.
 	RedirectHTTPS bool `yaml:"redirect_https"`
 	// HSTS adds Strict-Transport-Security to HTTPS responses.
 	HSTS bool `yaml:"hsts"`
@@ -478,6 +499,12 @@ type RedisTLS struct {
 type AccessLog struct {
 	// Path is stdout (DefaultAccessLogPath), stderr, a file, or off.
 	Path string `yaml:"path"`
+	// RedactQuery names the query parameters whose values the access log
+	// replaces with "[redacted]", in its request_uri and query fields.
+	// Names compare case-insensitively, after percent-decoding. Omitted:
+	// the default, common names of credentials in URLs; an empty list
+	// redacts nothing.
+	RedactQuery []string `yaml:"redact_query"`
 }
 
 // Shutdown configures graceful shutdown.
@@ -493,6 +520,15 @@ type Duration time.Duration
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// Or returns *d, or def when d is nil (a field left out of the file, in a
+// Config on which ApplyDefaults has not run).
+func (d *Duration) Or(def Duration) Duration {
+	if d == nil {
+		return def
+	}
+	return *d
+}
 
 // Size is a byte count written as 1024, "16KiB", "1MiB", "2GiB", "10KB"
 // (KB, MB, GB are powers of 1000; KiB, MiB, GiB and K, M, G of 1024).

@@ -134,6 +134,7 @@ func (v *validator) limits(p string, l *Limits) {
 	}{
 		{"read_header_timeout", l.ReadHeaderTimeout}, {"read_timeout", l.ReadTimeout},
 		{"write_timeout", l.WriteTimeout}, {"idle_timeout", l.IdleTimeout},
+		{"body_timeout", l.BodyTimeout.Or(0)}, {"send_timeout", l.SendTimeout.Or(0)},
 	}
 	for _, f := range durations {
 		if f.d < 0 {
@@ -200,6 +201,11 @@ func (v *validator) misc() {
 	}
 	if v.c.AccessLog.Path == "" {
 		v.fieldf("access_log", "path", "path is required (stdout, stderr, a file or off)")
+	}
+	for i, name := range v.c.AccessLog.RedactQuery {
+		if name == "" || strings.ContainsAny(name, "&=#? ") {
+			v.errorf("access_log.redact_query["+strconv.Itoa(i)+"]", "%q is not a query parameter name", name)
+		}
 	}
 	if v.c.Shutdown.GracePeriod < 0 {
 		v.errorf("shutdown.grace_period", "must not be negative")

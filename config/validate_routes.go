@@ -33,6 +33,9 @@ func (v *validator) routes() {
 			}
 		}
 		v.routeAction(i, r)
+		if r.RedirectHTTPS && len(v.c.RedirectCandidates()) == 0 {
+			v.routeErrorf(i, r, "redirect_https", "redirect_https needs a TLS listener; no listener has tls")
+		}
 		if _, ok := v.c.WAF[r.WAF]; r.WAF != "" && !ok {
 			v.routeErrorf(i, r, "waf", "waf policy %q is not defined", r.WAF)
 		}

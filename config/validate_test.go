@@ -163,6 +163,8 @@ func TestParseErrorClasses(t *testing.T) {
 		{"path_prefix", lis + ups + "routes:\n  - upstream: app\n    match:\n      path_prefix: v1/ # <-\n", `routes[0] "route-0": path_prefix "v1/" must start with "/"`},
 		{"method", lis + ups + "routes:\n  - upstream: app\n    match:\n      methods: [GET, \"PO ST\"] # <-\n", `routes[0] "route-0": invalid method "PO ST"`},
 		{"header name", lis + ups + "routes:\n  - upstream: app\n    match:\n      headers:\n        \"X Bad\": v # <-\n", `routes[0] "route-0": invalid header name "X Bad"`},
+		{"redirect_https without a TLS listener", lis + ups + "routes:\n  - upstream: app\n    redirect_https: true # <-\n", `routes[0] "route-0": redirect_https needs a TLS listener; no listener has tls`},
+		{"redact_query name", lis + ups + rts + "access_log:\n  redact_query: [token, \"a=b\"] # <-\n", `access_log.redact_query[1]: "a=b" is not a query parameter name`},
 		{"respond status", lis + ups + "routes:\n  - respond:\n      status: 600 # <-\n", `routes[0] "route-0": respond status 600 is not from 100 to 599`},
 
 		// WAF.

@@ -23,12 +23,17 @@ const (
 	TimeoutHeader = iota
 	TimeoutBody
 	TimeoutWrite
+	// TimeoutBodyStall and TimeoutSendStall count clients that made no
+	// progress for body_timeout (sending the body) or send_timeout
+	// (taking the response).
+	TimeoutBodyStall
+	TimeoutSendStall
 	timeoutKinds
 )
 
 var (
 	refuseNames  = [refuseReasons]string{"max_connections", "max_connections_per_ip", "shutdown"}
-	timeoutNames = [timeoutKinds]string{"header", "body", "write"}
+	timeoutNames = [timeoutKinds]string{"header", "body", "write", "body_stall", "send_stall"}
 )
 
 // Listener returns the handle of the listener name, creating it on first

@@ -148,7 +148,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		}, []string{"listener", "reason"}),
 		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "request_timeouts_total",
-			Help: "Downstream requests cut by a timeout, by listener and kind (header: read_header_timeout, body: read_timeout, write: write_timeout).",
+			Help: "Downstream requests cut by a timeout, by listener and kind (header: read_header_timeout, body: read_timeout, write: write_timeout, body_stall: body_timeout, send_stall: send_timeout).",
 		}, []string{"listener", "kind"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "build_info",

@@ -2,15 +2,19 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 // accessLog writes one JSON line per request. Lines are built by the request
@@ -110,6 +114,17 @@ func (a *accessLog) appendPrefix(dst []byte, ctx *fasthttp.RequestCtx, x *exchan
 	dst = appendJSONBytes(dst, ctx.Host())
 	dst = append(dst, `,"path":`...)
 	dst = appendJSONBytes(dst, ctx.Path())
+	// The request target as received (path and query undecoded), and its
+	// query; path above is what the router matched.
+	uri := x.target
+	_, query, hasQuery := bytes.Cut(uri, questionMark)
+	dst = append(dst, `,"request_uri":`...)
+	dst = x.redact.appendURI(dst, uri)
+	dst = append(dst, `,"query":"`...)
+	if hasQuery {
+		dst = x.redact.appendQuery(dst, query)
+	}
+	dst = append(dst, '"')
 	dst = append(dst, `,"status":`...)
 	dst = strconv.AppendInt(dst, int64(ctx.Response.StatusCode()), 10)
 	dst = append(dst, `,"route":`...)
@@ -148,6 +163,12 @@ func appendJSONBytes(dst, b []byte) []byte {
 
 func appendJSON[T string | []byte](dst []byte, s T, decode func(T) (rune, int)) []byte {
 	dst = append(dst, '"')
+	dst = appendJSONText(dst, s, decode)
+	return append(dst, '"')
+}
+
+// appendJSONText appends s escaped for a JSON string, without the quotes.
+func appendJSONText[T string | []byte](dst []byte, s T, decode func(T) (rune, int)) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
@@ -171,5 +192,118 @@ func appendJSON[T string | []byte](dst []byte, s T, decode func(T) (rune, int)) 
 		}
 		i += size
 	}
+	return dst
+}
+
+// queryRedactor hides the values of named query parameters (access_log
+// redact_query) in the access log: an URL's query often carries a token, a
+// password or a signature that an access log must not spread.
+type queryRedactor struct {
+	names [][]byte // lower case
+}
+
+// redactedParam replaces a hidden value.
+const redactedParam = "[redacted]"
+
+var (
+	questionMark = []byte("?")
+	ampersand    = []byte("&")
+	equalsSign   = []byte("=")
+)
+
+// newQueryRedactor compiles names; nil (a Config built in code without
+// defaults) means the default list.
+func newQueryRedactor(names []string) *queryRedactor {
+	if names == nil {
+		names = strings.Fields(config.DefaultRedactQuery)
+	}
+	r := &queryRedactor{}
+	for _, n := range names {
+		r.names = append(r.names, []byte(strings.ToLower(n)))
+	}
+	return r
+}
+
+// appendURI appends a request target as a JSON string, with the values of
+// the parameters to hide replaced.
+func (r *queryRedactor) appendURI(dst, uri []byte) []byte {
+	dst = append(dst, '"')
+	path, query, hasQuery := bytes.Cut(uri, questionMark)
+	dst = appendJSONText(dst, path, utf8.DecodeRune)
+	if hasQuery {
+		dst = append(dst, '?')
+		dst = r.appendQuery(dst, query)
+	}
 	return append(dst, '"')
+}
+
+// appendQuery appends a query escaped for a JSON string (without quotes),
+// with the values of the parameters to hide replaced. The rest is kept
+// byte for byte.
+func (r *queryRedactor) appendQuery(dst, q []byte) []byte {
+	for len(q) > 0 {
+		param, rest, more := bytes.Cut(q, ampersand)
+		name, _, hasValue := bytes.Cut(param, equalsSign)
+		if hasValue && r.hides(name) {
+			dst = appendJSONText(dst, name, utf8.DecodeRune)
+			dst = append(dst, '=')
+			dst = append(dst, redactedParam...)
+		} else {
+			dst = appendJSONText(dst, param, utf8.DecodeRune)
+		}
+		if more {
+			dst = append(dst, '&')
+		}
+		q = rest
+	}
+	return dst
+}
+
+// hides reports whether the parameter named name (as sent: percent-encoded,
+// + for a space) is one whose value is hidden.
+func (r *queryRedactor) hides(name []byte) bool {
+	if r == nil {
+		return false
+	}
+	for _, n := range r.names {
+		if paramNameIs(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// paramNameIs reports whether the encoded parameter name is want (lower
+// case) once decoded, ignoring ASCII case.
+func paramNameIs(name, want []byte) bool {
+	j := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '+':
+			c = ' '
+		case c == '%' && i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]):
+			c = unhex(name[i+1])<<4 | unhex(name[i+2])
+			i += 2
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if j >= len(want) || c != want[j] {
+			return false
+		}
+		j++
+	}
+	return j == len(want)
+}
+
+// unhex is the value of a hexadecimal digit (isHex holds).
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }

@@ -67,7 +67,15 @@ type conn struct {
 	active atomic.Bool
 	served uint64    // requests served on the connection
 	rdl    time.Time // the read deadline last set (zero: none)
-	wdl    time.Time // the write deadline last set by serveBurst (zero: none)
+	// send writes to the socket (under TLS, if any), within send_timeout;
+	// send.dl is the write deadline last set (zero: none).
+	send progressWriter
+	// inBody is set while a request body that had not arrived whole is
+	// read: each read then waits at most bodyTimeout, and none past rend
+	// (read_timeout's end; zero: none). See progress.go.
+	inBody      bool
+	bodyTimeout time.Duration
+	rend        time.Time
 	// inPlace is the size of a request body served from the read buffer
 	// without a copy; it is consumed after the response.
 	inPlace int
@@ -75,8 +83,8 @@ type conn struct {
 	// tracks it from then on, not the listener.
 	detached bool
 	// hijack, set by a handler, takes the connection over after the
-	// response (WebSocket tunnels).
-	hijack func(c net.Conn, r io.Reader)
+	// response (WebSocket tunnels): r reads the client, w writes to it.
+	hijack func(c net.Conn, r io.Reader, w io.Writer)
 	// tlsConn is c on a TLS listener; the handshake happens in the first
 	// burst. subject is the verified client certificate's subject.
 	tlsConn    *tls.Conn
@@ -139,7 +147,7 @@ func (s *connServer) admit(c net.Conn) *conn {
 		s.metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
 		return nil
 	}
-	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1)}
+	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1), send: progressWriter{c: c}}
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 		if rc, err := tc.SyscallConn(); err == nil {
@@ -150,7 +158,7 @@ func (s *connServer) admit(c net.Conn) *conn {
 	if lr := s.l.srv.snap.Load().listeners[s.l.name]; lr != nil && lr.tlsMgr != nil {
 		// The TCP socket is still what the idle wait probes: a TLS record
 		// arriving makes it readable like any request.
-		cn.rec = &recordConn{Conn: c}
+		cn.rec = &recordConn{Conn: c, cn: cn}
 		cn.tlsConn = tls.Server(cn.rec, s.l.tlsFront)
 		cn.c = cn.tlsConn
 	}
@@ -373,7 +381,7 @@ var (
 	ctxPool    = sync.Pool{New: func() any { return new(fasthttp.RequestCtx) }}
 )
 
-func acquireReader(c net.Conn, size int) *bufio.Reader {
+func acquireReader(c io.Reader, size int) *bufio.Reader {
 	if v := readerPool.Get(); v != nil {
 		br := v.(*bufio.Reader)
 		if br.Size() == size {
@@ -384,7 +392,7 @@ func acquireReader(c net.Conn, size int) *bufio.Reader {
 	return bufio.NewReaderSize(c, size)
 }
 
-func acquireWriter(c net.Conn) *bufio.Writer {
+func acquireWriter(c io.Writer) *bufio.Writer {
 	if v := writerPool.Get(); v != nil {
 		bw := v.(*bufio.Writer)
 		bw.Reset(c)
@@ -404,8 +412,10 @@ var continueLine = []byte("HTTP/1.1 100 Continue\r\n\r\n")
 func (cn *conn) serveBurst() (keep bool) {
 	s := cn.s
 	lim := s.lim.Load() // one burst sees one set of limits
-	br := acquireReader(cn.c, readBufferSize(lim.MaxHeaderBytes))
-	bw := acquireWriter(cn.c)
+	// Both go through cn, for body_timeout and send_timeout.
+	br := acquireReader(cn, readBufferSize(lim.MaxHeaderBytes))
+	bw := acquireWriter(cn)
+	cn.send.timeout, cn.send.end = sendTimeout(lim), time.Time{}
 	ctx := ctxPool.Get().(*fasthttp.RequestCtx)
 	ctx.Init2(cn.c, fasthttpLogger{s.log}, true)
 	hijacked := false
@@ -447,13 +457,17 @@ func (cn *conn) serveBurst() (keep bool) {
 				return false
 			}
 			_ = cn.c.SetDeadline(time.Time{})
-			cn.rdl, cn.wdl = time.Time{}, time.Time{}
+			cn.rdl, cn.send.dl, cn.send.end = time.Time{}, time.Time{}, time.Time{}
+			// The tunnel's writes to the client keep send_timeout: a client
+			// that stops reading is cut (nginx does the same). A tunnel
+			// with nothing to carry has no timeout.
+			cn.endBody()
 			hijacked = true
 			// A tunnel lives as long as its peers want; the listener's
 			// shutdown must not wait for it (the tunnel set ends it).
 			cn.detached = true
 			s.forget(cn)
-			h(cn.c, br) // returns when the tunnel ends
+			h(cn.c, br, cn) // returns when the tunnel ends
 			readerPool.Put(resetReader(br))
 			return false
 		}
@@ -463,18 +477,21 @@ func (cn *conn) serveBurst() (keep bool) {
 		} else if !http11 {
 			ctx.Response.Header.Set("Connection", "keep-alive")
 		}
-		if wt := lim.WriteTimeout.Std(); wt > 0 && moveDeadline(&cn.wdl, time.Now(), wt) {
-			_ = cn.c.SetWriteDeadline(cn.wdl)
+		if wt := lim.WriteTimeout.Std(); wt > 0 {
+			if cn.send.timeout > 0 {
+				cn.send.end = time.Now().Add(wt) // send keeps to it
+			} else if moveDeadline(&cn.send.dl, time.Now(), wt) {
+				_ = cn.c.SetWriteDeadline(cn.send.dl)
+			}
 		}
 		if err := writeResponse(ctx, bw, http11); err != nil {
-			if isTimeout(err) {
-				s.metrics.TimedOut(metrics.TimeoutWrite)
-			}
+			cn.writeFailed(err)
 			return false
 		}
 		if !closeAfter && stream != nil && !drain(stream) {
 			closeAfter = true // too much unread body to skip
 		}
+		cn.endBody()
 		if cn.inPlace > 0 { // the body was used where it lay in br
 			_, _ = br.Discard(cn.inPlace)
 			cn.inPlace = 0
@@ -483,6 +500,7 @@ func (cn *conn) serveBurst() (keep bool) {
 		ctx.Response.Reset()
 		if closeAfter || br.Buffered() == 0 {
 			if err := bw.Flush(); err != nil {
+				cn.writeFailed(err)
 				return false
 			}
 			if closeAfter {
@@ -504,9 +522,18 @@ func (cn *conn) serveBurst() (keep bool) {
 		// take a while to complete, and this answer must not wait for it.
 		if !headerComplete(br) {
 			if err := bw.Flush(); err != nil {
+				cn.writeFailed(err)
 				return false
 			}
 		}
+	}
+}
+
+// writeFailed counts a response cut by write_timeout (send_timeout's cuts
+// are counted where they happen: sendRaw).
+func (cn *conn) writeFailed(err error) {
+	if isTimeout(err) && !errors.Is(err, errSendStalled) {
+		cn.s.metrics.TimedOut(metrics.TimeoutWrite)
 	}
 }
 
@@ -559,6 +586,7 @@ func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
 // small bodies whole, larger ones as a stream the handler reads.
 func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bufio.Reader, bw *bufio.Writer) bool {
 	cn.inPlace = 0
+	cn.endBody()
 	if cn.tlsConn != nil && !cn.handshaken && !cn.handshake(lim) {
 		return false
 	}
@@ -596,8 +624,9 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 	}
 	cl := req.Header.ContentLength()
 	if cl > br.Buffered() || cl == -1 {
-		// The body is still on its way: read_timeout bounds it, or nothing.
-		_ = cn.setReadTimeout(lim.ReadTimeout.Std())
+		// The body is still on its way: body_timeout bounds each wait for
+		// it, read_timeout the whole of it.
+		cn.startBody(lim)
 	}
 	if max := int(lim.MaxBodySize); max > 0 && cl > max {
 		cn.answer(bw, fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
@@ -620,7 +649,7 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		err = req.ContinueReadBodyStream(br, 8<<10, false)
 	}
 	if err != nil {
-		cn.refuse(bw, err, false, metrics.TimeoutBody)
+		cn.refuse(bw, err, false, countedAlready)
 		return false
 	}
 	return true
@@ -634,11 +663,13 @@ func (cn *conn) handshake(lim *config.Limits) bool {
 		d = config.DefaultReadHeaderTimeout
 	}
 	_ = cn.c.SetDeadline(time.Now().Add(d))
-	cn.rdl, cn.wdl = time.Time{}, time.Time{}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	err := cn.tlsConn.HandshakeContext(ctx)
 	cancel()
+	// The handshake's writes may have set their own deadline (send): none
+	// is left, and none is recorded.
 	_ = cn.c.SetDeadline(time.Time{})
+	cn.rdl, cn.send.dl = time.Time{}, time.Time{}
 	if err != nil {
 		cn.s.log.Debug("TLS handshake failed", "listener", cn.s.l.name, "client", cn.ip.String(), "error", err.Error())
 		return false
@@ -700,7 +731,8 @@ var (
 )
 
 // refuse answers a request that could not be read. Nothing is sent when
-// the client simply went away. A timeout is counted as timeoutKind.
+// the client simply went away. A timeout is counted as timeoutKind
+// (countedAlready: not here).
 func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool, timeoutKind int) {
 	var sizeErr *fasthttp.ErrSmallBuffer
 	switch {
@@ -729,8 +761,9 @@ func (cn *conn) answer(bw *bufio.Writer, status int, body []byte) {
 	resp.Header.SetContentType("text/plain; charset=utf-8")
 	resp.SetConnectionClose()
 	resp.SetBodyRaw(body)
-	cn.wdl = time.Now().Add(time.Second)
-	_ = cn.c.SetWriteDeadline(cn.wdl)
+	cn.send.timeout = 0 // the connection ends: one second, whether the client reads or not
+	cn.send.dl = time.Now().Add(time.Second)
+	_ = cn.c.SetWriteDeadline(cn.send.dl)
 	if resp.Write(bw) == nil {
 		_ = bw.Flush()
 	}

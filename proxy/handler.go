@@ -37,12 +37,17 @@ type exchange struct {
 	key      []byte       // the rate limit key
 	verdict  *waf.Verdict // the WAF's, when the route has a policy
 	hsts     bool         // add Strict-Transport-Security to the answer
+	// target is the request target as received, for the access log
+	// (forwarding may rewrite the header's); redact hides query parameters
+	// in it (the snapshot's).
+	target []byte
+	redact *queryRedactor
 }
 
 var exchangePool = sync.Pool{New: func() any {
 	return &exchange{xff: make([]byte, 0, 64), reqID: make([]byte, 0, 40), peer: make([]byte, 0, 40),
 		client: make([]byte, 0, 40), line: make([]byte, 0, 512), hdr: make([]byte, 0, 64),
-		key: make([]byte, 0, 64)}
+		key: make([]byte, 0, 64), target: make([]byte, 0, 128)}
 }}
 
 func (x *exchange) reset() {
@@ -51,6 +56,7 @@ func (x *exchange) reset() {
 	x.verdict = nil
 	x.hsts = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
+	x.target = x.target[:0]
 }
 
 // Canned bodies: short, plain, and free of internal detail.
@@ -80,9 +86,13 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	lr := snap.listeners[l.name]
 	x := exchangePool.Get().(*exchange)
 	x.reset()
+	x.redact = snap.redact
 	defer exchangePool.Put(x)
 	if l.srv.access != nil || l.srv.metrics != nil {
 		x.start = time.Now() // only the access log and the metrics read it
+	}
+	if l.srv.access != nil {
+		x.target = append(x.target, ctx.Request.Header.RequestURI()...)
 	}
 
 	peer := cn.ip // resolved once, when the connection was accepted
@@ -221,6 +231,10 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			ctx.SetConnectionClose()
 			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusBadRequest, bodyBadRequest)
 			return
+		case chunkedTimeout:
+			ctx.SetConnectionClose()
+			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusRequestTimeout, bodyRequestTimeout)
+			return
 		}
 	}
 	if req.IsBodyStream() {
@@ -325,9 +339,8 @@ func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 	status, msg := statusForError(err)
 	l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
 		"route", rt.name, "upstream", p.name, "target", p.targetNames[i], "status", status, "error", err.Error())
-	if status == fasthttp.StatusRequestTimeout {
-		l.cs.metrics.TimedOut(metrics.TimeoutBody)
-	}
+	// A 408 (the client stalled its body) was counted and logged by the
+	// connection's read (conn.readRaw).
 	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest || status == fasthttp.StatusRequestTimeout {
 		ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
 	}
@@ -390,13 +403,31 @@ func targetFault(err error) bool {
 const hstsValue = "max-age=31536000"
 
 // redirectHTTPS answers 308 with the https URL of the request: the same
-// host, path and query, on the TLS listener's port when it is not 443.
+// host, path and query, on the port of a TLS listener that serves the route
+// (rt.httpsPort), when it is not 443. A route that no TLS listener serves
+// goes to the first TLS listener whose routes match the request; with
+// none, nothing serves the request over https: 404.
 func (l *listener) redirectHTTPS(ctx *fasthttp.RequestCtx, x *exchange, rt *route, snap *snapshot) {
+	port := rt.httpsPort
+	if rt.httpsByMatch {
+		found := false
+		h := &ctx.Request.Header
+		for i, lr := range snap.redirectTLS {
+			if lr.router.match(ctx.Host(), ctx.Path(), h.Method(), h) >= 0 {
+				port, found = snap.redirectPorts[i], true
+				break
+			}
+		}
+		if !found {
+			l.finish(ctx, x, rt, "", "", fasthttp.StatusNotFound, bodyNotFound)
+			return
+		}
+	}
 	u := append(x.hdr[:0], "https://"...)
 	u = append(u, hostWithoutPort(ctx.Host())...)
-	if snap.httpsPort != "" {
+	if port != "" {
 		u = append(u, ':')
-		u = append(u, snap.httpsPort...)
+		u = append(u, port...)
 	}
 	u = append(u, ctx.URI().RequestURI()...) // origin-form, also for an absolute-form request
 	x.hdr = u
@@ -424,6 +455,7 @@ const (
 	chunkedStreams         // larger than smallBody: what was read streams on first
 	chunkedTooLarge        // beyond max_body_size
 	chunkedBad             // malformed, or the client failed
+	chunkedTimeout         // the client stalled (body_timeout) or was too slow (read_timeout)
 )
 
 // readChunked reads a chunked request body of up to smallBody whole. A larger
@@ -449,6 +481,8 @@ func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
 		x.body = buf[:n]
 		req.SetBodyRaw(x.body) // now framed by Content-Length upstream
 		return chunkedWhole
+	case isTimeout(err):
+		return chunkedTimeout
 	case err != nil:
 		return chunkedBad
 	}

@@ -28,11 +28,16 @@ type snapshot struct {
 	// acme are the TLS managers that order certificates, whose HTTP-01
 	// challenges every plain listener answers.
 	acme []*proxytls.Manager
-	// httpsPort is the port of the first TLS listener, for redirects ("" for
-	// 443 or when there is none).
-	httpsPort string
+	// redirectTLS are the TLS listeners, in the order in which a
+	// redirect_https route that no TLS listener serves looks for one whose
+	// routes match the request (config.RedirectCandidates), and
+	// redirectPorts their ports ("" for 443).
+	redirectTLS   []*listenerRoutes
+	redirectPorts []string
 	// transports by key, reused by the next snapshot.
 	transports map[transportKey]*transport
+	// redact hides query parameters in the access log.
+	redact *queryRedactor
 }
 
 // listenerRoutes is what one listener serves.
@@ -64,6 +69,13 @@ type route struct {
 	respond  *config.Respond
 	// respondBody is the direct answer's body, converted once.
 	respondBody []byte
+	// httpsPort is where redirect_https sends the route's plain-HTTP
+	// requests: the port of its TLS listener (config.RedirectListener), ""
+	// for 443. httpsByMatch says no TLS listener serves the route: the
+	// redirect goes to the first of the snapshot's redirectTLS that
+	// matches the request.
+	httpsPort    string
+	httpsByMatch bool
 }
 
 // pool is an upstream: its balancer pool and the transport of each target.
@@ -94,6 +106,7 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 		limits:     limits,
 		waf:        policies,
 		noRoute:    m.Route(noRouteLabel),
+		redact:     newQueryRedactor(cfg.AccessLog.RedactQuery),
 	}
 	var old map[transportKey]*transport
 	if prev != nil {
@@ -116,11 +129,6 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 		lr := &listenerRoutes{name: name, tls: l.TLS != nil, limits: l.Limits}
 		if l.TLS != nil {
 			lr.clientSubject = l.TLS.ClientCAFile != ""
-			if s.httpsPort == "" {
-				if _, port, err := net.SplitHostPort(l.Address); err == nil && port != "443" {
-					s.httpsPort = port
-				}
-			}
 		}
 		var bound []*config.Route
 		for _, rc := range cfg.Routes {
@@ -142,6 +150,13 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 			}
 			if rc.Respond != nil {
 				r.respondBody = []byte(rc.Respond.Body)
+			}
+			if rc.RedirectHTTPS {
+				if tl, ok := cfg.RedirectListener(rc); ok {
+					r.httpsPort = redirectPort(cfg.Listeners[tl].Address)
+				} else {
+					r.httpsByMatch = true
+				}
 			}
 			if rc.Upstream != "" {
 				r.pool = s.pools[rc.Upstream]
@@ -178,7 +193,20 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 			}
 		}
 	}
+	for _, name := range cfg.RedirectCandidates() {
+		s.redirectTLS = append(s.redirectTLS, s.listeners[name])
+		s.redirectPorts = append(s.redirectPorts, redirectPort(cfg.Listeners[name].Address))
+	}
 	return s, nil
+}
+
+// redirectPort is the port an https URL to a listener on addr names: ""
+// for 443, the default.
+func redirectPort(addr string) string {
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != "443" {
+		return port
+	}
+	return ""
 }
 
 // closeTLS releases the snapshot's TLS managers (their ACME issuers), once

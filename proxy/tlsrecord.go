@@ -25,14 +25,28 @@ type recordConn struct {
 	hdrN  int  // bytes of the current record's header read so far
 	left  int  // bytes of the current record's body still to come
 	extra bool // a read completed more than one record
+	// cn, when set, is the connection whose progress timeouts the
+	// socket's reads and writes keep to (see progress.go).
+	cn *conn
 }
 
-func (r *recordConn) Read(p []byte) (int, error) {
-	n, err := r.Conn.Read(p)
+func (r *recordConn) Read(p []byte) (n int, err error) {
+	if r.cn != nil {
+		n, err = r.cn.readRaw(r.Conn, p)
+	} else {
+		n, err = r.Conn.Read(p)
+	}
 	if n > 0 && r.scan(p[:n]) > 1 {
 		r.extra = true
 	}
 	return n, err
+}
+
+func (r *recordConn) Write(p []byte) (int, error) {
+	if r.cn != nil {
+		return r.cn.sendRaw(p)
+	}
+	return r.Conn.Write(p)
 }
 
 // scan follows the record framing over b and returns how many records it

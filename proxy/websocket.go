@@ -67,9 +67,9 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *r
 	st.Acquire()
 	l.logResponse(ctx, x, rt, p.name, target)
 	srv := l.srv
-	cn.hijack = func(c net.Conn, cr io.Reader) {
+	cn.hijack = func(c net.Conn, cr io.Reader, cw io.Writer) {
 		defer st.Release()
-		srv.tunnels.run(c, cr, up, br)
+		srv.tunnels.run(c, cr, cw, up, br)
 	}
 }
 
@@ -108,8 +108,9 @@ type tunnelSet struct {
 }
 
 // run copies between the client c and the target up until either side
-// closes. cr and ur read c and up, with the bytes already buffered first.
-func (ts *tunnelSet) run(c net.Conn, cr io.Reader, up net.Conn, ur io.Reader) {
+// closes. cr and ur read c and up, with the bytes already buffered first;
+// cw writes to c (within the listener's send_timeout).
+func (ts *tunnelSet) run(c net.Conn, cr io.Reader, cw io.Writer, up net.Conn, ur io.Reader) {
 	ts.mu.Lock()
 	if ts.closing {
 		// fasthttp wrote the 101 before handing over the connection, but
@@ -142,7 +143,7 @@ func (ts *tunnelSet) run(c net.Conn, cr io.Reader, up net.Conn, ur io.Reader) {
 		done <- struct{}{}
 	}()
 	go func() {
-		_, _ = io.Copy(c, ur)
+		_, _ = io.Copy(cw, ur)
 		done <- struct{}{}
 	}()
 	// When one direction ends, the peer has closed or failed: end both.

@@ -126,12 +126,14 @@ func load(dir string) (*pkg, error) {
 }
 
 // findDefault records the default that n gives a field: a call
-// orDefault(&x.Field, value) with a constant value, or an assignment
+// orDefault(&x.Field, value) or orDefaultPtr(&x.Field, value) with a
+// constant value, an assignment x.Field = strings.Fields(constant), or an
+// assignment
 // x.Field = []T{constants...}.
 func (p *pkg) findDefault(n ast.Node) bool {
 	switch n := n.(type) {
 	case *ast.CallExpr:
-		if id, ok := n.Fun.(*ast.Ident); !ok || id.Name != "orDefault" || len(n.Args) != 2 {
+		if id, ok := n.Fun.(*ast.Ident); !ok || id.Name != "orDefault" && id.Name != "orDefaultPtr" || len(n.Args) != 2 {
 			return true
 		}
 		u, ok := n.Args[0].(*ast.UnaryExpr)
@@ -140,7 +142,7 @@ func (p *pkg) findDefault(n ast.Node) bool {
 		}
 		if f := p.field(u.X); f != nil {
 			if v := p.info.Types[n.Args[1]].Value; v != nil {
-				p.defaults[f] = format(f.Type(), v)
+				p.defaults[f] = format(deref(f.Type()), v)
 			}
 		}
 	case *ast.AssignStmt:
@@ -148,6 +150,15 @@ func (p *pkg) findDefault(n ast.Node) bool {
 			return true
 		}
 		f := p.field(n.Lhs[0])
+		if call, ok := n.Rhs[0].(*ast.CallExpr); ok && f != nil && len(call.Args) == 1 {
+			// x.Field = strings.Fields(Constant): a list kept in one constant.
+			if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Fields" {
+				if v := p.info.Types[call.Args[0]].Value; v != nil && v.Kind() == constant.String {
+					p.defaults[f] = "[" + strings.Join(strings.Fields(constant.StringVal(v)), ", ") + "]"
+				}
+			}
+			return true
+		}
 		lit, ok := n.Rhs[0].(*ast.CompositeLit)
 		if f == nil || !ok {
 			return true

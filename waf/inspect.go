@@ -256,6 +256,11 @@ func (v *Verdict) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
 // refused with 503 (block mode) or left uninspected (detect mode).
 func (v *Verdict) writeBody(req *fasthttp.Request) {
 	p, tx := v.p, v.tx
+	if tx.IsRuleEngineOff() {
+		// A rule switched the engine off: it would keep nothing, and the
+		// body goes past it as the rule asked.
+		return
+	}
 	max := p.bodyLimit
 	if !p.partial && p.mode != config.WAFModeDetect {
 		max++
@@ -273,11 +278,6 @@ func (v *Verdict) writeBody(req *fasthttp.Request) {
 			return
 		}
 		_, _, _ = tx.WriteRequestBody(b)
-		return
-	}
-	if tx.IsRuleEngineOff() {
-		// A rule switched the engine off: it would keep nothing, and the
-		// body streams past it as the rule asked.
 		return
 	}
 	want := int64(-1) // chunked: reserved as it arrives

@@ -7,10 +7,11 @@
 // rest, holding what it buffered. After -settle it reads VmRSS again
 // ("during") and counts the connections the proxy answered early (a 503 when
 // its buffer budget is spent), then closes every connection, waits -settle
-// again and reads VmRSS a last time ("after").
+// (plus -linger) again and reads VmRSS a last time ("after"). With -metrics
+// it also reports the Go heap in use from the proxy's /metrics.
 //
 // Everything is bounded: -n connections, each written once, and three
-// waits of -settle.
+// waits.
 //
 // Output, one line, for scripts:
 //
@@ -40,6 +41,7 @@ func main() {
 	host := flag.String("host", "bench", "Host header")
 	path := flag.String("path", "/", "request path (a WAF route)")
 	settle := flag.Duration("settle", 3*time.Second, "wait before each reading of VmRSS")
+	linger := flag.Duration("linger", 0, "extra wait before the last reading (e.g. 150s: past the Go runtime's forced GC every 2 minutes)")
 	timeout := flag.Duration("timeout", 10*time.Second, "dial and write timeout per connection")
 	metricsURL := flag.String("metrics", "", "the proxy's /metrics URL: also report its Go heap in use (go_memstats_heap_inuse_bytes) at each reading")
 	flag.Parse()
@@ -90,7 +92,7 @@ func main() {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	time.Sleep(*settle)
+	time.Sleep(*settle + *linger)
 	after, heapAfter := mustRSS(*pid), heapInUse(*metricsURL)
 	fmt.Printf("stalled conns=%d failed=%d answered=%d status=%s rss_before_kib=%d rss_during_kib=%d rss_after_kib=%d",
 		len(conns), failed, answered, statuses, before, during, after)

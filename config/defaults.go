@@ -61,6 +61,19 @@ const (
 	DefaultAnomalyThreshold       = 5
 	DefaultRequestBodyLimit       = 1 << 20
 	DefaultRequestBodyLimitAction = "reject"
+	// DefaultMaxArguments is ModSecurity's and Coraza's SecArgumentsLimit.
+	DefaultMaxArguments = 1000
+	// DefaultLimitStatus is the status of ModSecurity's recommended
+	// ARGUMENTS_LIMIT rules (200004, 200005): the request is malformed
+	// for this policy, not an attack the rules recognized.
+	DefaultLimitStatus = 400
+	// DefaultResponseBodyLimit is ModSecurity's recommended
+	// SecResponseBodyLimit (512 KiB).
+	DefaultResponseBodyLimit       = 512 << 10
+	DefaultResponseBodyLimitAction = "reject"
+	// DefaultWAFBufferLimit holds 64 bodies of the default
+	// request_body_limit at once: a small container's worth of memory.
+	DefaultWAFBufferLimit = 64 << 20
 
 	DefaultRateLimitKey   = "client_ip"
 	DefaultRateLimitStore = "memory"
@@ -118,6 +131,7 @@ func (c *Config) ApplyDefaults() {
 		c.AccessLog.RedactQuery = strings.Fields(DefaultRedactQuery)
 	}
 	orDefault(&c.Shutdown.GracePeriod, Duration(DefaultGracePeriod))
+	orDefault(&c.WAFBufferLimit, DefaultWAFBufferLimit)
 }
 
 func (l *Listener) applyDefaults() {
@@ -196,6 +210,10 @@ func (p *WAFPolicy) applyDefaults() {
 	orDefault(&p.AnomalyThreshold, DefaultAnomalyThreshold)
 	orDefault(&p.RequestBodyLimit, DefaultRequestBodyLimit)
 	orDefault(&p.RequestBodyLimitAction, DefaultRequestBodyLimitAction)
+	orDefault(&p.MaxArguments, DefaultMaxArguments)
+	orDefault(&p.LimitStatus, DefaultLimitStatus)
+	orDefault(&p.ResponseBodyLimit, DefaultResponseBodyLimit)
+	orDefault(&p.ResponseBodyLimitAction, DefaultResponseBodyLimitAction)
 	for i := range p.Exclusions {
 		upper(p.Exclusions[i].Methods)
 	}

@@ -54,6 +54,18 @@ type Config struct {
 	// Shutdown governs graceful shutdown on SIGTERM and SIGINT.
 	Shutdown Shutdown `yaml:"shutdown"`
 
+	// WAFBufferLimit bounds the bytes of request and response bodies that
+	// the whole process holds in memory for WAF inspection at once. A
+	// request body reserves its declared length (at most the policy's
+	// request_body_limit) before it is read, a chunked one 64 KiB at a time
+	// as it arrives, until the request ends; a response body until it is
+	// relayed. A body that does not fit is refused with 503 and
+	// Retry-After in block mode, or passed uninspected with an audit event
+	// (rule 95100001) in detect mode. No policy's request_body_limit or
+	// response_body_limit may reach it. Default DefaultWAFBufferLimit; 0
+	// means the default.
+	WAFBufferLimit Size `yaml:"waf_buffer_limit"`
+
 	// File is the path the config was read from ("" when parsed from
 	// bytes). Not part of the YAML.
 	File string `yaml:"-"`
@@ -413,8 +425,38 @@ type WAFPolicy struct {
 	// RequestBodyLimitAction is reject (413, the default) or partial
 	// (inspect the first RequestBodyLimit bytes).
 	RequestBodyLimitAction string `yaml:"request_body_limit_action"`
+	// MaxArguments is the most arguments inspected from each source: the
+	// query string, and the request body (urlencoded, JSON; multipart
+	// fields, and apart from them multipart files). A request with more is
+	// refused with LimitStatus (block mode) or logged (detect mode), never
+	// passed with arguments uninspected; the audit event names rule 200004
+	// (query string), 200005 (urlencoded or JSON body) or 200007
+	// (multipart body), "Arguments limit exceeded". Default
+	// DefaultMaxArguments, as ModSecurity's SecArgumentsLimit; 0 means the
+	// default.
+	MaxArguments int `yaml:"max_arguments"`
+	// LimitStatus is the status that refuses a request over one of the
+	// policy's collection limits (max_arguments): 400 or 403. Default
+	// DefaultLimitStatus, the status of ModSecurity's recommended rules
+	// 200004 and 200005 (the request is malformed for the policy, not an
+	// attack a rule recognized); 0 means the default.
+	LimitStatus int `yaml:"limit_status"`
 	// InspectResponse enables response inspection. Default false.
 	InspectResponse bool `yaml:"inspect_response"`
+	// ResponseBodyLimit is the most response body inspected, held in
+	// memory (and counted against waf_buffer_limit) while it is: only
+	// bodies of the types Coraza inspects (text/plain, text/html,
+	// text/xml) are read. Used with InspectResponse. Default
+	// DefaultResponseBodyLimit, as ModSecurity's SecResponseBodyLimit; 0
+	// means the default.
+	ResponseBodyLimit Size `yaml:"response_body_limit"`
+	// ResponseBodyLimitAction says what happens to a larger response body:
+	// reject (502 in block mode) or partial (inspect the first
+	// ResponseBodyLimit bytes and relay the rest uninspected). Both write
+	// an audit event (rule 95100002). Detect mode never refuses: it
+	// inspects the first bytes. Default DefaultResponseBodyLimitAction,
+	// which fails closed.
+	ResponseBodyLimitAction string `yaml:"response_body_limit_action"`
 	// Rules is extra SecLang loaded after the CRS. The admin API redacts
 	// it: a rule may compare a header with a secret value.
 	Rules string `yaml:"rules" redact:"true"`

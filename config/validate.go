@@ -210,6 +210,9 @@ func (v *validator) misc() {
 	if v.c.Shutdown.GracePeriod < 0 {
 		v.errorf("shutdown.grace_period", "must not be negative")
 	}
+	if v.c.WAFBufferLimit < 0 {
+		v.errorf("waf_buffer_limit", "must not be negative")
+	}
 }
 
 // TrustedProxyPrefixes returns TrustedProxies as prefixes; a single

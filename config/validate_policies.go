@@ -31,6 +31,29 @@ func (v *validator) waf(p string, w *WAFPolicy) {
 	if !oneOf(w.RequestBodyLimitAction, BodyLimitReject, BodyLimitPartial) {
 		v.errorf(p+".request_body_limit_action", "%q must be reject or partial", w.RequestBodyLimitAction)
 	}
+	if w.MaxArguments < 0 {
+		v.errorf(p+".max_arguments", "must not be negative")
+	}
+	if w.LimitStatus != 400 && w.LimitStatus != 403 {
+		v.errorf(p+".limit_status", "%d must be 400 or 403", w.LimitStatus)
+	}
+	if w.ResponseBodyLimit < 0 {
+		v.errorf(p+".response_body_limit", "must not be negative")
+	}
+	if !oneOf(w.ResponseBodyLimitAction, BodyLimitReject, BodyLimitPartial) {
+		v.errorf(p+".response_body_limit_action", "%q must be reject or partial", w.ResponseBodyLimitAction)
+	}
+	// A body the size of a limit must fit in the process's buffer budget,
+	// or no such body could ever be inspected (the engine reads one byte
+	// past request_body_limit to see it crossed).
+	if budget := v.c.WAFBufferLimit; w.Mode != WAFModeOff && budget > 0 {
+		if w.RequestBodyLimit >= budget {
+			v.errorf(p+".request_body_limit", "%s must be below waf_buffer_limit (%s), which bounds the bodies held for inspection at once", w.RequestBodyLimit, budget)
+		}
+		if w.InspectResponse && w.ResponseBodyLimit > budget {
+			v.errorf(p+".response_body_limit", "%s must not exceed waf_buffer_limit (%s), which bounds the bodies held for inspection at once", w.ResponseBodyLimit, budget)
+		}
+	}
 	for i, f := range w.RuleFiles {
 		if f == "" {
 			v.errorf(p+".rule_files["+strconv.Itoa(i)+"]", "empty file name")
@@ -55,6 +78,8 @@ func (v *validator) exclusion(p string, e *Exclusion) {
 			v.errorf(ip, "rule id %d must be positive", id)
 		case id == 949110 || id == 959100 || (id >= 980000 && id <= 980999):
 			v.errorf(ip, "excluding rule %d would switch off the CRS blocking evaluation", id)
+		case id == 200004 || id == 200005 || id == 200007:
+			v.errorf(ip, "excluding rule %d would let arguments past max_arguments go uninspected; raise max_arguments instead", id)
 		}
 	}
 	if e.PathPrefix != "" && !strings.HasPrefix(e.PathPrefix, "/") {

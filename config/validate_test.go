@@ -177,6 +177,12 @@ func TestParseErrorClasses(t *testing.T) {
 		{"exclusion of blocking evaluation", lis + ups + rts + "waf:\n  default:\n    exclusions:\n      - rule_ids: [942100, 949110] # <-\n", "waf.default.exclusions[0].rule_ids[1]: excluding rule 949110 would switch off the CRS blocking evaluation"},
 		{"exclusion of 959100", lis + ups + rts + "waf:\n  default:\n    exclusions:\n      - rule_ids:\n          - 959100 # <-\n", "waf.default.exclusions[0].rule_ids[0]: excluding rule 959100 would switch off the CRS blocking evaluation"},
 		{"exclusion of 980 range", lis + ups + rts + "waf:\n  default:\n    exclusions:\n      - rule_ids: [980170] # <-\n", "waf.default.exclusions[0].rule_ids[0]: excluding rule 980170 would switch off the CRS blocking evaluation"},
+		{"exclusion of argument limit", lis + ups + rts + "waf:\n  default:\n    exclusions:\n      - rule_ids: [200005] # <-\n", "waf.default.exclusions[0].rule_ids[0]: excluding rule 200005 would let arguments past max_arguments go uninspected; raise max_arguments instead"},
+		{"waf max arguments", lis + ups + rts + "waf:\n  default:\n    max_arguments: -1 # <-\n", "waf.default.max_arguments: must not be negative"},
+		{"waf limit status", lis + ups + rts + "waf:\n  default:\n    limit_status: 413 # <-\n", "waf.default.limit_status: 413 must be 400 or 403"},
+		{"waf response body limit action", lis + ups + rts + "waf:\n  default:\n    response_body_limit_action: stream # <-\n", `waf.default.response_body_limit_action: "stream" must be reject or partial`},
+		{"waf body limit over buffer", lis + ups + rts + "waf_buffer_limit: 1MiB\nwaf:\n  default:\n    request_body_limit: 1MiB # <-\n", "waf.default.request_body_limit: 1MiB must be below waf_buffer_limit (1MiB), which bounds the bodies held for inspection at once"},
+		{"waf response limit over buffer", lis + ups + rts + "waf_buffer_limit: 2MiB\nwaf:\n  default:\n    inspect_response: true\n    response_body_limit: 3MiB # <-\n", "waf.default.response_body_limit: 3MiB must not exceed waf_buffer_limit (2MiB), which bounds the bodies held for inspection at once"},
 
 		// Rate limits and Redis.
 		{"rate missing", lis + ups + rts + "rate_limits:\n  r: # <-\n    key: client_ip\n", `rate_limits.r: rate is required (e.g. "100/s")`},

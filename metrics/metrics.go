@@ -22,6 +22,7 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,7 @@ type Metrics struct {
 	targetState    *targetCollector         // upstream, target: health, ejections
 	wafRequests    *prometheus.CounterVec   // policy, action
 	wafMatches     *prometheus.CounterVec   // policy, rule_id
+	wafExhausted   *prometheus.CounterVec   // policy
 	rlDecisions    *prometheus.CounterVec   // policy, decision
 	rlDegraded     *prometheus.GaugeVec     // policy
 	certExpiry     *prometheus.GaugeVec     // host, source
@@ -67,6 +69,9 @@ type Metrics struct {
 	buildInfo      *prometheus.GaugeVec   // version
 	reloadSuccess  prometheus.Counter
 	reloadFailures prometheus.Counter
+
+	// wafBufferUsed reports rampart_waf_buffer_bytes (WAFBufferUsed).
+	wafBufferUsed atomic.Pointer[func() int64]
 
 	mu        sync.Mutex // guards the handle maps below
 	routes    map[string]*RouteMetrics
@@ -114,6 +119,10 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Namespace: Namespace, Name: "waf_rule_matches_total",
 			Help: "WAF rule matches, by policy and rule id.",
 		}, []string{"policy", "rule_id"}),
+		wafExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "waf_buffer_exhausted_total",
+			Help: "Request or response bodies a WAF policy could not hold for inspection within waf_buffer_limit: refused with 503 (block mode) or passed uninspected (detect mode).",
+		}, []string{"policy"}),
 		rlDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "ratelimit_decisions_total",
 			Help: "Rate limit decisions: allowed, refused, unavailable (store down, denied), fallback (store down, decided locally).",
@@ -164,7 +173,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	m.targetState = newTargetCollector(m)
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
-		m.wafRequests, m.wafMatches, m.rlDecisions, m.rlDegraded, m.certExpiry,
+		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {

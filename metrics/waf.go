@@ -8,11 +8,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// WAFMetrics records one WAF policy: rampart_waf_requests_total and
-// rampart_waf_rule_matches_total. A nil *WAFMetrics records nothing.
+// WAFMetrics records one WAF policy: rampart_waf_requests_total,
+// rampart_waf_rule_matches_total and rampart_waf_buffer_exhausted_total. A
+// nil *WAFMetrics records nothing.
 type WAFMetrics struct {
 	policy                       string
 	inspected, blocked, detected prometheus.Counter
+	exhausted                    prometheus.Counter
 
 	vec   *prometheus.CounterVec // rule matches
 	rules atomic.Pointer[map[int]prometheus.Counter]
@@ -36,6 +38,7 @@ func (m *Metrics) WAF(policy string) *WAFMetrics {
 		inspected: m.wafRequests.WithLabelValues(policy, "inspected"),
 		blocked:   m.wafRequests.WithLabelValues(policy, "blocked"),
 		detected:  m.wafRequests.WithLabelValues(policy, "detected"),
+		exhausted: m.wafExhausted.WithLabelValues(policy),
 		vec:       m.wafMatches,
 	}
 	w.rules.Store(&map[int]prometheus.Counter{})
@@ -63,6 +66,14 @@ func (w *WAFMetrics) Blocked() {
 func (w *WAFMetrics) Detected() {
 	if w != nil {
 		w.detected.Inc()
+	}
+}
+
+// OverBudget counts a body the policy could not hold for inspection within
+// the WAF buffer budget.
+func (w *WAFMetrics) OverBudget() {
+	if w != nil {
+		w.exhausted.Inc()
 	}
 }
 
@@ -120,5 +131,27 @@ func (m *Metrics) RetainWAF(policies []string) {
 		m.wafMatches.DeletePartialMatch(prometheus.Labels{"policy": name})
 		w.mu.Unlock()
 		m.wafRequests.DeletePartialMatch(prometheus.Labels{"policy": name})
+		m.wafExhausted.DeletePartialMatch(prometheus.Labels{"policy": name})
 	}
+}
+
+// WAFBufferUsed makes rampart_waf_buffer_bytes report used(): the bytes of
+// bodies held for WAF inspection now, process-wide.
+func (m *Metrics) WAFBufferUsed(used func() int64) {
+	if m != nil {
+		m.wafBufferUsed.Store(&used)
+	}
+}
+
+// wafBufferGauge reads the function given to WAFBufferUsed (0 before).
+func (m *Metrics) wafBufferGauge() prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "waf_buffer_bytes",
+		Help: "Bytes of request and response bodies held in memory for WAF inspection now (bounded by waf_buffer_limit).",
+	}, func() float64 {
+		if f := m.wafBufferUsed.Load(); f != nil {
+			return float64((*f)())
+		}
+		return 0
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -157,11 +158,26 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	if rt.waf != nil {
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name})
 		defer v.Close() // after forwarding: a streamed body is replayed from it
+		if v != nil && v.BodyErr != nil {
+			// The client failed while the WAF read its body: nothing of
+			// it is forwarded.
+			ctx.SetConnectionClose()
+			status, msg := statusForError(&clientError{v.BodyErr})
+			if status == fasthttp.StatusRequestTimeout {
+				l.cs.metrics.TimedOut(metrics.TimeoutBody)
+			}
+			l.finish(ctx, x, rt, "", "", status, msg)
+			return
+		}
 		if v.Blocked() {
 			if v.Location != "" {
 				ctx.Response.Header.Set("Location", v.Location)
 			}
-			if v.Drop {
+			if v.RetryAfter > 0 {
+				ctx.Response.Header.Set("Retry-After", strconv.Itoa(v.RetryAfter))
+			}
+			if v.Drop || v.RetryAfter > 0 {
+				// A body refused unread cannot be skipped cheaply.
 				ctx.SetConnectionClose()
 			}
 			x.hdr = v.AppendBody(x.hdr[:0], x.reqID)
@@ -351,15 +367,22 @@ func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 // to the client: body is nil when the body was read whole, else it streams.
 func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, t *balancer.Target, body io.ReadCloser) {
 	out := &ctx.Response
-	if x.verdict != nil && x.verdict.InspectResponse(out) {
-		// The WAF refuses the target's answer (inspect_response).
-		if body != nil {
-			_ = body.Close()
-		}
+	refused := false
+	if x.verdict != nil {
+		// The WAF may read the body into its engine: body becomes what to
+		// relay in its place.
+		refused, body = x.verdict.InspectResponse(out, body)
+	}
+	if refused {
+		// The WAF refuses the target's answer (inspect_response); it has
+		// closed the body.
 		t.State.Release()
 		v := x.verdict
 		x.hdr = v.AppendBody(x.hdr[:0], x.reqID)
 		out.Reset()
+		if v.RetryAfter > 0 {
+			out.Header.Set("Retry-After", strconv.Itoa(v.RetryAfter))
+		}
 		l.finish(ctx, x, rt, p.name, p.targetNames[t.Index], v.Status, x.hdr)
 		return
 	}

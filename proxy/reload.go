@@ -68,7 +68,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.reloaded(false, err)
 		return false, err
 	}
-	policies, err := buildWAF(cfg, old, s.audits, s.metrics)
+	policies, err := buildWAF(cfg, old, s.audits, s.metrics, s.wafBuffer, s.log)
 	if err != nil {
 		s.closeRedisIfNew(client)
 		s.reloaded(false, err)
@@ -91,6 +91,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	}
 
 	s.snap.Store(snap)
+	s.wafBuffer.SetLimit(wafBufferLimit(cfg))
 
 	s.mu.Lock()
 	for name, l := range added {

@@ -60,6 +60,9 @@ type Server struct {
 	version  string
 	issuers  *proxytls.Issuers // ACME state across reloads
 	audits   *waf.AuditLogs    // WAF audit logs by path, across reloads
+	// wafBuffer bounds the bodies every WAF policy holds for inspection
+	// (waf_buffer_limit); it outlives reloads, which change its limit.
+	wafBuffer *waf.Budget
 }
 
 // Option adjusts a Server built by New.
@@ -130,7 +133,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	policies, err := buildWAF(cfg, nil, s.audits, s.metrics)
+	s.wafBuffer = waf.NewBudget(wafBufferLimit(cfg))
+	s.metrics.WAFBufferUsed(s.wafBuffer.Used)
+	policies, err := buildWAF(cfg, nil, s.audits, s.metrics, s.wafBuffer, log)
 	if err != nil {
 		return nil, err
 	}

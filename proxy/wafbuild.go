@@ -1,8 +1,11 @@
 package proxy
 
 import (
+	"log/slog"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
+	"time"
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
@@ -12,7 +15,7 @@ import (
 // buildWAF compiles cfg's WAF policies, keeping every compiled policy of
 // old whose settings are unchanged: a CRS compile costs CPU, and a reload
 // that touches only an upstream should not pay it.
-func buildWAF(cfg *config.Config, old *snapshot, logs *waf.AuditLogs, m *metrics.Metrics) (map[string]*waf.Policy, error) {
+func buildWAF(cfg *config.Config, old *snapshot, logs *waf.AuditLogs, m *metrics.Metrics, budget *waf.Budget, log *slog.Logger) (map[string]*waf.Policy, error) {
 	out := make(map[string]*waf.Policy, len(cfg.WAF))
 	base := ""
 	if cfg.File != "" {
@@ -27,7 +30,7 @@ func buildWAF(cfg *config.Config, old *snapshot, logs *waf.AuditLogs, m *metrics
 			}
 		}
 		wm := m.WAF(name)
-		p, err := waf.Compile(name, pc, waf.Options{BaseDir: base, AuditLogs: logs, Hooks: wafHooks(wm)})
+		p, err := waf.Compile(name, pc, waf.Options{BaseDir: base, AuditLogs: logs, Hooks: wafHooks(wm, log), Budget: budget})
 		if err != nil {
 			closeNew(out, old)
 			return nil, err
@@ -58,12 +61,18 @@ func retireWAF(old, next *snapshot) {
 	}
 }
 
-// wafHooks count a policy's verdicts and rule matches.
-func wafHooks(wm *metrics.WAFMetrics) waf.Hooks {
+// wafHooks count a policy's verdicts and rule matches, and log bodies
+// that the WAF's buffer budget could not hold.
+func wafHooks(wm *metrics.WAFMetrics, log *slog.Logger) waf.Hooks {
+	overBudget := func(policy string) {
+		wm.OverBudget()
+		overBudgetLog.note(log, policy)
+	}
 	if wm == nil {
-		return waf.Hooks{}
+		return waf.Hooks{OverBudget: overBudget}
 	}
 	return waf.Hooks{
+		OverBudget: overBudget,
 		Inspected: func(_ string, a waf.Action) {
 			wm.Inspected()
 			switch a {
@@ -74,5 +83,41 @@ func wafHooks(wm *metrics.WAFMetrics) waf.Hooks {
 			}
 		},
 		RuleMatched: func(_ string, id int) { wm.RuleMatched(id) },
+	}
+}
+
+// wafBufferLimit is cfg's waf_buffer_limit, its default when unset.
+func wafBufferLimit(cfg *config.Config) int64 {
+	if cfg.WAFBufferLimit <= 0 {
+		return config.DefaultWAFBufferLimit
+	}
+	return int64(cfg.WAFBufferLimit)
+}
+
+// overBudgetLog writes a warning when bodies were refused or passed
+// uninspected for lack of WAF buffer budget: at most one line every
+// overBudgetEvery, with the count since the last line, so that a flood
+// does not flood the log too. Each body is counted in
+// rampart_waf_buffer_exhausted_total and has its audit event.
+var overBudgetLog budgetLog
+
+const overBudgetEvery = 10 * time.Second
+
+type budgetLog struct {
+	last  atomic.Int64 // unix nanoseconds of the last line
+	count atomic.Int64 // bodies since the last line
+}
+
+func (b *budgetLog) note(log *slog.Logger, policy string) {
+	n := b.count.Add(1)
+	now := time.Now().UnixNano()
+	last := b.last.Load()
+	if now-last < int64(overBudgetEvery) || !b.last.CompareAndSwap(last, now) {
+		return
+	}
+	b.count.Add(-n)
+	if log != nil {
+		log.Warn("WAF buffer budget spent: bodies refused (block mode) or passed uninspected (detect mode); raise waf_buffer_limit if this is not an attack",
+			"policy", policy, "bodies", n)
 	}
 }

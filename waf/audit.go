@@ -133,6 +133,12 @@ func (v *Verdict) event(tx types.Transaction, matched []types.MatchedRule) *Even
 		}
 		e.Rules = append(e.Rules, rm)
 	}
+	if v.note != 0 {
+		e.Rules = v.note.matches(e.Rules, v.p)
+		if e.Status == 0 && v.note.overBudget() {
+			e.Status = 503 // what block mode would have sent
+		}
+	}
 	return e
 }
 

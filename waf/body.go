@@ -1,69 +1,43 @@
 package waf
 
 import (
+	"errors"
 	"io"
 	"sync"
+
+	"github.com/corazawaf/coraza/v3/types"
 )
 
-// Replay is a streamed request body of which the WAF has read the start:
-// it yields those bytes again, then the rest of the stream. The proxy
-// forwards it in place of the original stream (Request.SetBodyStream).
+// A body is held for inspection once, in the engine: the adapter reads a
+// streamed body from the network in small pieces straight into the
+// transaction's body buffer, and the proxy forwards it from there (Replay),
+// so nothing holds a second copy. Every byte the engine holds is reserved
+// in the policy's Budget before it is read.
+
+// Replay is a streamed request body of which the WAF has read the start
+// into its engine: it yields those bytes again from the engine's buffer,
+// then the rest of the stream. The proxy forwards it in place of the
+// original stream (Request.SetBodyStream). It is valid until the Verdict
+// is closed.
 type Replay struct {
-	buf  []byte    // the bytes read for inspection
-	off  int       // how much of buf has been replayed
-	rest io.Reader // the unread stream
-	err  error     // the stream's error while filling, other than EOF
-	pb   *[]byte   // buf's pooled backing array
-}
-
-// replayBufs holds buffers for the start of streamed bodies.
-var replayBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
-
-// maxPooledReplay is the largest buffer kept for reuse: a policy with a
-// large body limit must not pin that much memory per idle buffer.
-const maxPooledReplay = 1 << 20
-
-// fill reads up to max bytes of r for inspection.
-func (r *Replay) fill(src io.Reader, max int64) {
-	r.pb = replayBufs.Get().(*[]byte)
-	buf := (*r.pb)[:0]
-	r.rest = src
-	for int64(len(buf)) < max {
-		if len(buf) == cap(buf) {
-			grow := int64(cap(buf)) * 2
-			if grow > max {
-				grow = max
-			}
-			nb := make([]byte, len(buf), grow)
-			copy(nb, buf)
-			buf = nb
-		}
-		lim := cap(buf)
-		if int64(lim) > max {
-			lim = int(max)
-		}
-		n, err := src.Read(buf[len(buf):lim])
-		buf = buf[:len(buf)+n]
-		if err != nil {
-			if err != io.EOF {
-				r.err = err
-			}
-			r.rest = nil
-			break
-		}
-	}
-	r.buf, r.off = buf, 0
+	head io.Reader // the engine's copy of the bytes read; nil once replayed
+	rest io.Reader // the unread stream; nil when it ended
 }
 
 // Read implements io.Reader.
 func (r *Replay) Read(p []byte) (int, error) {
-	if r.off < len(r.buf) {
-		n := copy(p, r.buf[r.off:])
-		r.off += n
-		return n, nil
+	if len(p) == 0 {
+		return 0, nil
 	}
-	if r.err != nil {
-		return 0, r.err
+	if r.head != nil {
+		n, err := r.head.Read(p)
+		if n > 0 {
+			return n, nil
+		}
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		r.head = nil
 	}
 	if r.rest == nil {
 		return 0, io.EOF
@@ -71,17 +45,76 @@ func (r *Replay) Read(p []byte) (int, error) {
 	return r.rest.Read(p)
 }
 
-// Len returns how many read bytes are still to be replayed.
-func (r *Replay) Len() int { return len(r.buf) - r.off }
+// scratchSize is the piece in which a streamed body is read from the
+// network: what the engine's buffer grows by at a time.
+const scratchSize = 32 << 10
 
-// release returns the buffer to the pool.
-func (r *Replay) release() {
-	if r.pb == nil {
-		return
+// budgetStep is how much more of the budget a chunked body, whose length
+// is not declared, reserves each time it has used what it reserved.
+const budgetStep = 64 << 10
+
+var scratchBufs = sync.Pool{New: func() any { b := make([]byte, scratchSize); return &b }}
+
+// errShortWrite marks an engine that kept fewer bytes than it was given
+// without refusing them: forwarding from its buffer would lose bytes.
+var errShortWrite = errors.New("waf: the engine kept part of a body chunk")
+
+// bodyWriter is the transaction's body input: WriteRequestBody or
+// WriteResponseBody.
+type bodyWriter func([]byte) (*types.Interruption, int, error)
+
+// readInto reads src into the engine through write until max bytes were
+// read, src ends, the engine interrupts, or the budget refuses more. Every
+// byte read is reserved first: all of it up front when want (the declared
+// length, at most max) is known, else budgetStep at a time. It returns the
+// bytes read, whether src ended (io.EOF), and its error; errBudget when a
+// reservation failed, errShortWrite when the engine dropped bytes,
+// io.ErrUnexpectedEOF when src ended short of want.
+func (v *Verdict) readInto(src io.Reader, write bodyWriter, max, want int64) (total int64, ended bool, err error) {
+	var held int64 // reserved for this body
+	if want >= 0 {
+		if !v.reserve(want) {
+			return 0, false, errBudget
+		}
+		held, max = want, want
 	}
-	if cap(r.buf) <= maxPooledReplay {
-		*r.pb = r.buf[:0]
-		replayBufs.Put(r.pb)
+	sp := scratchBufs.Get().(*[]byte)
+	defer scratchBufs.Put(sp)
+	buf := *sp
+	for total < max {
+		if total == held { // a chunked body used up its reservation
+			step := min(budgetStep, max-total)
+			if !v.reserve(step) {
+				return total, false, errBudget
+			}
+			held += step
+		}
+		n, rerr := src.Read(buf[:min(int64(len(buf)), held-total)])
+		if n > 0 {
+			it, w, werr := write(buf[:n])
+			if it != nil {
+				return total, false, nil // refused by the engine (a size limit)
+			}
+			if werr != nil || w != n {
+				return total, false, errShortWrite
+			}
+			total += int64(n)
+		}
+		if rerr == io.EOF {
+			if total < want {
+				// fasthttp's request stream ends a body cut short of its
+				// Content-Length (the client went away) with a plain
+				// io.EOF: never inspect that as the whole body.
+				return total, false, io.ErrUnexpectedEOF
+			}
+			return total, true, nil
+		}
+		if rerr != nil {
+			return total, false, rerr
+		}
 	}
-	*r = Replay{}
+	return total, false, nil
 }
+
+// errBudget is readInto's error when the budget could not hold more.
+var errBudget = errors.New("waf: buffer budget exhausted")

@@ -12,6 +12,8 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 // Action is the outcome of an inspection.
@@ -70,13 +72,25 @@ type Verdict struct {
 	// the bytes the WAF read from the stream, then the rest. Valid until
 	// Close.
 	Body *Replay
+	// RetryAfter, when not 0, is the Retry-After of the answer, in
+	// seconds: the body could not be held for inspection now (503).
+	RetryAfter int
+	// BodyErr is the client's failure while the WAF read the request body
+	// (a broken connection, a timeout). The request must not be
+	// forwarded: answer it as a client error.
+	BodyErr error
 
 	p      *Policy
-	tx     types.Transaction // open while the response may be inspected
+	tx     types.Transaction // open while the response may be inspected, or the body replayed
 	info   Request
 	method string
 	uri    string
 	replay Replay
+	held   int64 // bytes reserved in p.budget
+	taken  int64 // bytes ever reserved by this transaction (dropLargeBodies)
+	note   note  // a finding of the adapter's own, for the audit event
+	// copyStr asks str to copy: the transaction outlives Inspect.
+	copyStr bool
 	// inEngine is set while Inspect holds an engine slot.
 	inEngine bool
 }
@@ -91,6 +105,12 @@ func (v *Verdict) Blocked() bool { return v != nil && v.Status != 0 }
 // id follows. It says nothing about the rules.
 var bodyPrefix = []byte("Request blocked by the web application firewall. Request id: ")
 
+// Answers that are not a rule's verdict.
+var (
+	bodyBusy      = []byte("The web application firewall cannot hold this body for inspection now; retry later. Request id: ")
+	bodyRespLarge = []byte("The response is larger than the web application firewall inspects. Request id: ")
+)
+
 // AppendBody appends the short plain-text answer to a blocked request,
 // carrying the request id, to dst.
 func (v *Verdict) AppendBody(dst, requestID []byte) []byte {
@@ -98,7 +118,14 @@ func (v *Verdict) AppendBody(dst, requestID []byte) []byte {
 	dst = append(dst, ' ')
 	dst = append(dst, fasthttp.StatusMessage(v.Status)...)
 	dst = append(dst, ". "...)
-	dst = append(dst, bodyPrefix...)
+	switch {
+	case v.Status == fasthttp.StatusServiceUnavailable && v.note.overBudget():
+		dst = append(dst, bodyBusy...)
+	case v.note&noteResponseTooLarge != 0:
+		dst = append(dst, bodyRespLarge...)
+	default:
+		dst = append(dst, bodyPrefix...)
+	}
 	dst = append(dst, requestID...)
 	return append(dst, '\n')
 }
@@ -112,6 +139,9 @@ func (v *Verdict) Respond(ctx *fasthttp.RequestCtx, requestID []byte) {
 	if v.Location != "" {
 		resp.Header.Set(fasthttp.HeaderLocation, v.Location)
 	}
+	if v.RetryAfter > 0 {
+		resp.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(v.RetryAfter))
+	}
 	if v.Drop {
 		ctx.SetConnectionClose()
 	}
@@ -124,16 +154,21 @@ func (v *Verdict) Respond(ctx *fasthttp.RequestCtx, requestID []byte) {
 //
 // The request's headers and URI are read in place. Its body is read only
 // when the engine asks for it: a body in memory is handed to the engine as
-// is; a streamed body is read up to the limit and Verdict.Body replays it.
+// is; a streamed body is read up to the limit into the engine, and
+// Verdict.Body replays it from there. Either is reserved in the policy's
+// Budget first.
 func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	if p == nil || p.waf == nil {
 		return nil
 	}
 	v := verdictPool.Get().(*Verdict)
 	v.p, v.info = p, info
+	// A streamed body is replayed from the transaction, which then stays
+	// open while the request is forwarded.
+	v.copyStr = p.inspectRx || ctx.Request.IsBodyStream()
 	enterEngine()
 	v.inEngine = true
-	tx := p.waf.NewTransactionWithOptions(experimental.Options{ID: p.str(info.ID), Context: context.Background()})
+	tx := p.waf.NewTransactionWithOptions(experimental.Options{ID: v.str(info.ID), Context: context.Background()})
 	p.open.Add(1)
 	v.tx = tx
 	done := false
@@ -149,7 +184,7 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 
 	req := &ctx.Request
 	h := &req.Header
-	v.method, v.uri = p.str(h.Method()), p.str(h.RequestURI())
+	v.method, v.uri = v.str(h.Method()), v.str(h.RequestURI())
 	cport, sip, sport := 0, "", 0
 	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
 		cport = a.Port
@@ -158,22 +193,22 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 		sip, sport = a.IP.String(), a.Port
 	}
 	tx.ProcessConnection(info.ClientIP.String(), cport, sip, sport)
-	tx.ProcessURI(v.uri, v.method, p.str(h.Protocol()))
+	tx.ProcessURI(v.uri, v.method, v.str(h.Protocol()))
 	if host := h.Host(); len(host) > 0 {
-		if hn, _, err := net.SplitHostPort(p.str(host)); err == nil {
+		if hn, _, err := net.SplitHostPort(v.str(host)); err == nil {
 			tx.SetServerName(hn)
 		} else {
-			tx.SetServerName(p.str(host))
+			tx.SetServerName(v.str(host))
 		}
 	}
-	p.addHeaders(tx, h)
+	v.addHeaders(tx, h)
 
 	stock := !CorazaPatched() // only stock Coraza grows large caches (txcache.go)
 	if it := tx.ProcessRequestHeaders(); it == nil {
 		if tx.IsRequestBodyAccessible() {
 			v.writeBody(req)
 		}
-		if !tx.IsInterrupted() {
+		if !tx.IsInterrupted() && v.Status == 0 && v.BodyErr == nil {
 			if cl := req.Header.ContentLength(); stock && (cl >= largeBody || cl == -1) {
 				borrowBigCache(tx)
 			}
@@ -185,7 +220,10 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	}
 	v.decide()
 	done = true
-	if !p.inspectRx || v.Status != 0 {
+	if v.Status != 0 || v.BodyErr != nil {
+		v.Body = nil // not forwarded
+		v.finish()
+	} else if !p.inspectRx && v.Body == nil {
 		v.finish()
 	}
 	return v
@@ -193,10 +231,10 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 
 // addHeaders gives the engine every request header as received, in order
 // and with duplicates (Host and Transfer-Encoding included).
-func (p *Policy) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
+func (v *Verdict) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
 	if len(h.RawHeaders()) > 0 {
 		for k, val := range h.AllInOrder() {
-			tx.AddRequestHeader(p.str(k), p.str(val))
+			tx.AddRequestHeader(v.str(k), v.str(val))
 		}
 		return
 	}
@@ -204,7 +242,7 @@ func (p *Policy) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
 	te := false
 	for k, val := range h.All() {
 		te = te || string(k) == fasthttp.HeaderTransferEncoding
-		tx.AddRequestHeader(p.str(k), p.str(val))
+		tx.AddRequestHeader(v.str(k), v.str(val))
 	}
 	if !te && h.ContentLength() == -1 {
 		tx.AddRequestHeader(fasthttp.HeaderTransferEncoding, "chunked")
@@ -213,11 +251,18 @@ func (p *Policy) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
 
 // writeBody hands the request body to the engine, at most the policy's
 // limit, plus one byte when a larger body must be refused (the engine then
-// interrupts with 413). In detect mode nothing is refused.
+// interrupts with 413). In detect mode nothing is refused. The bytes are
+// reserved in the policy's budget first: a body that does not fit is
+// refused with 503 (block mode) or left uninspected (detect mode).
 func (v *Verdict) writeBody(req *fasthttp.Request) {
-	p := v.p
+	p, tx := v.p, v.tx
+	if tx.IsRuleEngineOff() {
+		// A rule switched the engine off: it would keep nothing, and the
+		// body goes past it as the rule asked.
+		return
+	}
 	max := p.bodyLimit
-	if !p.partial && p.mode != "detect" {
+	if !p.partial && p.mode != config.WAFModeDetect {
 		max++
 	}
 	if !req.IsBodyStream() {
@@ -225,22 +270,79 @@ func (v *Verdict) writeBody(req *fasthttp.Request) {
 		if int64(len(b)) > max {
 			b = b[:max]
 		}
-		if len(b) > 0 {
-			_, _, _ = v.tx.WriteRequestBody(b)
+		if len(b) == 0 {
+			return
 		}
+		if !v.reserve(int64(len(b))) {
+			v.overBudget(noteRequestBudget)
+			return
+		}
+		_, _, _ = tx.WriteRequestBody(b)
 		return
 	}
-	// Reading from the network is not engine work: give the slot up meanwhile.
+	want := int64(-1) // chunked: reserved as it arrives
+	if cl := req.Header.ContentLength(); cl >= 0 {
+		want = min(int64(cl), max)
+	}
+	src := req.BodyStream()
+	// Reading from the network is not engine work: give the slot up
+	// meanwhile. Writing into the transaction's buffer evaluates no rule.
 	v.inEngine = false
 	leaveEngine()
-	v.replay.fill(req.BodyStream(), max)
+	n, ended, err := v.readInto(src, tx.WriteRequestBody, max, want)
 	enterEngine()
 	v.inEngine = true
-	v.Body = &v.replay
-	if b := v.replay.buf; len(b) > 0 {
-		_, _, _ = v.tx.WriteRequestBody(b)
+	switch err {
+	case nil:
+	case errBudget:
+		v.overBudget(noteRequestBudget)
+	case errShortWrite:
+		v.Status, v.Action = fasthttp.StatusInternalServerError, ActionBlocked
+		return
+	default:
+		v.BodyErr = err
+		return
+	}
+	if n > 0 {
+		head, rerr := tx.RequestBodyReader()
+		if rerr != nil {
+			v.Status, v.Action = fasthttp.StatusInternalServerError, ActionBlocked
+			return
+		}
+		v.replay = Replay{head: head, rest: src}
+		if ended {
+			v.replay.rest = nil
+		}
+		v.Body = &v.replay
 	}
 }
+
+// reserve takes n bytes of the policy's budget for this verdict.
+func (v *Verdict) reserve(n int64) bool {
+	if !v.p.budget.reserve(n) {
+		return false
+	}
+	v.held += n
+	v.taken += n
+	return true
+}
+
+// overBudget records a body that the budget could not hold: block mode
+// refuses it with 503, detect mode lets it pass uninspected; the audit
+// event says so either way.
+func (v *Verdict) overBudget(n note) {
+	v.note |= n
+	if h := v.p.hooks.OverBudget; h != nil {
+		h(v.p.name)
+	}
+	if v.p.mode != config.WAFModeDetect {
+		v.Status, v.RetryAfter, v.Action = fasthttp.StatusServiceUnavailable, retryAfterBudget, ActionBlocked
+	}
+}
+
+// retryAfterBudget is the Retry-After of a body refused for lack of
+// budget: bodies under inspection take about that long to finish.
+const retryAfterBudget = 1
 
 // decide sets the verdict's fields from the transaction's state.
 func (v *Verdict) decide() {
@@ -264,30 +366,6 @@ func (v *Verdict) decide() {
 	v.Score = v.p.score(tx)
 }
 
-// InspectResponse runs the response phases on resp when the policy
-// inspects responses. It returns true when the response must be replaced
-// by the answer of Respond (Verdict.Status is then set).
-func (v *Verdict) InspectResponse(resp *fasthttp.Response) bool {
-	if v == nil || v.tx == nil {
-		return false
-	}
-	enterEngine()
-	defer leaveEngine()
-	tx := v.tx
-	for k, val := range resp.Header.All() {
-		tx.AddResponseHeader(string(k), string(val))
-	}
-	if tx.ProcessResponseHeaders(resp.StatusCode(), "HTTP/1.1") == nil {
-		if tx.IsResponseBodyProcessable() && !resp.IsBodyStream() {
-			_, _, _ = tx.WriteResponseBody(resp.Body())
-		}
-		_, _ = tx.ProcessResponseBody()
-	}
-	v.decide()
-	v.finish()
-	return v.Status != 0
-}
-
 // Close ends the request's inspection: the logging phase, the audit event
 // and the transaction's release if still open, then the verdict's own
 // release. The verdict and its Body must not be used afterwards. A second
@@ -303,7 +381,7 @@ func (v *Verdict) Close() {
 		v.finish()
 		leaveEngine()
 	}
-	v.replay.release()
+	v.p.budget.release(v.held)
 	*v = Verdict{}
 	verdictPool.Put(v)
 }
@@ -323,14 +401,20 @@ func (v *Verdict) finish() {
 			}
 		}
 	}
-	if logged > 0 && v.Action == ActionPass {
+	if v.note != 0 && p.hooks.RuleMatched != nil {
+		v.note.ids(func(id int) { p.hooks.RuleMatched(p.name, id) })
+	}
+	if (logged > 0 || v.note != 0) && v.Action == ActionPass {
 		v.Action = ActionDetected
 	}
 	if p.hooks.Inspected != nil {
 		p.hooks.Inspected(p.name, v.Action)
 	}
-	if p.audit != nil && (logged > 0 || v.Action == ActionBlocked) {
+	if p.audit != nil && (logged > 0 || v.note != 0 || v.Action == ActionBlocked) {
 		p.audit.send(v.event(tx, matched))
+	}
+	if v.taken > keptBodyBuffer {
+		dropLargeBodies(tx)
 	}
 	_ = tx.Close()
 	p.open.Add(-1)
@@ -370,11 +454,11 @@ func (p *Policy) score(tx types.Transaction) int {
 	return sum
 }
 
-// str returns b as a string. Without response inspection the transaction
-// is closed before the request's buffers can change, so b is not copied;
-// otherwise it is.
-func (p *Policy) str(b []byte) string {
-	if p.inspectRx {
+// str returns b as a string. When the transaction is closed within
+// Inspect, before the request's buffers can change, b is not copied;
+// otherwise (response inspection, a replayed body) it is.
+func (v *Verdict) str(b []byte) string {
+	if v.copyStr {
 		return string(b)
 	}
 	return unsafe.String(unsafe.SliceData(b), len(b))

@@ -27,6 +27,10 @@ type Hooks struct {
 	Inspected func(policy string, a Action)
 	// RuleMatched is called once per logged rule that matched a request.
 	RuleMatched func(policy string, ruleID int)
+	// OverBudget is called once per request or response body that could
+	// not be held for inspection within the Budget: refused (block mode)
+	// or passed uninspected (detect mode).
+	OverBudget func(policy string)
 }
 
 // Options are what Compile needs besides the policy.
@@ -42,6 +46,9 @@ type Options struct {
 	Audit *AuditLog
 	// Hooks receive per-policy and per-rule counts.
 	Hooks Hooks
+	// Budget bounds the body bytes held for inspection, shared by every
+	// policy given it (waf_buffer_limit). Nil: no bound.
+	Budget *Budget
 }
 
 // Policy is one compiled WAF policy. It is immutable and safe for
@@ -54,6 +61,9 @@ type Policy struct {
 	bodyLimit int64
 	partial   bool // inspect the first bodyLimit bytes of larger bodies
 	inspectRx bool // response inspection
+	respLimit int64
+	respCut   bool // inspect the first respLimit bytes of larger responses
+	budget    *Budget
 	audit     *AuditLog
 	auditSet  *AuditLogs // where audit came from; nil when injected
 	hooks     Hooks
@@ -91,7 +101,7 @@ func (p *Policy) Close() error {
 // Compile builds the policy called name. A policy in mode off compiles to
 // a Policy whose Inspect does nothing (use Validate to check its rules).
 func Compile(name string, cfg *config.WAFPolicy, opt Options) (*Policy, error) {
-	p := &Policy{name: name, mode: cfg.Mode, cfg: cfg, hooks: opt.Hooks, inspectRx: cfg.InspectResponse}
+	p := &Policy{name: name, mode: cfg.Mode, cfg: cfg, hooks: opt.Hooks, inspectRx: cfg.InspectResponse, budget: opt.Budget}
 	if p.mode == "" {
 		p.mode = config.DefaultWAFMode
 	}
@@ -151,15 +161,28 @@ func (p *Policy) build(baseDir string) error {
 		return p.errorf("request_body_limit %d exceeds %d", p.bodyLimit, maxRequestBodyLimit)
 	}
 	p.partial = cfg.RequestBodyLimitAction == config.BodyLimitPartial
-	pl, threshold := cfg.ParanoiaLevel, cfg.AnomalyThreshold
-	if pl == 0 {
-		pl = config.DefaultParanoiaLevel
+	p.respLimit = int64(cfg.ResponseBodyLimit)
+	if p.respLimit <= 0 {
+		p.respLimit = config.DefaultResponseBodyLimit
 	}
-	if threshold == 0 {
-		threshold = config.DefaultAnomalyThreshold
+	if p.respLimit > maxRequestBodyLimit {
+		return p.errorf("response_body_limit %d exceeds %d", p.respLimit, maxRequestBodyLimit)
 	}
+	p.respCut = cfg.ResponseBodyLimitAction == config.BodyLimitPartial || p.mode == config.WAFModeDetect
 	setup := *cfg
-	setup.ParanoiaLevel, setup.AnomalyThreshold = pl, threshold
+	for _, d := range []struct {
+		f *int
+		v int
+	}{
+		{&setup.ParanoiaLevel, config.DefaultParanoiaLevel},
+		{&setup.AnomalyThreshold, config.DefaultAnomalyThreshold},
+		{&setup.MaxArguments, config.DefaultMaxArguments},
+		{&setup.LimitStatus, config.DefaultLimitStatus},
+	} {
+		if *d.f <= 0 {
+			*d.f = d.v
+		}
+	}
 	if p.mode == config.WAFModeOff {
 		setup.Mode = config.WAFModeDetect // validated as if it ran
 	}
@@ -167,7 +190,7 @@ func (p *Policy) build(baseDir string) error {
 	for i, e := range cfg.Exclusions {
 		for _, id := range e.RuleIDs {
 			if protectedRule(id) {
-				return p.errorf("exclusions[%d]: excluding rule %d would switch off the CRS blocking evaluation", i, id)
+				return p.errorf("exclusions[%d]: excluding rule %d would switch off the CRS blocking evaluation or the argument limit", i, id)
 			}
 		}
 	}
@@ -196,7 +219,7 @@ func (p *Policy) build(baseDir string) error {
 	conf := func() coraza.WAFConfig {
 		c := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(crsFS()),
 			func(r types.RuleMetadata) { rules[r.ID()] = struct{}{} }).
-			WithDirectives(engineSettings(&setup, p.bodyLimit)).
+			WithDirectives(engineSettings(&setup, p.bodyLimit, p.respLimit)).
 			WithDirectives(crsSetup(&setup)).
 			WithDirectives(early.String()).
 			WithDirectives(crsRules)

@@ -19,9 +19,10 @@ const maxRequestBodyLimit = 1<<30 - 1
 
 // engineSettings returns the recommended Coraza settings
 // (@coraza.conf-recommended) adapted to the policy: the engine mode, body
-// limits handled by the adapter (see Policy.Inspect), response inspection
-// only when asked for, and no Coraza audit log (ours is audit.go).
-func engineSettings(p *config.WAFPolicy, bodyLimit int64) string {
+// limits handled by the adapter (see Policy.Inspect), the argument limit
+// and its rules, response inspection only when asked for, and no Coraza
+// audit log (ours is audit.go). p has its defaults applied.
+func engineSettings(p *config.WAFPolicy, bodyLimit, respLimit int64) string {
 	engine := "On"
 	if p.Mode == config.WAFModeDetect {
 		engine = "DetectionOnly"
@@ -33,7 +34,8 @@ func engineSettings(p *config.WAFPolicy, bodyLimit int64) string {
 	// The engine's limit is one more than the policy's: Coraza refuses a
 	// body of exactly its limit, and the adapter decides what happens to
 	// larger ones. The in-memory limit equals it so that Coraza never
-	// spills a request body to a temporary file.
+	// spills a request body to a temporary file. The adapter gives the
+	// engine at most respLimit bytes of a response.
 	lim := strconv.FormatInt(bodyLimit+1, 10)
 	return `SecRuleEngine ` + engine + `
 SecRequestBodyAccess On
@@ -46,11 +48,31 @@ SecRequestBodyInMemoryLimit ` + lim + `
 SecRequestBodyLimitAction Reject
 SecRule REQBODY_ERROR "!@eq 0" "id:200002,phase:2,t:none,log,deny,status:400,msg:'Failed to parse request body.',logdata:'%{reqbody_error_msg}',severity:2"
 SecRule MULTIPART_STRICT_ERROR "!@eq 0" "id:200003,phase:2,t:none,log,deny,status:400,msg:'Multipart request body failed strict validation.'"
-SecResponseBodyAccess ` + respBody + `
+` + argumentRules(p.MaxArguments, p.LimitStatus) + `SecResponseBodyAccess ` + respBody + `
 SecResponseBodyMimeType text/plain text/html text/xml
-SecResponseBodyLimit 524288
+SecResponseBodyLimit ` + strconv.FormatInt(respLimit+1, 10) + `
 SecResponseBodyLimitAction ProcessPartial
 SecAuditEngine Off
+`
+}
+
+// argumentRules returns the argument limit and the rules that refuse a
+// request over it. Coraza drops the query string's and the urlencoded or
+// JSON body's arguments past SecArgumentsLimit and sets
+// ARGUMENTS_LIMIT_REACHED; without a rule on it, a payload after max
+// padding arguments would never be inspected. Rules 200004 and 200005 are
+// those of ModSecurity's and Coraza's recommended configuration. Coraza
+// keeps every field and file of a multipart body (no bypass, but no bound
+// either), so 200007 refuses more than max of either, as ModSecurity does.
+// 200005 does not repeat 200004's finding in detect mode.
+func argumentRules(max, status int) string {
+	n, st := strconv.Itoa(max), strconv.Itoa(status)
+	return `SecArgumentsLimit ` + n + `
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200004,phase:1,t:none,log,deny,status:` + st + `,setvar:'tx.rampart_arguments_limit=1',msg:'Arguments limit exceeded: more than ` + n + ` arguments in the query string (max_arguments)',logdata:'max_arguments=` + n + `'"
+SecRule ARGUMENTS_LIMIT_REACHED "@eq 1" "id:200005,phase:2,t:none,log,deny,status:` + st + `,msg:'Arguments limit exceeded: more than ` + n + ` arguments in the request body (max_arguments)',logdata:'max_arguments=` + n + `',chain"
+SecRule &TX:rampart_arguments_limit "@eq 0" "t:none"
+SecRule REQBODY_PROCESSOR "@streq MULTIPART" "id:200007,phase:2,t:none,log,deny,status:` + st + `,msg:'Arguments limit exceeded: more than ` + n + ` fields or files in the multipart body (max_arguments)',logdata:'max_arguments=` + n + `',chain"
+SecRule &ARGS_POST|&FILES "@gt ` + n + `" "t:none"
 `
 }
 
@@ -74,9 +96,11 @@ SecAction "id:900110,phase:1,pass,t:none,nolog,setvar:tx.inbound_anomaly_score_t
 const crsRules = "Include @owasp_crs/*.conf\n"
 
 // protectedRule reports whether excluding rule id would switch off the CRS
-// blocking evaluation, so that nothing would ever be blocked.
+// blocking evaluation, so that nothing would ever be blocked, or let
+// arguments past max_arguments through uninspected.
 func protectedRule(id int) bool {
-	return id == 949110 || id == 959100 || (id >= 980000 && id <= 980999)
+	return id == 949110 || id == 959100 || (id >= 980000 && id <= 980999) ||
+		id == 200004 || id == 200005 || id == 200007
 }
 
 // exclusionRule compiles exclusion i to SecLang. An exclusion without a

@@ -62,7 +62,7 @@ func handle(ctx *fasthttp.RequestCtx, p *waf.Policy) {
 		return
 	}
 	Backend(ctx)
-	if v.InspectResponse(&ctx.Response) {
+	if refused, _ := v.InspectResponse(&ctx.Response, nil); refused {
 		v.Respond(ctx, id)
 	}
 }

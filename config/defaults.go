@@ -14,6 +14,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultPathHandling      = "normalize"
 
 	DefaultTLSMinVersion    = "1.2"
 	DefaultClientAuth       = "require"
@@ -108,6 +109,7 @@ func (l *Listener) applyDefaults() {
 	orDefault(&l.Limits.ReadHeaderTimeout, Duration(DefaultReadHeaderTimeout))
 	orDefault(&l.Limits.IdleTimeout, Duration(DefaultIdleTimeout))
 	orDefault(&l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	orDefault(&l.PathHandling, DefaultPathHandling)
 	t := l.TLS
 	if t == nil {
 		return

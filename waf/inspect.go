@@ -49,6 +49,13 @@ type Request struct {
 	ClientIP netip.Addr
 	// Route is the matched route's name, for the audit log.
 	Route string
+	// URI, when not empty, is the request target as the proxy forwards it
+	// (its path normalized), which the engine inspects as REQUEST_URI,
+	// REQUEST_FILENAME, QUERY_STRING and ARGS_GET, so that it sees the
+	// path the upstream receives; REQUEST_URI_RAW and REQUEST_LINE keep
+	// the target as received. Empty: the target goes as received. Read
+	// only during Inspect, unless the policy inspects responses.
+	URI []byte
 }
 
 // Verdict is the result of Policy.Inspect. Nil means that the policy does
@@ -158,7 +165,12 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 		sip, sport = a.IP.String(), a.Port
 	}
 	tx.ProcessConnection(info.ClientIP.String(), cport, sip, sport)
-	tx.ProcessURI(v.uri, v.method, p.str(h.Protocol()))
+	if proto := p.str(h.Protocol()); len(info.URI) > 0 {
+		tx.ProcessURI(p.str(info.URI), v.method, proto)
+		keepRawURI(tx, v.uri, v.method, proto)
+	} else {
+		tx.ProcessURI(v.uri, v.method, proto)
+	}
 	if host := h.Host(); len(host) > 0 {
 		if hn, _, err := net.SplitHostPort(p.str(host)); err == nil {
 			tx.SetServerName(hn)
@@ -183,12 +195,35 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	if stock {
 		releaseBigCache(tx)
 	}
+	if p.hooks.Request != nil {
+		p.hooks.Request(p.name, tx)
+	}
 	v.decide()
 	done = true
 	if !p.inspectRx || v.Status != 0 {
 		v.finish()
 	}
 	return v
+}
+
+// keepRawURI sets REQUEST_URI_RAW and REQUEST_LINE to the request target as
+// received, after ProcessURI was given the target as forwarded: rules that
+// look for traversal or odd bytes in what the client sent (CRS 920, 930)
+// still see it.
+func keepRawURI(tx types.Transaction, raw, method, proto string) {
+	st, ok := tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	})
+	if !ok {
+		return
+	}
+	vars := st.Variables()
+	if s, ok := vars.RequestURIRaw().(interface{ Set(string) }); ok {
+		s.Set(raw)
+	}
+	if s, ok := vars.RequestLine().(interface{ Set(string) }); ok {
+		s.Set(method + " " + raw + " " + proto)
+	}
 }
 
 // addHeaders gives the engine every request header as received, in order

@@ -27,6 +27,11 @@ type Hooks struct {
 	Inspected func(policy string, a Action)
 	// RuleMatched is called once per logged rule that matched a request.
 	RuleMatched func(policy string, ruleID int)
+	// Request is called once per inspected request after its request
+	// phases, with the transaction still open: what the engine saw can be
+	// read from it (tests compare it with what the upstream received). It
+	// must not keep tx.
+	Request func(policy string, tx types.Transaction)
 }
 
 // Options are what Compile needs besides the policy.

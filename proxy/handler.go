@@ -37,12 +37,19 @@ type exchange struct {
 	key      []byte       // the rate limit key
 	verdict  *waf.Verdict // the WAF's, when the route has a policy
 	hsts     bool         // add Strict-Transport-Security to the answer
+	// path is the normalized path when normalizing changed it
+	// (pathChanged); target is the request target forwarded then.
+	path        []byte
+	target      []byte
+	pathChanged bool
+	// args parses the query for a hash_key, leaving the URI's unparsed.
+	args fasthttp.Args
 }
 
 var exchangePool = sync.Pool{New: func() any {
 	return &exchange{xff: make([]byte, 0, 64), reqID: make([]byte, 0, 40), peer: make([]byte, 0, 40),
 		client: make([]byte, 0, 40), line: make([]byte, 0, 512), hdr: make([]byte, 0, 64),
-		key: make([]byte, 0, 64)}
+		key: make([]byte, 0, 64), path: make([]byte, 0, 64), target: make([]byte, 0, 64)}
 }}
 
 func (x *exchange) reset() {
@@ -50,6 +57,7 @@ func (x *exchange) reset() {
 	x.limit = nil
 	x.verdict = nil
 	x.hsts = false
+	x.pathChanged = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 }
 
@@ -101,6 +109,11 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
 		return
 	}
+	path, ok := x.requestPath(ctx, lr.pathMode)
+	if !ok { // a path without a normal form, or ambiguous (path_handling)
+		l.finish(ctx, x, nil, "", "", fasthttp.StatusBadRequest, bodyBadRequest)
+		return
+	}
 	if !lr.tls && len(snap.acme) > 0 && isACMEChallenge(ctx.Path()) {
 		for _, m := range snap.acme {
 			if body, ok := m.HTTPChallenge(ctx.Host(), ctx.Path()); ok {
@@ -109,7 +122,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 			}
 		}
 	}
-	idx := lr.router.match(ctx.Host(), ctx.Path(), h.Method(), h)
+	idx := lr.router.match(ctx.Host(), path, h.Method(), h)
 	if idx < 0 {
 		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
 		return
@@ -145,7 +158,8 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	// headers are set (and before the headers are rewritten at all, since it
 	// holds them without a copy).
 	if rt.waf != nil {
-		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name})
+		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
+			URI: x.forwardedTarget(ctx.URI())})
 		defer v.Close() // after forwarding: a streamed body is replayed from it
 		if v.Blocked() {
 			if v.Location != "" {

@@ -212,7 +212,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		req.Header.SetHost(p.transports[t.Index].hostPort)
 		req.URI().SetHost(p.transports[t.Index].hostPort)
 	}
-	prepareRequest(req, x, host, lr.tls, trusted, upgrade)
+	prepareRequest(req, x, host, forwardFlags(lr, trusted, upgrade))
 	if upgrade {
 		l.tunnel(ctx, cn, x, rt, p, t.Index, p.transports[t.Index])
 		return
@@ -496,10 +496,12 @@ func statusForError(err error) (int, []byte) {
 }
 
 // prepareRequest rewrites the request's headers for the upstream: hop-by-hop
-// headers out, proxy headers in.
+// headers and the client's word for the fields the proxy owns out
+// (dropClasses), proxy headers in. f holds forwardFlags.
 // host is the request's host: the Host header, or the host of an
 // absolute-form request target, which RFC 9112 section 3.2.2 says wins.
-func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trusted, upgrade bool) {
+func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
+	trusted := f&fwdTrusted != 0
 	h := &req.Header
 	// A proxy speaks its own version upstream (RFC 9110 section 6.2), and
 	// adds no Content-Type the client did not send.
@@ -510,10 +512,15 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trus
 	h.ResetConnectionClose()
 	bits, xff := scanRequestHop(h, x.xff)
 	x.xff = xff
-	if bits&^(hopXFF|hopXFFMany) != 0 {
+	// The client's hop-by-hop fields, those its Connection names included,
+	// go before the proxy sets its own, which Connection cannot remove.
+	if bits&hopBits != 0 {
 		deleteRequestHop(h, bits)
 	}
-	if upgrade {
+	if drop := dropClasses(bits, f); drop != 0 {
+		scrubRequest(h, drop)
+	}
+	if f&fwdUpgrade != 0 {
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", "websocket")
 	}
@@ -526,7 +533,7 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trus
 	}
 	h.SetCanonical(keyXForwardedFor, x.xff)
 	if !trusted || len(h.PeekBytes(keyXForwardedProto)) == 0 {
-		if isTLS {
+		if f&fwdTLS != 0 {
 			h.SetCanonical(keyXForwardedProto, protoHTTPS)
 		} else {
 			h.SetCanonical(keyXForwardedProto, protoHTTP)
@@ -534,6 +541,9 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trus
 	}
 	if !trusted || len(h.PeekBytes(keyXForwardedHost)) == 0 {
 		h.SetCanonical(keyXForwardedHost, host)
+	}
+	if bits&reqIDMany != 0 {
+		h.Del(hdrXRequestID) // SetCanonical replaces the first only
 	}
 	h.SetCanonical(keyXRequestID, x.reqID)
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"iter"
 	"math/rand/v2"
 
@@ -42,7 +43,19 @@ const (
 	hopXFFMany   // X-Forwarded-For seen more than once
 	hasRequestID // X-Request-Id seen (not hop-by-hop: the proxy sets it when absent)
 	oddDate      // Date spelled otherwise than "Date" (not hop-by-hop: see relayHeader)
+
+	// The request fields below say who the client is or where the request
+	// came from: the proxy owns them (see prepareRequest).
+	reqIDMany       // X-Request-Id seen more than once
+	fwdField        // Forwarded, X-Real-IP, X-Forwarded-* but X-Forwarded-For
+	subjectField    // X-Client-Cert-Subject
+	underscoreField // a name with an underscore
+	ownedUnderscore // an underscore spelling of a name the proxy owns
 )
+
+// hopBits are the hop-by-hop headers' bits.
+const hopBits = hopConnection | hopKeepAlive | hopProxyConnection | hopProxyAuthenticate |
+	hopProxyAuthorization | hopTE | hopTrailer | hopUpgrade
 
 // hopHeaders are removed from requests and responses (RFC 9110 section 7.6.1,
 // plus the legacy names proxies have always dropped). Transfer-Encoding is
@@ -110,6 +123,74 @@ func classify(k []byte) int {
 	return 0
 }
 
+// requestFieldBits returns the bits of a request field name: classify's,
+// or its identity class, and whether it holds an underscore.
+func requestFieldBits(k []byte) int {
+	if bytes.IndexByte(k, '_') >= 0 {
+		if ownedName(k) {
+			return underscoreField | ownedUnderscore
+		}
+		return underscoreField
+	}
+	if b := classify(k); b != 0 {
+		return b
+	}
+	if len(k) < 9 {
+		return 0
+	}
+	switch k[0] | 0x20 {
+	case 'f':
+		if nameIs(k, "Forwarded") {
+			return fwdField
+		}
+	case 'x':
+		switch {
+		case nameIs(k, clientSubjectHeader):
+			return subjectField
+		case nameIs(k, "X-Real-Ip"), len(k) > len(xForwarded) && nameIs(k[:len(xForwarded)], xForwarded):
+			return fwdField
+		}
+	}
+	return 0
+}
+
+const xForwarded = "X-Forwarded-"
+
+// ownedName reports whether k, its underscores read as dashes, names a field
+// the proxy sets or owns: Forwarded, X-Forwarded-*, X-Real-IP, X-Request-Id,
+// X-Client-Cert-Subject. CGI and the frameworks built on it (PHP, Rack,
+// WSGI) give "X_Forwarded_For" and "X-Forwarded-For" one name.
+func ownedName(k []byte) bool {
+	if len(k) < 9 {
+		return false
+	}
+	switch k[0] | 0x20 {
+	case 'f':
+		return nameIsDash(k, "Forwarded")
+	case 'x':
+		return nameIsDash(k, "X-Real-Ip") || nameIsDash(k, hdrXRequestID) || nameIsDash(k, clientSubjectHeader) ||
+			len(k) > len(xForwarded) && nameIsDash(k[:len(xForwarded)], xForwarded)
+	}
+	return false
+}
+
+// nameIsDash is nameIs reading an underscore in b as a dash.
+func nameIsDash(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c, d := b[i], s[i]
+		if c == '_' {
+			c = '-'
+		}
+		if c != d && lower(c) != lower(d) {
+			return false
+		}
+	}
+	return true
+}
+
 // nameIs reports whether b equals the ASCII name s, ignoring case.
 func nameIs[S string | []byte](b []byte, s S) bool {
 	if len(b) != len(s) {
@@ -133,21 +214,97 @@ func nameIs[S string | []byte](b []byte, s S) bool {
 	return true
 }
 
-// scanRequestHop finds the hop-by-hop headers of h and gathers every
-// X-Forwarded-For value, in order, comma joined, into xff.
+// scanRequestHop finds, in one pass over the fields the client sent, the
+// hop-by-hop headers of h and the fields the proxy owns (requestFieldBits),
+// and gathers every X-Forwarded-For value, in order, comma joined, into xff.
+// It reads the fields as received (AllInOrder): All would also gather the
+// Cookie fields into one, which the upstream would then get rewritten, not
+// as the WAF saw them.
 func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) {
-	for k, v := range h.All() {
-		b := classify(k)
-		if b == hopXFF {
+	for k, v := range h.AllInOrder() {
+		b := requestFieldBits(k)
+		switch b {
+		case hopXFF:
 			if bits&hopXFF != 0 {
 				bits |= hopXFFMany
 				xff = append(xff, ", "...)
 			}
 			xff = append(xff, v...)
+		case hasRequestID:
+			if bits&hasRequestID != 0 {
+				bits |= reqIDMany
+			}
 		}
 		bits |= b
 	}
 	return bits &^ (hasRequestID | oddDate), xff
+}
+
+// Flags of prepareRequest.
+const (
+	fwdTLS         = 1 << iota // the listener terminates TLS
+	fwdTrusted                 // the peer is a trusted proxy
+	fwdUpgrade                 // a WebSocket upgrade
+	fwdUnderscores             // underscores_in_headers: names with "_" are kept
+	fwdSubject                 // the proxy set X-Client-Cert-Subject (client_ca_file)
+)
+
+// forwardFlags returns prepareRequest's flags for a request on lr.
+func forwardFlags(lr *listenerRoutes, trusted, upgrade bool) int {
+	f := 0
+	if lr.tls {
+		f |= fwdTLS
+	}
+	if trusted {
+		f |= fwdTrusted
+	}
+	if upgrade {
+		f |= fwdUpgrade
+	}
+	if lr.underscores {
+		f |= fwdUnderscores
+	}
+	if lr.clientSubject {
+		f |= fwdSubject
+	}
+	return f
+}
+
+// dropClasses returns the identity bits of the fields in bits that must not
+// reach the upstream: an underscore spelling of an owned name always; any
+// name with an underscore unless the listener keeps them; Forwarded,
+// X-Real-IP and X-Forwarded-* from a peer that is not a trusted proxy;
+// X-Client-Cert-Subject unless the proxy set it.
+func dropClasses(bits, f int) int {
+	drop := bits & ownedUnderscore
+	if f&fwdUnderscores == 0 {
+		drop |= bits & underscoreField
+	}
+	if f&fwdTrusted == 0 {
+		drop |= bits & fwdField
+	}
+	if f&fwdSubject == 0 {
+		drop |= bits & subjectField
+	}
+	return drop
+}
+
+// scrubRequest deletes the fields the client sent whose requestFieldBits
+// are in drop. Del removes every field of a name, so a name repeated at
+// once is deleted once.
+func scrubRequest(h *fasthttp.RequestHeader, drop int) {
+	var last [connTokenBytes]byte
+	n := -1
+	for k := range h.AllInOrder() { // the raw fields: Del does not change them
+		if requestFieldBits(k)&drop == 0 {
+			continue
+		}
+		if n >= 0 && string(last[:n]) == string(k) {
+			continue
+		}
+		n = copy(last[:], k)
+		h.DelBytes(k)
+	}
 }
 
 // connTokenBytes bounds the names a Connection header lists that are removed.
@@ -199,11 +356,13 @@ func (t *connTokens) name(i int) []byte {
 }
 
 // isProtectedHeader reports names a Connection header may not remove: the
-// body framing and the host, which the proxy manages itself.
+// body framing and the host, which the proxy manages itself, and the fields
+// the proxy sets (X-Client-Cert-Subject is set before the WAF runs, the
+// others after the client's hop-by-hop fields are gone).
 func isProtectedHeader(name []byte) bool {
 	return nameIs(name, "Content-Length") || nameIs(name, "Transfer-Encoding") ||
 		nameIs(name, "Host") || nameIs(name, hdrXForwardedFor) ||
-		nameIs(name, hdrXRequestID)
+		nameIs(name, hdrXRequestID) || nameIs(name, clientSubjectHeader)
 }
 
 // deleteRequestHop removes the hop-by-hop headers flagged in bits from h.
@@ -213,7 +372,7 @@ func isProtectedHeader(name []byte) bool {
 func deleteRequestHop(h *fasthttp.RequestHeader, bits int) {
 	if bits&hopConnection != 0 {
 		var t connTokens
-		t.collect(h.All())
+		t.collect(h.AllInOrder())
 		for i := 0; i < t.n; i++ {
 			if name := t.name(i); !isProtectedHeader(name) {
 				h.DelBytes(name)

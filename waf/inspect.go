@@ -56,6 +56,50 @@ type Request struct {
 	// the target as received. Empty: the target goes as received. Read
 	// only during Inspect, unless the policy inspects responses.
 	URI []byte
+	// Owned are the fields the proxy sets itself, whatever the client
+	// sent (the verified client certificate's subject; the Host of an
+	// absolute-form target): the engine does not see the client's fields
+	// of these names, in any case, but these values (none when a Value is
+	// empty). Read only during Inspect, unless the policy inspects
+	// responses.
+	Owned []Field
+}
+
+// Field is a request header field.
+type Field struct {
+	Name  string
+	Value []byte
+}
+
+// ownedValue returns the value of the owned field name and whether name is
+// owned.
+func ownedValue(owned []Field, name []byte) ([]byte, bool) {
+	for i := range owned {
+		if foldEqual(owned[i].Name, name) {
+			return owned[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+// foldEqual reports whether b equals s without regard to ASCII case.
+func foldEqual(s string, b []byte) bool {
+	if len(s) != len(b) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c, d := s[i], b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
 }
 
 // Verdict is the result of Policy.Inspect. Nil means that the policy does
@@ -171,14 +215,18 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	} else {
 		tx.ProcessURI(v.uri, v.method, proto)
 	}
-	if host := h.Host(); len(host) > 0 {
+	host := h.Host()
+	if v, ok := ownedValue(info.Owned, hostName); ok {
+		host = v
+	}
+	if len(host) > 0 {
 		if hn, _, err := net.SplitHostPort(p.str(host)); err == nil {
 			tx.SetServerName(hn)
 		} else {
 			tx.SetServerName(p.str(host))
 		}
 	}
-	p.addHeaders(tx, h)
+	p.addHeaders(tx, h, info.Owned)
 
 	stock := !CorazaPatched() // only stock Coraza grows large caches (txcache.go)
 	if it := tx.ProcessRequestHeaders(); it == nil {
@@ -226,23 +274,35 @@ func keepRawURI(tx types.Transaction, raw, method, proto string) {
 	}
 }
 
+var hostName = []byte(fasthttp.HeaderHost)
+
 // addHeaders gives the engine every request header as received, in order
-// and with duplicates (Host and Transfer-Encoding included).
-func (p *Policy) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
+// and with duplicates (Host and Transfer-Encoding included), but the owned
+// fields, which it gives as the proxy set them.
+func (p *Policy) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader, owned []Field) {
 	if len(h.RawHeaders()) > 0 {
 		for k, val := range h.AllInOrder() {
-			tx.AddRequestHeader(p.str(k), p.str(val))
+			if _, ok := ownedValue(owned, k); !ok {
+				tx.AddRequestHeader(p.str(k), p.str(val))
+			}
 		}
-		return
+	} else {
+		// A request built in code has no raw headers.
+		te := false
+		for k, val := range h.All() {
+			te = te || string(k) == fasthttp.HeaderTransferEncoding
+			if _, ok := ownedValue(owned, k); !ok {
+				tx.AddRequestHeader(p.str(k), p.str(val))
+			}
+		}
+		if !te && h.ContentLength() == -1 {
+			tx.AddRequestHeader(fasthttp.HeaderTransferEncoding, "chunked")
+		}
 	}
-	// A request built in code has no raw headers.
-	te := false
-	for k, val := range h.All() {
-		te = te || string(k) == fasthttp.HeaderTransferEncoding
-		tx.AddRequestHeader(p.str(k), p.str(val))
-	}
-	if !te && h.ContentLength() == -1 {
-		tx.AddRequestHeader(fasthttp.HeaderTransferEncoding, "chunked")
+	for i := range owned {
+		if len(owned[i].Value) > 0 {
+			tx.AddRequestHeader(owned[i].Name, p.str(owned[i].Value))
+		}
 	}
 }
 

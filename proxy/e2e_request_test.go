@@ -636,3 +636,82 @@ access_log: {path: "off"}
 		})
 	}
 }
+
+// TestE2EWAFSeesOwnedFields: the WAF sees the fields the proxy owns as the
+// proxy sets them, so a rule keyed on them cannot be talked round by a
+// client: a forged X-Client-Cert-Subject (the listener has no client
+// certificates) is not believed, and the Host of an absolute-form target is
+// the one the upstream gets, not the Host field beside it.
+func TestE2EWAFSeesOwnedFields(t *testing.T) {
+	up := okUpstream(t)
+	p := startProxy(t, fmt.Sprintf(`
+listeners:
+  web:
+    address: 127.0.0.1:0
+upstreams:
+  app:
+    targets: [{url: "http://%s"}]
+waf:
+  guard:
+    mode: block
+    anomaly_threshold: 100000
+    rules: |
+      SecRule REQUEST_HEADERS:X-Client-Cert-Subject "@streq CN=admin" "id:10010,phase:1,pass,nolog,ctl:ruleRemoveById=10012"
+      SecRule REQUEST_HEADERS:Host "@streq trusted.test" "id:10011,phase:1,pass,nolog,ctl:ruleRemoveById=10012"
+      SecRule ARGS:q "@contains evil" "id:10012,phase:2,deny,status:403,log"
+routes:
+  - name: all
+    upstream: app
+    waf: guard
+access_log: {path: "off"}
+`, up.addr()))
+	for _, tc := range []struct {
+		name, req string
+		status    int
+	}{
+		{"no exception", "GET /?q=evil HTTP/1.1\r\nHost: app.test\r\n\r\n", 403},
+		{"forged subject", "GET /?q=evil HTTP/1.1\r\nHost: app.test\r\nX-Client-Cert-Subject: CN=admin\r\n\r\n", 403},
+		{"forged subject, lower case", "GET /?q=evil HTTP/1.1\r\nHost: app.test\r\nx-client-cert-subject: CN=admin\r\n\r\n", 403},
+		{"Host beside an absolute-form target", "GET http://victim.test/?q=evil HTTP/1.1\r\nHost: trusted.test\r\n\r\n", 403},
+		{"Host of the absolute-form target", "GET http://trusted.test/?q=evil HTTP/1.1\r\nHost: victim.test\r\n\r\n", 200},
+		{"Host field", "GET /?q=evil HTTP/1.1\r\nHost: trusted.test\r\n\r\n", 200},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := dialRaw(t, p.addr).roundTrip(tc.req)
+			if resp.status() != tc.status {
+				t.Errorf("status: got %d; want %d", resp.status(), tc.status)
+			}
+		})
+	}
+}
+
+// TestE2EOneContentType: a request with more than one Content-Type field is
+// refused with 400: the WAF reads the body by the first, fasthttp keeps the
+// last for the upstream, so the two would parse different bodies.
+func TestE2EOneContentType(t *testing.T) {
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "", ""))
+	body := `{"q":"x"}`
+	for _, tc := range []struct {
+		name   string
+		fields []string
+		status int
+	}{
+		{"one", []string{"Content-Type: application/json"}, 200},
+		{"two", []string{"Content-Type: application/x-www-form-urlencoded", "Content-Type: application/json"}, 400},
+		{"two, other case", []string{"Content-Type: application/json", "content-type: text/plain"}, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := up.count()
+			req := "POST /ct HTTP/1.1\r\nHost: app.test\r\n" + strings.Join(tc.fields, "\r\n") +
+				"\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body
+			resp := dialRaw(t, p.addr).roundTrip(req)
+			if resp.status() != tc.status {
+				t.Fatalf("status: got %d; want %d", resp.status(), tc.status)
+			}
+			if got := up.count() - before; (tc.status == 200) != (got == 1) {
+				t.Errorf("upstream requests: got %d", got)
+			}
+		})
+	}
+}

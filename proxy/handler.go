@@ -44,6 +44,8 @@ type exchange struct {
 	pathChanged bool
 	// args parses the query for a hash_key, leaving the URI's unparsed.
 	args fasthttp.Args
+	// owned holds the WAF's owned fields (ownedFields).
+	owned [2]waf.Field
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -159,7 +161,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	// holds them without a copy).
 	if rt.waf != nil {
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
-			URI: x.forwardedTarget(ctx.URI())})
+			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, cn)})
 		defer v.Close() // after forwarding: a streamed body is replayed from it
 		if v.Blocked() {
 			if v.Location != "" {
@@ -514,11 +516,27 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 	x.xff = xff
 	// The client's hop-by-hop fields, those its Connection names included,
 	// go before the proxy sets its own, which Connection cannot remove.
-	if bits&hopBits != 0 {
-		deleteRequestHop(h, bits)
+	var t connTokens
+	if bits&hopConnection != 0 {
+		t.collect(h.AllInOrder())
 	}
-	if drop := dropClasses(bits, f); drop != 0 {
+	if bits&hopBits != 0 {
+		deleteRequestHop(h, bits, &t)
+	}
+	drop := dropClasses(bits, f)
+	if drop != 0 {
 		scrubRequest(h, drop)
+	}
+	if bits&hopXFFMany != 0 {
+		h.Del(hdrXForwardedFor) // joined in x.xff, set again below
+	}
+	if bits&reqIDMany != 0 {
+		h.Del(hdrXRequestID) // SetCanonical replaces the first only
+	}
+	// Last of the deletions, each of which may have moved a field (the
+	// client's X-Client-Cert-Subject was deleted here or by handle).
+	if bits&maybeDup != 0 && (bits&(hopBits|hopXFFMany|reqIDMany|subjectField) != 0 || drop != 0) {
+		restoreOrder(h, drop, &t)
 	}
 	if f&fwdUpgrade != 0 {
 		h.Set("Connection", "Upgrade")
@@ -528,9 +546,6 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 		x.xff = append(x.xff, ", "...)
 	}
 	x.xff = append(x.xff, x.peer...)
-	if bits&hopXFFMany != 0 {
-		h.Del(hdrXForwardedFor)
-	}
 	h.SetCanonical(keyXForwardedFor, x.xff)
 	if !trusted || len(h.PeekBytes(keyXForwardedProto)) == 0 {
 		if f&fwdTLS != 0 {
@@ -541,9 +556,6 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 	}
 	if !trusted || len(h.PeekBytes(keyXForwardedHost)) == 0 {
 		h.SetCanonical(keyXForwardedHost, host)
-	}
-	if bits&reqIDMany != 0 {
-		h.Del(hdrXRequestID) // SetCanonical replaces the first only
 	}
 	h.SetCanonical(keyXRequestID, x.reqID)
 }

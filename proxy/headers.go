@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/waf"
 )
 
 // Header names set or removed on the way through. Kept as package variables
@@ -51,6 +53,7 @@ const (
 	subjectField    // X-Client-Cert-Subject
 	underscoreField // a name with an underscore
 	ownedUnderscore // an underscore spelling of a name the proxy owns
+	maybeDup        // some name may occur more than once (a hash collision at worst)
 )
 
 // hopBits are the hop-by-hop headers' bits.
@@ -221,7 +224,13 @@ func nameIs[S string | []byte](b []byte, s S) bool {
 // Cookie fields into one, which the upstream would then get rewritten, not
 // as the WAF saw them.
 func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) {
+	var seen uint64 // names by a 6-bit hash: a repeated name sets maybeDup
 	for k, v := range h.AllInOrder() {
+		if m := uint64(1) << (hashFold(k) & 63); seen&m == 0 {
+			seen |= m
+		} else {
+			bits |= maybeDup
+		}
 		b := requestFieldBits(k)
 		switch b {
 		case hopXFF:
@@ -287,6 +296,82 @@ func dropClasses(bits, f int) int {
 		drop |= bits & subjectField
 	}
 	return drop
+}
+
+// ownedFields returns the fields the WAF must see as the proxy sets them,
+// not as the client sent them: X-Client-Cert-Subject (the verified subject
+// on a listener with client certificates, none elsewhere: a rule keyed on it
+// must not believe a client), and the Host of an absolute-form target, which
+// is the request's host (RFC 9112 section 3.2.2) and what the upstream gets.
+func (x *exchange) ownedFields(ctx *fasthttp.RequestCtx, lr *listenerRoutes, cn *conn) []waf.Field {
+	o := append(x.owned[:0], waf.Field{Name: clientSubjectHeader})
+	if lr.clientSubject {
+		o[0].Value = cn.subject
+	}
+	if uri := ctx.Request.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
+		o = append(o, waf.Field{Name: fasthttp.HeaderHost, Value: ctx.Host()})
+	}
+	return o
+}
+
+// restoreOrder puts the fields of each name the client sent more than once
+// back in the order received, after fields were deleted: fasthttp's Del
+// moves the last field into the gap it leaves, which can put a field ahead
+// of an earlier one of its name, whose order is significant (RFC 9110
+// section 5.3). drop and t are what was deleted (dropClasses, the names
+// Connection lists). It runs only when the scan saw a name twice (maybeDup)
+// and something was deleted. The fields the proxy frames or sets are left
+// alone, and so is Cookie, which fasthttp would parse and rewrite if it were
+// added again (its values all go through, their order may change).
+func restoreOrder(h *fasthttp.RequestHeader, drop int, t *connTokens) {
+	moved := false
+	for k := range h.AllInOrder() { // the raw fields: Del and Add leave them
+		if restorable(k, drop, t) && repeated(h, k) {
+			h.DelBytes(k)
+			moved = true
+		}
+	}
+	if !moved {
+		return
+	}
+	for k, v := range h.AllInOrder() {
+		if restorable(k, drop, t) && repeated(h, k) {
+			h.AddBytesKV(k, v)
+		}
+	}
+}
+
+// restorable reports whether restoreOrder may delete and add again the
+// client's fields named k: kept on their way upstream, and neither framed
+// nor set by the proxy nor parsed by fasthttp.
+func restorable(k []byte, drop int, t *connTokens) bool {
+	if requestFieldBits(k)&(hopBits|hopXFF|hasRequestID|subjectField|drop) != 0 {
+		return false
+	}
+	switch {
+	case nameIs(k, "Host"), nameIs(k, "Content-Length"), nameIs(k, "Content-Type"), nameIs(k, "User-Agent"),
+		nameIs(k, "Transfer-Encoding"), nameIs(k, "Cookie"):
+		return false
+	}
+	for i := 0; i < t.n; i++ {
+		if nameIs(k, t.name(i)) {
+			return false
+		}
+	}
+	return true
+}
+
+// repeated reports whether h's raw fields hold k more than once.
+func repeated(h *fasthttp.RequestHeader, k []byte) bool {
+	n := 0
+	for k2 := range h.AllInOrder() {
+		if nameIs(k2, k) {
+			if n++; n > 1 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // scrubRequest deletes the fields the client sent whose requestFieldBits
@@ -365,18 +450,15 @@ func isProtectedHeader(name []byte) bool {
 		nameIs(name, hdrXRequestID) || nameIs(name, clientSubjectHeader)
 }
 
-// deleteRequestHop removes the hop-by-hop headers flagged in bits from h.
+// deleteRequestHop removes the hop-by-hop headers flagged in bits from h,
+// and those t, its Connection fields' names, lists.
 // It and deleteResponseHop are written out twice on purpose: one generic
 // function over both header types allocates four times per call (the
 // iterator escapes through the generic dictionary; TestHeaderRewriteAllocs).
-func deleteRequestHop(h *fasthttp.RequestHeader, bits int) {
-	if bits&hopConnection != 0 {
-		var t connTokens
-		t.collect(h.AllInOrder())
-		for i := 0; i < t.n; i++ {
-			if name := t.name(i); !isProtectedHeader(name) {
-				h.DelBytes(name)
-			}
+func deleteRequestHop(h *fasthttp.RequestHeader, bits int, t *connTokens) {
+	for i := 0; i < t.n; i++ {
+		if name := t.name(i); !isProtectedHeader(name) {
+			h.DelBytes(name)
 		}
 	}
 	for _, hh := range hopHeaders {

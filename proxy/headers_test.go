@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,8 +27,9 @@ func TestPrepareRequest(t *testing.T) {
 		tls         bool
 		trusted     bool
 		underscores bool
-		subject     bool              // the proxy set X-Client-Cert-Subject
-		want        map[string]string // header -> value; "" means absent
+		subject     bool                // the proxy set X-Client-Cert-Subject
+		want        map[string]string   // header -> value; "" means absent
+		order       map[string][]string // header -> every value, in order
 	}{
 		{
 			name: "plain request gets proxy headers",
@@ -115,6 +117,13 @@ func TestPrepareRequest(t *testing.T) {
 			want: map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "h"},
 		},
 		{
+			name: "order of a repeated name kept when fields are deleted",
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nX-A: 1\r\nKeep-Alive: 5\r\nX-B: b\r\n" +
+				"X-A: 2\r\nX_U: u\r\nX-C: c\r\nX-A: 3\r\n\r\n",
+			want:  map[string]string{"X-A": "1", "X-B": "b", "X-C": "c", "X_u": ""},
+			order: map[string][]string{"X-A": {"1", "2", "3"}},
+		},
+		{
 			name:    "forwarding headers kept from a trusted peer",
 			raw:     "GET / HTTP/1.1\r\nHost: inner\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: outer\r\n\r\n",
 			trusted: true,
@@ -142,6 +151,15 @@ func TestPrepareRequest(t *testing.T) {
 			for k, want := range tt.want {
 				if got := string(req.Header.Peek(k)); got != want {
 					t.Errorf("%s: got %q; want %q\n%s", k, got, want, req.Header.String())
+				}
+			}
+			for k, want := range tt.order {
+				var got []string
+				for _, v := range req.Header.PeekAll(k) {
+					got = append(got, string(v))
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: got %q; want %q in this order", k, got, want)
 				}
 			}
 			if got := string(req.Header.Peek(hdrXRequestID)); got != "rid-1" {

@@ -41,6 +41,9 @@ var slashPath = []byte("/")
 // the request must be refused with 400. In the common case, a path that
 // needs no change, it only reads the path once and allocates nothing.
 func (x *exchange) requestPath(ctx *fasthttp.RequestCtx, mode int) (path []byte, ok bool) {
+	if ctx.Request.Header.IsConnect() {
+		return ctx.Path(), true // an authority, not a path: forwarded as received
+	}
 	u := ctx.URI()
 	raw := u.PathOriginal()
 	switch {

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"reflect"
 
+	"github.com/corazawaf/coraza/v3/types"
+
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/waf"
@@ -58,12 +60,17 @@ func retireWAF(old, next *snapshot) {
 	}
 }
 
+// inspectHook, when set (by a test's init, before any policy is built),
+// sees every inspected request's transaction (waf.Hooks.Request).
+var inspectHook func(policy string, tx types.Transaction)
+
 // wafHooks count a policy's verdicts and rule matches.
 func wafHooks(wm *metrics.WAFMetrics) waf.Hooks {
 	if wm == nil {
-		return waf.Hooks{}
+		return waf.Hooks{Request: inspectHook}
 	}
 	return waf.Hooks{
+		Request: inspectHook,
 		Inspected: func(_ string, a waf.Action) {
 			wm.Inspected()
 			switch a {

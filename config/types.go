@@ -83,9 +83,10 @@ type Listener struct {
 	// characters sent percent-encoded are decoded, encoded slashes and
 	// backslashes (%2F, %5C, \) become slashes, repeated slashes merge and
 	// dot segments are resolved (RFC 3986 section 5.2.4), and the result
-	// is what routes match and what the upstream receives; a dot segment
-	// carrying ";" parameters ("..;") or an encoded NUL is refused with
-	// 400. "reject": a path that normalizing would change in meaning
+	// is what routes match, what the WAF inspects and what the upstream
+	// receives; a dot segment carrying ";" parameters ("..;"), an encoded
+	// NUL and a double-encoded dot, slash or backslash ("%252e") are refused
+	// with 400. "reject": a path that normalizing would change in meaning
 	// (dot segments, "//", a backslash, %2E %2F %5C %25XX %00, "..;") is
 	// refused with 400, any other is forwarded as received. "raw": the path
 	// is matched and forwarded exactly as received, percent-encoding

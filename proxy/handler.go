@@ -512,14 +512,12 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 	// The client's Connection: close was recorded by the server for the
 	// downstream connection; the upstream connection stays reusable.
 	h.ResetConnectionClose()
-	bits, xff := scanRequestHop(h, x.xff)
+	var t connTokens // the names Connection lists
+	var names nameSet
+	bits, xff := scanRequestHop(h, x.xff, &t, &names)
 	x.xff = xff
 	// The client's hop-by-hop fields, those its Connection names included,
 	// go before the proxy sets its own, which Connection cannot remove.
-	var t connTokens
-	if bits&hopConnection != 0 {
-		t.collect(h.AllInOrder())
-	}
 	if bits&hopBits != 0 {
 		deleteRequestHop(h, bits, &t)
 	}
@@ -536,7 +534,7 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 	// Last of the deletions, each of which may have moved a field (the
 	// client's X-Client-Cert-Subject was deleted here or by handle).
 	if bits&maybeDup != 0 && (bits&(hopBits|hopXFFMany|reqIDMany|subjectField) != 0 || drop != 0) {
-		restoreOrder(h, drop, &t)
+		restoreOrder(h, drop, &t, &names)
 	}
 	if f&fwdUpgrade != 0 {
 		h.Set("Connection", "Upgrade")

@@ -53,7 +53,7 @@ const (
 	subjectField    // X-Client-Cert-Subject
 	underscoreField // a name with an underscore
 	ownedUnderscore // an underscore spelling of a name the proxy owns
-	maybeDup        // some name may occur more than once (a hash collision at worst)
+	maybeDup        // some name occurs more than once (see nameSet)
 )
 
 // hopBits are the hop-by-hop headers' bits.
@@ -219,20 +219,20 @@ func nameIs[S string | []byte](b []byte, s S) bool {
 
 // scanRequestHop finds, in one pass over the fields the client sent, the
 // hop-by-hop headers of h and the fields the proxy owns (requestFieldBits),
-// and gathers every X-Forwarded-For value, in order, comma joined, into xff.
-// It reads the fields as received (AllInOrder): All would also gather the
-// Cookie fields into one, which the upstream would then get rewritten, not
-// as the WAF saw them.
-func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) {
-	var seen uint64 // names by a 6-bit hash: a repeated name sets maybeDup
+// gathers every X-Forwarded-For value, in order, comma joined, into xff,
+// the names the Connection fields list into t, and the repeated names into
+// names. It reads the fields as received (AllInOrder): All would also
+// gather the Cookie fields into one, which the upstream would then get
+// rewritten, not as the WAF saw them.
+func scanRequestHop(h *fasthttp.RequestHeader, xff []byte, t *connTokens, names *nameSet) (bits int, _ []byte) {
 	for k, v := range h.AllInOrder() {
-		if m := uint64(1) << (hashFold(k) & 63); seen&m == 0 {
-			seen |= m
-		} else {
+		if names.add(k) {
 			bits |= maybeDup
 		}
 		b := requestFieldBits(k)
 		switch b {
+		case hopConnection:
+			t.add(v)
 		case hopXFF:
 			if bits&hopXFF != 0 {
 				bits |= hopXFFMany
@@ -247,6 +247,68 @@ func scanRequestHop(h *fasthttp.RequestHeader, xff []byte) (bits int, _ []byte) 
 		bits |= b
 	}
 	return bits &^ (hasRequestID | oddDate), xff
+}
+
+// nameSet finds the names a header repeats, by a hash of each: a repeated
+// name always matches itself, and the rare two names that share a hash only
+// cost restoreOrder a look.
+type nameSet struct {
+	seen [32]uint32 // the hashes of the names so far
+	n    int
+	dups [8]uint32 // the hashes seen twice
+	nd   int
+	all  bool // more names or repeats than fit: take every name as repeated
+}
+
+// add records k and reports whether a name of its hash came before.
+func (s *nameSet) add(k []byte) bool {
+	hv := nameHash(k)
+	for _, v := range s.seen[:s.n] {
+		if v == hv {
+			if !s.isDup(hv) {
+				if s.nd == len(s.dups) {
+					s.all = true
+				} else {
+					s.dups[s.nd] = hv
+					s.nd++
+				}
+			}
+			return true
+		}
+	}
+	if s.n == len(s.seen) {
+		s.all = true
+		return true
+	}
+	s.seen[s.n] = hv
+	s.n++
+	return false
+}
+
+func (s *nameSet) isDup(hv uint32) bool {
+	for _, v := range s.dups[:s.nd] {
+		if v == hv {
+			return true
+		}
+	}
+	return false
+}
+
+// repeated reports whether k may be a repeated name.
+func (s *nameSet) repeated(k []byte) bool { return s.all || s.isDup(nameHash(k)) }
+
+// nameHash hashes a field name without regard to ASCII case, from its
+// length and its first and last four bytes: constant time.
+func nameHash(k []byte) uint32 {
+	hv := uint32(2166136261) ^ uint32(len(k))
+	mix := func(c byte) { hv = (hv ^ uint32(lower(c))) * 16777619 }
+	for i := 0; i < len(k) && i < 4; i++ {
+		mix(k[i])
+	}
+	for i := max(4, len(k)-4); i < len(k); i++ {
+		mix(k[i])
+	}
+	return hv
 }
 
 // Flags of prepareRequest.
@@ -323,10 +385,10 @@ func (x *exchange) ownedFields(ctx *fasthttp.RequestCtx, lr *listenerRoutes, cn 
 // and something was deleted. The fields the proxy frames or sets are left
 // alone, and so is Cookie, which fasthttp would parse and rewrite if it were
 // added again (its values all go through, their order may change).
-func restoreOrder(h *fasthttp.RequestHeader, drop int, t *connTokens) {
+func restoreOrder(h *fasthttp.RequestHeader, drop int, t *connTokens, names *nameSet) {
 	moved := false
 	for k := range h.AllInOrder() { // the raw fields: Del and Add leave them
-		if restorable(k, drop, t) && repeated(h, k) {
+		if names.repeated(k) && restorable(k, drop, t) && repeated(h, k) {
 			h.DelBytes(k)
 			moved = true
 		}
@@ -335,7 +397,7 @@ func restoreOrder(h *fasthttp.RequestHeader, drop int, t *connTokens) {
 		return
 	}
 	for k, v := range h.AllInOrder() {
-		if restorable(k, drop, t) && repeated(h, k) {
+		if names.repeated(k) && restorable(k, drop, t) && repeated(h, k) {
 			h.AddBytesKV(k, v)
 		}
 	}
@@ -406,28 +468,35 @@ type connTokens struct {
 // collect gathers the names listed by every Connection header in all, except
 // close, keep-alive and upgrade, which are connection options, not names.
 func (t *connTokens) collect(all iter.Seq2[[]byte, []byte]) {
-	used := 0
 	for k, v := range all {
-		if classify(k) != hopConnection {
-			continue
+		if classify(k) == hopConnection {
+			t.add(v)
 		}
-		for len(v) > 0 {
-			i := 0
-			for i < len(v) && v[i] != ',' {
-				i++
-			}
-			tok := trimOWS(v[:i])
-			if len(tok) > 0 && !nameIs(tok, "close") && !nameIs(tok, "keep-alive") &&
-				!nameIs(tok, "upgrade") && t.n < len(t.ends) && used+len(tok) <= len(t.buf) {
-				used += copy(t.buf[used:], tok)
-				t.ends[t.n] = used
-				t.n++
-			}
-			if i == len(v) {
-				break
-			}
-			v = v[i+1:]
+	}
+}
+
+// add gathers the names one Connection value lists (see collect).
+func (t *connTokens) add(v []byte) {
+	used := 0
+	if t.n > 0 {
+		used = t.ends[t.n-1]
+	}
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
 		}
+		tok := trimOWS(v[:i])
+		if len(tok) > 0 && !nameIs(tok, "close") && !nameIs(tok, "keep-alive") &&
+			!nameIs(tok, "upgrade") && t.n < len(t.ends) && used+len(tok) <= len(t.buf) {
+			used += copy(t.buf[used:], tok)
+			t.ends[t.n] = used
+			t.n++
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
 	}
 }
 

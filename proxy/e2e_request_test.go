@@ -85,6 +85,8 @@ access_log: {path: "off"}
 		{"underscore name", "X_Api_Key: t2", 200},
 		{"forbidden: host", "Host: evil.test", 400},
 		{"forbidden: content-length", "Content-Length: 3", 400},
+		{"forbidden: hop-by-hop", "Keep-Alive: timeout=5", 400},
+		{"forbidden: connection", "Connection: close", 400},
 	}
 	for _, route := range []string{"/waf/post", "/plain/post"} {
 		for _, size := range []struct {

@@ -38,7 +38,8 @@ const (
 // with ModSecurity) hands the engine, and on one that normalizes them (the
 // default), where the WAF inspects the path the upstream receives.
 //
-// By default every test runs (some 20 s on two cores; a sample under -race).
+// By default every test runs (some 15 s per mode on two cores; a sample
+// under -race).
 // RAMPART_CRS=sample
 // runs a few, RAMPART_CRS=942,920270 those whose names start so;
 // RAMPART_CRS_REPORT=FILE receives every failure with its reason.

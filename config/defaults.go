@@ -14,6 +14,7 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 16 << 10
+	DefaultPathHandling      = "normalize"
 
 	// DefaultBodyTimeout and DefaultSendTimeout are nginx's
 	// client_body_timeout and send_timeout: bounds on a stalled client,
@@ -140,6 +141,7 @@ func (l *Listener) applyDefaults() {
 	orDefaultPtr(&l.Limits.SendTimeout, Duration(DefaultSendTimeout))
 	orDefault(&l.Limits.IdleTimeout, Duration(DefaultIdleTimeout))
 	orDefault(&l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	orDefault(&l.PathHandling, DefaultPathHandling)
 	t := l.TLS
 	if t == nil {
 		return

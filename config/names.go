@@ -33,6 +33,13 @@ const (
 	BodyLimitPartial = "partial"
 )
 
+// Path handling (listeners.NAME.path_handling).
+const (
+	PathNormalize = "normalize"
+	PathReject    = "reject"
+	PathRaw       = "raw"
+)
+
 // Stores: rate_limits.NAME.store, and listeners.NAME.tls.acme.cache.
 const (
 	StoreMemory = "memory"

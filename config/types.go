@@ -109,6 +109,30 @@ type Listener struct {
 	Limits Limits `yaml:"limits"`
 	// TLS, when set, makes this an HTTPS listener.
 	TLS *ListenerTLS `yaml:"tls"`
+	// PathHandling says how the request path is matched, inspected and
+	// forwarded; the router, the WAF and the upstream always see the same
+	// path. "normalize" (DefaultPathHandling; empty means it): unreserved
+	// characters sent percent-encoded are decoded, encoded slashes and
+	// backslashes (%2F, %5C, \) become slashes, repeated slashes merge and
+	// dot segments are resolved (RFC 3986 section 5.2.4), and the result
+	// is what routes match, what the WAF inspects and what the upstream
+	// receives; a dot segment carrying ";" parameters ("..;"), an encoded
+	// NUL and a double-encoded dot, slash or backslash ("%252e") are refused
+	// with 400. "reject": a path that normalizing would change in meaning
+	// (dot segments, "//", a backslash, %2E %2F %5C %25XX %00, "..;") is
+	// refused with 400, any other is forwarded as received. "raw": the path
+	// is matched and forwarded exactly as received, percent-encoding
+	// included (route prefixes compare with the encoded bytes). The query
+	// is always forwarded as received.
+	PathHandling string `yaml:"path_handling"`
+	// UnderscoresInHeaders keeps request header fields whose name holds an
+	// underscore ("X_Forwarded_For"). False (the default) drops them before
+	// the upstream, as nginx does (underscores_in_headers off): CGI, PHP,
+	// Rack and WSGI map "-" and "_" to one name, so a client could pass
+	// such a field off as one the proxy sets. Even when true, the
+	// underscore spellings of the names the proxy owns (X-Forwarded-*,
+	// X-Real-IP, X-Request-Id, X-Client-Cert-Subject) are dropped.
+	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`
 }
 
 // Limits are per-listener protections against slow or hostile clients.

@@ -119,6 +119,9 @@ func (v *validator) listeners() {
 			used[k] = p
 		}
 		v.limits(p+".limits", &l.Limits)
+		if !oneOf(l.PathHandling, PathNormalize, PathReject, PathRaw) {
+			v.errorf(p+".path_handling", "%q must be normalize, reject or raw", l.PathHandling)
+		}
 		if l.TLS != nil {
 			v.listenerTLS(p+".tls", l.TLS)
 		}

@@ -107,6 +107,7 @@ func TestParseErrorClasses(t *testing.T) {
 		{"two listeners on one address", lis + "  web2:\n    address: \"0.0.0.0:8080\" # <-\n" + ups + rts, `listeners.web2.address: "0.0.0.0:8080" is already used by listeners.web`},
 		{"admin on a listener's address", "admin:\n  address: \":8080\"\n  token: t\nlisteners:\n  web:\n    address: \":8080\" # <-\n" + ups + rts, `listeners.web.address: ":8080" is already used by admin`},
 		{"admin bad address", "admin:\n  address: nope # <-\n" + lis + ups + rts, `admin.address: invalid address "nope": want host:port or :port`},
+		{"listener path_handling", "listeners:\n  web:\n    address: \":8080\"\n    path_handling: decode # <-\n" + ups + rts, `listeners.web.path_handling: "decode" must be normalize, reject or raw`},
 		{"negative max_connections", "listeners:\n  web:\n    address: \":8080\"\n    limits: {max_connections: -1} # <-\n" + ups + rts, "listeners.web.limits.max_connections: -1 must not be negative"},
 
 		// TLS.

@@ -116,7 +116,7 @@ func (a *accessLog) appendPrefix(dst []byte, ctx *fasthttp.RequestCtx, x *exchan
 	dst = appendJSONBytes(dst, ctx.Path())
 	// The request target as received (path and query undecoded), and its
 	// query; path above is what the router matched.
-	uri := x.target
+	uri := x.received
 	_, query, hasQuery := bytes.Cut(uri, questionMark)
 	dst = append(dst, `,"request_uri":`...)
 	dst = x.redact.appendURI(dst, uri)
@@ -295,15 +295,4 @@ func paramNameIs(name, want []byte) bool {
 		j++
 	}
 	return j == len(want)
-}
-
-// unhex is the value of a hexadecimal digit (isHex holds).
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
 }

@@ -44,7 +44,17 @@ func clientIPFromHeader(peer netip.Addr, h *fasthttp.RequestHeader, trusted []ne
 		return peer
 	}
 	var w xffWalk
-	for k, v := range h.All() {
+	if len(h.RawHeaders()) > 0 {
+		// As received: All would gather the Cookie fields into one,
+		// rewritten on their way upstream (see scanRequestHop).
+		for k, v := range h.AllInOrder() {
+			if equalFold(k, "x-forwarded-for") {
+				w.add(v, trusted)
+			}
+		}
+		return w.result(peer)
+	}
+	for k, v := range h.All() { // a header built in code
 		if equalFold(k, "x-forwarded-for") {
 			w.add(v, trusted)
 		}

@@ -91,6 +91,9 @@ type conn struct {
 	rec        *recordConn // under tlsConn
 	handshaken bool
 	subject    []byte
+	// trailers holds the trailer section of the burst's chunked request
+	// bodies, which nothing reads (see chunkedBody); nil until one comes.
+	trailers *fasthttp.Request
 }
 
 func newConnServer(l *listener, ln net.Listener, lim config.Limits, log *slog.Logger) *connServer {
@@ -427,6 +430,10 @@ func (cn *conn) serveBurst() (keep bool) {
 		ctx.Request.Reset()
 		ctx.Response.Reset()
 		ctxPool.Put(ctx)
+		if cn.trailers != nil {
+			fasthttp.ReleaseRequest(cn.trailers)
+			cn.trailers = nil
+		}
 		if !hijacked {
 			br.Reset(nil)
 			readerPool.Put(br)
@@ -622,6 +629,12 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		cn.answer(bw, st, body)
 		return false
 	}
+	if len(req.Header.PeekTrailerKeys()) > 0 {
+		// Request trailers are dropped (chunkedBody), so is the field
+		// announcing them; fasthttp would file a field it names, set later
+		// by the proxy, with the trailers, out of the WAF's sight.
+		req.Header.Del(fasthttp.HeaderTrailer)
+	}
 	cl := req.Header.ContentLength()
 	if cl > br.Buffered() || cl == -1 {
 		// The body is still on its way: body_timeout bounds each wait for
@@ -645,6 +658,8 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		cn.inPlace = cl
 	} else if cl >= 0 && cl <= smallBody {
 		err = req.ContinueReadBody(br, smallBody, false)
+	} else if cl == -1 {
+		err = cn.chunkedBody(req, br)
 	} else if cl != -2 {
 		err = req.ContinueReadBodyStream(br, 8<<10, false)
 	}
@@ -653,6 +668,29 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		return false
 	}
 	return true
+}
+
+// chunkedBody sets req's body to stream the chunked body in br. Request
+// trailers are dropped, as nginx does: the stream is fasthttp's, which
+// parses the trailer section into the header it was made for; that header
+// is cn.trailers', not req's, so no trailer field reaches the request the
+// router, the WAF and the upstream see (req's header would file them as
+// trailers, which a deleted Trailer field turns into ordinary fields, and
+// Write would send them upstream after the body). A trailer field that
+// fasthttp forbids (framing, routing, authentication: Content-Length,
+// Host, Authorization...) fails the body: 400.
+func (cn *conn) chunkedBody(req *fasthttp.Request, br *bufio.Reader) error {
+	if cn.trailers == nil {
+		cn.trailers = fasthttp.AcquireRequest()
+	} else {
+		cn.trailers.Reset() // the last body was read or drained: it is done with
+	}
+	cn.trailers.Header.SetContentLength(-1)
+	if err := cn.trailers.ContinueReadBodyStream(br, 8<<10, false); err != nil {
+		return err
+	}
+	req.SetBodyStream(cn.trailers.BodyStream(), -1)
+	return nil
 }
 
 // handshake completes the TLS handshake within the header timeout. An ACME

@@ -162,6 +162,8 @@ type rawMessage struct {
 	first  string
 	fields [][2]string
 	body   []byte
+	// trailers are the fields of a chunked body's trailer section.
+	trailers [][2]string
 }
 
 // values returns the values of every field named name (any case), in order.
@@ -222,8 +224,8 @@ func readRawHeader(br *bufio.Reader) (*rawMessage, error) {
 	}
 }
 
-// readRawBody reads m's body: chunked (trailer skipped), Content-Length, or
-// until EOF when untilEOF (a response without framing).
+// readRawBody reads m's body: chunked (its trailer fields into m.trailers),
+// Content-Length, or until EOF when untilEOF (a response without framing).
 func readRawBody(br *bufio.Reader, m *rawMessage, untilEOF bool) error {
 	if te, _ := m.get("Transfer-Encoding"); strings.EqualFold(te, "chunked") {
 		b, err := io.ReadAll(httputil.NewChunkedReader(br))
@@ -236,9 +238,12 @@ func readRawBody(br *bufio.Reader, m *rawMessage, untilEOF bool) error {
 			if err != nil {
 				return err
 			}
-			if strings.TrimRight(line, "\r\n") == "" {
+			line = strings.TrimRight(line, "\r\n")
+			if line == "" {
 				return nil
 			}
+			name, value, _ := strings.Cut(line, ":")
+			m.trailers = append(m.trailers, [2]string{name, strings.TrimSpace(value)})
 		}
 		return errors.New("trailer too long")
 	}

@@ -38,17 +38,26 @@ type exchange struct {
 	key      []byte       // the rate limit key
 	verdict  *waf.Verdict // the WAF's, when the route has a policy
 	hsts     bool         // add Strict-Transport-Security to the answer
-	// target is the request target as received, for the access log
+	// received is the request target as received, for the access log
 	// (forwarding may rewrite the header's); redact hides query parameters
 	// in it (the snapshot's).
-	target []byte
-	redact *queryRedactor
+	received []byte
+	redact   *queryRedactor
+	// path is the normalized path when normalizing changed it
+	// (pathChanged); target is the request target forwarded then.
+	path        []byte
+	target      []byte
+	pathChanged bool
+	// args parses the query for a hash_key, leaving the URI's unparsed.
+	args fasthttp.Args
+	// owned holds the WAF's owned fields (ownedFields).
+	owned [2]waf.Field
 }
 
 var exchangePool = sync.Pool{New: func() any {
 	return &exchange{xff: make([]byte, 0, 64), reqID: make([]byte, 0, 40), peer: make([]byte, 0, 40),
 		client: make([]byte, 0, 40), line: make([]byte, 0, 512), hdr: make([]byte, 0, 64),
-		key: make([]byte, 0, 64), target: make([]byte, 0, 128)}
+		key: make([]byte, 0, 64), received: make([]byte, 0, 128), path: make([]byte, 0, 64), target: make([]byte, 0, 64)}
 }}
 
 func (x *exchange) reset() {
@@ -56,8 +65,9 @@ func (x *exchange) reset() {
 	x.limit = nil
 	x.verdict = nil
 	x.hsts = false
+	x.pathChanged = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
-	x.target = x.target[:0]
+	x.received = x.received[:0]
 }
 
 // Canned bodies: short, plain, and free of internal detail.
@@ -93,7 +103,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		x.start = time.Now() // only the access log and the metrics read it
 	}
 	if l.srv.access != nil {
-		x.target = append(x.target, ctx.Request.Header.RequestURI()...)
+		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
 	}
 
 	peer := cn.ip // resolved once, when the connection was accepted
@@ -112,6 +122,11 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
 		return
 	}
+	path, ok := x.requestPath(ctx, lr.pathMode)
+	if !ok { // a path without a normal form, or ambiguous (path_handling)
+		l.finish(ctx, x, nil, "", "", fasthttp.StatusBadRequest, bodyBadRequest)
+		return
+	}
 	if !lr.tls && len(snap.acme) > 0 && isACMEChallenge(ctx.Path()) {
 		for _, m := range snap.acme {
 			if body, ok := m.HTTPChallenge(ctx.Host(), ctx.Path()); ok {
@@ -120,7 +135,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 			}
 		}
 	}
-	idx := lr.router.match(ctx.Host(), ctx.Path(), h.Method(), h)
+	idx := lr.router.match(ctx.Host(), path, h.Method(), h)
 	if idx < 0 {
 		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
 		return
@@ -156,7 +171,8 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	// headers are set (and before the headers are rewritten at all, since it
 	// holds them without a copy).
 	if rt.waf != nil {
-		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name})
+		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
+			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, cn)})
 		defer v.Close() // after forwarding: a streamed body is replayed from it
 		if v != nil && v.BodyErr != nil {
 			// The client failed while the WAF read its body: nothing of
@@ -224,7 +240,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		req.Header.SetHost(p.transports[t.Index].hostPort)
 		req.URI().SetHost(p.transports[t.Index].hostPort)
 	}
-	prepareRequest(req, x, host, lr.tls, trusted, upgrade)
+	prepareRequest(req, x, host, forwardFlags(lr, trusted, upgrade))
 	if upgrade {
 		l.tunnel(ctx, cn, x, rt, p, t.Index, p.transports[t.Index])
 		return
@@ -539,10 +555,12 @@ func statusForError(err error) (int, []byte) {
 }
 
 // prepareRequest rewrites the request's headers for the upstream: hop-by-hop
-// headers out, proxy headers in.
+// headers and the client's word for the fields the proxy owns out
+// (dropClasses), proxy headers in. f holds forwardFlags.
 // host is the request's host: the Host header, or the host of an
 // absolute-form request target, which RFC 9112 section 3.2.2 says wins.
-func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trusted, upgrade bool) {
+func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
+	trusted := f&fwdTrusted != 0
 	h := &req.Header
 	// A proxy speaks its own version upstream (RFC 9110 section 6.2), and
 	// adds no Content-Type the client did not send.
@@ -551,12 +569,31 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trus
 	// The client's Connection: close was recorded by the server for the
 	// downstream connection; the upstream connection stays reusable.
 	h.ResetConnectionClose()
-	bits, xff := scanRequestHop(h, x.xff)
+	var t connTokens // the names Connection lists
+	var names nameSet
+	bits, xff := scanRequestHop(h, x.xff, &t, &names)
 	x.xff = xff
-	if bits&^(hopXFF|hopXFFMany) != 0 {
-		deleteRequestHop(h, bits)
+	// The client's hop-by-hop fields, those its Connection names included,
+	// go before the proxy sets its own, which Connection cannot remove.
+	if bits&hopBits != 0 {
+		deleteRequestHop(h, bits, &t)
 	}
-	if upgrade {
+	drop := dropClasses(bits, f)
+	if drop != 0 {
+		scrubRequest(h, drop)
+	}
+	if bits&hopXFFMany != 0 {
+		h.Del(hdrXForwardedFor) // joined in x.xff, set again below
+	}
+	if bits&reqIDMany != 0 {
+		h.Del(hdrXRequestID) // SetCanonical replaces the first only
+	}
+	// Last of the deletions, each of which may have moved a field (the
+	// client's X-Client-Cert-Subject was deleted here or by handle).
+	if bits&maybeDup != 0 && (bits&(hopBits|hopXFFMany|reqIDMany|subjectField) != 0 || drop != 0) {
+		restoreOrder(h, drop, &t, &names)
+	}
+	if f&fwdUpgrade != 0 {
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", "websocket")
 	}
@@ -564,12 +601,9 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, isTLS, trus
 		x.xff = append(x.xff, ", "...)
 	}
 	x.xff = append(x.xff, x.peer...)
-	if bits&hopXFFMany != 0 {
-		h.Del(hdrXForwardedFor)
-	}
 	h.SetCanonical(keyXForwardedFor, x.xff)
 	if !trusted || len(h.PeekBytes(keyXForwardedProto)) == 0 {
-		if isTLS {
+		if f&fwdTLS != 0 {
 			h.SetCanonical(keyXForwardedProto, protoHTTPS)
 		} else {
 			h.SetCanonical(keyXForwardedProto, protoHTTP)

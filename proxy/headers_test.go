@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,11 +22,14 @@ func parseRequest(t testing.TB, raw string) *fasthttp.Request {
 
 func TestPrepareRequest(t *testing.T) {
 	tests := []struct {
-		name    string
-		raw     string
-		tls     bool
-		trusted bool
-		want    map[string]string // header -> value; "" means absent
+		name        string
+		raw         string
+		tls         bool
+		trusted     bool
+		underscores bool
+		subject     bool                // the proxy set X-Client-Cert-Subject
+		want        map[string]string   // header -> value; "" means absent
+		order       map[string][]string // header -> every value, in order
 	}{
 		{
 			name: "plain request gets proxy headers",
@@ -77,6 +81,49 @@ func TestPrepareRequest(t *testing.T) {
 			want: map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "real"},
 		},
 		{
+			name: "identity fields of an untrusted client removed",
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Port: 1\r\n" +
+				"X-Forwarded-Prefix: /a\r\nX-Client-Cert-Subject: CN=a\r\nX-Keep: k\r\n\r\n",
+			want: map[string]string{"Forwarded": "", "X-Real-Ip": "", "X-Forwarded-Port": "", "X-Forwarded-Prefix": "",
+				"X-Client-Cert-Subject": "", "X-Keep": "k"},
+		},
+		{
+			name:    "identity fields of a trusted peer kept, but the subject",
+			raw:     "GET / HTTP/1.1\r\nHost: h\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX-Forwarded-Port: 1\r\nX-Client-Cert-Subject: CN=a\r\n\r\n",
+			trusted: true,
+			want:    map[string]string{"Forwarded": "for=1.2.3.4", "X-Real-Ip": "1.2.3.4", "X-Forwarded-Port": "1", "X-Client-Cert-Subject": ""},
+		},
+		{
+			name:    "subject the proxy set kept, Connection naming it or not",
+			raw:     "GET / HTTP/1.1\r\nHost: h\r\nConnection: X-Client-Cert-Subject\r\nX-Client-Cert-Subject: CN=verified\r\n\r\n",
+			subject: true,
+			want:    map[string]string{"X-Client-Cert-Subject": "CN=verified"},
+		},
+		{
+			name: "underscore names removed",
+			raw:  "GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nx_api_key: k\r\nX_Api_Key: k2\r\nX-Keep: k\r\n\r\n",
+			want: map[string]string{"X_forwarded_for": "", "X_api_key": "", "X-Keep": "k", "X-Forwarded-For": "192.0.2.7"},
+		},
+		{
+			name:        "underscore names kept when asked, owned ones not",
+			raw:         "GET / HTTP/1.1\r\nHost: h\r\nX_Forwarded_For: 6.6.6.6\r\nX_Request_Id: x\r\nX_Client_Cert_Subject: CN=a\r\nX_Api_Key: k\r\n\r\n",
+			underscores: true,
+			want:        map[string]string{"X_forwarded_for": "", "X_request_id": "", "X_client_cert_subject": "", "X_api_key": "k"},
+		},
+		{
+			name: "duplicates of the fields the proxy sets replaced",
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n" +
+				"X-Forwarded-Host: a\r\nX-Forwarded-Host: b\r\nX-Request-Id: one\r\nX-Request-Id: two\r\n\r\n",
+			want: map[string]string{"X-Forwarded-Proto": "http", "X-Forwarded-Host": "h"},
+		},
+		{
+			name: "order of a repeated name kept when fields are deleted",
+			raw: "GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nX-A: 1\r\nKeep-Alive: 5\r\nX-B: b\r\n" +
+				"X-A: 2\r\nX_U: u\r\nX-C: c\r\nX-A: 3\r\n\r\n",
+			want:  map[string]string{"X-A": "1", "X-B": "b", "X-C": "c", "X_u": ""},
+			order: map[string][]string{"X-A": {"1", "2", "3"}},
+		},
+		{
 			name:    "forwarding headers kept from a trusted peer",
 			raw:     "GET / HTTP/1.1\r\nHost: inner\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: outer\r\n\r\n",
 			trusted: true,
@@ -87,17 +134,41 @@ func TestPrepareRequest(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := parseRequest(t, tt.raw)
 			x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1")}
-			prepareRequest(req, x, req.Header.Host(), tt.tls, tt.trusted, false)
+			f := 0
+			if tt.tls {
+				f |= fwdTLS
+			}
+			if tt.trusted {
+				f |= fwdTrusted
+			}
+			if tt.underscores {
+				f |= fwdUnderscores
+			}
+			if tt.subject {
+				f |= fwdSubject
+			}
+			prepareRequest(req, x, req.Header.Host(), f)
 			for k, want := range tt.want {
 				if got := string(req.Header.Peek(k)); got != want {
 					t.Errorf("%s: got %q; want %q\n%s", k, got, want, req.Header.String())
 				}
 			}
+			for k, want := range tt.order {
+				var got []string
+				for _, v := range req.Header.PeekAll(k) {
+					got = append(got, string(v))
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("%s: got %q; want %q in this order", k, got, want)
+				}
+			}
 			if got := string(req.Header.Peek(hdrXRequestID)); got != "rid-1" {
 				t.Errorf("X-Request-Id: got %q; want %q", got, "rid-1")
 			}
-			if n := strings.Count(req.Header.String(), "X-Forwarded-For:"); n != 1 {
-				t.Errorf("X-Forwarded-For lines: got %d; want 1", n)
+			for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"} {
+				if n := len(req.Header.PeekAll(name)); n != 1 {
+					t.Errorf("%s fields: got %d; want 1\n%s", name, n, req.Header.String())
+				}
 			}
 		})
 	}
@@ -155,22 +226,29 @@ func TestRequestID(t *testing.T) {
 	}
 }
 
-// TestHeaderRewriteAllocs holds the header rewrite of a typical request to
-// zero allocations.
+// TestHeaderRewriteAllocs holds the header rewrite of a typical request,
+// and of one with fields to remove, to zero allocations.
 func TestHeaderRewriteAllocs(t *testing.T) {
-	raw := "GET /api/v1/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8\r\n" +
-		"Accept: */*\r\nConnection: keep-alive\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n"
-	req := parseRequest(t, raw)
-	var pristine fasthttp.Request
-	req.CopyTo(&pristine)
-	x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1"), xff: make([]byte, 0, 64)}
-	allocs := testing.AllocsPerRun(200, func() {
-		pristine.Header.CopyTo(&req.Header)
-		x.xff = x.xff[:0]
-		prepareRequest(req, x, req.Header.Host(), false, false, false)
-	})
-	if allocs != 0 {
-		t.Errorf("allocs per rewrite: got %v; want 0", allocs)
+	for _, raw := range []string{
+		"GET /api/v1/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: curl/8\r\n" +
+			"Accept: */*\r\nConnection: keep-alive\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n",
+		"GET /api/v1/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\nCookie: a=1\r\nCookie: b=2\r\n" +
+			"Connection: keep-alive, X-Secret\r\nX-Secret: s\r\nX_Forwarded_For: 6.6.6.6\r\nX_Api_Key: k\r\n" +
+			"Forwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Proto: https\r\n" +
+			"X-Client-Cert-Subject: CN=a\r\nX-Request-Id: a\r\nX-Request-Id: b\r\n\r\n",
+	} {
+		req := parseRequest(t, raw)
+		var pristine fasthttp.Request
+		req.CopyTo(&pristine)
+		x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1"), xff: make([]byte, 0, 64)}
+		allocs := testing.AllocsPerRun(200, func() {
+			pristine.Header.CopyTo(&req.Header)
+			x.xff = x.xff[:0]
+			prepareRequest(req, x, req.Header.Host(), 0)
+		})
+		if allocs != 0 {
+			t.Errorf("allocs per rewrite of %q: got %v; want 0", firstLine(raw), allocs)
+		}
 	}
 }
 
@@ -185,7 +263,7 @@ func BenchmarkPrepareRequest(b *testing.B) {
 	for b.Loop() {
 		pristine.Header.CopyTo(&req.Header)
 		x.xff = x.xff[:0]
-		prepareRequest(req, x, req.Header.Host(), false, false, false)
+		prepareRequest(req, x, req.Header.Host(), 0)
 	}
 }
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"math/rand/v2"
 	"sync/atomic"
@@ -17,25 +18,62 @@ func (p *pool) pick(ctx *fasthttp.RequestCtx, x *exchange, tried uint64) *balanc
 	b := p.balancer
 	r := balancer.Request{ClientIP: x.clientIP, Tried: tried}
 	if b.Balancer == "consistent_hash" {
-		r.Key = hashKey(ctx, b.HashKey)
+		r.Key = hashKey(ctx, x, b.HashKey)
 	}
 	if b.Sticky() {
-		r.Sticky = ctx.Request.Header.Cookie(p.cfg.Sticky.Cookie)
+		r.Sticky = requestCookie(&ctx.Request.Header, p.cfg.Sticky.Cookie)
 	}
 	return b.PickFor(r)
 }
 
 // hashKey extracts what consistent_hash hashes; nil means the client IP.
-func hashKey(ctx *fasthttp.RequestCtx, k balancer.HashKey) []byte {
+// The query and the cookies are read without parsing them into the request:
+// a request whose query args or cookies were parsed is written upstream
+// from the parsed form, re-encoded, not as received (and inspected).
+func hashKey(ctx *fasthttp.RequestCtx, x *exchange, k balancer.HashKey) []byte {
 	switch k.Kind {
 	case balancer.KeyHeader:
 		return ctx.Request.Header.Peek(k.Name)
 	case balancer.KeyCookie:
-		return ctx.Request.Header.Cookie(k.Name)
+		return requestCookie(&ctx.Request.Header, k.Name)
 	case balancer.KeyQuery:
-		return ctx.QueryArgs().Peek(k.Name)
+		x.args.ParseBytes(ctx.URI().QueryString())
+		return x.args.Peek(k.Name)
 	case balancer.KeyPath:
 		return ctx.Path()
+	}
+	return nil
+}
+
+// requestCookie returns the value of the cookie name in h's Cookie fields,
+// read as received: Header.Cookie gathers them into one, which the upstream
+// would then get rewritten. Surrounding quotes are dropped, as fasthttp
+// does.
+func requestCookie(h *fasthttp.RequestHeader, name string) []byte {
+	if len(h.RawHeaders()) == 0 {
+		return h.Cookie(name) // a header built in code
+	}
+	for k, v := range h.AllInOrder() {
+		if !nameIs(k, "Cookie") {
+			continue
+		}
+		for len(v) > 0 {
+			c := v
+			if i := bytes.IndexByte(v, ';'); i >= 0 {
+				c, v = v[:i], v[i+1:]
+			} else {
+				v = nil
+			}
+			eq := bytes.IndexByte(c, '=')
+			if eq < 0 || string(trimOWS(c[:eq])) != name {
+				continue
+			}
+			val := trimOWS(c[eq+1:])
+			if n := len(val); n >= 2 && val[0] == '"' && val[n-1] == '"' {
+				val = val[1 : n-1]
+			}
+			return val
+		}
 	}
 	return nil
 }

@@ -250,12 +250,22 @@ func containsMethod(methods []string, method []byte) bool {
 // hasHeader reports whether h holds a header named hm.name (any case) with
 // exactly the value hm.value. Any one of repeated headers may match. It
 // walks the headers rather than calling Peek because the server may run
-// with header name normalizing disabled, where Peek is case-sensitive.
+// with header name normalizing disabled, where Peek is case-sensitive. A
+// parsed header is walked as received (AllInOrder): All would gather the
+// Cookie fields into one, rewritten on their way upstream.
 func hasHeader(h *fasthttp.RequestHeader, hm *headerMatcher) bool {
 	if h == nil {
 		return false
 	}
-	for k, v := range h.All() {
+	if len(h.RawHeaders()) > 0 {
+		for k, v := range h.AllInOrder() {
+			if string(v) == hm.value && equalFold(k, hm.name) {
+				return true
+			}
+		}
+		return false
+	}
+	for k, v := range h.All() { // a header built in code
 		if string(v) == hm.value && equalFold(k, hm.name) {
 			return true
 		}

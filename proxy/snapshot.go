@@ -52,6 +52,11 @@ type listenerRoutes struct {
 	routes        []*route
 	router        *router
 	limits        config.Limits
+	// pathMode is the listener's path_handling (pathNormalize...).
+	pathMode int
+	// underscores keeps header names with an underscore
+	// (underscores_in_headers).
+	underscores bool
 }
 
 // route is a compiled config.Route.
@@ -126,7 +131,8 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 	}
 	for _, name := range sortedKeys(cfg.Listeners) {
 		l := cfg.Listeners[name]
-		lr := &listenerRoutes{name: name, tls: l.TLS != nil, limits: l.Limits}
+		lr := &listenerRoutes{name: name, tls: l.TLS != nil, limits: l.Limits,
+			pathMode: pathModeOf(l.PathHandling), underscores: l.UnderscoresInHeaders}
 		if l.TLS != nil {
 			lr.clientSubject = l.TLS.ClientCAFile != ""
 		}

@@ -17,6 +17,9 @@ import (
 //     chunked coding (fasthttp drops "identity" silently, which would leave
 //     the body to be read as the next request);
 //   - a Host that is not host[:port];
+//   - more than one Content-Type field: fasthttp keeps the last, which the
+//     upstream gets, while the WAF (like most servers) reads the body by
+//     the first;
 //   - a request target with a fragment.
 func checkRequest(h *fasthttp.RequestHeader) int {
 	switch string(h.Protocol()) {
@@ -24,7 +27,7 @@ func checkRequest(h *fasthttp.RequestHeader) int {
 	default:
 		return fasthttp.StatusHTTPVersionNotSupported
 	}
-	sawTE := false
+	sawTE, sawCT := false, false
 	raw := h.RawHeaders()
 	for len(raw) > 0 {
 		i := bytes.IndexByte(raw, '\n')
@@ -43,8 +46,14 @@ func checkRequest(h *fasthttp.RequestHeader) int {
 		if colon <= 0 || !isFieldToken(line[:colon]) {
 			return fasthttp.StatusBadRequest
 		}
-		if nameIs(line[:colon], "Transfer-Encoding") {
+		switch name := line[:colon]; {
+		case nameIs(name, "Transfer-Encoding"):
 			sawTE = true
+		case nameIs(name, "Content-Type"):
+			if sawCT {
+				return fasthttp.StatusBadRequest
+			}
+			sawCT = true
 		}
 	}
 	if sawTE && h.ContentLength() != -1 {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/corazawaf/coraza/v3/types"
+
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/waf"
@@ -61,6 +63,10 @@ func retireWAF(old, next *snapshot) {
 	}
 }
 
+// inspectHook, when set (by a test's init, before any policy is built),
+// sees every inspected request's transaction (waf.Hooks.Request).
+var inspectHook func(policy string, tx types.Transaction)
+
 // wafHooks count a policy's verdicts and rule matches, and log bodies
 // that the WAF's buffer budget could not hold.
 func wafHooks(wm *metrics.WAFMetrics, log *slog.Logger) waf.Hooks {
@@ -69,10 +75,11 @@ func wafHooks(wm *metrics.WAFMetrics, log *slog.Logger) waf.Hooks {
 		overBudgetLog.note(log, policy)
 	}
 	if wm == nil {
-		return waf.Hooks{OverBudget: overBudget}
+		return waf.Hooks{OverBudget: overBudget, Request: inspectHook}
 	}
 	return waf.Hooks{
 		OverBudget: overBudget,
+		Request:    inspectHook,
 		Inspected: func(_ string, a waf.Action) {
 			wm.Inspected()
 			switch a {

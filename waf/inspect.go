@@ -51,6 +51,57 @@ type Request struct {
 	ClientIP netip.Addr
 	// Route is the matched route's name, for the audit log.
 	Route string
+	// URI, when not empty, is the request target as the proxy forwards it
+	// (its path normalized), which the engine inspects as REQUEST_URI,
+	// REQUEST_FILENAME, QUERY_STRING and ARGS_GET, so that it sees the
+	// path the upstream receives; REQUEST_URI_RAW and REQUEST_LINE keep
+	// the target as received. Empty: the target goes as received. Read
+	// only during Inspect, unless the policy inspects responses.
+	URI []byte
+	// Owned are the fields the proxy sets itself, whatever the client
+	// sent (the verified client certificate's subject; the Host of an
+	// absolute-form target): the engine does not see the client's fields
+	// of these names, in any case, but these values (none when a Value is
+	// empty). Read only during Inspect, unless the policy inspects
+	// responses.
+	Owned []Field
+}
+
+// Field is a request header field.
+type Field struct {
+	Name  string
+	Value []byte
+}
+
+// ownedValue returns the value of the owned field name and whether name is
+// owned.
+func ownedValue(owned []Field, name []byte) ([]byte, bool) {
+	for i := range owned {
+		if foldEqual(owned[i].Name, name) {
+			return owned[i].Value, true
+		}
+	}
+	return nil, false
+}
+
+// foldEqual reports whether b equals s without regard to ASCII case.
+func foldEqual(s string, b []byte) bool {
+	if len(s) != len(b) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c, d := s[i], b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
 }
 
 // Verdict is the result of Policy.Inspect. Nil means that the policy does
@@ -193,15 +244,24 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 		sip, sport = a.IP.String(), a.Port
 	}
 	tx.ProcessConnection(info.ClientIP.String(), cport, sip, sport)
-	tx.ProcessURI(v.uri, v.method, v.str(h.Protocol()))
-	if host := h.Host(); len(host) > 0 {
+	if proto := v.str(h.Protocol()); len(info.URI) > 0 {
+		tx.ProcessURI(v.str(info.URI), v.method, proto)
+		keepRawURI(tx, v.uri, v.method, proto)
+	} else {
+		tx.ProcessURI(v.uri, v.method, proto)
+	}
+	host := h.Host()
+	if ov, ok := ownedValue(info.Owned, hostName); ok {
+		host = ov
+	}
+	if len(host) > 0 {
 		if hn, _, err := net.SplitHostPort(v.str(host)); err == nil {
 			tx.SetServerName(hn)
 		} else {
 			tx.SetServerName(v.str(host))
 		}
 	}
-	v.addHeaders(tx, h)
+	v.addHeaders(tx, h, info.Owned)
 
 	stock := !CorazaPatched() // only stock Coraza grows large caches (txcache.go)
 	if it := tx.ProcessRequestHeaders(); it == nil {
@@ -218,6 +278,9 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	if stock {
 		releaseBigCache(tx)
 	}
+	if p.hooks.Request != nil {
+		p.hooks.Request(p.name, tx)
+	}
 	v.decide()
 	done = true
 	if v.Status != 0 || v.BodyErr != nil {
@@ -229,23 +292,55 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 	return v
 }
 
-// addHeaders gives the engine every request header as received, in order
-// and with duplicates (Host and Transfer-Encoding included).
-func (v *Verdict) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader) {
-	if len(h.RawHeaders()) > 0 {
-		for k, val := range h.AllInOrder() {
-			tx.AddRequestHeader(v.str(k), v.str(val))
-		}
+// keepRawURI sets REQUEST_URI_RAW and REQUEST_LINE to the request target as
+// received, after ProcessURI was given the target as forwarded: rules that
+// look for traversal or odd bytes in what the client sent (CRS 920, 930)
+// still see it.
+func keepRawURI(tx types.Transaction, raw, method, proto string) {
+	st, ok := tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	})
+	if !ok {
 		return
 	}
-	// A request built in code has no raw headers.
-	te := false
-	for k, val := range h.All() {
-		te = te || string(k) == fasthttp.HeaderTransferEncoding
-		tx.AddRequestHeader(v.str(k), v.str(val))
+	vars := st.Variables()
+	if s, ok := vars.RequestURIRaw().(interface{ Set(string) }); ok {
+		s.Set(raw)
 	}
-	if !te && h.ContentLength() == -1 {
-		tx.AddRequestHeader(fasthttp.HeaderTransferEncoding, "chunked")
+	if s, ok := vars.RequestLine().(interface{ Set(string) }); ok {
+		s.Set(method + " " + raw + " " + proto)
+	}
+}
+
+var hostName = []byte(fasthttp.HeaderHost)
+
+// addHeaders gives the engine every request header as received, in order
+// and with duplicates (Host and Transfer-Encoding included), but the owned
+// fields, which it gives as the proxy set them.
+func (v *Verdict) addHeaders(tx types.Transaction, h *fasthttp.RequestHeader, owned []Field) {
+	if len(h.RawHeaders()) > 0 {
+		for k, val := range h.AllInOrder() {
+			if _, ok := ownedValue(owned, k); !ok {
+				tx.AddRequestHeader(v.str(k), v.str(val))
+			}
+		}
+	} else {
+		// A request built in code has no raw headers.
+		te := false
+		for k, val := range h.All() {
+			te = te || string(k) == fasthttp.HeaderTransferEncoding
+			if _, ok := ownedValue(owned, k); !ok {
+				tx.AddRequestHeader(v.str(k), v.str(val))
+			}
+		}
+		if !te && h.ContentLength() == -1 {
+			tx.AddRequestHeader(fasthttp.HeaderTransferEncoding, "chunked")
+		}
+	}
+	for i := range owned {
+		if len(owned[i].Value) > 0 {
+			tx.AddRequestHeader(owned[i].Name, v.str(owned[i].Value))
+		}
 	}
 }
 

@@ -31,6 +31,11 @@ type Hooks struct {
 	// not be held for inspection within the Budget: refused (block mode)
 	// or passed uninspected (detect mode).
 	OverBudget func(policy string)
+	// Request is called once per inspected request after its request
+	// phases, with the transaction still open: what the engine saw can be
+	// read from it (tests compare it with what the upstream received). It
+	// must not keep tx.
+	Request func(policy string, tx types.Transaction)
 }
 
 // Options are what Compile needs besides the policy.

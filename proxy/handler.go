@@ -48,6 +48,8 @@ type exchange struct {
 	path        []byte
 	target      []byte
 	pathChanged bool
+	// noParams is the path without ";" parameters (sameRouteWithoutParams).
+	noParams []byte
 	// args parses the query for a hash_key, leaving the URI's unparsed.
 	args fasthttp.Args
 	// owned holds the WAF's owned fields (ownedFields).
@@ -136,6 +138,10 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		}
 	}
 	idx := lr.router.match(ctx.Host(), path, h.Method(), h)
+	if lr.pathMode != pathRaw && bytes.IndexByte(path, ';') >= 0 && !x.sameRouteWithoutParams(lr, ctx, path, idx) {
+		l.finish(ctx, x, nil, "", "", fasthttp.StatusBadRequest, bodyBadRequest)
+		return
+	}
 	if idx < 0 {
 		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
 		return

@@ -76,6 +76,40 @@ func (x *exchange) requestPath(ctx *fasthttp.RequestCtx, mode int) (path []byte,
 	return ctx.Path(), true
 }
 
+// sameRouteWithoutParams reports whether path, which holds a ";", is
+// matched to route idx also when the ";" parameters of its segments are
+// dropped, as servlet containers (Tomcat, Jetty, Spring) do before they map
+// a path: "/api;x=1/secret" is "/api/secret" to them and a segment
+// "api;x=1" to the router and to most other servers. Where the two readings
+// belong to different routes, no path can be forwarded that every upstream
+// reads as the route the router chose (a guarded route could be reached
+// through an open one), and the request is refused. Where they agree, as
+// for "/app/page;jsessionid=1" or an Angular matrix URL, it goes through.
+func (x *exchange) sameRouteWithoutParams(lr *listenerRoutes, ctx *fasthttp.RequestCtx, path []byte, idx int) bool {
+	x.noParams = appendWithoutParams(x.noParams[:0], path)
+	h := &ctx.Request.Header
+	return lr.router.match(ctx.Host(), x.noParams, h.Method(), h) == idx
+}
+
+// appendWithoutParams appends path to dst with each segment's ";"
+// parameters removed ("/a;x/b;y=1;z" -> "/a/b").
+func appendWithoutParams(dst, path []byte) []byte {
+	for len(path) > 0 {
+		semi := bytes.IndexByte(path, ';')
+		if semi < 0 {
+			return append(dst, path...)
+		}
+		dst = append(dst, path[:semi]...)
+		path = path[semi:]
+		slash := bytes.IndexByte(path, '/')
+		if slash < 0 {
+			return dst
+		}
+		path = path[slash:]
+	}
+	return dst
+}
+
 // forwardedTarget returns the request target the upstream receives when
 // the path was normalized (the query goes as received), for the WAF to
 // inspect; nil when the target goes as received.

@@ -266,3 +266,20 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendWithoutParams(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/", "/"},
+		{"/a/b", "/a/b"},
+		{"/a;x/b", "/a/b"},
+		{"/a;x=1;y/b;z", "/a/b"},
+		{"/a;/b/", "/a/b/"},
+		{";x", ""},
+		{"/a/b;", "/a/b"},
+		{"/;x/;y", "//"},
+	} {
+		if got := string(appendWithoutParams(nil, []byte(tc.in))); got != tc.want {
+			t.Errorf("appendWithoutParams(%q): got %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}

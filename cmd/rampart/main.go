@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -16,6 +17,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/proxy"
@@ -120,7 +123,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	tuneGC()
+	tuneGC(log)
 	ratelimit.SetRedisLogger(log)
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
@@ -230,9 +233,22 @@ func startCPUProfile(path string) (stop func(), err error) {
 }
 
 // tuneGC raises the GC target unless GOGC is set: the proxy's live heap is
-// small, and collecting at 100% growth costs CPU on every burst.
-func tuneGC() {
+// small, and collecting at 100% growth costs CPU on every burst. Under a
+// container's memory limit (a cgroup's) it also sets a soft memory limit of
+// 90% of it, unless GOMEMLIMIT is set (or AUTOMEMLIMIT=off): with GOGC at
+// 400 the heap may grow to five times its live size between collections,
+// and a burst of bodies held for inspection (waf_buffer_limit) would
+// otherwise take a container past its limit before the GC ran.
+func tuneGC(log *slog.Logger) {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
+	}
+	limit, err := memlimit.Set(memlimit.WithProvider(memlimit.FromCgroup))
+	switch {
+	case err != nil:
+		// No cgroup (a bare host) or none readable: no limit to keep to.
+		log.Debug("no container memory limit found; GOMEMLIMIT left as it is", "error", err.Error())
+	case limit > 0 && limit < math.MaxInt64:
+		log.Info("soft memory limit", "gomemlimit_bytes", limit)
 	}
 }

@@ -280,7 +280,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		// loop and readChunked read the others whole): it goes out as it
 		// comes in, counted and bounded by max_body_size.
 		replayable = false
-		x.stream = clientBody{r: req.BodyStream(), left: int64(lr.limits.MaxBodySize)}
+		x.stream = clientBody{r: req.BodyStream(), left: int64(lr.limits.MaxBodySize), want: int64(req.Header.ContentLength())}
 		if x.stream.left <= 0 {
 			x.stream.left = math.MaxInt64
 		}
@@ -648,6 +648,10 @@ type clientBody struct {
 	r    io.Reader
 	left int64 // bytes still allowed
 	n    int64 // bytes read
+	// want is the declared Content-Length (-1: chunked). fasthttp's body
+	// stream ends a body the client cut short of it as if it were whole;
+	// that is the client's failure, not the target's.
+	want int64
 }
 
 // clientError is a failure to read the request from the client.
@@ -668,6 +672,9 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	b.left -= int64(n)
 	if b.left < 0 {
 		return 0, errBodyTooLarge
+	}
+	if err == io.EOF && b.want >= 0 && b.n < b.want {
+		err = io.ErrUnexpectedEOF
 	}
 	if err != nil && err != io.EOF {
 		err = &clientError{err}

@@ -41,18 +41,47 @@ func requestFieldBits(k []byte) int {
 			return fwdField
 		}
 	}
+	if claimsName(k, nameIs[string]) {
+		return fwdField
+	}
 	return 0
+}
+
+// claimFields are request fields that other proxies and CDNs set to say who
+// the client is (True-Client-IP, CF-Connecting-IP...) or which URL it asked
+// for (X-Original-URL, X-Rewrite-URL: IIS, Symfony and Zend route by them,
+// past a path the router matched). Applications and frameworks believe
+// them, so from a peer outside trusted_proxies they are removed, like
+// Forwarded and X-Forwarded-*; a trusted CDN's reach the upstream.
+var claimFields = [...]string{
+	"Client-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "X-Remote-Ip", "X-Remote-Addr",
+	"Cf-Connecting-Ip", "Cf-Connecting-Ipv6", "Fastly-Client-Ip", "X-Original-Url", "X-Rewrite-Url", "X-Original-Uri",
+}
+
+// claimsName reports whether k names one of claimFields, compared by eq.
+// Most names differ in length from all of them, so the common case costs
+// a dozen length comparisons.
+func claimsName(k []byte, eq func([]byte, string) bool) bool {
+	for _, n := range claimFields {
+		if len(k) == len(n) && eq(k, n) {
+			return true
+		}
+	}
+	return false
 }
 
 const xForwarded = "X-Forwarded-"
 
 // ownedName reports whether k, its underscores read as dashes, names a field
 // the proxy sets or owns: Forwarded, X-Forwarded-*, X-Real-IP, X-Request-Id,
-// X-Client-Cert-Subject. CGI and the frameworks built on it (PHP, Rack,
+// X-Client-Cert-Subject, or one of claimFields. CGI and the frameworks built on it (PHP, Rack,
 // WSGI) give "X_Forwarded_For" and "X-Forwarded-For" one name.
 func ownedName(k []byte) bool {
 	if len(k) < 9 {
 		return false
+	}
+	if claimsName(k, nameIsDash) {
+		return true
 	}
 	switch k[0] | 0x20 {
 	case 'f':

@@ -375,8 +375,15 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 // upstreamError answers a request whose exchange with target i failed.
 func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, i int, err error) {
 	status, msg := statusForError(err)
-	l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
-		"route", rt.name, "upstream", p.name, "target", p.targetNames[i], "status", status, "error", err.Error())
+	if targetFault(err) {
+		l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
+			"route", rt.name, "upstream", p.name, "target", p.targetNames[i], "status", status, "error", err.Error())
+	} else {
+		// The client's doing (a short, broken, oversized or stalled body):
+		// nothing an operator of the target needs to act on.
+		l.srv.log.Info("client failed while its request was forwarded", "request_id", string(x.reqID),
+			"route", rt.name, "upstream", p.name, "target", p.targetNames[i], "status", status, "error", err.Error())
+	}
 	// A 408 (the client stalled its body) was counted and logged by the
 	// connection's read (conn.readRaw).
 	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest || status == fasthttp.StatusRequestTimeout {

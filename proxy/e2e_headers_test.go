@@ -55,22 +55,22 @@ func TestE2EProxyHeaders(t *testing.T) {
 			},
 		},
 		{
-			name:    "xff appended",
+			name:    "xff from an untrusted client replaced",
 			host:    "app.test",
 			headers: []string{"X-Forwarded-For: 203.0.113.7"},
-			want:    map[string][]string{"X-Forwarded-For": {"203.0.113.7, 127.0.0.1"}},
+			want:    map[string][]string{"X-Forwarded-For": {"127.0.0.1"}},
 		},
 		{
-			name:    "several xff lines joined in order",
+			name:    "several xff lines from an untrusted client replaced by one",
 			host:    "app.test",
 			headers: []string{"X-Forwarded-For: 198.51.100.1", "X-Forwarded-For: 203.0.113.7, 192.0.2.9"},
-			want:    map[string][]string{"X-Forwarded-For": {"198.51.100.1, 203.0.113.7, 192.0.2.9, 127.0.0.1"}},
+			want:    map[string][]string{"X-Forwarded-For": {"127.0.0.1"}},
 		},
 		{
-			name:    "xff lower case name",
+			name:    "xff lower case name replaced",
 			host:    "app.test",
 			headers: []string{"x-forwarded-for: 203.0.113.7"},
-			want:    map[string][]string{"X-Forwarded-For": {"203.0.113.7, 127.0.0.1"}},
+			want:    map[string][]string{"X-Forwarded-For": {"127.0.0.1"}},
 		},
 		{
 			name:    "forwarded proto and host from an untrusted client replaced",
@@ -442,7 +442,7 @@ func TestE2ETrustedProxies(t *testing.T) {
 			name:    "untrusted peer: client is the peer",
 			trusted: "trusted_proxies: [10.0.0.0/8]",
 			headers: []string{"X-Forwarded-For: 203.0.113.7", "X-Forwarded-Proto: https", "X-Forwarded-Host: public.test"},
-			wantIP:  "127.0.0.1", wantXFF: "203.0.113.7, 127.0.0.1", wantProto: "http", wantHost: "app.test",
+			wantIP:  "127.0.0.1", wantXFF: "127.0.0.1", wantProto: "http", wantHost: "app.test",
 		},
 		{
 			name:   "no trusted proxies",

@@ -610,6 +610,12 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 		h.Set("Connection", "Upgrade")
 		h.Set("Upgrade", "websocket")
 	}
+	if !trusted {
+		// An untrusted peer's list is its own word, which an upstream that
+		// reads the left-most entry would take for the client: the list
+		// starts at the peer, as Caddy and Traefik do.
+		x.xff = x.xff[:0]
+	}
 	if len(x.xff) > 0 {
 		x.xff = append(x.xff, ", "...)
 	}

@@ -46,14 +46,27 @@ func TestPrepareRequest(t *testing.T) {
 			want: map[string]string{"X-Forwarded-Proto": "https"},
 		},
 		{
-			name: "XFF appended",
+			name: "XFF of an untrusted peer replaced",
 			raw:  "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n\r\n",
-			want: map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2, 192.0.2.7"},
+			want: map[string]string{"X-Forwarded-For": "192.0.2.7"},
 		},
 		{
-			name: "several XFF lines joined in order",
-			raw:  "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n",
-			want: map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2, 192.0.2.7"},
+			name:  "several XFF lines of an untrusted peer replaced by one",
+			raw:   "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n",
+			want:  map[string]string{"X-Forwarded-For": "192.0.2.7"},
+			order: map[string][]string{"X-Forwarded-For": {"192.0.2.7"}},
+		},
+		{
+			name:    "XFF of a trusted peer appended",
+			raw:     "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2\r\n\r\n",
+			trusted: true,
+			want:    map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2, 192.0.2.7"},
+		},
+		{
+			name:    "several XFF lines of a trusted peer joined in order",
+			raw:     "GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 10.0.0.2\r\n\r\n",
+			trusted: true,
+			want:    map[string]string{"X-Forwarded-For": "10.0.0.1, 10.0.0.2, 192.0.2.7"},
 		},
 		{
 			name: "hop-by-hop headers removed",

@@ -116,7 +116,10 @@ func (t *transport) dial(addr string) (net.Conn, error) {
 // starts: a target that stops sending for that long is timed out, however long
 // the whole response takes. Moving a deadline costs a timer update in the
 // runtime, so it is moved only when less than nine tenths of the timeout is
-// left: a read then waits between 0.9 and 1 times the timeout.
+// left. A deadline kept that way may fall before the read's own end (up to a
+// tenth of the timeout early): when it fires then, the deadline is moved to
+// the read's end and the read goes on, so a timeout never fires before its
+// time (issue 23: a 10 s read timeout answered 504 after 9.09 s).
 type timeoutConn struct {
 	net.Conn
 	read, write time.Duration
@@ -124,22 +127,54 @@ type timeoutConn struct {
 }
 
 func (c *timeoutConn) Read(p []byte) (int, error) {
-	if c.read > 0 && moveDeadline(&c.rdl, time.Now(), c.read) {
+	if c.read <= 0 {
+		return c.Conn.Read(p)
+	}
+	start := time.Now()
+	if moveDeadline(&c.rdl, start, c.read) {
 		if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
 			return 0, err
 		}
 	}
-	return c.Conn.Read(p)
+	for {
+		n, err := c.Conn.Read(p)
+		if n > 0 || err == nil || !isTimeout(err) || !c.early(&c.rdl, start, c.read, c.Conn.SetReadDeadline) {
+			return n, err
+		}
+	}
 }
 
 // Write bounds each write by the write timeout, the same way.
 func (c *timeoutConn) Write(p []byte) (int, error) {
-	if c.write > 0 && moveDeadline(&c.wdl, time.Now(), c.write) {
+	if c.write <= 0 {
+		return c.Conn.Write(p)
+	}
+	start := time.Now()
+	if moveDeadline(&c.wdl, start, c.write) {
 		if err := c.Conn.SetWriteDeadline(c.wdl); err != nil {
 			return 0, err
 		}
 	}
-	return c.Conn.Write(p)
+	written := 0
+	for {
+		n, err := c.Conn.Write(p[written:])
+		written += n
+		if err == nil || !isTimeout(err) || !c.early(&c.wdl, start, c.write, c.Conn.SetWriteDeadline) {
+			return written, err
+		}
+	}
+}
+
+// early reports whether a deadline that fired came before start+d, the end
+// the operation begun at start is owed; if so it moves the deadline there
+// (set is SetReadDeadline or SetWriteDeadline), and the operation goes on.
+func (c *timeoutConn) early(last *time.Time, start time.Time, d time.Duration, set func(time.Time) error) bool {
+	end := start.Add(d)
+	if !time.Now().Before(end) {
+		return false
+	}
+	*last = end
+	return set(end) == nil
 }
 
 // moveDeadline sets *last to now+d and reports true when less than nine

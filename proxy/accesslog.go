@@ -286,9 +286,7 @@ func paramNameIs(name, want []byte) bool {
 			c = unhex(name[i+1])<<4 | unhex(name[i+2])
 			i += 2
 		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
+		c = lower(c)
 		if j >= len(want) || c != want[j] {
 			return false
 		}

@@ -17,19 +17,7 @@ import (
 // length check, and answer 502.)
 func TestE2ETruncatedBodyIsTheClients(t *testing.T) {
 	up := okUpstream(t)
-	p := startProxy(t, fmt.Sprintf(`
-listeners:
-  web:
-    address: 127.0.0.1:0
-upstreams:
-  app:
-    targets: [{url: "http://%s"}]
-    passive: {max_failures: 1, ejection: 30s, max_ejection_percent: 100}
-routes:
-  - name: app
-    upstream: app
-access_log: {path: "off"}
-`, up.addr()))
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", "passive: {max_failures: 1, ejection: 30s, max_ejection_percent: 100}", ""))
 	for _, tc := range []struct {
 		name           string
 		declared, sent int

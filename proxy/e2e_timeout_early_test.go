@@ -34,19 +34,7 @@ func TestE2EUpstreamTimeoutNotEarly(t *testing.T) {
 		}
 		return okResponse("ok"), false
 	})
-	p := startProxy(t, fmt.Sprintf(`
-listeners:
-  web:
-    address: 127.0.0.1:0
-upstreams:
-  app:
-    targets: [{url: "http://%s"}]
-    timeouts: {read: %s}
-routes:
-  - name: app
-    upstream: app
-access_log: {path: "off"}
-`, up.addr(), timeout))
+	p := startProxy(t, oneUpstreamConfig(up.addr(), "", fmt.Sprintf("timeouts: {read: %s}", timeout), ""))
 	c := dialRaw(t, p.addr)
 	if r := c.roundTrip("GET /first HTTP/1.1\r\nHost: app.test\r\n\r\n"); r.status() != 200 {
 		t.Fatalf("first request: got %d; want 200", r.status())
@@ -64,5 +52,49 @@ access_log: {path: "off"}
 	r := c.roundTrip("GET /late HTTP/1.1\r\nHost: app.test\r\n\r\n")
 	if took := time.Since(start); r.status() != 504 || took < timeout {
 		t.Errorf("a target slower than the timeout: got %d after %s; want 504 after at least %s", r.status(), took, timeout)
+	}
+}
+
+// TestE2EBodyTimeoutNotEarly: body_timeout never fires before its time. The
+// read deadline of an upload is moved only when more than a tenth of the
+// timeout has passed, so a read that starts soon after another inherits a
+// deadline up to a tenth early. Here body_timeout is 4 s; the client sends
+// a first part, a little more 300 ms later (its read's kept deadline 3.7 s
+// away), then the rest 3.8 s after that: within body_timeout, so the upload
+// is forwarded whole and answered 200, not 408.
+func TestE2EBodyTimeoutNotEarly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits about 4 s")
+	}
+	const (
+		timeout = 4 * time.Second
+		gap     = 300 * time.Millisecond
+		pause   = timeout - 200*time.Millisecond
+		size    = 200000
+	)
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), fmt.Sprintf("limits: {body_timeout: %s}", timeout), "", ""))
+	c := dialRaw(t, p.addr)
+	first := 100000 // beyond the part read whole: the body streams
+	send := func(b string) {
+		t.Helper()
+		if _, err := c.conn.Write([]byte(b)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n", size) + strings.Repeat("a", first))
+	time.Sleep(gap)
+	send(strings.Repeat("b", 1000))
+	time.Sleep(pause)
+	send(strings.Repeat("c", size-first-1000))
+	resp, err := readRawResponse(c.br, "POST")
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	if resp.status() != 200 {
+		t.Fatalf("upload paused %s with a %s body_timeout: got %d; want 200", pause, timeout, resp.status())
+	}
+	if got := len(up.last().body); got != size {
+		t.Errorf("upstream body: got %d bytes; want %d", got, size)
 	}
 }

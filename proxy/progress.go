@@ -103,8 +103,9 @@ func (cn *conn) readRaw(c net.Conn, p []byte) (int, error) {
 	if !cn.inBody {
 		return c.Read(p)
 	}
+	var want time.Time // this read's own deadline (zero: none of body_timeout's)
 	if bt := cn.bodyTimeout; bt > 0 {
-		want := time.Now().Add(bt)
+		want = time.Now().Add(bt)
 		if !cn.rend.IsZero() && cn.rend.Before(want) {
 			want = cn.rend
 		}
@@ -115,11 +116,20 @@ func (cn *conn) readRaw(c net.Conn, p []byte) (int, error) {
 			}
 		}
 	}
-	n, err := c.Read(p)
-	if err != nil && isTimeout(err) {
-		err = cn.bodyTimedOut(err)
+	for {
+		n, err := c.Read(p)
+		if n == 0 && err != nil && isTimeout(err) {
+			// A deadline kept from an earlier read (up to a tenth early)
+			// fired before this read's own: it is moved there and the
+			// read waits on, so body_timeout never fires before its time.
+			if !want.IsZero() && time.Now().Before(want) && c.SetReadDeadline(want) == nil {
+				cn.rdl = want
+				continue
+			}
+			err = cn.bodyTimedOut(err)
+		}
+		return n, err
 	}
-	return n, err
 }
 
 // bodyTimedOut counts and logs a body read cut by a timeout, and says which:

@@ -28,6 +28,21 @@ DEMO_ADDR  ?= 127.0.0.1:9000
 TEST_DEB_PACKAGES := redis-server prometheus pebble systemd
 # The race detector needs cgo, hence a C toolchain.
 RACE_DEB_PACKAGES ?= gcc libc6-dev
+# HTTP/2 tools (docs/testing-http2.md): h2load (nghttp2-client) and Caddy
+# for make bench's h2 lines, nginx for make interop-nginx and h2spec-nginx.
+H2_DEB_PACKAGES := nghttp2-client caddy nginx openssl
+
+# Third-party test tools built from the Go module proxy by make deps, each
+# in a directory of TOOLS (they are named after their package directories).
+# h2spec's latest release has no go.mod: go install resolves its imports
+# (golang.org/x/net, cobra, color) at their latest versions.
+TOOLS                := $(CURDIR)/build/tools
+H2SPEC_VERSION       := v2.2.1+incompatible
+GRPC_INTEROP_VERSION := v1.85.0
+H2SPEC               := $(TOOLS)/h2spec
+# make interop / make h2spec: the Rampart they test; h2spec's bar (of 145).
+INTEROP_RAMPART ?= $(CURDIR)/$(BIN)/rampart
+H2SPEC_MIN      ?= 142
 
 # Packages that share state between goroutines get a second run under -race.
 # Patterns whose directory does not exist (yet) are skipped.
@@ -50,7 +65,7 @@ SOAK_DURATION ?= 10m
 SUDO := $(shell if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 
 .DEFAULT_GOAL := build
-.PHONY: all build run deps test lint fmt-check vet bench fuzz crs soak image clean help coraza coraza-test coraza-verdicts
+.PHONY: all build run deps h2tools interop interop-nginx h2spec h2spec-nginx h2spec-caddy test lint fmt-check vet bench fuzz crs soak image clean help coraza coraza-test coraza-verdicts
 
 all: build
 
@@ -62,6 +77,8 @@ help:
 	@echo "make bench   bash bench/run.sh"
 	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make crs     the OWASP CRS regression suite through a running Rampart (part of make test)"
+	@echo "make interop grpc-go's interop suite through Rampart, h2c and TLS (interop-nginx: through nginx)"
+	@echo "make h2spec  h2spec against Rampart's TLS+h2 listener, at least H2SPEC_MIN ($(H2SPEC_MIN)) of 145 (h2spec-nginx, h2spec-caddy)"
 	@echo "make soak    load with faults (upstream and Redis kills, reloads) for SOAK_DURATION ($(SOAK_DURATION))"
 	@echo "make image   build the container image (needs Docker)"
 	@echo "make coraza  the patched Coraza the builds use, in build/ (waf/corazapatch)"
@@ -111,14 +128,39 @@ run: build
 
 deps:
 	@missing=""; \
-	for p in $(TEST_DEB_PACKAGES) $(RACE_DEB_PACKAGES); do \
+	for p in $(TEST_DEB_PACKAGES) $(RACE_DEB_PACKAGES) $(H2_DEB_PACKAGES); do \
 		command -v $$p >/dev/null 2>&1 || dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing$$missing"; \
+		policy=""; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=1; \
+			printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+			$(SUDO) chmod +x /usr/sbin/policy-rc.d; fi; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		rc=$$?; [ -z "$$policy" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; [ $$rc = 0 ] || exit $$rc; \
 	fi
+	@$(MAKE) --no-print-directory h2tools
+
+# h2spec and grpc-go's interop server and client, built once per version
+# (a stamp file beside each holds the version it was built from). GOFLAGS is
+# cleared: `go install pkg@version` ignores the main module, and -modfile
+# would make it fail.
+h2tools:
+	@mkdir -p $(TOOLS)
+	@if [ ! -x $(H2SPEC) ] || [ "$$(cat $(H2SPEC).version 2>/dev/null)" != "$(H2SPEC_VERSION)" ]; then \
+		echo "deps: go install h2spec@$(H2SPEC_VERSION)"; \
+		GOFLAGS= GOBIN=$(TOOLS) $(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION) && \
+		echo "$(H2SPEC_VERSION)" >$(H2SPEC).version || exit 1; \
+	fi
+	@for d in server client; do \
+		dir=$(TOOLS)/grpc-interop-$$d; \
+		if [ ! -x $$dir/$$d ] || [ "$$(cat $$dir/version 2>/dev/null)" != "$(GRPC_INTEROP_VERSION)" ]; then \
+			echo "deps: go install google.golang.org/grpc/interop/$$d@$(GRPC_INTEROP_VERSION)"; \
+			mkdir -p $$dir && GOFLAGS= GOBIN=$$dir $(GO) install google.golang.org/grpc/interop/$$d@$(GRPC_INTEROP_VERSION) && \
+			echo "$(GRPC_INTEROP_VERSION)" >$$dir/version || exit 1; \
+		fi; \
+	done
 
 fmt-check:
 	@out=$$(find . -path ./build -prune -o -name '*.go' -print | xargs gofmt -l); if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
@@ -174,6 +216,25 @@ clean:
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t rampart:$(VERSION) .
+
+# grpc-go's interop suite (14 cases, h2c and TLS) and h2spec (TLS) through
+# Rampart ($(INTEROP_RAMPART), started from a config the scripts write), and
+# the same suites through nginx and Caddy, which prove the harnesses
+# (docs/testing-http2.md). Not in make test until Rampart serves HTTP/2.
+interop: build deps
+	bash internal/interop/interop.sh rampart $(INTEROP_RAMPART)
+
+interop-nginx: deps
+	bash internal/interop/interop.sh nginx
+
+h2spec: build deps
+	bash internal/interop/h2spec.sh rampart --min $(H2SPEC_MIN) $(INTEROP_RAMPART)
+
+h2spec-nginx: deps
+	bash internal/interop/h2spec.sh nginx --min 110
+
+h2spec-caddy: deps
+	bash internal/interop/h2spec.sh caddy --min 135
 
 crs: $(CORAZA_MODFILE)
 	$(GO) test -count=1 -run TestCRSRegressionThroughProxy -v ./proxy

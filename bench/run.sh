@@ -11,7 +11,7 @@
 #   CONNS      [50]    wrk connections (wrk -c)
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
-#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf]  (balance, ratelimit, tls, waf: see bench/scenario_*.sh)
+#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2]  (balance, ratelimit, tls, waf, h2: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
 #              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp;
 #              evloop, not in the default: bench/evloop, an epoll loop on fasthttp's parsers, the floor of Go without goroutines)
@@ -32,7 +32,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
-SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf}
+SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2}
 PROXIES=${PROXIES:-direct,rampart,rampart-metrics,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_PROXIES=${IDLE_PROXIES:-rampart,nginx,haproxy}
@@ -51,6 +51,8 @@ source "$BENCH/scenario_ratelimit.sh"
 source "$BENCH/scenario_tls.sh"
 # shellcheck source=bench/scenario_waf.sh
 source "$BENCH/scenario_waf.sh"
+# shellcheck source=bench/scenario_h2.sh
+source "$BENCH/scenario_h2.sh"
 OUT=$BENCH/.out
 LOGS=$OUT/logs
 RAW=$OUT/raw.tsv
@@ -228,6 +230,10 @@ install_tools() {
 	command -v taskset >/dev/null || pkgs+=(util-linux)
 	command -v pgrep >/dev/null || pkgs+=(procps)
 	command -v curl >/dev/null || pkgs+=(curl)
+	if has "$SCENARIOS" h2; then
+		command -v h2load >/dev/null || pkgs+=(nghttp2-client)
+		command -v caddy >/dev/null || ! has "$H2_PROXIES" caddy || pkgs+=(caddy)
+	fi
 	((${#pkgs[@]})) || return 0
 
 	local sudo=""
@@ -612,7 +618,7 @@ report() {
 		echo "- versions: $VERSIONS"
 		((HWM_LIFETIME)) && echo "- note: could not reset VmHWM; peak RSS is the process lifetime peak"
 		for scenario in ${SCENARIOS//,/ }; do
-			[[ $scenario == idle || $scenario == balance || $scenario == ratelimit || $scenario == tls || $scenario == waf ]] && continue
+			[[ $scenario == idle || $scenario == balance || $scenario == ratelimit || $scenario == tls || $scenario == waf || $scenario == h2 ]] && continue
 			echo
 			case $scenario in
 			get) echo "## get: GET of a 13-byte body, keep-alive, wrk -t$THREADS -c$CONNS" ;;
@@ -666,6 +672,7 @@ report() {
 		if has "$SCENARIOS" ratelimit; then ratelimit_report; fi
 		if has "$SCENARIOS" tls; then tls_report; fi
 		if has "$SCENARIOS" waf; then waf_report; fi
+		if has "$SCENARIOS" h2; then h2_report; fi
 	} >"$RESULTS"
 	echo
 	cat "$RESULTS"
@@ -684,7 +691,7 @@ main() {
 
 	local s
 	for s in ${SCENARIOS//,/ }; do
-		case $s in get | post16k | idle | balance | ratelimit | tls | waf) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf)" ;; esac
+		case $s in get | post16k | idle | balance | ratelimit | tls | waf | h2) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf, h2)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
 		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy, fasthttp, evloop)"
@@ -755,6 +762,10 @@ main() {
 	has "$PROXIES" nginx && VERSIONS+=", $( ("$NGINX" -v 2>&1 || true) | sed 's/.*version: //')"
 	has "$PROXIES" haproxy && VERSIONS+=", $( ("$HAPROXY" -v 2>&1 || true) | awk 'NR == 1 {print "haproxy", $3}')"
 	has "$PROXIES" rampart && VERSIONS+=", $( ("$OUT/rampart" version 2>/dev/null || true) | awk 'NR == 1 { print ($1 == "rampart" ? "" : "rampart ") $0 }')"
+	if has "$SCENARIOS" h2; then
+		VERSIONS+=", $( (h2load --version 2>&1 || true) | awk 'NR == 1 {print $2}')"
+		has "$H2_PROXIES" caddy && VERSIONS+=", caddy $( (caddy version 2>&1 || true) | awk 'NR == 1 {print $1}')"
+	fi
 
 	start_upstream
 	local active=""
@@ -771,7 +782,7 @@ main() {
 	log "proxies: $PROXIES; scenarios: $SCENARIOS; $ROUNDS round(s) of $DURATION"
 
 	local load=() round name
-	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit || $s == tls || $s == waf ]] || load+=("$s"); done
+	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit || $s == tls || $s == waf || $s == h2 ]] || load+=("$s"); done
 	if ((${#load[@]})); then
 		log "warming up ($WARMUP per proxy and scenario)"
 		for s in "${load[@]}"; do
@@ -797,6 +808,7 @@ main() {
 	if has "$SCENARIOS" ratelimit; then ratelimit_scenario; fi
 	if has "$SCENARIOS" tls; then tls_scenario; fi
 	if has "$SCENARIOS" waf; then waf_scenario; fi
+	if has "$SCENARIOS" h2; then h2_scenario; fi
 	report
 }
 

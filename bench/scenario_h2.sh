@@ -238,12 +238,13 @@ h2_measure() {
 	# requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
 	# status codes: N 2xx, N 3xx, N 4xx, N 5xx
 	# time for request: min max mean sd +/- sd
-	read -r secs rps < <(awk '/^finished in/ { s = $3; sub(/s,$/, "", s); r = $4; print s, r }' "$out")
-	read -r ok failed errored timedout < <(awk '/^requests:/ { print $8, $10, $12, $14 }' "$out")
+	# (read fails on a run that printed no such line: checked below.)
+	read -r secs rps < <(awk '/^finished in/ { s = $3; sub(/s,$/, "", s); r = $4; print s, r }' "$out") || true
+	read -r ok failed errored timedout < <(awk '/^requests:/ { print $8, $10, $12, $14 }' "$out") || true
 	s2xx=$(awk '/^status codes:/ { print $3 }' "$out")
 	proto=$(awk -F': ' '/^Application protocol/ { print $2 }' "$out")
 	mean=$(h2_us "$(awk '/^time for request:/ { print $6 }' "$out")")
-	if [[ -z ${rps:-} || -z ${ok:-} ]]; then
+	if [[ -z ${rps:-} || -z ${ok:-} || -z ${timedout:-} ]]; then
 		log "h2: no result for $name round $round; see $out"
 		return 0
 	fi

@@ -37,20 +37,20 @@ type frameConn struct {
 
 	// Read state: owned by the goroutine reading (x/net's preface reader,
 	// then its frame reader), one at a time.
-	replay     []byte   // bytes read before the handover, not yet re-read
-	preface    int      // bytes of the client preface still to pass
-	payload    uint32   // bytes of the current frame still to pass
-	pending    []byte   // frame header (or injected frame) to hand out
-	hdr        [9]byte  // the frame header being read
-	hdrLen     int      // bytes of hdr read so far
-	inBlock    bool     // a header block awaits CONTINUATION frames
-	contFrames int      // CONTINUATION frames in the current block
-	blockBytes uint32   // bytes of the current header block
-	maxStream  uint32   // highest stream the client opened
-	streams    int      // streams the client opened
-	goneAway   bool     // the GOAWAY was handed to x/net
-	resets     bucket   // RST_STREAM frames
-	control    bucket   // PING and SETTINGS frames
+	replay     []byte  // bytes read before the handover, not yet re-read
+	preface    int     // bytes of the client preface still to pass
+	payload    uint32  // bytes of the current frame still to pass
+	pending    []byte  // frame header (or injected frame) to hand out
+	hdr        [9]byte // the frame header being read
+	hdrLen     int     // bytes of hdr read so far
+	inBlock    bool    // a header block awaits CONTINUATION frames
+	contFrames int     // CONTINUATION frames in the current block
+	blockBytes uint32  // bytes of the current header block
+	maxStream  uint32  // highest stream the client opened
+	streams    int     // streams the client opened
+	goneAway   bool    // the GOAWAY was handed to x/net
+	resets     bucket  // RST_STREAM frames
+	control    bucket  // PING and SETTINGS frames
 	now        func() time.Time
 
 	started atomic.Bool // the first frame (SETTINGS) has been read

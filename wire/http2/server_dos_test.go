@@ -287,4 +287,3 @@ func TestStreamBudgetPerIP(t *testing.T) {
 		t.Errorf("after the streams ended: got %q; want ok", got)
 	}
 }
-

@@ -23,10 +23,10 @@ import (
 // seen is what a handler saw of one request.
 type seen struct {
 	method, uri, host, cookie, te, body, subject, peer string
-	xa                                              []string
-	proto                                           wire.Protocol
-	tls, hijack                                     bool
-	contentLength                                   int
+	xa                                                 []string
+	proto                                              wire.Protocol
+	tls, hijack                                        bool
+	contentLength                                      int
 }
 
 type recordHandler struct {

@@ -164,6 +164,19 @@ func (l *Listener) applyDefaults() {
 	orDefault(&l.Limits.IdleTimeout, Duration(DefaultIdleTimeout))
 	orDefault(&l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	orDefault(&l.PathHandling, DefaultPathHandling)
+	if l.Protocols == nil {
+		l.Protocols = []string{ProtocolHTTP1}
+		if l.TLS != nil {
+			l.Protocols = []string{ProtocolH2, ProtocolHTTP1}
+		}
+	}
+	h2 := &l.HTTP2
+	orDefault(&h2.MaxConcurrentStreams, DefaultHTTP2MaxConcurrentStreams)
+	orDefault(&h2.MaxHeaderListSize, DefaultHTTP2MaxHeaderListSize)
+	orDefault(&h2.MaxStreamsPerConnection, DefaultHTTP2MaxStreamsPerConnection)
+	orDefault(&h2.MaxStreamsPerIP, DefaultHTTP2MaxStreamsPerIP)
+	orDefault(&h2.MaxResetsPerSecond, DefaultHTTP2MaxResetsPerSecond)
+	orDefault(&h2.MaxControlFramesPerSecond, DefaultHTTP2MaxControlFramesPerSecond)
 	t := l.TLS
 	if t == nil {
 		return

@@ -34,7 +34,7 @@ type testServer struct {
 
 // startServer serves h on 127.0.0.1: h2c with prior knowledge when
 // serverTLS is nil, TLS with ALPN h2 otherwise.
-func startServer(t *testing.T, cfg Config, h wire.Handler, serverTLS *tls.Config) *testServer {
+func startServer(t testing.TB, cfg Config, h wire.Handler, serverTLS *tls.Config) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

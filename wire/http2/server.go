@@ -280,3 +280,18 @@ func (s *Server) countError(name string) {
 		f(name)
 	}
 }
+
+// ConfigFrom returns the Config of a listener whose defaults have been
+// applied (config.Config.ApplyDefaults).
+func ConfigFrom(l *config.Listener) Config {
+	h := &l.HTTP2
+	return Config{
+		MaxConcurrentStreams:      uint32(h.MaxConcurrentStreams),
+		MaxHeaderListSize:         uint32(h.MaxHeaderListSize),
+		MaxStreamsPerConnection:   h.MaxStreamsPerConnection,
+		MaxStreamsPerIP:           h.MaxStreamsPerIP,
+		MaxResetsPerSecond:        h.MaxResetsPerSecond,
+		MaxControlFramesPerSecond: h.MaxControlFramesPerSecond,
+		IdleTimeout:               time.Duration(l.Limits.IdleTimeout),
+	}
+}

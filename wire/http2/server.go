@@ -135,7 +135,10 @@ func New(h wire.Handler, cfg Config) *Server {
 		ErrorLog:       log.New(logWriter{cfg.Logger}, "", 0),
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: int(cfg.MaxConcurrentStreams),
-			CountError:           cfg.CountError,
+			// RFC 9113's initial value, which nginx keeps too; x/net
+			// would announce 1 MiB, and a frame is read whole.
+			MaxReadFrameSize: 16 << 10,
+			CountError:       cfg.CountError,
 		},
 	}
 	s.h2 = &http2.Server{IdleTimeout: cfg.IdleTimeout}
@@ -159,7 +162,8 @@ func (w logWriter) Write(p []byte) (int, error) {
 var ErrServerClosed = errors.New("http2: server closed")
 
 // ServeConn serves HTTP/2 on c until the connection ends, then closes it.
-// c is either a *tls.Conn whose handshake is done and whose ALPN chose
+// c is either a TLS connection (a *tls.Conn, or any connection with its
+// ConnectionState method) whose handshake is done and whose ALPN chose
 // "h2", or a cleartext connection on which the client speaks HTTP/2 with
 // prior knowledge (h2c). buffered holds the bytes already read from c, the
 // client preface or part of it first; they are read again before c.
@@ -171,17 +175,23 @@ func (s *Server) ServeConn(c net.Conn, buffered []byte) error {
 	}
 	defer s.forget(cn)
 	var nc net.Conn = cn.fc
-	if cn.tls {
-		nc = tlsFrameConn{cn.fc, c.(*tls.Conn)}
+	if cs, ok := c.(connectionStater); ok {
+		nc = tlsFrameConn{cn.fc, cs}
 	}
 	s.h2.ServeConn(nc, &http2.ServeConnOpts{BaseConfig: s.hs, Handler: cn})
 	return nil
 }
 
+// connectionStater is a TLS connection: a *tls.Conn, or a listener's own
+// type around one.
+type connectionStater interface {
+	ConnectionState() tls.ConnectionState
+}
+
 // conn is one HTTP/2 connection: what its streams know of it.
 type conn struct {
 	s       *Server
-	nc      net.Conn // as accepted: the *tls.Conn for TLS
+	nc      net.Conn // as accepted: the TLS connection for TLS
 	fc      *frameConn
 	peer    netip.Addr
 	tls     bool
@@ -195,7 +205,7 @@ func (s *Server) newConn(c net.Conn, buffered []byte) *conn {
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		cn.peer = ap.Addr().Unmap()
 	}
-	if tc, ok := c.(*tls.Conn); ok {
+	if tc, ok := c.(connectionStater); ok {
 		cn.tls = true
 		cs := tc.ConnectionState()
 		if subj, ok := proxytls.ClientSubject(&cs); ok {

@@ -119,6 +119,9 @@ func (fc *frameConn) Read(p []byte) (int, error) {
 		if len(fc.pending) > 0 {
 			n := copy(p, fc.pending)
 			fc.pending = fc.pending[n:]
+			if len(fc.pending) == 0 {
+				fc.pending = nil
+			}
 			return n, nil
 		}
 		if fc.preface > 0 {
@@ -155,7 +158,9 @@ func (fc *frameConn) Read(p []byte) (int, error) {
 		if err := fc.check(); err != nil {
 			return 0, err
 		}
-		fc.pending = fc.hdr[:]
+		if fc.pending == nil {
+			fc.pending = fc.hdr[:]
+		}
 	}
 }
 
@@ -221,9 +226,85 @@ func (fc *frameConn) check() error {
 		if !fc.resets.take(fc.now()) {
 			return fc.calm("rapid_reset")
 		}
-	case framePing, frameSettings:
+	case framePing:
 		if flags&flagAck == 0 && !fc.control.take(fc.now()) {
 			return fc.calm("control_flood")
+		}
+	case frameSettings:
+		if flags&flagAck != 0 {
+			break
+		}
+		if !fc.control.take(fc.now()) {
+			return fc.calm("control_flood")
+		}
+		if id == 0 && length%6 == 0 && length <= maxSettingsBytes {
+			return fc.dedupeSettings(length)
+		}
+	}
+	return nil
+}
+
+// maxSettingsBytes is the largest SETTINGS frame x/net accepts: 100
+// settings.
+const maxSettingsBytes = 100 * 6
+
+// dedupeSettings reads the payload of the SETTINGS frame whose header is
+// in fc.hdr and, when it names a setting more than once, keeps only the
+// last value of each: x/net hangs up on such a frame (PROTOCOL_ERROR),
+// while RFC 9113 section 6.5.3 has the values processed in order, which
+// leaves each setting at its last value. A frame with an invalid value is
+// passed as it is, for x/net to refuse. The frame is then handed out from
+// fc.pending.
+func (fc *frameConn) dedupeSettings(length uint32) error {
+	buf := make([]byte, frameHeaderLen+int(length))
+	copy(buf, fc.hdr[:])
+	if err := fc.readFull(buf[frameHeaderLen:]); err != nil {
+		return err
+	}
+	fc.payload = 0
+	fc.pending = buf
+	p := buf[frameHeaderLen:]
+	last := map[http2.SettingID]uint32{}
+	dup := false
+	for i := 0; i < len(p); i += 6 {
+		s := http2.Setting{ID: http2.SettingID(uint16(p[i])<<8 | uint16(p[i+1])), Val: uint32(p[i+2])<<24 | uint32(p[i+3])<<16 | uint32(p[i+4])<<8 | uint32(p[i+5])}
+		if s.Valid() != nil {
+			return nil
+		}
+		if _, ok := last[s.ID]; ok {
+			dup = true
+		}
+		last[s.ID] = s.Val
+	}
+	if !dup {
+		return nil
+	}
+	out := buf[:frameHeaderLen]
+	for i := 0; i < len(p); i += 6 {
+		sid := http2.SettingID(uint16(p[i])<<8 | uint16(p[i+1]))
+		v, ok := last[sid]
+		if !ok {
+			continue // kept at its first place already
+		}
+		delete(last, sid)
+		out = append(out, byte(sid>>8), byte(sid), byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	}
+	n := len(out) - frameHeaderLen
+	out[0], out[1], out[2] = byte(n>>16), byte(n>>8), byte(n)
+	fc.pending = out
+	return nil
+}
+
+// readFull fills p from the client, through wake-ups.
+func (fc *frameConn) readFull(p []byte) error {
+	for len(p) > 0 {
+		n, err := fc.readSome(p)
+		p = p[n:]
+		if err != nil {
+			if err == io.EOF && len(p) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
 		}
 	}
 	return nil
@@ -253,7 +334,7 @@ func (fc *frameConn) calm(name string) error {
 // http.Request.TLS).
 type tlsFrameConn struct {
 	*frameConn
-	tc *tls.Conn
+	tc connectionStater
 }
 
 func (c tlsFrameConn) ConnectionState() tls.ConnectionState { return c.tc.ConnectionState() }

@@ -300,3 +300,5 @@ func serverTLSConfig(t *testing.T) *tls.Config {
 	cert, _ := testCert(t, "server")
 	return &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12}
 }
+
+func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }

@@ -380,3 +380,40 @@ func TestBadPreface(t *testing.T) {
 		t.Errorf("got %q and %d handler calls; want the connection closed unserved", b, h.n())
 	}
 }
+
+// TestDuplicateSettings checks a SETTINGS frame that names a setting
+// twice is taken in order (RFC 9113 section 6.5.3), where x/net alone
+// would hang up: the last value holds and the connection serves.
+func TestDuplicateSettings(t *testing.T) {
+	ts := startServer(t, Config{}, &okHandler{}, nil)
+	rc := dialRaw(t, ts.addr)
+	err := rc.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1},
+		http2.Setting{ID: http2.SettingMaxFrameSize, Val: 1 << 15},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: 3},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.get(1, "/")
+	acked := false
+	for {
+		f, err := rc.fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("got %v; want a SETTINGS ack and the answer", err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			acked = acked || f.IsAck()
+		case *http2.GoAwayFrame:
+			t.Fatalf("got GOAWAY %v; want the frame accepted", f.ErrCode)
+		case *http2.DataFrame:
+			// With the first value (1) the body would come a byte at
+			// a time; with the last (3) it comes whole.
+			if string(f.Data()) != "ok" || !f.StreamEnded() || !acked {
+				t.Errorf("got DATA %q end %v after ack %v; want \"ok\" ending the stream, after the ack", f.Data(), f.StreamEnded(), acked)
+			}
+			return
+		}
+	}
+}

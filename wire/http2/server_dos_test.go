@@ -265,8 +265,8 @@ func TestStreamBudgetPerIP(t *testing.T) {
 	}
 	gc := dialRaw(t, ts.addr)
 	gc.headers(1, true, [][2]string{{":method", "POST"}, {":scheme", "http"}, {":authority", "a"}, {":path", "/svc/M"}, {"content-type", "application/grpc"}})
-	if got := gc.outcome(1); got != "status 200" { // trailers-only, grpc-status 8
-		t.Errorf("a gRPC stream over the bound: got %q; want status 200 (grpc-status 8)", got)
+	if got := gc.outcome(1); got != "status 200" || gc.fields["grpc-status"] != "8" {
+		t.Errorf("a gRPC stream over the bound: got %q grpc-status %q; want status 200, grpc-status 8", got, gc.fields["grpc-status"])
 	}
 	close(h.release)
 	got := map[uint32]string{}

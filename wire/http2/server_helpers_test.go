@@ -109,6 +109,8 @@ type rawClient struct {
 	fr  *http2.Framer
 	enc *hpack.Encoder
 	buf bytes.Buffer
+	// fields are the header fields of the last answer outcome saw.
+	fields map[string]string
 }
 
 // dialRaw connects to an h2c server and exchanges the prefaces and
@@ -119,6 +121,32 @@ func dialRaw(t *testing.T, addr string) *rawClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startRaw(t, c)
+}
+
+// dialRawTLS is dialRaw over TLS with ALPN h2.
+func dialRawTLS(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	c, err := tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("got ALPN %q; want h2", p)
+	}
+	return startRaw(t, c)
+}
+
+// dial is dialRaw or dialRawTLS, as ts is served.
+func (ts *testServer) dial(t *testing.T) *rawClient {
+	if ts.tls == nil {
+		return dialRaw(t, ts.addr)
+	}
+	return dialRawTLS(t, ts.addr)
+}
+
+func startRaw(t *testing.T, c net.Conn) *rawClient {
 	t.Cleanup(func() { _ = c.Close() })
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	rc := &rawClient{t: t, c: c, fr: http2.NewFramer(c, c)}
@@ -182,6 +210,10 @@ func (rc *rawClient) outcome(id uint32) string {
 		switch f := f.(type) {
 		case *http2.MetaHeadersFrame:
 			if f.StreamID == id {
+				rc.fields = map[string]string{}
+				for _, hf := range f.Fields {
+					rc.fields[hf.Name] = hf.Value
+				}
 				return "status " + f.PseudoValue("status")
 			}
 		case *http2.RSTStreamFrame:

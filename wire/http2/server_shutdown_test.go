@@ -2,6 +2,7 @@ package http2
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -15,9 +16,14 @@ import (
 // no new stream nor connection, lets the slow streams in flight finish
 // (one from x/net's client, one from a raw framer), then returns.
 func TestShutdownGraceful(t *testing.T) {
+	t.Run("h2c", func(t *testing.T) { testShutdownGraceful(t, nil) })
+	t.Run("TLS", func(t *testing.T) { testShutdownGraceful(t, serverTLSConfig(t)) })
+}
+
+func testShutdownGraceful(t *testing.T, serverTLS *tls.Config) {
 	h := newHoldHandler()
-	ts := startServer(t, Config{}, h, nil)
-	rc := dialRaw(t, ts.addr)
+	ts := startServer(t, Config{}, h, serverTLS)
+	rc := ts.dial(t)
 	rc.get(1, "/slow")
 	type result struct {
 		body string
@@ -110,5 +116,23 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	if !rc.closed(2 * time.Second) {
 		t.Error("the connection is open after Shutdown gave up; want it closed")
+	}
+}
+
+// TestIdleTimeout checks a connection without a stream for IdleTimeout
+// gets a GOAWAY and is closed.
+func TestIdleTimeout(t *testing.T) {
+	ts := startServer(t, Config{IdleTimeout: 200 * time.Millisecond}, &okHandler{}, nil)
+	rc := dialRaw(t, ts.addr)
+	rc.get(1, "/")
+	if got := rc.outcome(1); got != "status 200" {
+		t.Fatalf("got %q; want status 200", got)
+	}
+	g := rc.goAway()
+	if g == nil || g.ErrCode != http2.ErrCodeNo {
+		t.Fatalf("got GOAWAY %+v; want NO_ERROR", g)
+	}
+	if !rc.closed(3 * time.Second) {
+		t.Error("the idle connection is still open; want it closed")
 	}
 }

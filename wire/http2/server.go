@@ -51,6 +51,14 @@ type Config struct {
 	// IdleTimeout closes a connection with no open stream for this long
 	// with a GOAWAY. Zero means config.DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// BodyTimeout bounds each wait for more of a request body (the
+	// listener's limits.body_timeout): the pipeline's read then fails
+	// with an error wrapping os.ErrDeadlineExceeded. Zero means none.
+	BodyTimeout time.Duration
+	// SendTimeout closes a connection the client takes no bytes from
+	// for this long while there are bytes to send (limits.send_timeout;
+	// x/net's WriteByteTimeout). Zero means none.
+	SendTimeout time.Duration
 	// Logger gets x/net's connection errors at debug level. Nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -138,6 +146,7 @@ func New(h wire.Handler, cfg Config) *Server {
 			// RFC 9113's initial value, which nginx keeps too; x/net
 			// would announce 1 MiB, and a frame is read whole.
 			MaxReadFrameSize: 16 << 10,
+			WriteByteTimeout: cfg.SendTimeout,
 			CountError:       cfg.CountError,
 		},
 	}
@@ -303,5 +312,7 @@ func ConfigFrom(l *config.Listener) Config {
 		MaxResetsPerSecond:        h.MaxResetsPerSecond,
 		MaxControlFramesPerSecond: h.MaxControlFramesPerSecond,
 		IdleTimeout:               time.Duration(l.Limits.IdleTimeout),
+		BodyTimeout:               time.Duration(l.Limits.BodyTimeout.Or(0)),
+		SendTimeout:               time.Duration(l.Limits.SendTimeout.Or(0)),
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -18,9 +19,10 @@ import (
 // stream is what the pipeline knows of one HTTP/2 stream (wire.Stream),
 // with the RequestCtx it is served in. Streams are pooled.
 type stream struct {
-	c   *conn
-	ctx context.Context
-	rc  fasthttp.RequestCtx
+	c    *conn
+	ctx  context.Context
+	rc   fasthttp.RequestCtx
+	body bodyReader
 }
 
 var streamPool = sync.Pool{New: func() any { return new(stream) }}
@@ -36,6 +38,7 @@ func (st *stream) Hijack(func(net.Conn, io.Reader, io.Writer)) bool { return fal
 
 func (st *stream) release() {
 	st.rc.Request.Reset()
+	st.body.stop()
 	st.rc.Response.Reset()
 	st.rc.ResetUserValues()
 	st.c, st.ctx = nil, nil
@@ -56,7 +59,14 @@ func (cn *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.c, st.ctx = cn, r.Context()
 	rc := &st.rc
 	rc.Init2(cn.nc, fasthttpLogger{}, false)
-	if status, msg := fillRequest(&rc.Request, r); status != 0 {
+	var body io.Reader = r.Body
+	if d := cn.s.cfg.BodyTimeout; d > 0 && r.ContentLength != 0 {
+		if rd, ok := w.(readDeadliner); ok {
+			st.body.start(r.Body, d, rd)
+			body = &st.body
+		}
+	}
+	if status, msg := fillRequest(&rc.Request, r, body); status != 0 {
 		st.release()
 		refuse(w, r, status, msg)
 		return
@@ -77,7 +87,7 @@ func (fasthttpLogger) Printf(string, ...any) {}
 // (with RST_STREAM PROTOCOL_ERROR, or 400 for connection-specific fields
 // and te) what RFC 9113 lists and it checks; this refuses what it lets
 // through but an HTTP/1.1 upstream could read differently.
-func fillRequest(req *fasthttp.Request, r *http.Request) (int, string) {
+func fillRequest(req *fasthttp.Request, r *http.Request, body io.Reader) (int, string) {
 	if !isToken(r.Method) {
 		return http.StatusBadRequest, "the :method is not a token"
 	}
@@ -156,7 +166,7 @@ func fillRequest(req *fasthttp.Request, r *http.Request) (int, string) {
 	case n == 0 && declared == 0:
 		h.SetContentLength(0)
 	case n != 0:
-		req.SetBodyStream(r.Body, int(n))
+		req.SetBodyStream(body, int(n))
 	}
 	return 0, ""
 }
@@ -388,4 +398,44 @@ func asciiEqualFold(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// readDeadliner is x/net's http.ResponseWriter: a read deadline in the
+// past ends the request body with os.ErrDeadlineExceeded.
+type readDeadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+// bodyReader is a request body whose every read must get bytes within d
+// (limits.body_timeout), like the HTTP/1.1 side's: a timer armed for the
+// length of each read ends the body through x/net's read deadline.
+type bodyReader struct {
+	r     io.ReadCloser
+	d     time.Duration
+	timer *time.Timer
+}
+
+func (b *bodyReader) start(r io.ReadCloser, d time.Duration, rd readDeadliner) {
+	b.r, b.d = r, d
+	b.timer = time.AfterFunc(time.Hour, func() { _ = rd.SetReadDeadline(aLongTimeAgo) })
+	b.timer.Stop()
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	b.timer.Reset(b.d)
+	n, err := b.r.Read(p)
+	b.timer.Stop()
+	return n, err
+}
+
+func (b *bodyReader) Close() error {
+	b.timer.Stop()
+	return b.r.Close()
+}
+
+func (b *bodyReader) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	*b = bodyReader{}
 }

@@ -23,7 +23,9 @@
 //     are read (server_conn.go): client RST_STREAM rate (rapid reset), PING
 //     and SETTINGS rate, CONTINUATION frames and bytes per header block, a
 //     lifetime stream budget per connection (then a graceful GOAWAY), and
-//     concurrent streams per client IP across connections;
+//     concurrent streams per client IP across connections; and the
+//     listener's body_timeout (each wait for request body bytes) and
+//     send_timeout (x/net's WriteByteTimeout);
 //   - a graceful Shutdown that sends GOAWAY on every connection and lets the
 //     streams in flight finish.
 //

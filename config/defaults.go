@@ -22,6 +22,28 @@ const (
 	DefaultBodyTimeout = 60 * time.Second
 	DefaultSendTimeout = 60 * time.Second
 
+	// HTTP/2 limits (listeners.NAME.http2). MaxConcurrentStreams is
+	// Envoy's default and the floor RFC 9113 section 6.5.2 recommends
+	// (nginx: 128; x/net: 250): browsers open fewer, and each stream may
+	// hold an upstream connection. MaxHeaderListSize is nginx's
+	// large_client_header_buffers in total (4 x 8k; Envoy 60k), twice
+	// DefaultMaxHeaderBytes so a request HTTP/1.1 accepts fits with
+	// HTTP/2's 32 bytes per field. MaxStreamsPerConnection is ten times
+	// nginx's keepalive_requests, so a busy gRPC channel reconnects once
+	// per 10,000 calls. MaxStreamsPerIP bounds the streams one address has
+	// open across all its connections (ten full connections). Resets and
+	// control frames (PING, SETTINGS) are rates per connection, with a
+	// burst of twice the rate: a browser that leaves a page cancels its
+	// image streams at once, and a gRPC client's BDP estimator pings once
+	// per round trip while it receives, but a rapid-reset (CVE-2023-44487)
+	// or PING flood sends hundreds of thousands a second.
+	DefaultHTTP2MaxConcurrentStreams      = 100
+	DefaultHTTP2MaxHeaderListSize         = 32 << 10
+	DefaultHTTP2MaxStreamsPerConnection   = 10000
+	DefaultHTTP2MaxStreamsPerIP           = 1000
+	DefaultHTTP2MaxResetsPerSecond        = 100
+	DefaultHTTP2MaxControlFramesPerSecond = 1000
+
 	DefaultTLSMinVersion    = "1.2"
 	DefaultClientAuth       = "require"
 	DefaultACMEDirectoryURL = "https://acme-v02.api.letsencrypt.org/directory"
@@ -142,6 +164,19 @@ func (l *Listener) applyDefaults() {
 	orDefault(&l.Limits.IdleTimeout, Duration(DefaultIdleTimeout))
 	orDefault(&l.Limits.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	orDefault(&l.PathHandling, DefaultPathHandling)
+	if l.Protocols == nil {
+		l.Protocols = []string{ProtocolHTTP1}
+		if l.TLS != nil {
+			l.Protocols = []string{ProtocolH2, ProtocolHTTP1}
+		}
+	}
+	h2 := &l.HTTP2
+	orDefault(&h2.MaxConcurrentStreams, DefaultHTTP2MaxConcurrentStreams)
+	orDefault(&h2.MaxHeaderListSize, DefaultHTTP2MaxHeaderListSize)
+	orDefault(&h2.MaxStreamsPerConnection, DefaultHTTP2MaxStreamsPerConnection)
+	orDefault(&h2.MaxStreamsPerIP, DefaultHTTP2MaxStreamsPerIP)
+	orDefault(&h2.MaxResetsPerSecond, DefaultHTTP2MaxResetsPerSecond)
+	orDefault(&h2.MaxControlFramesPerSecond, DefaultHTTP2MaxControlFramesPerSecond)
 	t := l.TLS
 	if t == nil {
 		return

@@ -133,6 +133,58 @@ type Listener struct {
 	// underscore spellings of the names the proxy owns (X-Forwarded-*,
 	// X-Real-IP, X-Request-Id, X-Client-Cert-Subject) are dropped.
 	UnderscoresInHeaders bool `yaml:"underscores_in_headers"`
+	// Protocols are the protocols the listener serves: "http1" (HTTP/1.0
+	// and 1.1), "h2" (HTTP/2 over TLS, chosen by ALPN; TLS listeners
+	// only) and "h2c" (HTTP/2 in cleartext with prior knowledge: the
+	// client starts with the HTTP/2 preface; plain listeners only). The
+	// default, when omitted, is [h2, http1] on a TLS listener (ALPN
+	// offers h2 first) and [http1] on a plain one. An empty list is an
+	// error.
+	Protocols []string `yaml:"protocols"`
+	// HTTP2 holds the limits of HTTP/2 connections (h2, h2c).
+	HTTP2 HTTP2 `yaml:"http2"`
+}
+
+// Protocols a listener serves (listeners.NAME.protocols).
+const (
+	ProtocolHTTP1 = "http1" // HTTP/1.0 and HTTP/1.1
+	ProtocolH2    = "h2"    // HTTP/2 over TLS, chosen by ALPN
+	ProtocolH2C   = "h2c"   // HTTP/2 in cleartext, with prior knowledge
+)
+
+// HTTP2 limits protect an HTTP/2 listener from hostile clients. Each
+// zero field means its default. docs/http2.md compares them with nginx's
+// and Envoy's.
+type HTTP2 struct {
+	// MaxConcurrentStreams is SETTINGS_MAX_CONCURRENT_STREAMS, the
+	// streams a connection may have open at once; one more is reset.
+	// Default DefaultHTTP2MaxConcurrentStreams.
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+	// MaxHeaderListSize is SETTINGS_MAX_HEADER_LIST_SIZE, the decoded
+	// size of a request's header fields (each counts 32 bytes more than
+	// its name and value); a larger request gets 431, and a header block
+	// far larger closes the connection. At least 1KiB. Default
+	// DefaultHTTP2MaxHeaderListSize.
+	MaxHeaderListSize Size `yaml:"max_header_list_size"`
+	// MaxStreamsPerConnection is the number of streams a connection may
+	// open in its life; after the last, a graceful GOAWAY makes the
+	// client go on over a new connection. Default
+	// DefaultHTTP2MaxStreamsPerConnection.
+	MaxStreamsPerConnection int `yaml:"max_streams_per_connection"`
+	// MaxStreamsPerIP bounds the streams one client IP address has open
+	// at once over all its connections; one more gets 429 (a gRPC
+	// client RESOURCE_EXHAUSTED). Default DefaultHTTP2MaxStreamsPerIP.
+	MaxStreamsPerIP int `yaml:"max_streams_per_ip"`
+	// MaxResetsPerSecond is the rate of RST_STREAM frames a client may
+	// send on a connection, with a burst of twice as many; more closes
+	// the connection with GOAWAY ENHANCE_YOUR_CALM (rapid reset,
+	// CVE-2023-44487). Default DefaultHTTP2MaxResetsPerSecond.
+	MaxResetsPerSecond int `yaml:"max_resets_per_second"`
+	// MaxControlFramesPerSecond is the rate of PING and SETTINGS frames a
+	// client may send on a connection, with a burst of twice as many;
+	// more closes the connection with GOAWAY ENHANCE_YOUR_CALM. Default
+	// DefaultHTTP2MaxControlFramesPerSecond.
+	MaxControlFramesPerSecond int `yaml:"max_control_frames_per_second"`
 }
 
 // Limits are per-listener protections against slow or hostile clients.

@@ -125,6 +125,56 @@ func (v *validator) listeners() {
 		if l.TLS != nil {
 			v.listenerTLS(p+".tls", l.TLS)
 		}
+		v.protocols(p, l)
+		v.http2(p+".http2", &l.HTTP2)
+	}
+}
+
+// protocols checks listeners.NAME.protocols: known names, once each, h2
+// on TLS listeners and h2c on plain ones.
+func (v *validator) protocols(p string, l *Listener) {
+	if l.Protocols != nil && len(l.Protocols) == 0 {
+		v.errorf(p+".protocols", "at least one protocol is required (http1, h2 or h2c)")
+		return
+	}
+	seen := map[string]bool{}
+	for i, proto := range l.Protocols {
+		ip := p + ".protocols[" + strconv.Itoa(i) + "]"
+		switch {
+		case !oneOf(proto, ProtocolHTTP1, ProtocolH2, ProtocolH2C):
+			v.errorf(ip, "unknown protocol %q (want http1, h2 or h2c)", proto)
+		case seen[proto]:
+			v.errorf(ip, "%q is listed twice", proto)
+		case proto == ProtocolH2 && l.TLS == nil:
+			v.errorf(ip, `"h2" needs tls (HTTP/2 in cleartext is "h2c")`)
+		case proto == ProtocolH2C && l.TLS != nil:
+			v.errorf(ip, `"h2c" is for listeners without tls (over TLS, HTTP/2 is "h2")`)
+		}
+		seen[proto] = true
+	}
+}
+
+// http2 checks listeners.NAME.http2 after defaults: no negative count,
+// and sizes HTTP/2's 32-bit settings can carry.
+func (v *validator) http2(p string, h *HTTP2) {
+	counts := []struct {
+		field string
+		n     int
+	}{
+		{"max_concurrent_streams", h.MaxConcurrentStreams}, {"max_streams_per_connection", h.MaxStreamsPerConnection},
+		{"max_streams_per_ip", h.MaxStreamsPerIP}, {"max_resets_per_second", h.MaxResetsPerSecond},
+		{"max_control_frames_per_second", h.MaxControlFramesPerSecond},
+	}
+	for _, f := range counts {
+		if f.n < 0 {
+			v.errorf(p+"."+f.field, "%d must not be negative", f.n)
+		}
+	}
+	if h.MaxConcurrentStreams > 1<<31-1 {
+		v.errorf(p+".max_concurrent_streams", "%d is more than HTTP/2 can announce (2147483647)", h.MaxConcurrentStreams)
+	}
+	if s := h.MaxHeaderListSize; s < 1<<10 || s > 1<<30 {
+		v.errorf(p+".max_header_list_size", "%d bytes must be from 1KiB to 1GiB", s)
 	}
 }
 

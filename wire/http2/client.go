@@ -41,8 +41,8 @@ type ClientOptions struct {
 	// TLS is the client side of TLS to an https:// target, as for the
 	// HTTP/1.1 client (verification, SNI, client certificate); "h2" is
 	// offered by ALPN in place of its NextProtos, and a target that does
-	// not choose h2 fails to connect. Ignored for http:// targets. Nil:
-	// Go's defaults with the target's host as SNI.
+	// not choose h2 fails to connect. An empty ServerName is the target's
+	// host. Ignored for http:// targets. Nil: Go's defaults.
 	TLS *tls.Config
 	// Connect bounds dialing a target and the TLS handshake. Zero: no
 	// bound but the operating system's.
@@ -106,6 +106,9 @@ func NewClient(target string, opt ClientOptions) (*Client, error) {
 		if opt.TLS != nil {
 			conf = opt.TLS.Clone()
 		}
+		if conf.ServerName == "" {
+			conf.ServerName = u.Hostname()
+		}
 		conf.NextProtos = []string{xhttp2.NextProtoTLS}
 		c.tlsConf = conf
 	}
@@ -150,7 +153,7 @@ func (c *Client) dial(ctx context.Context, network, _ string, _ *tls.Config) (ne
 	tc := tls.Client(conn, c.tlsConf)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = conn.Close()
-		return nil, &connectError{err: fmt.Errorf("tls: %w", err)}
+		return nil, &connectError{err: err}
 	}
 	if p := tc.ConnectionState().NegotiatedProtocol; p != xhttp2.NextProtoTLS {
 		_ = tc.Close()
@@ -172,9 +175,10 @@ func (c *Client) dial(ctx context.Context, network, _ string, _ *tls.Config) (ne
 // "trailers". A grpc-timeout header bounds the exchange too (and goes on
 // to the target). body, nil for none, is read until io.EOF while the answer
 // streams back (full duplex); a Content-Length in req is sent as such and
-// body must hold that many bytes. The transport may still be inside one Read of
-// body until that Read returns after the exchange ended, so body must stay
-// valid until ctx ends.
+// body must hold that many bytes. A body that may block is read from
+// another goroutine, so that a blocked Read does not hold up a reset; one
+// Read in progress when the exchange ends is left to return by itself, so
+// body must stay valid, and its Reads must end, when ctx ends.
 //
 // Errors wrap one of ErrConnect (nothing was sent: another target may be
 // tried), ErrTimeout, ErrReset, ErrBadResponse, ErrCanceled, ErrRequestBody
@@ -219,7 +223,7 @@ func (c *Client) newRequest(ex *exchange, req *fasthttp.Request, body io.Reader)
 		ex.requestSent()
 		return hr, nil
 	}
-	hr.Body = &requestBody{r: body, ex: ex}
+	hr.Body = newRequestBody(body, ex)
 	hr.ContentLength = -1 // unknown: DATA frames until EOF
 	if cl := req.Header.ContentLength(); cl > 0 {
 		hr.ContentLength = int64(cl) // sent as content-length; body must match

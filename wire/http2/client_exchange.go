@@ -251,23 +251,97 @@ func transportKind(err error) error {
 
 // requestBody feeds the request body to x/net, noting its end for the
 // read timeout and its failure for classify.
+//
+// x/net reads the body in the goroutine that also watches the request's
+// context, so a Read that blocks (a gRPC client that sends nothing for a
+// while) would keep a canceled or timed-out exchange from being reset
+// until the client sent more. A body that may block is therefore read by a
+// pump goroutine, and Read returns as soon as the exchange ends; bodies
+// held whole in memory (anything with a Len method: bytes.Reader,
+// bytes.Buffer, strings.Reader) are read directly.
 type requestBody struct {
-	r  io.Reader
-	ex *exchange
+	r    io.Reader
+	ex   *exchange
+	pump bool
+	want chan int        // to the pump: read up to n bytes
+	got  chan pumpResult // from the pump, buffered so it never blocks
+	buf  []byte          // the pump's, handed back by got
+}
+
+type pumpResult struct {
+	n   int
+	err error
+}
+
+// pumpBuf bounds the pump's buffer.
+const pumpBuf = 32 << 10
+
+func newRequestBody(r io.Reader, ex *exchange) *requestBody {
+	b := &requestBody{r: r, ex: ex}
+	if _, whole := r.(interface{ Len() int }); !whole {
+		b.pump = true
+		b.want = make(chan int)
+		b.got = make(chan pumpResult, 1)
+		go b.run()
+	}
+	return b
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
-	if err := b.ex.ctx.Err(); err != nil {
-		return 0, err // the exchange is over: do not start another read
+	if b.ex.ctx.Err() != nil {
+		return 0, context.Cause(b.ex.ctx) // the exchange is over: read no more
 	}
-	n, err := b.r.Read(p)
+	var n int
+	var err error
+	if b.pump {
+		n, err = b.pumped(p)
+	} else {
+		n, err = b.r.Read(p)
+	}
 	switch {
 	case err == io.EOF:
 		b.ex.requestSent()
-	case err != nil:
+	case err != nil && b.ex.ctx.Err() == nil:
 		b.ex.setRequestErr(err)
 	}
 	return n, err
+}
+
+// pumped reads through the pump, returning early when the exchange ends.
+func (b *requestBody) pumped(p []byte) (int, error) {
+	select {
+	case b.want <- len(p):
+	case <-b.ex.ctx.Done():
+		return 0, context.Cause(b.ex.ctx)
+	}
+	select {
+	case r := <-b.got:
+		return copy(p, b.buf[:r.n]), r.err
+	case <-b.ex.ctx.Done():
+		return 0, context.Cause(b.ex.ctx) // the pump finishes its read alone
+	}
+}
+
+// run is the pump: one read of r per request, until an error or the
+// exchange's end.
+func (b *requestBody) run() {
+	for {
+		var n int
+		select {
+		case n = <-b.want:
+		case <-b.ex.ctx.Done():
+			return
+		}
+		n = min(n, pumpBuf)
+		if cap(b.buf) < n {
+			b.buf = make([]byte, n)
+		}
+		m, err := b.r.Read(b.buf[:n])
+		b.got <- pumpResult{m, err}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Close does nothing: the body belongs to the caller.

@@ -149,4 +149,3 @@ func TestParseHealthResponse(t *testing.T) {
 		})
 	}
 }
-

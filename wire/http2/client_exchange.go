@@ -230,7 +230,7 @@ func transportKind(err error) error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &se):
-		if se.Cause != nil {
+		if se.Cause != nil && se.Cause.Error() != "received from peer" { // x/net's errFromPeer is unexported
 			return ErrBadResponse // x/net reset the stream over what the target sent
 		}
 		return ErrReset
@@ -265,7 +265,9 @@ type requestBody struct {
 	pump bool
 	want chan int        // to the pump: read up to n bytes
 	got  chan pumpResult // from the pump, buffered so it never blocks
-	buf  []byte          // the pump's, handed back by got
+
+	mu  sync.Mutex // guards buf's return to pumpBufs against a copy out of it
+	buf *[]byte    // the pump's, from pumpBufs; read after got hands it over
 }
 
 type pumpResult struct {
@@ -273,8 +275,10 @@ type pumpResult struct {
 	err error
 }
 
-// pumpBuf bounds the pump's buffer.
+// pumpBuf is the size of the pump's buffer.
 const pumpBuf = 32 << 10
+
+var pumpBufs = sync.Pool{New: func() any { b := make([]byte, pumpBuf); return &b }}
 
 func newRequestBody(r io.Reader, ex *exchange) *requestBody {
 	b := &requestBody{r: r, ex: ex}
@@ -316,15 +320,29 @@ func (b *requestBody) pumped(p []byte) (int, error) {
 	}
 	select {
 	case r := <-b.got:
-		return copy(p, b.buf[:r.n]), r.err
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.buf == nil { // the exchange ended and the pump left meanwhile
+			return 0, context.Cause(b.ex.ctx)
+		}
+		return copy(p, (*b.buf)[:r.n]), r.err
 	case <-b.ex.ctx.Done():
 		return 0, context.Cause(b.ex.ctx) // the pump finishes its read alone
 	}
 }
 
 // run is the pump: one read of r per request, until an error or the
-// exchange's end.
+// exchange's end (which always comes: the exchange's end cancels its
+// context). Its buffer goes back to the pool when no copy out of it can be
+// in progress.
 func (b *requestBody) run() {
+	b.buf = pumpBufs.Get().(*[]byte)
+	defer func() {
+		b.mu.Lock()
+		pumpBufs.Put(b.buf)
+		b.buf = nil
+		b.mu.Unlock()
+	}()
 	for {
 		var n int
 		select {
@@ -332,13 +350,10 @@ func (b *requestBody) run() {
 		case <-b.ex.ctx.Done():
 			return
 		}
-		n = min(n, pumpBuf)
-		if cap(b.buf) < n {
-			b.buf = make([]byte, n)
-		}
-		m, err := b.r.Read(b.buf[:n])
+		m, err := b.r.Read((*b.buf)[:min(n, pumpBuf)])
 		b.got <- pumpResult{m, err}
 		if err != nil {
+			<-b.ex.ctx.Done() // the reader may still copy out of buf
 			return
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	xhttp2 "golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/rampart-proxy/rampart/wire"
 )
@@ -21,7 +23,7 @@ import (
 
 // startH2C serves h with net/http over h2c; maxStreams (0: net/http's
 // default) is its SETTINGS_MAX_CONCURRENT_STREAMS. It returns the target.
-func startH2C(t *testing.T, h http.Handler, maxStreams int) string {
+func startH2C(t testing.TB, h http.Handler, maxStreams int) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -344,5 +346,108 @@ func TestClientConnections(t *testing.T) {
 	defer mu.Unlock()
 	if len(peers) < 2 {
 		t.Errorf("%d concurrent requests over a 2-stream limit: got %d connection(s); want at least 2", held, len(peers))
+	}
+}
+
+// TestClientTargetFailures: a target that resets the stream, or sends a
+// header block HTTP/2 forbids, is told apart from a timeout and a connect
+// failure.
+func TestClientTargetFailures(t *testing.T) {
+	resetting := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "part")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // net/http resets the stream
+	}), 0)
+	tests := []struct {
+		name       string
+		target     string
+		wantHeader bool // the failure comes while reading the body
+		want       error
+	}{
+		{"reset in the body", resetting, true, ErrReset},
+		{"uppercase header name", startRawH2(t, "X-Upper"), false, ErrBadResponse},
+		{"connection field in the response, dropped", startRawH2(t, "connection"), true, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newTestClient(t, tt.target, ClientOptions{})
+			var resp fasthttp.Response
+			rb, err := c.RoundTrip(testContext(t), getRequest("/"), nil, &resp)
+			if tt.wantHeader {
+				if err != nil {
+					t.Fatalf("RoundTrip: %v", err)
+				}
+				defer rb.Close()
+				_, err = io.ReadAll(rb)
+			}
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("got %v; want no error", err)
+				}
+				if v := resp.Header.Peek("Connection"); len(v) > 0 {
+					t.Errorf("Connection: got %q; want it not relayed", v)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v; want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// startRawH2 serves h2c by hand: to every request it answers a header
+// block holding the field name (with the value "1") after :status 200,
+// whatever HTTP/2 says of it. It returns the target.
+func startRawH2(t *testing.T, name string) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lis.Close() })
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go serveRawH2(conn, name)
+		}
+	}()
+	return "http://" + lis.Addr().String()
+}
+
+func serveRawH2(conn net.Conn, name string) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(testTimeout))
+	preface := make([]byte, len(xhttp2.ClientPreface))
+	if _, err := io.ReadFull(conn, preface); err != nil {
+		return
+	}
+	fr := xhttp2.NewFramer(conn, conn)
+	if fr.WriteSettings() != nil {
+		return
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for range 100 { // bounded: a test client sends a handful of frames
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *xhttp2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *xhttp2.HeadersFrame:
+			block.Reset()
+			_ = enc.WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+			_ = enc.WriteField(hpack.HeaderField{Name: name, Value: "1"})
+			_ = fr.WriteHeaders(xhttp2.HeadersFrameParam{
+				StreamID: f.StreamID, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true,
+			})
+		}
 	}
 }

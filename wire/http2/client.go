@@ -218,12 +218,34 @@ func (c *Client) newRequest(ex *exchange, req *fasthttp.Request, body io.Reader)
 	hr.URL = u
 	hr.Host = string(req.Header.Host())
 	hr.Header = requestHeader(&req.Header)
+	if IsGRPC(&req.Header) && hr.Header["Te"] == nil {
+		// gRPC servers may refuse a call without it; a wire that
+		// dropped it does not speak for the client.
+		hr.Header["Te"] = []string{"trailers"}
+	}
 	if body == nil {
 		hr.Body = http.NoBody
 		ex.requestSent()
 		return hr, nil
 	}
 	hr.Body = newRequestBody(body, ex)
+	if rs, ok := body.(interface {
+		io.ReadSeeker
+		Len() int
+	}); ok {
+		// A body held whole can be sent again: x/net does so on a stream
+		// the target refused (REFUSED_STREAM) or left unprocessed behind a
+		// GOAWAY, as a restarting gRPC server does.
+		start, err := rs.Seek(0, io.SeekCurrent)
+		if err == nil {
+			hr.GetBody = func() (io.ReadCloser, error) {
+				if _, err := rs.Seek(start, io.SeekStart); err != nil {
+					return nil, err
+				}
+				return newRequestBody(rs, ex), nil
+			}
+		}
+	}
 	hr.ContentLength = -1 // unknown: DATA frames until EOF
 	if cl := req.Header.ContentLength(); cl > 0 {
 		hr.ContentLength = int64(cl) // sent as content-length; body must match

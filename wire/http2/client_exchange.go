@@ -242,8 +242,11 @@ func transportKind(err error) error {
 		return ErrTimeout
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
-		strings.Contains(err.Error(), "connection lost"), strings.Contains(err.Error(), "conn is closed"):
-		// x/net's errClientConnLost and errClientConnClosed are unexported.
+		strings.Contains(err.Error(), "connection lost"), strings.Contains(err.Error(), "conn is closed"),
+		strings.Contains(err.Error(), "cannot retry err"):
+		// x/net's errClientConnLost and errClientConnClosed are unexported,
+		// and a refused stream whose body cannot be sent again comes back
+		// formatted with %v.
 		return ErrReset
 	}
 	return ErrBadResponse

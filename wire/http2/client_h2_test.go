@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -449,5 +450,148 @@ func serveRawH2(conn net.Conn, name string) {
 				StreamID: f.StreamID, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true,
 			})
 		}
+	}
+}
+
+// TestClientRefusedStream: a stream the target refuses (REFUSED_STREAM,
+// as a restarting server does) is sent again when its body is held whole;
+// a streamed body cannot be sent twice, and the failure is a reset.
+func TestClientRefusedStream(t *testing.T) {
+	tests := []struct {
+		name string
+		body func() io.Reader
+		want error
+	}{
+		{"whole body sent again", func() io.Reader { return bytes.NewReader([]byte("hello")) }, nil},
+		{"streamed body", func() io.Reader { return io.LimitReader(bytes.NewReader([]byte("hello")), 5) }, ErrReset},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target, refused := startRefusingH2(t)
+			c := newTestClient(t, target, ClientOptions{})
+			req := getRequest("/")
+			req.Header.SetMethod(fasthttp.MethodPost)
+			var resp fasthttp.Response
+			rb, err := c.RoundTrip(testContext(t), req, tt.body(), &resp)
+			if got := refused.Load(); got != 1 {
+				t.Errorf("streams refused: got %d; want 1", got)
+			}
+			if tt.want != nil {
+				if !errors.Is(err, tt.want) {
+					t.Fatalf("got %v; want %v", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("RoundTrip: %v", err)
+			}
+			defer rb.Close()
+			if got, err := io.ReadAll(rb); string(got) != "hello" || err != nil {
+				t.Errorf("echo: got %q, %v; want %q", got, err, "hello")
+			}
+		})
+	}
+}
+
+// startRefusingH2 serves h2c by hand: it refuses the first stream with
+// REFUSED_STREAM and echoes the body of every other. It returns the target
+// and the count of refusals.
+func startRefusingH2(t *testing.T) (string, *atomic.Int32) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = lis.Close() })
+	var refused atomic.Int32
+	go func() {
+		for {
+			conn, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			go serveRefusingH2(conn, &refused)
+		}
+	}()
+	return "http://" + lis.Addr().String(), &refused
+}
+
+func serveRefusingH2(conn net.Conn, refused *atomic.Int32) {
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(testTimeout))
+	preface := make([]byte, len(xhttp2.ClientPreface))
+	if _, err := io.ReadFull(conn, preface); err != nil {
+		return
+	}
+	fr := xhttp2.NewFramer(conn, conn)
+	if fr.WriteSettings() != nil {
+		return
+	}
+	bodies := map[uint32][]byte{}
+	answer := func(id uint32) {
+		var block bytes.Buffer
+		_ = hpack.NewEncoder(&block).WriteField(hpack.HeaderField{Name: ":status", Value: "200"})
+		_ = fr.WriteHeaders(xhttp2.HeadersFrameParam{StreamID: id, BlockFragment: block.Bytes(), EndHeaders: true})
+		_ = fr.WriteData(id, true, bodies[id])
+		delete(bodies, id)
+	}
+	for range 100 { // bounded: a test client sends a handful of frames
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *xhttp2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *xhttp2.HeadersFrame:
+			if refused.CompareAndSwap(0, 1) {
+				_ = fr.WriteRSTStream(f.StreamID, xhttp2.ErrCodeRefusedStream)
+				continue
+			}
+			bodies[f.StreamID] = []byte{}
+			if f.StreamEnded() {
+				answer(f.StreamID)
+			}
+		case *xhttp2.DataFrame:
+			if _, ok := bodies[f.StreamID]; !ok {
+				continue // the refused stream's body
+			}
+			bodies[f.StreamID] = append(bodies[f.StreamID], f.Data()...)
+			if f.StreamEnded() {
+				answer(f.StreamID)
+			}
+		}
+	}
+}
+
+// TestClientGRPCAddsTE: a gRPC request goes with te: trailers even when
+// the wire did not pass it on; other requests go without one.
+func TestClientGRPCAddsTE(t *testing.T) {
+	target := startH2C(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Got-TE", r.Header.Get("Te"))
+	}), 0)
+	c := newTestClient(t, target, ClientOptions{})
+	tests := []struct{ name, contentType, want string }{
+		{"grpc", "application/grpc+proto", "trailers"},
+		{"not grpc", "application/json", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := getRequest("/")
+			req.Header.SetMethod(fasthttp.MethodPost)
+			req.Header.SetContentType(tt.contentType)
+			var resp fasthttp.Response
+			rb, err := c.RoundTrip(testContext(t), req, bytes.NewReader([]byte("x")), &resp)
+			if err != nil {
+				t.Fatalf("RoundTrip: %v", err)
+			}
+			_ = rb.Close()
+			if got := string(resp.Header.Peek("X-Got-TE")); got != tt.want {
+				t.Errorf("te at the target: got %q; want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -2,13 +2,22 @@ package balancer
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"log/slog"
+	"math/big"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -20,22 +29,64 @@ import (
 // h2c on 127.0.0.1 and returns its target URL and health server.
 func grpcBackend(t *testing.T, withHealth bool) (string, *health.Server) {
 	t.Helper()
+	return grpcBackendTLS(t, withHealth, nil)
+}
+
+// grpcBackendTLS is grpcBackend over TLS with cert when cert is not nil.
+func grpcBackendTLS(t *testing.T, withHealth bool, cert *tls.Certificate) (string, *health.Server) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	var opts []grpc.ServerOption
+	scheme := "http://"
+	if cert != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{*cert}})))
+		scheme = "https://"
+	}
+	srv := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	if withHealth {
 		healthpb.RegisterHealthServer(srv, hs)
 	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	return "http://" + lis.Addr().String(), hs
+	return scheme + lis.Addr().String(), hs
+}
+
+// selfSigned is a certificate for 127.0.0.1 and a pool that trusts it.
+func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
 }
 
 // grpcChecked starts a grpc health check of service on target.
 func grpcChecked(t *testing.T, target, service string) (chan transition, *lockedBuffer) {
+	t.Helper()
+	return grpcCheckedTLS(t, target, service, nil)
+}
+
+// grpcCheckedTLS is grpcChecked with the TLS config for https:// targets.
+func grpcCheckedTLS(t *testing.T, target, service string, tlsConf *tls.Config) (chan transition, *lockedBuffer) {
 	t.Helper()
 	hc := fastCheck()
 	hc.Type, hc.Service, hc.Path = config.HealthCheckGRPC, service, ""
@@ -45,6 +96,7 @@ func grpcChecked(t *testing.T, target, service string) (chan transition, *locked
 	c, err := NewChecker(p, hc, CheckerOptions{
 		Logger:       slog.New(slog.NewTextHandler(logs, nil)),
 		OnTransition: func(_, target string, healthy bool) { events <- transition{target, healthy} },
+		TLSConfig:    tlsConf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +136,34 @@ func TestGRPCCheckDownAndUp(t *testing.T) {
 				t.Fatalf("got %+v; want the target healthy after SERVING", e)
 			}
 		})
+	}
+}
+
+// TestGRPCCheckTLS: over TLS, h2 chosen by ALPN, the check follows the
+// health server as over h2c; a certificate the checker does not trust
+// fails it.
+func TestGRPCCheckTLS(t *testing.T) {
+	cert, roots := selfSigned(t)
+	target, hs := grpcBackendTLS(t, true, cert)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	events, _ := grpcCheckedTLS(t, target, "", &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if e := await(t, events); e.healthy {
+		t.Fatalf("got %+v; want the target unhealthy after NOT_SERVING", e)
+	}
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	if e := await(t, events); !e.healthy {
+		t.Fatalf("got %+v; want the target healthy after SERVING", e)
+	}
+
+	untrusted, hs2 := grpcBackendTLS(t, true, cert)
+	hs2.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	events, logs := grpcCheckedTLS(t, untrusted, "", nil)
+	if e := await(t, events); e.healthy {
+		t.Fatalf("got %+v; want the target unhealthy: its certificate is not trusted", e)
+	}
+	if !strings.Contains(logs.String(), "certificate") {
+		t.Errorf("log: got %q; want a certificate error", logs.String())
 	}
 }
 

@@ -172,8 +172,8 @@ func (c *Client) dial(ctx context.Context, network, _ string, _ *tls.Config) (ne
 // the whole exchange. req carries the method, request target and header
 // fields the proxy forwards (Host becomes :authority); fields that belong
 // to an HTTP/1.1 connection are not sent, and te is sent only as
-// "trailers". A grpc-timeout header bounds the exchange too (and goes on
-// to the target). body, nil for none, is read until io.EOF while the answer
+// "trailers". The grpc-timeout header of a gRPC request bounds the
+// exchange too (and goes on to the target). body, nil for none, is read until io.EOF while the answer
 // streams back (full duplex); a Content-Length in req is sent as such and
 // body must hold that many bytes. A body that may block is read from
 // another goroutine, so that a blocked Read does not hold up a reset; one
@@ -185,7 +185,8 @@ func (c *Client) dial(ctx context.Context, network, _ string, _ *tls.Config) (ne
 // or ErrBadRequest, and the cause.
 func (c *Client) RoundTrip(ctx context.Context, req *fasthttp.Request, body io.Reader, resp *fasthttp.Response) (io.ReadCloser, error) {
 	ex := newExchange(ctx, c.read)
-	if d, ok := ParseTimeout(req.Header.Peek(HeaderTimeout)); ok {
+	grpc := IsGRPC(&req.Header)
+	if d, ok := ParseTimeout(req.Header.Peek(HeaderTimeout)); ok && grpc {
 		ex.setDeadline(d)
 	}
 	hr, err := c.newRequest(ex, req, body)
@@ -201,7 +202,7 @@ func (c *Client) RoundTrip(ctx context.Context, req *fasthttp.Request, body io.R
 		return nil, err
 	}
 	fillResponse(resp, res)
-	return newResponseBody(ex, res, IsGRPC(&req.Header)), nil
+	return newResponseBody(ex, res, grpc), nil
 }
 
 // newRequest builds the net/http request x/net sends.

@@ -88,6 +88,7 @@ type exchange struct {
 	armed    bool       // watchdog is set to fire
 	watchdog *time.Timer
 	deadline *time.Timer // grpc-timeout
+	due      time.Time   // when deadline fires; zero without one
 	reqErr   error       // the request body's read error
 }
 
@@ -99,6 +100,7 @@ func newExchange(parent context.Context, read time.Duration) *exchange {
 
 // setDeadline ends the exchange d from now (grpc-timeout).
 func (ex *exchange) setDeadline(d time.Duration) {
+	ex.due = time.Now().Add(d)
 	ex.deadline = time.AfterFunc(d, func() { ex.cancel(errGRPCTimeout) })
 }
 
@@ -219,7 +221,15 @@ func (ex *exchange) classify(err error) error {
 	if reqErr != nil {
 		return &Error{Kind: ErrRequestBody, Err: reqErr}
 	}
-	return &Error{Kind: transportKind(err), Err: err}
+	kind := transportKind(err)
+	if kind == ErrReset && !ex.due.IsZero() && !time.Now().Before(ex.due) {
+		// The target enforces the same grpc-timeout, from a little later
+		// (when the request reached it), and resets the stream when it
+		// passes: a reset after the deadline is the deadline, whichever
+		// timer fired first.
+		kind = ErrTimeout
+	}
+	return &Error{Kind: kind, Err: err}
 }
 
 // transportKind sorts x/net's errors.

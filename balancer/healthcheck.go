@@ -18,7 +18,8 @@ import (
 )
 
 // Active health checks. A Checker probes every target of one pool with
-// "GET path" on a fresh connection every interval (±10% jitter, so that
+// "GET path" (type http) or the gRPC health protocol's Check (type grpc,
+// grpccheck.go) on a fresh connection every interval (±10% jitter, so that
 // the probes of many targets and instances do not align), off the request
 // path. healthy_threshold consecutive passing probes mark a down target
 // up; unhealthy_threshold consecutive failing probes (a connection error,
@@ -67,6 +68,7 @@ type Checker struct {
 	statuses     []statusRange
 	client       *http.Client
 	transport    *http.Transport
+	grpc         *grpcCheck // nil for type http
 	log          *slog.Logger
 	onTransition func(upstream, target string, healthy bool)
 	rnd          Rand
@@ -119,6 +121,10 @@ func NewChecker(p *Pool, hc *config.HealthCheck, opt CheckerOptions) (*Checker, 
 	path := hc.Path
 	if path == "" {
 		path = config.DefaultHealthCheckPath
+	}
+	if hc.Type == config.HealthCheckGRPC {
+		c.grpc = newGRPCCheck(hc, opt.TLSConfig)
+		path = grpcHealthPath
 	}
 	for _, t := range p.Targets {
 		base := t.State.Addr
@@ -243,6 +249,9 @@ var errUnexpectedStatus = errors.New("balancer: unexpected health check status")
 func (c *Checker) probe(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	if c.grpc != nil {
+		return c.grpc.probe(ctx, url)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err

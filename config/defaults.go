@@ -55,7 +55,9 @@ const (
 	DefaultStickyCookie      = "rampart_sticky"
 	DefaultTargetWeight      = 1
 	DefaultMaxConnsPerTarget = 1024
+	DefaultUpstreamProtocol  = "http1"
 
+	DefaultHealthCheckType     = "http"
 	DefaultHealthCheckPath     = "/health"
 	DefaultHealthCheckInterval = 5 * time.Second
 	DefaultHealthCheckTimeout  = 1 * time.Second
@@ -205,15 +207,19 @@ func (u *Upstream) applyDefaults() {
 	for i := range u.Targets {
 		orDefault(&u.Targets[i].Weight, DefaultTargetWeight)
 	}
+	orDefault(&u.Protocol, DefaultUpstreamProtocol)
 	if h := u.HealthCheck; h != nil {
-		orDefault(&h.Path, DefaultHealthCheckPath)
+		orDefault(&h.Type, DefaultHealthCheckType)
+		if h.Type == DefaultHealthCheckType { // http
+			orDefault(&h.Path, DefaultHealthCheckPath)
+			if len(h.ExpectedStatuses) == 0 {
+				h.ExpectedStatuses = []string{DefaultExpectedStatuses}
+			}
+		}
 		orDefault(&h.Interval, Duration(DefaultHealthCheckInterval))
 		orDefault(&h.Timeout, Duration(DefaultHealthCheckTimeout))
 		orDefault(&h.HealthyThreshold, DefaultHealthyThreshold)
 		orDefault(&h.UnhealthyThreshold, DefaultUnhealthyThreshold)
-		if len(h.ExpectedStatuses) == 0 {
-			h.ExpectedStatuses = []string{DefaultExpectedStatuses}
-		}
 	}
 	if p := u.Passive; p != nil {
 		orDefault(&p.MaxFailures, DefaultPassiveMaxFailures)

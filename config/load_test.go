@@ -96,7 +96,7 @@ func TestParseFull(t *testing.T) {
 			Balancer: "consistent_hash", HashKey: "header:X-User", Sticky: &Sticky{Cookie: "pin"},
 			Targets: []Target{{URL: "http://10.0.0.1:8080", Weight: 3}, {URL: "https://api.internal", Weight: 1}},
 			HealthCheck: &HealthCheck{
-				Path: "/healthz", Host: "api.internal", Interval: Duration(10 * time.Second),
+				Type: "http", Path: "/healthz", Host: "api.internal", Interval: Duration(10 * time.Second),
 				Timeout: Duration(2 * time.Second), HealthyThreshold: 3, UnhealthyThreshold: 4,
 				ExpectedStatuses: []string{"200", "204-299"},
 			},
@@ -107,6 +107,7 @@ func TestParseFull(t *testing.T) {
 			Retries: 2, MaxConnsPerTarget: 64,
 			TLS: &UpstreamTLS{CAFile: "/etc/rampart/internal-ca.pem", ServerName: "api.internal",
 				CertFile: "/etc/rampart/client.pem", KeyFile: "/etc/rampart/client-key.pem"},
+			Protocol: "http1",
 		}},
 		{"api-v2 target", v2.Targets, []Target{{URL: "http://[::1]:9000/", Weight: 1}}},
 		{"route 0", *c.Routes[0], Route{

@@ -20,6 +20,18 @@ var Balancers = []string{
 	BalancerRandom, BalancerP2C, BalancerIPHash, BalancerConsistentHash,
 }
 
+// Upstream protocols (upstreams.NAME.protocol).
+const (
+	UpstreamHTTP1 = "http1"
+	UpstreamHTTP2 = "http2"
+)
+
+// Health check types (upstreams.NAME.health_check.type).
+const (
+	HealthCheckHTTP = "http"
+	HealthCheckGRPC = "grpc"
+)
+
 // WAF modes (waf.NAME.mode).
 const (
 	WAFModeOff    = "off"

@@ -332,6 +332,14 @@ type Upstream struct {
 	MaxConnsPerTarget int `yaml:"max_conns_per_target"`
 	// TLS configures https:// targets.
 	TLS *UpstreamTLS `yaml:"tls"`
+	// Protocol is what Rampart speaks to the targets: http1 or http2.
+	// Default DefaultUpstreamProtocol. With http2, an http://
+	// target gets cleartext HTTP/2 with prior knowledge (h2c, as gRPC
+	// servers listen) and an https:// target TLS with h2 chosen by ALPN
+	// (one that does not offer h2 counts as unreachable); requests are
+	// multiplexed as streams over few connections. gRPC upstreams need
+	// http2.
+	Protocol string `yaml:"protocol"`
 }
 
 // Sticky pins clients with a cookie.
@@ -349,11 +357,21 @@ type Target struct {
 	Weight int `yaml:"weight"`
 }
 
-// HealthCheck is an active HTTP health check.
+// HealthCheck is an active health check, over HTTP or gRPC.
 type HealthCheck struct {
-	// Path is requested with GET. Default DefaultHealthCheckPath.
+	// Type is http (GET path, judged by its status) or grpc (the gRPC
+	// health protocol's grpc.health.v1.Health/Check, passing when the
+	// answer is SERVING; only with protocol http2). Default
+	// DefaultHealthCheckType.
+	Type string `yaml:"type"`
+	// Service is the service name a grpc check asks about. Empty: the
+	// server as a whole. Only with type grpc.
+	Service string `yaml:"service"`
+	// Path is requested with GET. Default DefaultHealthCheckPath. Only
+	// with type http.
 	Path string `yaml:"path"`
-	// Host, when set, is sent as the Host header.
+	// Host, when set, is sent as the Host header (:authority over
+	// HTTP/2).
 	Host string `yaml:"host"`
 	// Interval between checks of one target (with jitter). Default
 	// DefaultHealthCheckInterval.
@@ -367,7 +385,8 @@ type HealthCheck struct {
 	// DefaultUnhealthyThreshold.
 	UnhealthyThreshold int `yaml:"unhealthy_threshold"`
 	// ExpectedStatuses are status codes or ranges ("200", "200-399").
-	// Empty: DefaultExpectedStatuses, which ApplyDefaults fills in.
+	// Empty: DefaultExpectedStatuses, which ApplyDefaults fills in. Only
+	// with type http.
 	ExpectedStatuses []string `yaml:"expected_statuses"`
 }
 

@@ -144,6 +144,12 @@ func TestParseErrorClasses(t *testing.T) {
 		{"health threshold", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      healthy_threshold: -1 # <-\n" + lis + rts, "upstreams.app.health_check.healthy_threshold: -1 must be at least 1"},
 		{"health timeout above interval", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      interval: 1s\n      timeout: 2s # <-\n" + lis + rts, "upstreams.app.health_check.timeout: 2s must not exceed interval 1s"},
 		{"health expected status", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      expected_statuses: [\"200-600\"] # <-\n" + lis + rts, `upstreams.app.health_check.expected_statuses[0]: invalid status "200-600" (want e.g. "200" or "200-399", within 100-599)`},
+		{"upstream protocol", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    protocol: h2 # <-\n" + lis + rts, `upstreams.app.protocol: "h2" must be http1 or http2`},
+		{"health check type", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      type: tcp # <-\n" + lis + rts, `upstreams.app.health_check.type: "tcp" must be http or grpc`},
+		{"grpc health check over http1", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      type: grpc # <-\n" + lis + rts, "upstreams.app.health_check.type: grpc needs the upstream's protocol to be http2 (gRPC runs over HTTP/2)"},
+		{"grpc health check with a path", "upstreams:\n  app:\n    protocol: http2\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      type: grpc\n      path: /health # <-\n" + lis + rts, "upstreams.app.health_check.path: applies to type http only (a grpc check calls grpc.health.v1.Health/Check)"},
+		{"grpc health check with statuses", "upstreams:\n  app:\n    protocol: http2\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      type: grpc\n      expected_statuses: [\"200\"] # <-\n" + lis + rts, "upstreams.app.health_check.expected_statuses: applies to type http only (a grpc check passes on SERVING)"},
+		{"http health check with a service", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    health_check:\n      service: app.Users # <-\n" + lis + rts, "upstreams.app.health_check.service: applies to type grpc only"},
 		{"passive max_failures", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    passive:\n      max_failures: -1 # <-\n" + lis + rts, "upstreams.app.passive.max_failures: -1 must be at least 1"},
 		{"passive max_ejection_percent", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    passive:\n      max_ejection_percent: 101 # <-\n" + lis + rts, "upstreams.app.passive.max_ejection_percent: 101 must be from 0 to 100"},
 		{"retries", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    retries: -1 # <-\n" + lis + rts, "upstreams.app.retries: -1 must not be negative"},
@@ -212,6 +218,37 @@ func TestParseErrorClasses(t *testing.T) {
 			}
 			if errs[0].Line != line {
 				t.Errorf("got line %d; want %d", errs[0].Line, line)
+			}
+		})
+	}
+}
+
+func TestUpstreamProtocol(t *testing.T) {
+	tests := []struct {
+		name      string
+		upstream  string
+		protocol  string
+		checkType string
+		path      string
+	}{
+		{"default", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    health_check: {}\n", "http1", "http", "/health"},
+		{"http2 with a grpc check", "upstreams:\n  app:\n    protocol: http2\n    targets: [{url: \"http://a:1\"}, {url: \"https://b\"}]\n" +
+			"    health_check:\n      type: grpc\n      service: app.Users\n", "http2", "grpc", ""},
+		{"http2 with an http check", "upstreams:\n  app:\n    protocol: http2\n    targets: [{url: \"https://b\"}]\n    health_check: {path: /ready}\n", "http2", "http", "/ready"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(lis+tt.upstream+rts), "rampart.yaml")
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			u := c.Upstreams["app"]
+			if u.Protocol != tt.protocol || u.HealthCheck.Type != tt.checkType || u.HealthCheck.Path != tt.path {
+				t.Errorf("got protocol %q, check type %q, path %q; want %q, %q, %q",
+					u.Protocol, u.HealthCheck.Type, u.HealthCheck.Path, tt.protocol, tt.checkType, tt.path)
+			}
+			if tt.checkType == "grpc" && len(u.HealthCheck.ExpectedStatuses) != 0 {
+				t.Errorf("grpc check: got expected_statuses %q; want none", u.HealthCheck.ExpectedStatuses)
 			}
 		})
 	}

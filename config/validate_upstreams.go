@@ -30,9 +30,12 @@ func (v *validator) upstream(p string, u *Upstream) {
 	if u.Sticky != nil && !validToken(u.Sticky.Cookie) {
 		v.errorf(p+".sticky.cookie", "invalid cookie name %q", u.Sticky.Cookie)
 	}
+	if !oneOf(u.Protocol, UpstreamHTTP1, UpstreamHTTP2) {
+		v.errorf(p+".protocol", "%q must be %s or %s", u.Protocol, UpstreamHTTP1, UpstreamHTTP2)
+	}
 	v.targets(p, u.Targets)
 	if u.HealthCheck != nil {
-		v.healthCheck(p+".health_check", u.HealthCheck)
+		v.healthCheck(p+".health_check", u.HealthCheck, u.Protocol)
 	}
 	if u.Passive != nil {
 		v.passive(p+".passive", u.Passive)
@@ -72,10 +75,29 @@ func (v *validator) targets(p string, targets []Target) {
 	}
 }
 
-// healthCheck checks an active health check at p.
-func (v *validator) healthCheck(p string, h *HealthCheck) {
-	if !strings.HasPrefix(h.Path, "/") {
-		v.errorf(p+".path", `%q must start with "/"`, h.Path)
+// healthCheck checks an active health check at p, of an upstream that
+// speaks protocol.
+func (v *validator) healthCheck(p string, h *HealthCheck, protocol string) {
+	switch h.Type {
+	case HealthCheckHTTP:
+		if !strings.HasPrefix(h.Path, "/") {
+			v.errorf(p+".path", `%q must start with "/"`, h.Path)
+		}
+		if h.Service != "" {
+			v.errorf(p+".service", "applies to type grpc only")
+		}
+	case HealthCheckGRPC:
+		if protocol != UpstreamHTTP2 {
+			v.errorf(p+".type", "grpc needs the upstream's protocol to be http2 (gRPC runs over HTTP/2)")
+		}
+		if h.Path != "" {
+			v.errorf(p+".path", "applies to type http only (a grpc check calls grpc.health.v1.Health/Check)")
+		}
+		if len(h.ExpectedStatuses) > 0 {
+			v.errorf(p+".expected_statuses", "applies to type http only (a grpc check passes on SERVING)")
+		}
+	default:
+		v.errorf(p+".type", "%q must be %s or %s", h.Type, HealthCheckHTTP, HealthCheckGRPC)
 	}
 	if h.Interval <= 0 {
 		v.errorf(p+".interval", "must be positive")

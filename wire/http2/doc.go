@@ -29,7 +29,13 @@
 //   - a graceful Shutdown that sends GOAWAY on every connection and lets the
 //     streams in flight finish.
 //
-// The package is called from the listeners (wire/http1 hands over a TLS
+// The package also speaks HTTP/2 to upstream targets (client*.go, on
+// x/net/http2's Transport: h2c with prior knowledge for http:// targets, h2
+// by ALPN for https://), with gRPC's rules (grpc*.go): grpc-timeout,
+// trailers relayed, and the proxy's own failures answered as gRPC statuses.
+// docs/grpc.md tells that side.
+//
+// The server is called from the listeners (wire/http1 hands over a TLS
 // connection whose ALPN chose "h2", or a cleartext one that began with the
 // HTTP/2 preface) through Server.ServeConn. docs/http2.md has the whole
 // story, limits and defaults included.

@@ -16,6 +16,8 @@ import (
 	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/ratelimit"
 	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // exchange is the per-request scratch state, pooled so that a request
@@ -93,8 +95,8 @@ var (
 // max_body_size.
 var errBodyTooLarge = errors.New("proxy: request body exceeds max_body_size")
 
-// handle serves one request on listener l, arrived on cn.
-func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
+// ServeWire serves one request that arrived on listener l by st.
+func (l *listener) ServeWire(ctx *fasthttp.RequestCtx, st wire.Stream) {
 	snap := l.srv.snap.Load()
 	lr := snap.listeners[l.name]
 	x := exchangePool.Get().(*exchange)
@@ -108,7 +110,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
 	}
 
-	peer := cn.ip // resolved once, when the connection was accepted
+	peer := st.Peer() // resolved once, when the connection was accepted
 	x.peer = peer.AppendTo(x.peer)
 	x.clientIP = l.clientAddr(ctx, snap, peer)
 	x.client = x.clientIP.AppendTo(x.client)
@@ -163,8 +165,8 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	x.hsts = rt.cfg.HSTS && lr.tls
 	if lr.clientSubject {
 		h.Del(clientSubjectHeader) // never the client's word for it
-		if len(cn.subject) > 0 {
-			h.SetBytesV(clientSubjectHeader, cn.subject)
+		if subj := st.ClientSubject(); len(subj) > 0 {
+			h.SetBytesV(clientSubjectHeader, subj)
 		}
 	}
 
@@ -178,7 +180,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	// holds them without a copy).
 	if rt.waf != nil {
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
-			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, cn)})
+			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, st.ClientSubject())})
 		defer v.Close() // after forwarding: a streamed body is replayed from it
 		if v != nil && v.BodyErr != nil {
 			// The client failed while the WAF read its body: nothing of
@@ -186,7 +188,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 			ctx.SetConnectionClose()
 			status, msg := statusForError(&clientError{v.BodyErr})
 			if status == fasthttp.StatusRequestTimeout {
-				l.cs.metrics.TimedOut(metrics.TimeoutBody)
+				l.metrics.TimedOut(metrics.TimeoutBody)
 			}
 			l.finish(ctx, x, rt, "", "", status, msg)
 			return
@@ -222,12 +224,12 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
 		return
 	}
-	l.forward(ctx, cn, x, snap, lr, rt, p, peer)
+	l.forward(ctx, st, x, snap, lr, rt, p, peer)
 
 }
 
 // forward sends the request to a target of p and relays its response.
-func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap *snapshot, lr *listenerRoutes, rt *route, p *pool, peer netip.Addr) {
+func (l *listener) forward(ctx *fasthttp.RequestCtx, st wire.Stream, x *exchange, snap *snapshot, lr *listenerRoutes, rt *route, p *pool, peer netip.Addr) {
 	req := &ctx.Request
 	p.budget.earn()
 	t := p.pick(ctx, x, 0)
@@ -248,7 +250,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	}
 	prepareRequest(req, x, host, forwardFlags(lr, trusted, upgrade))
 	if upgrade {
-		l.tunnel(ctx, cn, x, rt, p, t.Index, p.transports[t.Index])
+		l.tunnel(ctx, st, x, rt, p, t.Index, p.transports[t.Index])
 		return
 	}
 
@@ -256,7 +258,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	// a pooled connection turns out to be stale; a large one streams.
 	replayable := true
 	if req.IsBodyStream() && req.Header.ContentLength() == -1 {
-		// A chunked body is read up to smallBody before anything is sent,
+		// A chunked body is read up to http1.SmallBody before anything is sent,
 		// so that a malformed one is refused before it reaches the target;
 		// a larger one streams on from where the reading stopped.
 		switch x.readChunked(req, int64(lr.limits.MaxBodySize)) {
@@ -276,7 +278,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		}
 	}
 	if req.IsBodyStream() {
-		// Only bodies beyond smallBody get here as a stream (the connection
+		// Only bodies beyond http1.SmallBody get here as a stream (the connection
 		// loop and readChunked read the others whole): it goes out as it
 		// comes in, counted and bounded by max_body_size.
 		replayable = false
@@ -298,7 +300,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			start = time.Now()
 		}
 		t.State.Acquire()
-		body, resent, err := tr.pool.roundTrip(req, out, replayable, idempotent)
+		body, resent, err := tr.client.RoundTrip(req, out, replayable, idempotent)
 		status := out.StatusCode()
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
@@ -330,14 +332,14 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		// sent again met a timeout or a 502/503/504.
 		retry := false
 		if attempt < p.cfg.Retries {
-			var de *dialError
+			var de *http1.DialError
 			switch {
 			case err != nil && errors.As(err, &de):
 				retry = true
 			case err != nil:
 				// A timeout, or the connection dropped before an answer:
 				// the target failed as surely as with a 502.
-				retry = idempotent && replayable && (isTimeout(err) || isConnGone(err))
+				retry = idempotent && replayable && (http1.IsTimeout(err) || http1.IsConnGone(err))
 			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
 				status == fasthttp.StatusGatewayTimeout:
 				retry = idempotent && replayable
@@ -346,7 +348,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		// A connect failure reached nothing and costs the next target
 		// nothing extra: it does not spend the retry budget, which is
 		// there to keep retries from multiplying load on live targets.
-		var de *dialError
+		var de *http1.DialError
 		if retry && (errors.As(err, &de) || p.budget.spend()) {
 			if next := p.pick(ctx, x, tried); next != nil {
 				if body != nil {
@@ -496,27 +498,21 @@ func isIdempotent(m []byte) bool {
 	return false
 }
 
-// hasIdempotencyKey reports an Idempotency-Key (IETF httpapi draft) or
-// X-Idempotency-Key header with a value.
-func hasIdempotencyKey(h *fasthttp.RequestHeader) bool {
-	return len(h.Peek("Idempotency-Key")) > 0 || len(h.Peek("X-Idempotency-Key")) > 0
-}
-
 const (
 	chunkedWhole    = iota // the body was read whole and is the request's body
-	chunkedStreams         // larger than smallBody: what was read streams on first
+	chunkedStreams         // larger than http1.SmallBody: what was read streams on first
 	chunkedTooLarge        // beyond max_body_size
 	chunkedBad             // malformed, or the client failed
 	chunkedTimeout         // the client stalled (body_timeout) or was too slow (read_timeout)
 )
 
-// readChunked reads a chunked request body of up to smallBody whole. A larger
+// readChunked reads a chunked request body of up to http1.SmallBody whole. A larger
 // one is left to stream, the part already read first.
 func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
-	if cap(x.body) < smallBody+1 {
-		x.body = make([]byte, smallBody+1)
+	if cap(x.body) < http1.SmallBody+1 {
+		x.body = make([]byte, http1.SmallBody+1)
 	}
-	buf := x.body[:smallBody+1]
+	buf := x.body[:http1.SmallBody+1]
 	// Read until the stream itself says the body ended (io.EOF after the
 	// last chunk); a truncated or malformed body fails with another error.
 	n, err := 0, error(nil)
@@ -533,7 +529,7 @@ func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
 		x.body = buf[:n]
 		req.SetBodyRaw(x.body) // now framed by Content-Length upstream
 		return chunkedWhole
-	case isTimeout(err):
+	case http1.IsTimeout(err):
 		return chunkedTimeout
 	case err != nil:
 		return chunkedBad
@@ -547,12 +543,12 @@ func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
 
 // statusForError maps a failed upstream exchange to the client's answer.
 func statusForError(err error) (int, []byte) {
-	var de *dialError
+	var de *http1.DialError
 	var ce *clientError
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, bodyTooLarge
-	case errors.As(err, &ce) && isTimeout(ce.err):
+	case errors.As(err, &ce) && http1.IsTimeout(ce.err):
 		return fasthttp.StatusRequestTimeout, bodyRequestTimeout
 	case errors.As(err, &ce):
 		return fasthttp.StatusBadRequest, bodyBadRequest
@@ -560,7 +556,7 @@ func statusForError(err error) (int, []byte) {
 		return fasthttp.StatusBadGateway, bodyBadGateway
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return fasthttp.StatusServiceUnavailable, bodyNoTarget
-	case isTimeout(err):
+	case http1.IsTimeout(err):
 		return fasthttp.StatusGatewayTimeout, bodyGatewayTimeout
 	default: // reached, but it closed the connection or broke the protocol
 		return fasthttp.StatusBadGateway, bodyBadResponse

@@ -74,7 +74,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.reloaded(false, err)
 		return false, err
 	}
-	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(client), policies)
+	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(client), policies, s.workers)
 	if err != nil {
 		closeNew(policies, old)
 		s.closeRedisIfNew(client)
@@ -95,17 +95,15 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 
 	s.mu.Lock()
 	for name, l := range added {
-		l.cs.metrics = s.metrics.Listener(name)
 		s.listeners[name] = l
-		go func() { l.done <- l.cs.serve() }()
+		l.serve(s.metrics.Listener(name))
 	}
 	for name := range removed {
 		delete(s.listeners, name)
 	}
 	for name, lc := range cfg.Listeners {
 		if l, ok := s.listeners[name]; ok && added[name] == nil {
-			lim := lc.Limits
-			l.cs.lim.Store(&lim)
+			l.wire.SetLimits(lc.Limits)
 		}
 	}
 	s.mu.Unlock()
@@ -260,8 +258,7 @@ func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, 
 			}
 			return nil, nil, nil, fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := s.newListener(name, lc.Address, ln)
-		l.cs = newConnServer(l, ln, lc.Limits, s.log)
+		l := s.newListener(name, lc.Address, ln, lc.Limits)
 		added[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 	}
@@ -272,7 +269,7 @@ func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, 
 // connections, and its open ones are served to their end.
 func (s *Server) drain(l *listener) {
 	s.log.Info("draining listener", "listener", l.name, "address", l.ln.Addr().String())
-	_ = l.cs.drain()
+	_ = l.wire.Drain()
 }
 
 // restartCheckers replaces the health checkers by those of the running
@@ -309,12 +306,6 @@ func (s *Server) forgetTargets(snap *snapshot) {
 		}
 	}
 	s.reg.Retain(keep)
-}
-
-// drain closes the listener, closes its idle connections and waits, without
-// limit, until its busy ones have finished their request.
-func (cs *connServer) drain() error {
-	return cs.shutdown(context.Background())
 }
 
 // Ready reports whether the server is serving: started and not shutting

@@ -30,6 +30,7 @@ import (
 	"github.com/rampart-proxy/rampart/ratelimit"
 	proxytls "github.com/rampart-proxy/rampart/tls"
 	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // Server runs every listener of a configuration.
@@ -42,8 +43,8 @@ type Server struct {
 	mu        sync.Mutex // guards listeners
 	listeners map[string]*listener
 
-	tunnels  tunnelSet   // open WebSocket tunnels, closed at the end of a shutdown
-	workers  *workerPool // serve requests for every listener
+	tunnels  tunnelSet      // open WebSocket tunnels, closed at the end of a shutdown
+	workers  *http1.Workers // serve requests for every listener
 	checkers []*balancer.Checker
 	redis    redis.UniversalClient // shared by Redis stores; nil when none is used
 	stop     chan struct{}         // closed by Shutdown: background loops end
@@ -71,14 +72,16 @@ type Option func(*Server)
 // WithVersion sets the version reported by rampart_build_info.
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
-// listener is one bound address and the connection server behind it.
+// listener is one bound address and the wire server behind it. It is the
+// wire.Handler of its requests (ServeWire).
 type listener struct {
-	name string
-	addr string // the configured address
-	srv  *Server
-	ln   net.Listener
-	cs   *connServer
-	done chan error // the result of serve
+	name    string
+	addr    string // the configured address
+	srv     *Server
+	ln      net.Listener
+	wire    *http1.Server
+	metrics *metrics.ListenerMetrics
+	done    chan error // the result of serve
 	// tlsFront is what TLS connections are served with: it hands each
 	// handshake the current configuration's TLS settings, and keeps the
 	// session ticket keys (Go's, rotated daily) across reloads, so that
@@ -87,11 +90,38 @@ type listener struct {
 	tlsFront *tls.Config
 }
 
-// newListener returns the listener name on ln.
-func (s *Server) newListener(name, addr string, ln net.Listener) *listener {
+// newListener returns the listener name on ln, ready to serve with limits
+// lim (serve starts it).
+func (s *Server) newListener(name, addr string, ln net.Listener, lim config.Limits) *listener {
 	l := &listener{name: name, addr: addr, srv: s, ln: ln, done: make(chan error, 1)}
 	l.tlsFront = &tls.Config{GetConfigForClient: l.tlsConfig}
+	l.wire = &http1.Server{Handler: l, Workers: s.workers, Name: name, Log: s.log, TLS: l.tlsFor, Answered: l.answered}
+	l.wire.SetLimits(lim)
 	return l
+}
+
+// serve serves the listener in the background, its metrics in m.
+func (l *listener) serve(m *metrics.ListenerMetrics) {
+	l.metrics = m
+	l.wire.Metrics = m
+	go func() { l.done <- l.wire.Serve(l.ln) }()
+}
+
+// tlsFor is the TLS configuration a new connection is served with: nil
+// when the current snapshot has the listener plain.
+func (l *listener) tlsFor() *tls.Config {
+	if lr := l.srv.snap.Load().listeners[l.name]; lr != nil && lr.tlsMgr != nil {
+		return l.tlsFront
+	}
+	return nil
+}
+
+// answered counts an answer the wire made itself (a request it could not
+// read) under the "(none)" route: no route was chosen.
+func (l *listener) answered(status int) {
+	if l.srv.metrics != nil {
+		l.srv.snap.Load().noRoute.Observe(status, 0)
+	}
 }
 
 // tlsConfig returns the listener's TLS settings in the current snapshot.
@@ -108,7 +138,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool(),
+	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: http1.NewWorkers(),
 		version: "dev", issuers: proxytls.NewIssuers(), audits: waf.NewAuditLogs()}
 	for _, o := range opts {
 		o(s)
@@ -139,7 +169,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(s.redis), policies)
+	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(s.redis), policies, s.workers)
 	if err != nil {
 		closeNew(policies, nil)
 		return nil, err
@@ -169,12 +199,10 @@ func (s *Server) Start() error {
 			s.listeners = make(map[string]*listener)
 			return fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := s.newListener(name, lc.Address, ln)
-		l.cs = newConnServer(l, ln, lc.Limits, s.log)
-		l.cs.metrics = s.metrics.Listener(name)
+		l := s.newListener(name, lc.Address, ln, lc.Limits)
 		s.listeners[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
-		go func() { l.done <- l.cs.serve() }()
+		l.serve(s.metrics.Listener(name))
 	}
 	if a := cfg.Admin; a != nil {
 		admin, err := newAdminServer(a, s, s.registry, s.log)
@@ -229,16 +257,6 @@ func (s *Server) Addr(listener string) string {
 	return ""
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog at debug level: they
-// are about single misbehaving connections.
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	if f.log.Enabled(context.Background(), slog.LevelDebug) {
-		f.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
-	}
-}
-
 // Shutdown stops accepting, lets in-flight requests finish until ctx is done,
 // then closes what is left, WebSocket tunnels included.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -263,14 +281,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = l.cs.shutdown(ctx)
+			errs[i] = l.wire.Shutdown(ctx)
 		}()
 	}
 	wg.Wait()
 	// Tunnels are long-lived by nature; give them until the deadline too.
 	s.tunnels.wait(ctx)
 	s.tunnels.closeAll()
-	s.workers.close()
+	s.workers.Close()
 	if s.admin != nil {
 		if err := s.admin.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			errs = append(errs, err)
@@ -338,7 +356,7 @@ func Check(cfg *config.Config) error {
 	for name := range cfg.WAF {
 		names[name] = nil
 	}
-	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil, nil, names)
+	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil, nil, names, nil)
 	return err
 }
 

@@ -3,13 +3,15 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/wire"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // tunnel forwards a WebSocket upgrade. The request goes to the target over a
@@ -17,17 +19,18 @@ import (
 // answers 101, the client's connection is hijacked and bytes are copied both
 // ways until either side closes. Any other answer is relayed as a normal
 // response.
-func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *route, p *pool, idx int, tr *transport) {
+func (l *listener) tunnel(ctx *fasthttp.RequestCtx, st wire.Stream, x *exchange, rt *route, p *pool, idx int, tr *transport) {
 	target := p.targetNames[idx]
-	up, err := tr.dialUpgrade()
+	up, err := tr.h1.DialUpgrade()
 	if err != nil {
 		l.srv.log.Warn("websocket upstream connect failed", "request_id", string(x.reqID),
 			"route", rt.name, "upstream", p.name, "target", target, "error", err.Error())
 		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
 		return
 	}
-	if tr.write > 0 {
-		_ = up.SetWriteDeadline(time.Now().Add(tr.write))
+	read, write := tr.h1.Timeouts()
+	if write > 0 {
+		_ = up.SetWriteDeadline(time.Now().Add(write))
 	}
 	if _, err := up.Write(ctx.Request.Header.Header()); err != nil {
 		_ = up.Close()
@@ -35,13 +38,13 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *r
 		return
 	}
 	_ = up.SetWriteDeadline(time.Time{})
-	if tr.read > 0 {
-		_ = up.SetReadDeadline(time.Now().Add(tr.read))
+	if read > 0 {
+		_ = up.SetReadDeadline(time.Now().Add(read))
 	}
 	br := bufio.NewReaderSize(up, 4<<10)
 	resp := &ctx.Response
 	resp.Header.DisableNormalizing()
-	if err := readResponseHeader(resp, br); err != nil {
+	if err := http1.ReadResponseHeader(resp, br); err != nil {
 		_ = up.Close()
 		resp.Reset()
 		status, body := statusForError(err)
@@ -63,39 +66,21 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *r
 		l.logResponse(ctx, x, rt, p.name, target)
 		return
 	}
-	st := p.balancer.Targets[idx].State
-	st.Acquire()
-	l.logResponse(ctx, x, rt, p.name, target)
+	ts := p.balancer.Targets[idx].State
+	ts.Acquire()
 	srv := l.srv
-	cn.hijack = func(c net.Conn, cr io.Reader, cw io.Writer) {
-		defer st.Release()
+	hijacked := st.Hijack(func(c net.Conn, cr io.Reader, cw io.Writer) {
+		defer ts.Release()
 		srv.tunnels.run(c, cr, cw, up, br)
+	})
+	if !hijacked { // the wire cannot hand its connection over (HTTP/2)
+		ts.Release()
+		_ = up.Close()
+		resp.Reset()
+		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		return
 	}
-}
-
-// dialUpgrade opens a dedicated connection to the target.
-func (t *transport) dialUpgrade() (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", t.hostPort, t.connect)
-	if err != nil {
-		return nil, &dialError{err: err}
-	}
-	if !t.client.IsTLS {
-		return c, nil
-	}
-	conf := t.tlsConfig.Clone()
-	if conf.ServerName == "" {
-		host, _, _ := net.SplitHostPort(t.hostPort)
-		conf.ServerName = host
-	}
-	conf.NextProtos = []string{"http/1.1"}
-	tc := tls.Client(c, conf)
-	hctx, cancel := context.WithTimeout(context.Background(), t.connect)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		_ = c.Close()
-		return nil, &dialError{err: err}
-	}
-	return tc, nil
+	l.logResponse(ctx, x, rt, p.name, target)
 }
 
 // tunnelSet tracks open tunnels so that shutdown can wait for them, then

@@ -1,4 +1,4 @@
-package proxy
+package http1
 
 import (
 	"bufio"
@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,42 +20,13 @@ import (
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
 	proxytls "github.com/rampart-proxy/rampart/tls"
+	"github.com/rampart-proxy/rampart/wire"
 )
-
-// Rampart runs its own HTTP/1.1 connection loop on fasthttp's parsers rather
-// than fasthttp.Server, for two reasons an edge proxy cares about:
-//
-//   - An idle keep-alive connection holds no buffer and no large stack. Its
-//     goroutine waits for the socket to become readable without reading (a
-//     MSG_PEEK probe, then the runtime poller), so it stays at the smallest
-//     stack size; requests are served by a pool of worker goroutines that
-//     own the buffers and the deep stacks only while a request is in flight
-//     (and for a moment after it, in case the client's next request follows
-//     at once: see lingerFor).
-//   - Every limit is ours: connections are counted and refused at accept time,
-//     and each timeout (header, body, idle, write) is set exactly once.
-
-// connServer serves one listener's connections.
-type connServer struct {
-	l       *listener
-	ln      net.Listener
-	lim     atomic.Pointer[config.Limits] // replaced by a reload
-	log     *slog.Logger
-	metrics *metrics.ListenerMetrics
-
-	open    atomic.Int64 // connections being served
-	closing atomic.Bool  // shutdown has begun
-
-	mu    sync.Mutex // guards the fields below
-	conns map[*conn]struct{}
-	perIP map[netip.Addr]int
-	done  chan struct{} // closed when the last connection ends after shutdown
-}
 
 // conn is one downstream connection. It is small on purpose: it is all an
 // idle connection costs besides the socket and a minimal goroutine.
 type conn struct {
-	s      *connServer
+	s      *Server
 	c      net.Conn
 	rc     syscall.RawConn // nil when the socket cannot be probed (TLS)
 	ip     netip.Addr
@@ -94,97 +64,38 @@ type conn struct {
 	// trailers holds the trailer section of the burst's chunked request
 	// bodies, which nothing reads (see chunkedBody); nil until one comes.
 	trailers *fasthttp.Request
+	// handOff is the protocol the connection turned out to speak, set by
+	// its burst for the connection's goroutine to call Server.HandOff
+	// with ("": HTTP/1.1); handBuf holds the bytes read already.
+	handOff string
+	handBuf []byte
+	// handedOff is set, under s.mu, once HandOff has the connection.
+	handedOff bool
 }
 
-func newConnServer(l *listener, ln net.Listener, lim config.Limits, log *slog.Logger) *connServer {
-	s := &connServer{l: l, ln: ln, log: log, conns: make(map[*conn]struct{}), perIP: make(map[netip.Addr]int)}
-	s.lim.Store(&lim)
-	return s
-}
+// The conn is the wire.Stream of the requests it carries.
+var _ wire.Stream = (*conn)(nil)
 
-// serve accepts connections until the listener is closed.
-func (s *connServer) serve() error {
-	var backoff time.Duration
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// Out of file descriptors and the like: wait, do not spin.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed", "listener", s.l.name, "error", err.Error(), "retry_in", backoff.String())
-			time.Sleep(backoff)
-			continue
-		}
-		backoff = 0
-		cn := s.admit(c)
-		if cn == nil {
-			_ = c.Close() // over a connection limit: refused before reading anything
-			continue
-		}
-		go cn.serve()
-	}
-}
+// Peer is the connection's peer address, resolved when it was accepted.
+func (cn *conn) Peer() netip.Addr { return cn.ip }
 
-// admit registers c, or returns nil when a connection limit refuses it.
-func (s *connServer) admit(c net.Conn) *conn {
-	ip := netip.IPv4Unspecified()
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		if addr, ok := netip.AddrFromSlice(a.IP); ok {
-			ip = addr.Unmap()
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		s.metrics.Refused(metrics.RefusedShutdown)
-		return nil
-	}
-	lim := s.lim.Load()
-	if m := lim.MaxConnections; m > 0 && len(s.conns) >= m {
-		s.metrics.Refused(metrics.RefusedMaxConnections)
-		return nil
-	}
-	if m := lim.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
-		s.metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
-		return nil
-	}
-	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1), send: progressWriter{c: c}}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-		if rc, err := tc.SyscallConn(); err == nil {
-			cn.rc = rc
-			cn.probe = cn.probeFD
-		}
-	}
-	if lr := s.l.srv.snap.Load().listeners[s.l.name]; lr != nil && lr.tlsMgr != nil {
-		// The TCP socket is still what the idle wait probes: a TLS record
-		// arriving makes it readable like any request.
-		cn.rec = &recordConn{Conn: c, cn: cn}
-		cn.tlsConn = tls.Server(cn.rec, s.l.tlsFront)
-		cn.c = cn.tlsConn
-	}
-	s.conns[cn] = struct{}{}
-	s.perIP[ip]++
-	s.open.Add(1)
-	s.metrics.Inc()
-	return cn
-}
+// Protocol is HTTP/1.x.
+func (cn *conn) Protocol() wire.Protocol { return wire.HTTP1 }
 
-func (s *connServer) forget(cn *conn) {
-	s.mu.Lock()
-	delete(s.conns, cn)
-	if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
-		delete(s.perIP, cn.ip)
-	}
-	last := len(s.conns) == 0 && s.closing.Load() && s.done != nil
-	s.mu.Unlock()
-	s.open.Add(-1)
-	s.metrics.Dec()
-	if last {
-		close(s.done)
-	}
+// TLS reports whether the connection is TLS.
+func (cn *conn) TLS() bool { return cn.tlsConn != nil }
+
+// ClientSubject is the verified client certificate's subject, or nil.
+func (cn *conn) ClientSubject() []byte { return cn.subject }
+
+// Context is context.Background: an HTTP/1.1 request learns that its client
+// went away when a read or a write to it fails.
+func (cn *conn) Context() context.Context { return context.Background() }
+
+// Hijack hands the connection to fn once the response (a 101) is written.
+func (cn *conn) Hijack(fn func(c net.Conn, r io.Reader, w io.Writer)) bool {
+	cn.hijack = fn
+	return true
 }
 
 // serve waits for requests on the connection and hands each burst of them to
@@ -206,13 +117,35 @@ func (cn *conn) serve() {
 			return
 		}
 		cn.active.Store(true)
-		cn.s.l.srv.workers.run(cn)
+		cn.s.Workers.run(cn)
 		keep := <-cn.result
 		cn.active.Store(false)
+		if cn.handOff != "" {
+			cn.handOver()
+			return
+		}
 		if !keep || cn.s.closing.Load() {
 			return
 		}
 	}
+}
+
+// handOver gives the connection to Server.HandOff, in this goroutine: the
+// connection still counts against the limits until HandOff returns.
+func (cn *conn) handOver() {
+	s := cn.s
+	s.mu.Lock()
+	cn.handedOff = true
+	s.mu.Unlock()
+	if cn.rec != nil {
+		cn.rec.cn = nil // HTTP/1.1's progress timeouts are not the new protocol's
+	}
+	cn.send.timeout = 0
+	_ = cn.c.SetDeadline(time.Time{})
+	cn.rdl, cn.send.dl, cn.send.end = time.Time{}, time.Time{}, time.Time{}
+	buf := cn.handBuf
+	cn.handBuf = nil
+	s.HandOff(cn.c, cn.handOff, buf, cn.ip)
 }
 
 // waitReadable blocks until the client sends something (or closes), or the
@@ -269,115 +202,6 @@ func nothingToRead(fd uintptr, buf *[1]byte) bool {
 	return errno == syscall.EAGAIN
 }
 
-// workerPool runs request bursts on long-lived goroutines, whose stacks
-// have grown to what request handling needs. Idle workers wait on a stack
-// (the most recently used is reused first, its stack and caches warm); a
-// janitor ends those idle for longer than maxIdle.
-type workerPool struct {
-	mu     sync.Mutex // guards the fields below
-	idle   []*worker
-	closed bool
-	ticks  int64 // the janitor's ticks so far: the clock idle workers are stamped with
-	// maxIdle is how many ticks a worker may stay idle.
-	maxIdle int64
-	stop    chan struct{}
-}
-
-type worker struct {
-	work chan *conn // nil asks the worker to exit
-	last int64      // the janitor tick at which it became idle
-}
-
-// janitorTick is the janitor's period: the resolution of maxIdle. Idle
-// workers are stamped with the janitor's tick count, not the time, so that
-// a burst does not pay for reading the clock.
-const janitorTick = time.Second
-
-func newWorkerPool() *workerPool {
-	p := &workerPool{maxIdle: int64(10 * time.Second / janitorTick), stop: make(chan struct{})}
-	go p.janitor()
-	return p
-}
-
-// run hands cn to an idle worker, or starts one.
-func (p *workerPool) run(cn *conn) {
-	p.mu.Lock()
-	if n := len(p.idle); n > 0 {
-		w := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
-		p.mu.Unlock()
-		w.work <- cn
-		return
-	}
-	p.mu.Unlock()
-	w := &worker{work: make(chan *conn, 1)}
-	w.work <- cn
-	go p.serve(w)
-}
-
-// busy counts the request bursts being served, by every listener.
-var busy atomic.Int64
-
-func (p *workerPool) serve(w *worker) {
-	for cn := range w.work {
-		if cn == nil {
-			return
-		}
-		busy.Add(1)
-		keep := cn.serveBurst()
-		busy.Add(-1)
-		cn.result <- keep
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			return
-		}
-		w.last = p.ticks
-		p.idle = append(p.idle, w)
-		p.mu.Unlock()
-	}
-}
-
-// janitor ends workers idle beyond maxIdle, oldest first.
-func (p *workerPool) janitor() {
-	t := time.NewTicker(janitorTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-			p.mu.Lock()
-			p.ticks++
-			cutoff := p.ticks - p.maxIdle
-			n := 0
-			for n < len(p.idle) && p.idle[n].last < cutoff {
-				p.idle[n].work <- nil
-				n++
-			}
-			p.idle = append(p.idle[:0], p.idle[n:]...)
-			p.mu.Unlock()
-		}
-	}
-}
-
-// close ends the idle workers and the janitor; busy workers end as their
-// connections close.
-func (p *workerPool) close() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.closed = true
-	close(p.stop)
-	for _, w := range p.idle {
-		w.work <- nil
-	}
-	p.idle = nil
-}
-
 var (
 	readerPool sync.Pool
 	writerPool sync.Pool
@@ -420,11 +244,11 @@ func (cn *conn) serveBurst() (keep bool) {
 	bw := acquireWriter(cn)
 	cn.send.timeout, cn.send.end = sendTimeout(lim), time.Time{}
 	ctx := ctxPool.Get().(*fasthttp.RequestCtx)
-	ctx.Init2(cn.c, fasthttpLogger{s.log}, true)
+	ctx.Init2(cn.c, fasthttpLogger{s.Log}, true)
 	hijacked := false
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("panic serving a request", "listener", s.l.name, "panic", r)
+			s.Log.Error("panic serving a request", "listener", s.Name, "panic", r)
 			keep = false
 		}
 		ctx.Request.Reset()
@@ -455,7 +279,7 @@ func (cn *conn) serveBurst() (keep bool) {
 		http11 := ctx.Request.Header.IsHTTP11()
 		ctx.Response.Header.SetNoDefaultContentType(true)
 
-		s.l.handle(ctx, cn)
+		s.Handler.ServeWire(ctx, cn)
 		cn.served++
 
 		if h := cn.hijack; h != nil {
@@ -539,8 +363,8 @@ func (cn *conn) serveBurst() (keep bool) {
 // writeFailed counts a response cut by write_timeout (send_timeout's cuts
 // are counted where they happen: sendRaw).
 func (cn *conn) writeFailed(err error) {
-	if isTimeout(err) && !errors.Is(err, errSendStalled) {
-		cn.s.metrics.TimedOut(metrics.TimeoutWrite)
+	if IsTimeout(err) && !errors.Is(err, errSendStalled) {
+		cn.s.Metrics.TimedOut(metrics.TimeoutWrite)
 	}
 }
 
@@ -567,7 +391,7 @@ func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
 	if cn.s.closing.Load() || cn.s.lim.Load() != lim {
 		return lingerIdle
 	}
-	busy.Add(-1) // waiting, not serving
+	cn.s.Workers.busy.Add(-1) // waiting, not serving
 	// The deadline is set twice lingerFor ahead and kept while at least
 	// lingerFor of it is left, so that a busy client's requests share one
 	// timer update among several: the wait lasts one to two lingerFor. It
@@ -579,11 +403,11 @@ func (cn *conn) linger(br *bufio.Reader, lim *config.Limits) int {
 		_ = cn.c.SetReadDeadline(cn.rdl)
 	}
 	_, err := br.Peek(1)
-	busy.Add(1)
+	cn.s.Workers.busy.Add(1)
 	switch {
 	case err == nil:
 		return lingerNext
-	case isTimeout(err):
+	case IsTimeout(err):
 		return lingerIdle
 	}
 	return lingerGone
@@ -602,6 +426,11 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 	if b, err := br.Peek(1); len(b) == 0 {
 		cn.refuse(bw, err, cn.served > 0, metrics.TimeoutHeader)
 		return false
+	}
+	if cn.served == 0 && cn.tlsConn == nil && cn.s.HandOff != nil && cn.s.preface.Load() {
+		if cn.prefaceAhead(br) { // waits at most read_header_timeout (the first wait's)
+			return false
+		}
 	}
 	if bareLFHeader(br) {
 		// RFC 9112 lets a recipient accept a bare LF; a proxy that did
@@ -656,8 +485,8 @@ func (cn *conn) readRequest(ctx *fasthttp.RequestCtx, lim *config.Limits, br *bu
 		b, _ := br.Peek(cl)
 		req.SetBodyRaw(b)
 		cn.inPlace = cl
-	} else if cl >= 0 && cl <= smallBody {
-		err = req.ContinueReadBody(br, smallBody, false)
+	} else if cl >= 0 && cl <= SmallBody {
+		err = req.ContinueReadBody(br, SmallBody, false)
 	} else if cl == -1 {
 		err = cn.chunkedBody(req, br)
 	} else if cl != -2 {
@@ -709,7 +538,7 @@ func (cn *conn) handshake(lim *config.Limits) bool {
 	_ = cn.c.SetDeadline(time.Time{})
 	cn.rdl, cn.send.dl = time.Time{}, time.Time{}
 	if err != nil {
-		cn.s.log.Debug("TLS handshake failed", "listener", cn.s.l.name, "client", cn.ip.String(), "error", err.Error())
+		cn.s.Log.Debug("TLS handshake failed", "listener", cn.s.Name, "client", cn.ip.String(), "error", err.Error())
 		return false
 	}
 	cs := cn.tlsConn.ConnectionState()
@@ -720,6 +549,31 @@ func (cn *conn) handshake(lim *config.Limits) bool {
 		cn.subject = []byte(subj)
 	}
 	cn.handshaken = true
+	if p := cs.NegotiatedProtocol; p != "" && p != "http/1.1" && cn.s.HandOff != nil {
+		cn.handOff = p
+		return false
+	}
+	return true
+}
+
+// prefaceAhead reports whether a plain connection's first bytes in br are
+// the HTTP/2 preface; it then keeps them in cn.handBuf for HandOff. It waits
+// for more bytes only while what has arrived is a beginning of the preface.
+func (cn *conn) prefaceAhead(br *bufio.Reader) bool {
+	b, _ := br.Peek(min(br.Buffered(), len(Preface)))
+	if !bytes.HasPrefix([]byte(Preface), b) {
+		return false
+	}
+	b, err := br.Peek(len(Preface))
+	if err != nil || string(b) != Preface {
+		return false
+	}
+	cn.handBuf = append([]byte(nil), b...)
+	if n := br.Buffered(); n > len(Preface) {
+		more, _ := br.Peek(n)
+		cn.handBuf = append(cn.handBuf[:0], more...)
+	}
+	cn.handOff = "h2c"
 	return true
 }
 
@@ -778,10 +632,10 @@ func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool, timeoutKind int) 
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
 	case errors.As(err, &sizeErr):
 		cn.answer(bw, fasthttp.StatusRequestHeaderFieldsTooLarge, bodyHeaderTooLarge)
-	case isTimeout(err):
+	case IsTimeout(err):
 		// The client had begun a request (the idle wait is elsewhere):
 		// a slow or stalled client.
-		cn.s.metrics.TimedOut(timeoutKind)
+		cn.s.Metrics.TimedOut(timeoutKind)
 		cn.answer(bw, fasthttp.StatusRequestTimeout, bodyRequestTimeout)
 	default:
 		cn.answer(bw, fasthttp.StatusBadRequest, bodyBadRequest)
@@ -791,8 +645,8 @@ func (cn *conn) refuse(bw *bufio.Writer, err error, idle bool, timeoutKind int) 
 // answer writes a short error response and closes the connection. It is
 // counted under the "(none)" route: no route was chosen.
 func (cn *conn) answer(bw *bufio.Writer, status int, body []byte) {
-	if m := cn.s.l.srv.metrics; m != nil {
-		cn.s.l.srv.snap.Load().noRoute.Observe(status, 0)
+	if cn.s.Answered != nil {
+		cn.s.Answered(status)
 	}
 	var resp fasthttp.Response
 	resp.SetStatusCode(status)
@@ -835,39 +689,4 @@ func drain(stream io.Reader) bool {
 func resetReader(br *bufio.Reader) *bufio.Reader {
 	br.Reset(nil)
 	return br
-}
-
-// shutdown stops accepting, wakes idle connections so they close, lets
-// active ones finish their request, and closes what is left when ctx ends.
-func (s *connServer) shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	if s.done == nil {
-		s.done = make(chan struct{})
-		if len(s.conns) == 0 {
-			close(s.done)
-		}
-	}
-	for cn := range s.conns {
-		if !cn.active.Load() {
-			_ = cn.c.SetReadDeadline(aLongTimeAgo)
-		}
-	}
-	done := s.done
-	s.mu.Unlock()
-	err := s.ln.Close()
-	if errors.Is(err, net.ErrClosed) {
-		err = nil
-	}
-	select {
-	case <-done:
-		return err
-	case <-ctx.Done():
-		s.mu.Lock()
-		for cn := range s.conns {
-			_ = cn.c.Close()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
 }

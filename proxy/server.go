@@ -310,7 +310,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // clientAddr is the address the request comes from: the peer, or the
 // right-most untrusted X-Forwarded-For hop when the peer is a trusted proxy.
-func (l *listener) clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer netip.Addr) netip.Addr {
+func clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer netip.Addr) netip.Addr {
 	if len(snap.trusted) == 0 {
 		return peer
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/rampart-proxy/rampart/wire"
 	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
@@ -19,13 +18,14 @@ import (
 // answers 101, the client's connection is hijacked and bytes are copied both
 // ways until either side closes. Any other answer is relayed as a normal
 // response.
-func (l *listener) tunnel(ctx *fasthttp.RequestCtx, st wire.Stream, x *exchange, rt *route, p *pool, idx int, tr *transport) {
+func (x *exchange) tunnel(tr *transport) {
+	ctx, l, rt, p, idx := x.ctx, x.l, x.rt, x.p, x.ti
 	target := p.targetNames[idx]
 	up, err := tr.h1.DialUpgrade()
 	if err != nil {
 		l.srv.log.Warn("websocket upstream connect failed", "request_id", string(x.reqID),
 			"route", rt.name, "upstream", p.name, "target", target, "error", err.Error())
-		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
 		return
 	}
 	read, write := tr.h1.Timeouts()
@@ -34,7 +34,7 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, st wire.Stream, x *exchange,
 	}
 	if _, err := up.Write(ctx.Request.Header.Header()); err != nil {
 		_ = up.Close()
-		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
 		return
 	}
 	_ = up.SetWriteDeadline(time.Time{})
@@ -48,7 +48,7 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, st wire.Stream, x *exchange,
 		_ = up.Close()
 		resp.Reset()
 		status, body := statusForError(err)
-		l.finish(ctx, x, rt, p.name, target, status, body)
+		x.finish(status, body)
 		return
 	}
 	_ = up.SetReadDeadline(time.Time{})
@@ -58,18 +58,18 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, st wire.Stream, x *exchange,
 		_ = up.Close()
 		if err != nil {
 			resp.Reset()
-			l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+			x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
 			return
 		}
 		resp.Header.ResetConnectionClose()
 		relayHeader(&resp.Header, x.reqID)
-		l.logResponse(ctx, x, rt, p.name, target)
+		x.logResponse()
 		return
 	}
 	ts := p.balancer.Targets[idx].State
 	ts.Acquire()
 	srv := l.srv
-	hijacked := st.Hijack(func(c net.Conn, cr io.Reader, cw io.Writer) {
+	hijacked := x.st.Hijack(func(c net.Conn, cr io.Reader, cw io.Writer) {
 		defer ts.Release()
 		srv.tunnels.run(c, cr, cw, up, br)
 	})
@@ -77,10 +77,10 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, st wire.Stream, x *exchange,
 		ts.Release()
 		_ = up.Close()
 		resp.Reset()
-		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
 		return
 	}
-	l.logResponse(ctx, x, rt, p.name, target)
+	x.logResponse()
 }
 
 // tunnelSet tracks open tunnels so that shutdown can wait for them, then

@@ -125,10 +125,10 @@ func (l *listener) ServeWire(ctx *fasthttp.RequestCtx, st wire.Stream) {
 // serve routes the request and answers it, or forwards it.
 func (x *exchange) serve() {
 	ctx, l, snap, lr := x.ctx, x.l, x.snap, x.lr
-	if l.srv.access != nil || l.srv.metrics != nil {
+	if x.snap.access != nil || l.srv.metrics != nil {
 		x.start = time.Now() // only the access log and the metrics read it
 	}
-	if l.srv.access != nil {
+	if x.snap.access != nil {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
 	}
 
@@ -424,7 +424,7 @@ func (x *exchange) upstreamError(err error) {
 // relay passes the target's response (its header already in ctx.Response)
 // to the client: body is nil when the body was read whole, else it streams.
 func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
-	ctx, l, rt, p := x.ctx, x.l, x.rt, x.p
+	ctx, rt, p := x.ctx, x.rt, x.p
 	out := &ctx.Response
 	refused := false
 	if x.verdict != nil {
@@ -462,9 +462,9 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 		x.logResponse()
 		return
 	}
-	rb := acquireRelay(l.srv.access, body, t.State, x.start, rt.metrics)
+	rb := acquireRelay(x.snap.access, body, t.State, x.start, rt.metrics)
 	rb.status = out.StatusCode()
-	if al := l.srv.access; al != nil {
+	if al := x.snap.access; al != nil {
 		rb.line = al.appendPrefix(rb.line, x)
 	}
 	cl := out.Header.ContentLength()
@@ -744,7 +744,7 @@ func (x *exchange) logResponse() {
 			x.snap.noRoute.Observe(ctx.Response.StatusCode(), time.Since(x.start))
 		}
 	}
-	al := srv.access
+	al := x.snap.access
 	if al == nil {
 		return
 	}

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +26,6 @@ import (
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
-	"github.com/rampart-proxy/rampart/ratelimit"
 	proxytls "github.com/rampart-proxy/rampart/tls"
 	"github.com/rampart-proxy/rampart/waf"
 	"github.com/rampart-proxy/rampart/wire/http1"
@@ -35,10 +33,9 @@ import (
 
 // Server runs every listener of a configuration.
 type Server struct {
-	log    *slog.Logger
-	snap   atomic.Pointer[snapshot]
-	reg    *balancer.Registry
-	access *accessLog
+	log  *slog.Logger
+	snap atomic.Pointer[snapshot]
+	reg  *balancer.Registry
 
 	mu        sync.Mutex // guards listeners
 	listeners map[string]*listener
@@ -133,12 +130,12 @@ func (l *listener) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 }
 
 // New compiles cfg (already validated) into a server. Nothing is bound until
-// Start.
+// Start. On error, nothing New opened is left open.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: http1.NewWorkers(),
+	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener),
 		version: "dev", issuers: proxytls.NewIssuers(), audits: waf.NewAuditLogs()}
 	for _, o := range opts {
 		o(s)
@@ -152,34 +149,16 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 		s.metrics = m
 	}
 	s.stop = make(chan struct{})
-	if cfg.Redis != nil && (usesRedis(cfg) || usesRedisACME(cfg)) {
-		client, err := ratelimit.NewRedisClient(cfg.Redis)
-		if err != nil {
-			return nil, fmt.Errorf("redis: %w", err)
-		}
-		s.redis = client
-	}
-	limits, err := buildLimits(cfg, s.redis, log, s.metrics)
-	if err != nil {
-		return nil, err
-	}
 	s.wafBuffer = waf.NewBudget(wafBufferLimit(cfg))
 	s.metrics.WAFBufferUsed(s.wafBuffer.Used)
-	policies, err := buildWAF(cfg, nil, s.audits, s.metrics, s.wafBuffer, log)
+	s.workers = http1.NewWorkers()
+	a, err := s.assemble(cfg, nil, false)
 	if err != nil {
+		s.workers.Close()
 		return nil, err
 	}
-	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(s.redis), policies, s.workers)
-	if err != nil {
-		closeNew(policies, nil)
-		return nil, err
-	}
-	access, err := openAccessLog(cfg.AccessLog.Path)
-	if err != nil {
-		return nil, err
-	}
-	s.access = access
-	s.snap.Store(snap)
+	s.redis = a.redis
+	s.snap.Store(a.snap)
 	return s, nil
 }
 
@@ -302,7 +281,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = s.redis.Close()
 		}
 	})
-	if err := s.access.Close(); err != nil {
+	if err := s.snap.Load().access.Close(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -320,44 +299,16 @@ func clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer netip.Addr) netip
 // Check builds everything cfg describes without binding or connecting to
 // anything, to find what validation of the file alone cannot: a rate that
 // the limiter cannot represent, an upstream the balancer refuses. It is what
-// `rampart validate` runs after config.Load.
+// `rampart validate` runs after config.Load, and it builds as New and
+// Reload do (assemble), in a dry run.
 func Check(cfg *config.Config) error {
-	var client redis.UniversalClient
-	if cfg.Redis != nil && usesRedis(cfg) {
-		c, err := ratelimit.NewRedisClient(cfg.Redis) // connects lazily: nothing is dialed
-		if err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		defer c.Close()
-		client = c
-	}
-	log := slog.New(slog.DiscardHandler)
-	limits, err := buildLimits(cfg, client, log, nil)
+	s := &Server{log: slog.New(slog.DiscardHandler), reg: balancer.NewRegistry()}
+	a, err := s.assemble(cfg, nil, true)
 	if err != nil {
 		return err
 	}
-	for _, name := range sortedKeys(cfg.Listeners) {
-		if t := cfg.Listeners[name].TLS; t != nil {
-			if err := proxytls.Check(name, t); err != nil {
-				return err
-			}
-		}
-	}
-	base := ""
-	if cfg.File != "" {
-		base = filepath.Dir(cfg.File)
-	}
-	if err := waf.Validate(cfg.WAF, base); err != nil {
-		return err
-	}
-	// The policies compiled; the snapshot only needs their names here
-	// (compiling again for real would open their audit logs).
-	names := make(map[string]*waf.Policy, len(cfg.WAF))
-	for name := range cfg.WAF {
-		names[name] = nil
-	}
-	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil, nil, names, nil)
-	return err
+	s.closeRedisIfNew(a.redis)
+	return nil
 }
 
 // tlsBuild is what building the TLS managers of a snapshot needs.

@@ -39,6 +39,9 @@ type snapshot struct {
 	transports map[transportKey]*transport
 	// redact hides query parameters in the access log.
 	redact *queryRedactor
+	// access is the access log (nil: off), kept by the next snapshot
+	// when its path is the same.
+	access *accessLog
 }
 
 // listenerRoutes is what one listener serves.

@@ -358,9 +358,8 @@ func (x *exchange) forward() {
 		// sent again met a timeout or a 502/503/504.
 		retry := false
 		if attempt < p.cfg.Retries {
-			var de *http1.DialError
 			switch {
-			case err != nil && errors.As(err, &de):
+			case err != nil && http1.IsDialError(err):
 				retry = true
 			case err != nil:
 				// A timeout, or the connection dropped before an answer:
@@ -374,8 +373,7 @@ func (x *exchange) forward() {
 		// A connect failure reached nothing and costs the next target
 		// nothing extra: it does not spend the retry budget, which is
 		// there to keep retries from multiplying load on live targets.
-		var de *http1.DialError
-		if retry && (errors.As(err, &de) || p.budget.spend()) {
+		if retry && (http1.IsDialError(err) || p.budget.spend()) {
 			if next := p.pick(ctx, x, tried); next != nil {
 				if body != nil {
 					_ = body.Close()

@@ -378,6 +378,14 @@ type DialError struct{ Err error }
 func (e *DialError) Error() string { return "connect: " + e.Err.Error() }
 func (e *DialError) Unwrap() error { return e.Err }
 
+// IsDialError reports whether err is, or wraps, a *DialError. (Its target
+// escapes only when it is called, on an error: a caller's own errors.As
+// would cost every request an allocation.)
+func IsDialError(err error) bool {
+	var de *DialError
+	return err != nil && errors.As(err, &de)
+}
+
 // dial connects to the target within the connect timeout. Errors are marked
 // as DialError so that the handler answers 502 rather than 504.
 func (c *Client) dial(addr string) (net.Conn, error) {

@@ -77,7 +77,7 @@ type Server struct {
 	// HandOff, if set, takes the connections that negotiate another
 	// protocol by ALPN, or (SetDetectPreface) begin with the HTTP/2
 	// preface. Without it they are served as HTTP/1.1 (and an HTTP/2
-	// preface is answered 505).
+	// preface is answered 400).
 	HandOff HandOff
 	// Answered is told of each answer the server makes itself, without
 	// calling Handler (a request it could not read: 400, 408, 413, 431,
@@ -121,18 +121,24 @@ func (s *Server) Active() int {
 	return n
 }
 
-// Serve accepts connections on ln until it is closed (by Shutdown). It
-// returns nil then, and SetLimits must have been called before.
+// Serve accepts connections on ln until Shutdown closes it, and returns nil
+// then. SetLimits must have been called before. A Shutdown that comes
+// before Serve makes it close ln and return at once.
 func (s *Server) Serve(ln net.Listener) error {
+	if s.Log == nil {
+		s.Log = slog.Default()
+	}
 	s.mu.Lock()
 	s.ln = ln
 	if s.conns == nil {
 		s.conns = make(map[*conn]struct{})
 		s.perIP = make(map[netip.Addr]int)
 	}
+	closing := s.closing.Load() // Shutdown came first: it found no listener to close
 	s.mu.Unlock()
-	if s.Log == nil {
-		s.Log = slog.Default()
+	if closing {
+		_ = ln.Close()
+		return nil
 	}
 	var backoff time.Duration
 	for {

@@ -1,6 +1,12 @@
-// Package proxy is Rampart's data plane: listeners, the router, the request
-// handler, forwarding to upstream targets, WebSocket tunnels, the access log
-// and the snapshot that ties a configuration to them.
+// Package proxy is Rampart's request pipeline: the router, rate limits,
+// authentication fields, the WAF, redirects, picking a target, forwarding
+// to it (with retries), WebSocket tunnels, the access log, and the snapshot
+// that ties a configuration to them; also the server that runs a
+// configuration's listeners, its reloads and its admin API. The protocols
+// are not here: a wire layer (wire/http1) serves each listener's
+// connections and calls the pipeline (listener.ServeWire) per request
+// through the seam in package wire, and sends requests upstream
+// (http1.Client).
 //
 // A Server holds the running snapshot behind an atomic pointer. Each request
 // loads it once and uses only it, so the hot path takes no lock and a future

@@ -185,3 +185,67 @@ func TestHandOffALPN(t *testing.T) {
 		})
 	}
 }
+
+// TestHandOffCounted: a handed-off connection counts against
+// max_connections until HandOff returns: another client is refused while
+// it runs, and served once it has returned.
+func TestHandOffCounted(t *testing.T) {
+	var calls atomic.Int64
+	entered, release := make(chan struct{}), make(chan struct{})
+	s := &Server{Handler: okHandler(t, &calls, false)}
+	s.HandOff = func(c net.Conn, proto string, buffered []byte, peer netip.Addr) {
+		close(entered)
+		<-release
+	}
+	s.SetDetectPreface(true)
+	addr := startServer(t, s)
+	s.SetLimits(config.Limits{ReadHeaderTimeout: config.Duration(testTimeout), IdleTimeout: config.Duration(testTimeout),
+		MaxHeaderBytes: 8 << 10, MaxConnections: 1})
+	h2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if _, err := io.WriteString(h2, Preface); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-entered:
+	case <-time.After(testTimeout):
+		t.Fatal("HandOff not called")
+	}
+	get := func() error {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseResponse(resp)
+		return resp.Read(bufio.NewReader(c))
+	}
+	if err := get(); err == nil {
+		t.Error("a second connection while the first is handed off: served; want refused (max_connections 1)")
+	}
+	close(release)
+	if !waitUntil(testTimeout, func() bool { return s.Open() == 0 }) {
+		t.Fatalf("%d connections open after HandOff returned; want 0", s.Open())
+	}
+	if err := get(); err != nil {
+		t.Errorf("a connection after HandOff returned: %v; want served", err)
+	}
+}
+
+// waitUntil polls cond every 10 ms until it holds or d passes.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+	}
+	return cond()
+}

@@ -15,6 +15,8 @@
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
 #              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp;
 #              evloop, not in the default: bench/evloop, an epoll loop on fasthttp's parsers, the floor of Go without goroutines)
+#   RAMPART_BASE []    a Rampart binary to compare with (say, built from an older commit): proxy rampart-base,
+#              not in the default, runs it with the same config as rampart
 #   IDLE_CONNS [5000]  connections held open by the idle scenario
 #   IDLE_PROXIES [rampart,nginx,haproxy]  proxies measured by the idle scenario
 #   BASE_PORT  [18080] upstream port; the proxies listen on the next three
@@ -67,6 +69,7 @@ declare -A PORT=(
 	[rampart-metrics]=$((BASE_PORT + 4))
 	[fasthttp]=$((BASE_PORT + 6))
 	[evloop]=$((BASE_PORT + 7))
+	[rampart-base]=$((BASE_PORT + 8))
 )
 ADMIN_PORT=$((BASE_PORT + 5)) # rampart-metrics' admin listener
 declare -A PID=()    # proxy name -> PID of the process we started
@@ -301,6 +304,7 @@ EOF
 	# something can read them.
 	sed "s/127.0.0.1:${PORT[rampart]}/127.0.0.1:${PORT[rampart-metrics]}/" "$OUT/rampart.yaml" >"$OUT/rampart-metrics.yaml"
 	printf 'admin:\n  address: "127.0.0.1:%s"\n' "$ADMIN_PORT" >>"$OUT/rampart-metrics.yaml"
+	sed "s/127.0.0.1:${PORT[rampart]}/127.0.0.1:${PORT[rampart-base]}/" "$OUT/rampart.yaml" >"$OUT/rampart-base.yaml"
 
 	local user_line=""
 	((EUID == 0)) && user_line="user root;"
@@ -439,6 +443,10 @@ start_proxy() {
 	rampart-metrics)
 		start_bg "$LOGS/rampart-metrics.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
 			"$OUT/rampart" run --config "$OUT/rampart-metrics.yaml"
+		;;
+	rampart-base)
+		start_bg "$LOGS/rampart-base.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
+			"$RAMPART_BASE" run --config "$OUT/rampart-base.yaml"
 		;;
 	fasthttp)
 		start_bg "$LOGS/fasthttp.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
@@ -694,8 +702,11 @@ main() {
 		case $s in get | post16k | idle | balance | ratelimit | tls | waf | h2) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf, h2)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
-		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, nginx, haproxy, fasthttp, evloop)"
+		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, rampart-base, nginx, haproxy, fasthttp, evloop)"
 	done
+	if has "$PROXIES" rampart-base && [[ ! -x ${RAMPART_BASE:-} ]]; then
+		die "proxy rampart-base needs RAMPART_BASE=/path/to/a/rampart/binary"
+	fi
 	if ! [[ $ROUNDS =~ ^[0-9]+$ ]] || ((ROUNDS == 0)); then die "ROUNDS must be a positive number"; fi
 	dur_secs "$DURATION" >/dev/null
 
@@ -761,6 +772,7 @@ main() {
 	VERSIONS="$("$GO" version | awk '{print $3}'), $( (wrk -v 2>&1 || true) | awk 'NR == 1 {print "wrk", $2}')"
 	has "$PROXIES" nginx && VERSIONS+=", $( ("$NGINX" -v 2>&1 || true) | sed 's/.*version: //')"
 	has "$PROXIES" haproxy && VERSIONS+=", $( ("$HAPROXY" -v 2>&1 || true) | awk 'NR == 1 {print "haproxy", $3}')"
+	has "$PROXIES" rampart-base && VERSIONS+=", rampart-base $( ("$RAMPART_BASE" version 2>/dev/null || true) | awk 'NR == 1 { print $NF }')"
 	has "$PROXIES" rampart && VERSIONS+=", $( ("$OUT/rampart" version 2>/dev/null || true) | awk 'NR == 1 { print ($1 == "rampart" ? "" : "rampart ") $0 }')"
 	if has "$SCENARIOS" h2; then
 		VERSIONS+=", $( (h2load --version 2>&1 || true) | awk 'NR == 1 {print $2}')"

@@ -12,8 +12,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/rampart-proxy/rampart/config"
 )
 
@@ -99,7 +97,9 @@ func (a *accessLog) writeLine(line []byte) {
 
 // appendPrefix appends every field known when the response headers are
 // ready; appendSuffix closes the line once the body has been sent.
-func (a *accessLog) appendPrefix(dst []byte, ctx *fasthttp.RequestCtx, x *exchange, listener string, rt *route, upstream, target string) []byte {
+func (a *accessLog) appendPrefix(dst []byte, x *exchange) []byte {
+	ctx, rt := x.ctx, x.rt
+	upstream, target := x.names()
 	dst = append(dst, `{"time":"`...)
 	dst = x.start.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
 	dst = append(dst, `","request_id":`...)
@@ -107,7 +107,7 @@ func (a *accessLog) appendPrefix(dst []byte, ctx *fasthttp.RequestCtx, x *exchan
 	dst = append(dst, `,"client_ip":"`...)
 	dst = append(dst, x.client...)
 	dst = append(dst, `","listener":`...)
-	dst = appendJSONString(dst, listener)
+	dst = appendJSONString(dst, x.l.name)
 	dst = append(dst, `,"method":`...)
 	dst = appendJSONBytes(dst, ctx.Method())
 	dst = append(dst, `,"host":`...)

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -82,7 +81,7 @@ func runCRSThroughProxy(t *testing.T, files []*crstest.File, spec, pathHandling 
 	// suite's deliberately broken requests (their lines buried a failure's
 	// output in CI).
 	bs := &fasthttp.Server{Handler: crstest.Backend, NoDefaultServerHeader: true, MaxRequestBodySize: 16 << 20,
-		DisablePreParseMultipartForm: true, Logger: fasthttpLogger{log: slog.New(slog.DiscardHandler)}}
+		DisablePreParseMultipartForm: true, Logger: quietLogger{}}
 	go func() { _ = bs.Serve(backend) }()
 	t.Cleanup(func() { _ = bs.Shutdown() })
 
@@ -178,3 +177,8 @@ access_log: {path: "off"}
 		t.Errorf("%d WAF transactions left open", p.OpenTransactions())
 	}
 }
+
+// quietLogger drops fasthttp's messages.
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}

@@ -262,19 +262,9 @@ func TestE2EIdleConnectionsReleaseWorkers(t *testing.T) {
 		}
 		clients = append(clients, c)
 	}
-	cs := p.srv.listeners["web"].cs
-	active := func() (n int) {
-		cs.mu.Lock()
-		defer cs.mu.Unlock()
-		for cn := range cs.conns {
-			if cn.active.Load() {
-				n++
-			}
-		}
-		return n
-	}
+	active := p.srv.listeners["web"].wire.Active
 	if !waitFor(2*time.Second, func() bool { return active() == 0 }) {
-		t.Fatalf("%d of 20 quiet connections still hold a worker after 2s; want none after %v", active(), lingerFor)
+		t.Fatalf("%d of 20 quiet connections still hold a worker after 2s; want none after a few ms", active())
 	}
 	for i, c := range clients {
 		if got := c.roundTrip(get).status(); got != 200 {

@@ -16,11 +16,26 @@ import (
 	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/ratelimit"
 	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
-// exchange is the per-request scratch state, pooled so that a request
-// allocates nothing of its own.
+// exchange is one request's way through the pipeline: where it came from,
+// the snapshot it is served by, what was chosen for it (route, upstream,
+// target), and its scratch state, pooled so that a request allocates nothing
+// of its own. The snapshot is loaded once, by ServeWire, and everything the
+// request reads of the configuration comes from it: one request never sees
+// two configurations.
 type exchange struct {
+	ctx  *fasthttp.RequestCtx
+	st   wire.Stream
+	l    *listener
+	snap *snapshot
+	lr   *listenerRoutes // nil when a reload removed the listener
+	rt   *route          // nil until a route matched
+	p    *pool           // nil until an upstream was chosen
+	ti   int             // the index in p of the target sent to; -1: none yet
+
 	xff    []byte     // the X-Forwarded-For value sent upstream
 	reqID  []byte     // the request id, incoming or generated
 	peer   []byte     // the peer address in text
@@ -63,6 +78,7 @@ var exchangePool = sync.Pool{New: func() any {
 }}
 
 func (x *exchange) reset() {
+	x.ctx, x.st, x.l, x.snap, x.lr, x.rt, x.p, x.ti = nil, nil, nil, nil, nil, nil, nil, -1
 	x.stream = clientBody{}
 	x.limit = nil
 	x.verdict = nil
@@ -93,24 +109,32 @@ var (
 // max_body_size.
 var errBodyTooLarge = errors.New("proxy: request body exceeds max_body_size")
 
-// handle serves one request on listener l, arrived on cn.
-func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
-	snap := l.srv.snap.Load()
-	lr := snap.listeners[l.name]
+// ServeWire serves one request that arrived on listener l by st.
+func (l *listener) ServeWire(ctx *fasthttp.RequestCtx, st wire.Stream) {
 	x := exchangePool.Get().(*exchange)
 	x.reset()
-	x.redact = snap.redact
-	defer exchangePool.Put(x)
-	if l.srv.access != nil || l.srv.metrics != nil {
+	x.ctx, x.st, x.l = ctx, st, l
+	x.snap = l.srv.snap.Load()
+	x.lr = x.snap.listeners[l.name]
+	x.redact = x.snap.redact
+	x.serve()
+	x.reset() // keeps nothing of the request: ctx is the wire's again
+	exchangePool.Put(x)
+}
+
+// serve routes the request and answers it, or forwards it.
+func (x *exchange) serve() {
+	ctx, l, snap, lr := x.ctx, x.l, x.snap, x.lr
+	if x.snap.access != nil || l.srv.metrics != nil {
 		x.start = time.Now() // only the access log and the metrics read it
 	}
-	if l.srv.access != nil {
+	if x.snap.access != nil {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
 	}
 
-	peer := cn.ip // resolved once, when the connection was accepted
+	peer := x.st.Peer() // resolved once, when the connection was accepted
 	x.peer = peer.AppendTo(x.peer)
-	x.clientIP = l.clientAddr(ctx, snap, peer)
+	x.clientIP = clientAddr(ctx, snap, peer)
 	x.client = x.clientIP.AppendTo(x.client)
 	h := &ctx.Request.Header
 	reqID := h.Peek(hdrXRequestID)
@@ -121,55 +145,56 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	}
 
 	if lr == nil { // listener removed by a reload while this connection lived
-		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
+		x.finish(fasthttp.StatusNotFound, bodyNotFound)
 		return
 	}
 	path, ok := x.requestPath(ctx, lr.pathMode)
 	if !ok { // a path without a normal form, or ambiguous (path_handling)
-		l.finish(ctx, x, nil, "", "", fasthttp.StatusBadRequest, bodyBadRequest)
+		x.finish(fasthttp.StatusBadRequest, bodyBadRequest)
 		return
 	}
 	if !lr.tls && len(snap.acme) > 0 && isACMEChallenge(ctx.Path()) {
 		for _, m := range snap.acme {
 			if body, ok := m.HTTPChallenge(ctx.Host(), ctx.Path()); ok {
-				l.finish(ctx, x, nil, "", "", fasthttp.StatusOK, body)
+				x.finish(fasthttp.StatusOK, body)
 				return
 			}
 		}
 	}
 	idx := lr.router.match(ctx.Host(), path, h.Method(), h)
 	if lr.pathMode != pathRaw && bytes.IndexByte(path, ';') >= 0 && !x.sameRouteWithoutParams(lr, ctx, path, idx) {
-		l.finish(ctx, x, nil, "", "", fasthttp.StatusBadRequest, bodyBadRequest)
+		x.finish(fasthttp.StatusBadRequest, bodyBadRequest)
 		return
 	}
 	if idx < 0 {
-		l.finish(ctx, x, nil, "", "", fasthttp.StatusNotFound, bodyNotFound)
+		x.finish(fasthttp.StatusNotFound, bodyNotFound)
 		return
 	}
 	rt := lr.routes[idx]
+	x.rt = rt
 
 	if max := int(lr.limits.MaxBodySize); max > 0 {
 		if cl := h.ContentLength(); cl > max {
 			ctx.SetConnectionClose() // the unread body cannot be skipped cheaply
-			l.finish(ctx, x, rt, "", "", fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
+			x.finish(fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
 			return
 		}
 	}
 
 	if rt.cfg.RedirectHTTPS && !lr.tls {
-		l.redirectHTTPS(ctx, x, rt, snap)
+		x.redirectHTTPS()
 		return
 	}
 	x.hsts = rt.cfg.HSTS && lr.tls
 	if lr.clientSubject {
 		h.Del(clientSubjectHeader) // never the client's word for it
-		if len(cn.subject) > 0 {
-			h.SetBytesV(clientSubjectHeader, cn.subject)
+		if subj := x.st.ClientSubject(); len(subj) > 0 {
+			h.SetBytesV(clientSubjectHeader, subj)
 		}
 	}
 
 	// Cheap checks first: a flood is refused before it costs anything else.
-	if rt.limit != nil && !l.checkLimit(ctx, x, rt) {
+	if rt.limit != nil && !x.checkLimit() {
 		return
 	}
 
@@ -178,7 +203,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 	// holds them without a copy).
 	if rt.waf != nil {
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
-			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, cn)})
+			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, x.st.ClientSubject())})
 		defer v.Close() // after forwarding: a streamed body is replayed from it
 		if v != nil && v.BodyErr != nil {
 			// The client failed while the WAF read its body: nothing of
@@ -186,9 +211,9 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 			ctx.SetConnectionClose()
 			status, msg := statusForError(&clientError{v.BodyErr})
 			if status == fasthttp.StatusRequestTimeout {
-				l.cs.metrics.TimedOut(metrics.TimeoutBody)
+				l.metrics.TimedOut(metrics.TimeoutBody)
 			}
-			l.finish(ctx, x, rt, "", "", status, msg)
+			x.finish(status, msg)
 			return
 		}
 		if v.Blocked() {
@@ -203,7 +228,7 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 				ctx.SetConnectionClose()
 			}
 			x.hdr = v.AppendBody(x.hdr[:0], x.reqID)
-			l.finish(ctx, x, rt, "", "", v.Status, x.hdr)
+			x.finish(v.Status, x.hdr)
 			return
 		}
 		if v.Body != nil {
@@ -214,28 +239,29 @@ func (l *listener) handle(ctx *fasthttp.RequestCtx, cn *conn) {
 
 	if rt.respond != nil {
 		ctx.Response.Header.SetContentType(rt.respond.ContentType)
-		l.finish(ctx, x, rt, "", "", rt.respond.Status, rt.respondBody)
+		x.finish(rt.respond.Status, rt.respondBody)
 		return
 	}
 	p := rt.pickPool(ctx)
 	if p == nil {
-		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
+		x.finish(fasthttp.StatusServiceUnavailable, bodyNoTarget)
 		return
 	}
-	l.forward(ctx, cn, x, snap, lr, rt, p, peer)
-
+	x.p = p
+	x.forward()
 }
 
-// forward sends the request to a target of p and relays its response.
-func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap *snapshot, lr *listenerRoutes, rt *route, p *pool, peer netip.Addr) {
+// forward sends the request to a target of x.p and relays its response.
+func (x *exchange) forward() {
+	ctx, l, lr, rt, p := x.ctx, x.l, x.lr, x.rt, x.p
 	req := &ctx.Request
 	p.budget.earn()
 	t := p.pick(ctx, x, 0)
 	if t == nil {
-		l.finish(ctx, x, rt, p.name, "", fasthttp.StatusServiceUnavailable, bodyNoTarget)
+		x.finish(fasthttp.StatusServiceUnavailable, bodyNoTarget)
 		return
 	}
-	trusted := isTrusted(peer, snap.trusted)
+	trusted := isTrusted(x.st.Peer(), x.snap.trusted)
 	upgrade := isWebSocketUpgrade(&req.Header)
 	host := req.Header.Host()
 	if uri := req.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
@@ -248,7 +274,8 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	}
 	prepareRequest(req, x, host, forwardFlags(lr, trusted, upgrade))
 	if upgrade {
-		l.tunnel(ctx, cn, x, rt, p, t.Index, p.transports[t.Index])
+		x.ti = t.Index
+		x.tunnel(p.transports[t.Index])
 		return
 	}
 
@@ -256,27 +283,27 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	// a pooled connection turns out to be stale; a large one streams.
 	replayable := true
 	if req.IsBodyStream() && req.Header.ContentLength() == -1 {
-		// A chunked body is read up to smallBody before anything is sent,
+		// A chunked body is read up to http1.SmallBody before anything is sent,
 		// so that a malformed one is refused before it reaches the target;
 		// a larger one streams on from where the reading stopped.
 		switch x.readChunked(req, int64(lr.limits.MaxBodySize)) {
 		case chunkedWhole:
 		case chunkedTooLarge:
 			ctx.SetConnectionClose()
-			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
+			x.finish(fasthttp.StatusRequestEntityTooLarge, bodyTooLarge)
 			return
 		case chunkedBad:
 			ctx.SetConnectionClose()
-			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusBadRequest, bodyBadRequest)
+			x.finish(fasthttp.StatusBadRequest, bodyBadRequest)
 			return
 		case chunkedTimeout:
 			ctx.SetConnectionClose()
-			l.finish(ctx, x, rt, p.name, "", fasthttp.StatusRequestTimeout, bodyRequestTimeout)
+			x.finish(fasthttp.StatusRequestTimeout, bodyRequestTimeout)
 			return
 		}
 	}
 	if req.IsBodyStream() {
-		// Only bodies beyond smallBody get here as a stream (the connection
+		// Only bodies beyond http1.SmallBody get here as a stream (the connection
 		// loop and readChunked read the others whole): it goes out as it
 		// comes in, counted and bounded by max_body_size.
 		replayable = false
@@ -291,6 +318,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 	out := &ctx.Response
 	var tried uint64
 	for attempt := 0; ; attempt++ {
+		x.ti = t.Index
 		tried |= balancer.Tried(t.Index)
 		tr := p.transports[t.Index]
 		var start time.Time
@@ -298,7 +326,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			start = time.Now()
 		}
 		t.State.Acquire()
-		body, resent, err := tr.pool.roundTrip(req, out, replayable, idempotent)
+		body, resent, err := tr.client.RoundTrip(req, out, replayable, idempotent)
 		status := out.StatusCode()
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
@@ -314,7 +342,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 			// target's fault, and nothing to retry.
 			t.State.Release()
 			out.Reset()
-			l.upstreamError(ctx, x, rt, p, t.Index, err)
+			x.upstreamError(err)
 			return
 		}
 		if err != nil || status >= 500 {
@@ -330,14 +358,13 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		// sent again met a timeout or a 502/503/504.
 		retry := false
 		if attempt < p.cfg.Retries {
-			var de *dialError
 			switch {
-			case err != nil && errors.As(err, &de):
+			case err != nil && http1.IsDialError(err):
 				retry = true
 			case err != nil:
 				// A timeout, or the connection dropped before an answer:
 				// the target failed as surely as with a 502.
-				retry = idempotent && replayable && (isTimeout(err) || isConnGone(err))
+				retry = idempotent && replayable && (http1.IsTimeout(err) || http1.IsConnGone(err))
 			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
 				status == fasthttp.StatusGatewayTimeout:
 				retry = idempotent && replayable
@@ -346,8 +373,7 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		// A connect failure reached nothing and costs the next target
 		// nothing extra: it does not spend the retry budget, which is
 		// there to keep retries from multiplying load on live targets.
-		var de *dialError
-		if retry && (errors.As(err, &de) || p.budget.spend()) {
+		if retry && (http1.IsDialError(err) || p.budget.spend()) {
 			if next := p.pick(ctx, x, tried); next != nil {
 				if body != nil {
 					_ = body.Close()
@@ -364,16 +390,17 @@ func (l *listener) forward(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, snap
 		if err != nil {
 			t.State.Release()
 			out.Reset()
-			l.upstreamError(ctx, x, rt, p, t.Index, err)
+			x.upstreamError(err)
 			return
 		}
-		l.relay(ctx, x, rt, p, t, body)
+		x.relay(t, body)
 		return
 	}
 }
 
-// upstreamError answers a request whose exchange with target i failed.
-func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, i int, err error) {
+// upstreamError answers a request whose exchange with its target failed.
+func (x *exchange) upstreamError(err error) {
+	l, rt, p, i := x.l, x.rt, x.p, x.ti
 	status, msg := statusForError(err)
 	if targetFault(err) {
 		l.srv.log.Warn("upstream request failed", "request_id", string(x.reqID),
@@ -387,14 +414,15 @@ func (l *listener) upstreamError(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 	// A 408 (the client stalled its body) was counted and logged by the
 	// connection's read (conn.readRaw).
 	if status == fasthttp.StatusRequestEntityTooLarge || status == fasthttp.StatusBadRequest || status == fasthttp.StatusRequestTimeout {
-		ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
+		x.ctx.SetConnectionClose() // the rest of the body cannot be skipped reliably
 	}
-	l.finish(ctx, x, rt, p.name, p.targetNames[i], status, msg)
+	x.finish(status, msg)
 }
 
 // relay passes the target's response (its header already in ctx.Response)
 // to the client: body is nil when the body was read whole, else it streams.
-func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *pool, t *balancer.Target, body io.ReadCloser) {
+func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
+	ctx, rt, p := x.ctx, x.rt, x.p
 	out := &ctx.Response
 	refused := false
 	if x.verdict != nil {
@@ -412,7 +440,7 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 		if v.RetryAfter > 0 {
 			out.Header.Set("Retry-After", strconv.Itoa(v.RetryAfter))
 		}
-		l.finish(ctx, x, rt, p.name, p.targetNames[t.Index], v.Status, x.hdr)
+		x.finish(v.Status, x.hdr)
 		return
 	}
 	out.Header.SetNoDefaultContentType(true)
@@ -429,13 +457,13 @@ func (l *listener) relay(ctx *fasthttp.RequestCtx, x *exchange, rt *route, p *po
 	}
 	if body == nil { // read whole: the target is free again
 		t.State.Release()
-		l.logResponse(ctx, x, rt, p.name, p.targetNames[t.Index])
+		x.logResponse()
 		return
 	}
-	rb := acquireRelay(l.srv.access, body, t.State, x.start, rt.metrics)
+	rb := acquireRelay(x.snap.access, body, t.State, x.start, rt.metrics)
 	rb.status = out.StatusCode()
-	if al := l.srv.access; al != nil {
-		rb.line = al.appendPrefix(rb.line, ctx, x, l.name, rt, p.name, p.targetNames[t.Index])
+	if al := x.snap.access; al != nil {
+		rb.line = al.appendPrefix(rb.line, x)
 	}
 	cl := out.Header.ContentLength()
 	if cl == -2 {
@@ -459,7 +487,8 @@ const hstsValue = "max-age=31536000"
 // (rt.httpsPort), when it is not 443. A route that no TLS listener serves
 // goes to the first TLS listener whose routes match the request; with
 // none, nothing serves the request over https: 404.
-func (l *listener) redirectHTTPS(ctx *fasthttp.RequestCtx, x *exchange, rt *route, snap *snapshot) {
+func (x *exchange) redirectHTTPS() {
+	ctx, rt, snap := x.ctx, x.rt, x.snap
 	port := rt.httpsPort
 	if rt.httpsByMatch {
 		found := false
@@ -471,7 +500,7 @@ func (l *listener) redirectHTTPS(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 			}
 		}
 		if !found {
-			l.finish(ctx, x, rt, "", "", fasthttp.StatusNotFound, bodyNotFound)
+			x.finish(fasthttp.StatusNotFound, bodyNotFound)
 			return
 		}
 	}
@@ -484,7 +513,7 @@ func (l *listener) redirectHTTPS(ctx *fasthttp.RequestCtx, x *exchange, rt *rout
 	u = append(u, ctx.URI().RequestURI()...) // origin-form, also for an absolute-form request
 	x.hdr = u
 	ctx.Response.Header.SetBytesV("Location", u)
-	l.finish(ctx, x, rt, "", "", fasthttp.StatusPermanentRedirect, bodyRedirect)
+	x.finish(fasthttp.StatusPermanentRedirect, bodyRedirect)
 }
 
 // isIdempotent reports the methods RFC 9110 section 9.2.2 calls idempotent.
@@ -496,27 +525,21 @@ func isIdempotent(m []byte) bool {
 	return false
 }
 
-// hasIdempotencyKey reports an Idempotency-Key (IETF httpapi draft) or
-// X-Idempotency-Key header with a value.
-func hasIdempotencyKey(h *fasthttp.RequestHeader) bool {
-	return len(h.Peek("Idempotency-Key")) > 0 || len(h.Peek("X-Idempotency-Key")) > 0
-}
-
 const (
 	chunkedWhole    = iota // the body was read whole and is the request's body
-	chunkedStreams         // larger than smallBody: what was read streams on first
+	chunkedStreams         // larger than http1.SmallBody: what was read streams on first
 	chunkedTooLarge        // beyond max_body_size
 	chunkedBad             // malformed, or the client failed
 	chunkedTimeout         // the client stalled (body_timeout) or was too slow (read_timeout)
 )
 
-// readChunked reads a chunked request body of up to smallBody whole. A larger
+// readChunked reads a chunked request body of up to http1.SmallBody whole. A larger
 // one is left to stream, the part already read first.
 func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
-	if cap(x.body) < smallBody+1 {
-		x.body = make([]byte, smallBody+1)
+	if cap(x.body) < http1.SmallBody+1 {
+		x.body = make([]byte, http1.SmallBody+1)
 	}
-	buf := x.body[:smallBody+1]
+	buf := x.body[:http1.SmallBody+1]
 	// Read until the stream itself says the body ended (io.EOF after the
 	// last chunk); a truncated or malformed body fails with another error.
 	n, err := 0, error(nil)
@@ -533,7 +556,7 @@ func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
 		x.body = buf[:n]
 		req.SetBodyRaw(x.body) // now framed by Content-Length upstream
 		return chunkedWhole
-	case isTimeout(err):
+	case http1.IsTimeout(err):
 		return chunkedTimeout
 	case err != nil:
 		return chunkedBad
@@ -547,12 +570,12 @@ func (x *exchange) readChunked(req *fasthttp.Request, max int64) int {
 
 // statusForError maps a failed upstream exchange to the client's answer.
 func statusForError(err error) (int, []byte) {
-	var de *dialError
+	var de *http1.DialError
 	var ce *clientError
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return fasthttp.StatusRequestEntityTooLarge, bodyTooLarge
-	case errors.As(err, &ce) && isTimeout(ce.err):
+	case errors.As(err, &ce) && http1.IsTimeout(ce.err):
 		return fasthttp.StatusRequestTimeout, bodyRequestTimeout
 	case errors.As(err, &ce):
 		return fasthttp.StatusBadRequest, bodyBadRequest
@@ -560,7 +583,7 @@ func statusForError(err error) (int, []byte) {
 		return fasthttp.StatusBadGateway, bodyBadGateway
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return fasthttp.StatusServiceUnavailable, bodyNoTarget
-	case isTimeout(err):
+	case http1.IsTimeout(err):
 		return fasthttp.StatusGatewayTimeout, bodyGatewayTimeout
 	default: // reached, but it closed the connection or broke the protocol
 		return fasthttp.StatusBadGateway, bodyBadResponse
@@ -640,7 +663,8 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 }
 
 // finish answers with a status and a short body produced by Rampart itself.
-func (l *listener) finish(ctx *fasthttp.RequestCtx, x *exchange, rt *route, upstream, target string, status int, body []byte) {
+func (x *exchange) finish(status int, body []byte) {
+	ctx := x.ctx
 	ctx.SetStatusCode(status)
 	if len(ctx.Response.Header.ContentType()) == 0 {
 		ctx.SetContentType("text/plain; charset=utf-8")
@@ -651,7 +675,19 @@ func (l *listener) finish(ctx *fasthttp.RequestCtx, x *exchange, rt *route, upst
 		ctx.Response.Header.Set("Strict-Transport-Security", hstsValue)
 	}
 	ctx.Response.SetBodyRaw(body)
-	l.logResponse(ctx, x, rt, upstream, target)
+	x.logResponse()
+}
+
+// names are the upstream chosen and the target sent to, for the log ("":
+// none yet).
+func (x *exchange) names() (upstream, target string) {
+	if x.p == nil {
+		return "", ""
+	}
+	if x.ti < 0 {
+		return x.p.name, ""
+	}
+	return x.p.name, x.p.targetNames[x.ti]
 }
 
 // clientBody reads a streamed request body from the client: it counts it,
@@ -697,19 +733,20 @@ func (b *clientBody) Read(p []byte) (int, error) {
 
 // logResponse writes the access log line of an answer whose body is in
 // memory (streamed upstream bodies are logged by their relay).
-func (l *listener) logResponse(ctx *fasthttp.RequestCtx, x *exchange, rt *route, upstream, target string) {
-	if l.srv.metrics != nil {
-		if rt != nil {
-			rt.metrics.Observe(ctx.Response.StatusCode(), time.Since(x.start))
+func (x *exchange) logResponse() {
+	srv, ctx := x.l.srv, x.ctx
+	if srv.metrics != nil {
+		if x.rt != nil {
+			x.rt.metrics.Observe(ctx.Response.StatusCode(), time.Since(x.start))
 		} else {
-			l.srv.snap.Load().noRoute.Observe(ctx.Response.StatusCode(), time.Since(x.start))
+			x.snap.noRoute.Observe(ctx.Response.StatusCode(), time.Since(x.start))
 		}
 	}
-	al := l.srv.access
+	al := x.snap.access
 	if al == nil {
 		return
 	}
-	line := al.appendPrefix(x.line, ctx, x, l.name, rt, upstream, target)
+	line := al.appendPrefix(x.line, x)
 	line = al.appendSuffix(line, int64(len(ctx.Response.Body())), time.Since(x.start))
 	al.writeLine(line)
 	x.line = line[:0]

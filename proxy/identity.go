@@ -164,10 +164,10 @@ func dropClasses(bits, f int) int {
 // on a listener with client certificates, none elsewhere: a rule keyed on it
 // must not believe a client), and the Host of an absolute-form target, which
 // is the request's host (RFC 9112 section 3.2.2) and what the upstream gets.
-func (x *exchange) ownedFields(ctx *fasthttp.RequestCtx, lr *listenerRoutes, cn *conn) []waf.Field {
+func (x *exchange) ownedFields(ctx *fasthttp.RequestCtx, lr *listenerRoutes, subject []byte) []waf.Field {
 	o := append(x.owned[:0], waf.Field{Name: clientSubjectHeader})
 	if lr.clientSubject {
-		o[0].Value = cn.subject
+		o[0].Value = subject
 	}
 	if uri := ctx.Request.Header.RequestURI(); len(uri) > 0 && uri[0] != '/' {
 		o = append(o, waf.Field{Name: fasthttp.HeaderHost, Value: ctx.Host()})

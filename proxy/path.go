@@ -309,3 +309,7 @@ func unhex(c byte) byte {
 	}
 	return 0
 }
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}

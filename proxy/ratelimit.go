@@ -111,13 +111,14 @@ func (l *limit) key(ctx *fasthttp.RequestCtx, x *exchange, rt *route) []byte {
 
 // check decides the request. It returns false after answering it (429, or
 // 503 when the shared store is down and the policy says deny).
-func (l *listener) checkLimit(ctx *fasthttp.RequestCtx, x *exchange, rt *route) bool {
+func (x *exchange) checkLimit() bool {
+	ctx, rt := x.ctx, x.rt
 	lim := rt.limit
 	d, err := lim.limiter.Allow(context.Background(), lim.key(ctx, x, rt), time.Now())
 	if err != nil {
 		// Only a misconfigured limiter errs (Failover never does): fail open,
 		// loudly, rather than take the route down.
-		l.srv.log.Error("rate limit", "rate_limit", lim.name, "error", err.Error())
+		x.l.srv.log.Error("rate limit", "rate_limit", lim.name, "error", err.Error())
 		return true
 	}
 	x.limit, x.decision = lim, d
@@ -125,11 +126,11 @@ func (l *listener) checkLimit(ctx *fasthttp.RequestCtx, x *exchange, rt *route) 
 	switch {
 	case d.Unavailable:
 		ctx.Response.Header.SetBytesV("Retry-After", ratelimit.AppendRetryAfter(x.hdr[:0], d))
-		l.finish(ctx, x, rt, "", "", fasthttp.StatusServiceUnavailable, bodyLimitUnavailable)
+		x.finish(fasthttp.StatusServiceUnavailable, bodyLimitUnavailable)
 		return false
 	case !d.Allowed:
 		ctx.Response.Header.SetBytesV("Retry-After", ratelimit.AppendRetryAfter(x.hdr[:0], d))
-		l.finish(ctx, x, rt, "", "", fasthttp.StatusTooManyRequests, bodyTooManyRequests)
+		x.finish(fasthttp.StatusTooManyRequests, bodyTooManyRequests)
 		return false
 	}
 	return true

@@ -8,10 +8,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/rampart-proxy/rampart/config"
-	"github.com/rampart-proxy/rampart/ratelimit"
 )
 
 // ErrNoConfigFile is returned by ReloadFromFile when the server was built
@@ -57,35 +54,15 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		s.reloaded(true, nil)
 		return false, nil
 	}
-	client, err := s.redisFor(cfg)
+	a, err := s.assemble(cfg, old, false)
 	if err != nil {
 		s.reloaded(false, err)
 		return false, err
 	}
-	limits, err := reuseLimits(cfg, old, client, s)
-	if err != nil {
-		s.closeRedisIfNew(client)
-		s.reloaded(false, err)
-		return false, err
-	}
-	policies, err := buildWAF(cfg, old, s.audits, s.metrics, s.wafBuffer, s.log)
-	if err != nil {
-		s.closeRedisIfNew(client)
-		s.reloaded(false, err)
-		return false, err
-	}
-	snap, err := buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(client), policies)
-	if err != nil {
-		closeNew(policies, old)
-		s.closeRedisIfNew(client)
-		s.reloaded(false, err)
-		return false, err
-	}
+	snap, client := a.snap, a.redis
 	added, moved, removed, err := s.bindListeners(cfg)
 	if err != nil {
-		snap.closeTLS()
-		closeNew(policies, old)
-		s.closeRedisIfNew(client)
+		s.discard(a, old)
 		s.reloaded(false, err)
 		return false, err
 	}
@@ -95,17 +72,15 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 
 	s.mu.Lock()
 	for name, l := range added {
-		l.cs.metrics = s.metrics.Listener(name)
 		s.listeners[name] = l
-		go func() { l.done <- l.cs.serve() }()
+		l.serve(s.metrics.Listener(name))
 	}
 	for name := range removed {
 		delete(s.listeners, name)
 	}
 	for name, lc := range cfg.Listeners {
 		if l, ok := s.listeners[name]; ok && added[name] == nil {
-			lim := lc.Limits
-			l.cs.lim.Store(&lim)
+			l.wire.SetLimits(lc.Limits)
 		}
 	}
 	s.mu.Unlock()
@@ -115,12 +90,9 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	for _, l := range removed {
 		go s.drain(l)
 	}
-	// Handshakes that began with the old certificates may still ask for
-	// them for a moment.
-	time.AfterFunc(time.Minute, old.closeTLS)
-	// Requests that began under the old snapshot may still inspect with its
-	// policies: close the ones no longer used once they are done.
-	time.AfterFunc(time.Minute, func() { retireWAF(old, snap) })
+	// Requests that began under the old snapshot may still use its TLS
+	// managers, WAF policies and access log for a while.
+	retire(old, snap)
 	s.restartCheckers(old)
 	s.forgetTargets(snap)
 	retainMetrics(s.metrics, snap)
@@ -190,49 +162,6 @@ func (s *Server) reloaded(ok bool, err error) {
 	}
 }
 
-// redisFor returns the Redis client cfg needs: the running one when the
-// redis section is unchanged, a new one otherwise, nil when none is needed.
-func (s *Server) redisFor(cfg *config.Config) (redis.UniversalClient, error) {
-	if cfg.Redis == nil || !(usesRedis(cfg) || usesRedisACME(cfg)) {
-		return nil, nil
-	}
-	if s.redis != nil && reflect.DeepEqual(s.snap.Load().cfg.Redis, cfg.Redis) {
-		return s.redis, nil
-	}
-	c, err := ratelimit.NewRedisClient(cfg.Redis)
-	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
-	return c, nil
-}
-
-func (s *Server) closeRedisIfNew(c redis.UniversalClient) {
-	if c != nil && c != s.redis {
-		_ = c.Close()
-	}
-}
-
-// reuseLimits builds cfg's rate limits, keeping the running limiter of every
-// policy whose settings (and Redis client) are unchanged, so that a reload
-// does not reset anybody's count.
-func reuseLimits(cfg *config.Config, old *snapshot, client redis.UniversalClient, s *Server) (map[string]*limit, error) {
-	fresh, err := buildLimits(cfg, client, s.log, s.metrics)
-	if err != nil {
-		return nil, err
-	}
-	for name := range fresh {
-		prev, ok := old.limits[name]
-		if !ok || !reflect.DeepEqual(old.cfg.RateLimits[name], cfg.RateLimits[name]) {
-			continue
-		}
-		if cfg.RateLimits[name].Store == config.StoreRedis && client != s.redis {
-			continue // a new Redis client: the old limiter talks to the old one
-		}
-		fresh[name] = prev
-	}
-	return fresh, nil
-}
-
 // bindListeners opens the listeners cfg adds or moves to another address.
 // On error, whatever it opened is closed and nothing else has changed.
 func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, moved, removed map[string]*listener, err error) {
@@ -260,8 +189,7 @@ func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, 
 			}
 			return nil, nil, nil, fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := s.newListener(name, lc.Address, ln)
-		l.cs = newConnServer(l, ln, lc.Limits, s.log)
+		l := s.newListener(name, lc.Address, ln, lc.Limits)
 		added[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 	}
@@ -272,7 +200,7 @@ func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, 
 // connections, and its open ones are served to their end.
 func (s *Server) drain(l *listener) {
 	s.log.Info("draining listener", "listener", l.name, "address", l.ln.Addr().String())
-	_ = l.cs.drain()
+	_ = l.wire.Drain()
 }
 
 // restartCheckers replaces the health checkers by those of the running
@@ -309,12 +237,6 @@ func (s *Server) forgetTargets(snap *snapshot) {
 		}
 	}
 	s.reg.Retain(keep)
-}
-
-// drain closes the listener, closes its idle connections and waits, without
-// limit, until its busy ones have finished their request.
-func (cs *connServer) drain() error {
-	return cs.shutdown(context.Background())
 }
 
 // Ready reports whether the server is serving: started and not shutting

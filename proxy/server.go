@@ -1,6 +1,12 @@
-// Package proxy is Rampart's data plane: listeners, the router, the request
-// handler, forwarding to upstream targets, WebSocket tunnels, the access log
-// and the snapshot that ties a configuration to them.
+// Package proxy is Rampart's request pipeline: the router, rate limits,
+// authentication fields, the WAF, redirects, picking a target, forwarding
+// to it (with retries), WebSocket tunnels, the access log, and the snapshot
+// that ties a configuration to them; also the server that runs a
+// configuration's listeners, its reloads and its admin API. The protocols
+// are not here: a wire layer (wire/http1) serves each listener's
+// connections and calls the pipeline (listener.ServeWire) per request
+// through the seam in package wire, and sends requests upstream
+// (http1.Client).
 //
 // A Server holds the running snapshot behind an atomic pointer. Each request
 // loads it once and uses only it, so the hot path takes no lock and a future
@@ -15,7 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,23 +32,22 @@ import (
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
-	"github.com/rampart-proxy/rampart/ratelimit"
 	proxytls "github.com/rampart-proxy/rampart/tls"
 	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // Server runs every listener of a configuration.
 type Server struct {
-	log    *slog.Logger
-	snap   atomic.Pointer[snapshot]
-	reg    *balancer.Registry
-	access *accessLog
+	log  *slog.Logger
+	snap atomic.Pointer[snapshot]
+	reg  *balancer.Registry
 
 	mu        sync.Mutex // guards listeners
 	listeners map[string]*listener
 
-	tunnels  tunnelSet   // open WebSocket tunnels, closed at the end of a shutdown
-	workers  *workerPool // serve requests for every listener
+	tunnels  tunnelSet      // open WebSocket tunnels, closed at the end of a shutdown
+	workers  *http1.Workers // serve requests for every listener
 	checkers []*balancer.Checker
 	redis    redis.UniversalClient // shared by Redis stores; nil when none is used
 	stop     chan struct{}         // closed by Shutdown: background loops end
@@ -71,14 +75,16 @@ type Option func(*Server)
 // WithVersion sets the version reported by rampart_build_info.
 func WithVersion(v string) Option { return func(s *Server) { s.version = v } }
 
-// listener is one bound address and the connection server behind it.
+// listener is one bound address and the wire server behind it. It is the
+// wire.Handler of its requests (ServeWire).
 type listener struct {
-	name string
-	addr string // the configured address
-	srv  *Server
-	ln   net.Listener
-	cs   *connServer
-	done chan error // the result of serve
+	name    string
+	addr    string // the configured address
+	srv     *Server
+	ln      net.Listener
+	wire    *http1.Server
+	metrics *metrics.ListenerMetrics
+	done    chan error // the result of serve
 	// tlsFront is what TLS connections are served with: it hands each
 	// handshake the current configuration's TLS settings, and keeps the
 	// session ticket keys (Go's, rotated daily) across reloads, so that
@@ -87,11 +93,38 @@ type listener struct {
 	tlsFront *tls.Config
 }
 
-// newListener returns the listener name on ln.
-func (s *Server) newListener(name, addr string, ln net.Listener) *listener {
+// newListener returns the listener name on ln, ready to serve with limits
+// lim (serve starts it).
+func (s *Server) newListener(name, addr string, ln net.Listener, lim config.Limits) *listener {
 	l := &listener{name: name, addr: addr, srv: s, ln: ln, done: make(chan error, 1)}
 	l.tlsFront = &tls.Config{GetConfigForClient: l.tlsConfig}
+	l.wire = &http1.Server{Handler: l, Workers: s.workers, Name: name, Log: s.log, TLS: l.tlsFor, Answered: l.answered}
+	l.wire.SetLimits(lim)
 	return l
+}
+
+// serve serves the listener in the background, its metrics in m.
+func (l *listener) serve(m *metrics.ListenerMetrics) {
+	l.metrics = m
+	l.wire.Metrics = m
+	go func() { l.done <- l.wire.Serve(l.ln) }()
+}
+
+// tlsFor is the TLS configuration a new connection is served with: nil
+// when the current snapshot has the listener plain.
+func (l *listener) tlsFor() *tls.Config {
+	if lr := l.srv.snap.Load().listeners[l.name]; lr != nil && lr.tlsMgr != nil {
+		return l.tlsFront
+	}
+	return nil
+}
+
+// answered counts an answer the wire made itself (a request it could not
+// read) under the "(none)" route: no route was chosen.
+func (l *listener) answered(status int) {
+	if l.srv.metrics != nil {
+		l.srv.snap.Load().noRoute.Observe(status, 0)
+	}
 }
 
 // tlsConfig returns the listener's TLS settings in the current snapshot.
@@ -103,12 +136,12 @@ func (l *listener) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 }
 
 // New compiles cfg (already validated) into a server. Nothing is bound until
-// Start.
+// Start. On error, nothing New opened is left open.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener), workers: newWorkerPool(),
+	s := &Server{log: log, reg: balancer.NewRegistry(), listeners: make(map[string]*listener),
 		version: "dev", issuers: proxytls.NewIssuers(), audits: waf.NewAuditLogs()}
 	for _, o := range opts {
 		o(s)
@@ -122,34 +155,16 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Server, error) 
 		s.metrics = m
 	}
 	s.stop = make(chan struct{})
-	if cfg.Redis != nil && (usesRedis(cfg) || usesRedisACME(cfg)) {
-		client, err := ratelimit.NewRedisClient(cfg.Redis)
-		if err != nil {
-			return nil, fmt.Errorf("redis: %w", err)
-		}
-		s.redis = client
-	}
-	limits, err := buildLimits(cfg, s.redis, log, s.metrics)
-	if err != nil {
-		return nil, err
-	}
 	s.wafBuffer = waf.NewBudget(wafBufferLimit(cfg))
 	s.metrics.WAFBufferUsed(s.wafBuffer.Used)
-	policies, err := buildWAF(cfg, nil, s.audits, s.metrics, s.wafBuffer, log)
+	s.workers = http1.NewWorkers()
+	a, err := s.assemble(cfg, nil, false)
 	if err != nil {
+		s.workers.Close()
 		return nil, err
 	}
-	snap, err := buildSnapshot(cfg, nil, s.reg, s.balancerOptions(), limits, s.metrics, s.tlsBuild(s.redis), policies)
-	if err != nil {
-		closeNew(policies, nil)
-		return nil, err
-	}
-	access, err := openAccessLog(cfg.AccessLog.Path)
-	if err != nil {
-		return nil, err
-	}
-	s.access = access
-	s.snap.Store(snap)
+	s.redis = a.redis
+	s.snap.Store(a.snap)
 	return s, nil
 }
 
@@ -169,12 +184,10 @@ func (s *Server) Start() error {
 			s.listeners = make(map[string]*listener)
 			return fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := s.newListener(name, lc.Address, ln)
-		l.cs = newConnServer(l, ln, lc.Limits, s.log)
-		l.cs.metrics = s.metrics.Listener(name)
+		l := s.newListener(name, lc.Address, ln, lc.Limits)
 		s.listeners[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
-		go func() { l.done <- l.cs.serve() }()
+		l.serve(s.metrics.Listener(name))
 	}
 	if a := cfg.Admin; a != nil {
 		admin, err := newAdminServer(a, s, s.registry, s.log)
@@ -229,16 +242,6 @@ func (s *Server) Addr(listener string) string {
 	return ""
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog at debug level: they
-// are about single misbehaving connections.
-type fasthttpLogger struct{ log *slog.Logger }
-
-func (f fasthttpLogger) Printf(format string, args ...any) {
-	if f.log.Enabled(context.Background(), slog.LevelDebug) {
-		f.log.Debug(fmt.Sprintf(format, args...), "component", "fasthttp")
-	}
-}
-
 // Shutdown stops accepting, lets in-flight requests finish until ctx is done,
 // then closes what is left, WebSocket tunnels included.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -263,14 +266,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = l.cs.shutdown(ctx)
+			errs[i] = l.wire.Shutdown(ctx)
 		}()
 	}
 	wg.Wait()
 	// Tunnels are long-lived by nature; give them until the deadline too.
 	s.tunnels.wait(ctx)
 	s.tunnels.closeAll()
-	s.workers.close()
+	s.workers.Close()
 	if s.admin != nil {
 		if err := s.admin.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			errs = append(errs, err)
@@ -284,7 +287,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			_ = s.redis.Close()
 		}
 	})
-	if err := s.access.Close(); err != nil {
+	if err := s.snap.Load().access.Close(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -292,7 +295,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // clientAddr is the address the request comes from: the peer, or the
 // right-most untrusted X-Forwarded-For hop when the peer is a trusted proxy.
-func (l *listener) clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer netip.Addr) netip.Addr {
+func clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer netip.Addr) netip.Addr {
 	if len(snap.trusted) == 0 {
 		return peer
 	}
@@ -302,44 +305,16 @@ func (l *listener) clientAddr(ctx *fasthttp.RequestCtx, snap *snapshot, peer net
 // Check builds everything cfg describes without binding or connecting to
 // anything, to find what validation of the file alone cannot: a rate that
 // the limiter cannot represent, an upstream the balancer refuses. It is what
-// `rampart validate` runs after config.Load.
+// `rampart validate` runs after config.Load, and it builds as New and
+// Reload do (assemble), in a dry run.
 func Check(cfg *config.Config) error {
-	var client redis.UniversalClient
-	if cfg.Redis != nil && usesRedis(cfg) {
-		c, err := ratelimit.NewRedisClient(cfg.Redis) // connects lazily: nothing is dialed
-		if err != nil {
-			return fmt.Errorf("redis: %w", err)
-		}
-		defer c.Close()
-		client = c
-	}
-	log := slog.New(slog.DiscardHandler)
-	limits, err := buildLimits(cfg, client, log, nil)
+	s := &Server{log: slog.New(slog.DiscardHandler), reg: balancer.NewRegistry()}
+	a, err := s.assemble(cfg, nil, true)
 	if err != nil {
 		return err
 	}
-	for _, name := range sortedKeys(cfg.Listeners) {
-		if t := cfg.Listeners[name].TLS; t != nil {
-			if err := proxytls.Check(name, t); err != nil {
-				return err
-			}
-		}
-	}
-	base := ""
-	if cfg.File != "" {
-		base = filepath.Dir(cfg.File)
-	}
-	if err := waf.Validate(cfg.WAF, base); err != nil {
-		return err
-	}
-	// The policies compiled; the snapshot only needs their names here
-	// (compiling again for real would open their audit logs).
-	names := make(map[string]*waf.Policy, len(cfg.WAF))
-	for name := range cfg.WAF {
-		names[name] = nil
-	}
-	_, err = buildSnapshot(cfg, nil, balancer.NewRegistry(), balancer.Options{Logger: log}, limits, nil, nil, names)
-	return err
+	s.closeRedisIfNew(a.redis)
+	return nil
 }
 
 // tlsBuild is what building the TLS managers of a snapshot needs.

@@ -11,6 +11,7 @@ import (
 	"github.com/rampart-proxy/rampart/metrics"
 	proxytls "github.com/rampart-proxy/rampart/tls"
 	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // snapshot is one immutable runtime configuration. The handler loads it once
@@ -38,6 +39,9 @@ type snapshot struct {
 	transports map[transportKey]*transport
 	// redact hides query parameters in the access log.
 	redact *queryRedactor
+	// access is the access log (nil: off), kept by the next snapshot
+	// when its path is the same.
+	access *accessLog
 }
 
 // listenerRoutes is what one listener serves.
@@ -101,7 +105,7 @@ type pool struct {
 
 // buildSnapshot compiles cfg. prev, when not nil, is the running snapshot
 // whose transports are reused for targets that keep their settings.
-func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit, m *metrics.Metrics, tb *tlsBuild, policies map[string]*waf.Policy) (*snapshot, error) {
+func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, opt balancer.Options, limits map[string]*limit, m *metrics.Metrics, tb *tlsBuild, policies map[string]*waf.Policy, workers *http1.Workers) (*snapshot, error) {
 	s := &snapshot{
 		cfg:        cfg,
 		listeners:  make(map[string]*listenerRoutes, len(cfg.Listeners)),
@@ -118,7 +122,7 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 		old = prev.transports
 	}
 	for _, name := range sortedKeys(cfg.Upstreams) {
-		p, err := buildPool(name, cfg.Upstreams[name], old, s.transports, reg, opt)
+		p, err := buildPool(name, cfg.Upstreams[name], old, s.transports, reg, opt, workers)
 		if err != nil {
 			return nil, err
 		}
@@ -225,11 +229,11 @@ func (s *snapshot) closeTLS() {
 	}
 }
 
-func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options) (*pool, error) {
+func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options, workers *http1.Workers) (*pool, error) {
 	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget()}
 	targets := make([]*balancer.Target, 0, len(up.Targets))
 	for i, tc := range up.Targets {
-		t, err := transportFor(old, up, tc.URL)
+		t, err := transportFor(old, up, tc.URL, workers)
 		if err != nil {
 			return nil, fmt.Errorf("upstream %q: target %q: %w", name, tc.URL, err)
 		}

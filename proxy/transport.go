@@ -3,8 +3,8 @@ package proxy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // transport sends requests to one target over pooled keep-alive connections.
@@ -20,16 +21,24 @@ import (
 // snapshots while those stay the same, so pooled connections survive reloads.
 type transport struct {
 	// key identifies the settings the transport was built with.
-	key    transportKey
-	client *fasthttp.HostClient // the connection pool
-	pool   connPool
+	key transportKey
+	// client is the upstream exchange; h1 is the same client when the
+	// target speaks HTTP/1.1, which WebSocket upgrades need.
+	client upstreamClient
+	h1     *http1.Client
 	// hostPort is the dialed address, for logs.
 	hostPort string
-	// tlsHost is the host a wss/https upgrade dials with TLS ("" for plain).
+	// tlsConfig is the client side of TLS to the target (nil: plain).
 	tlsConfig *tls.Config
-	connect   time.Duration
-	read      time.Duration
-	write     time.Duration
+}
+
+// upstreamClient sends one request to one target: the wire toward the
+// upstream (http1.Client; an HTTP/2 client beside it later).
+type upstreamClient interface {
+	// RoundTrip writes req and reads the response header into resp; body
+	// streams the rest (nil when it was read whole). See
+	// http1.Client.RoundTrip for the flags and the errors.
+	RoundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, resent int, err error)
 }
 
 type transportKey struct {
@@ -39,12 +48,6 @@ type transportKey struct {
 	maxConns             int
 	tls                  string // the upstream's tls settings, printed: a change makes a new transport
 }
-
-// dialError marks a failure to connect to a target, answered with 502.
-type dialError struct{ err error }
-
-func (e *dialError) Error() string { return "connect: " + e.err.Error() }
-func (e *dialError) Unwrap() error { return e.err }
 
 // targetAddr splits a validated target URL into its identity
 // (scheme://host:port), its host:port and whether it uses TLS.
@@ -65,141 +68,15 @@ func targetAddr(raw string) (id, hostPort string, isTLS bool, err error) {
 	return u.Scheme + "://" + hostPort, hostPort, isTLS, nil
 }
 
-func newTransport(key transportKey, hostPort string, isTLS bool, tlsConf *tls.Config) *transport {
-	t := &transport{
-		key:       key,
-		hostPort:  hostPort,
-		connect:   key.connect,
-		read:      key.read,
-		write:     key.write,
-		tlsConfig: tlsConf,
-	}
-	t.client = &fasthttp.HostClient{
-		Addr:      hostPort,
-		IsTLS:     isTLS,
-		TLSConfig: tlsConf,
-		Dial:      t.dial,
-		MaxConns:  key.maxConns,
-		// A request waits this long for a free connection before 503.
-		MaxConnWaitTimeout:  key.connect,
-		MaxIdleConnDuration: key.idle,
-		// The HostClient serves as a connection pool only (see hostPool).
-		// The read timeout is applied per read by timeoutConn, so that it
-		// bounds the wait for each byte (as nginx's proxy_read_timeout does)
-		// rather than a whole streamed body.
-		ReadBufferSize:   16 << 10,
-		WriteBufferSize:  32 << 10,
-		ConnPoolStrategy: fasthttp.LIFO,
-	}
-	hc := t.client
-	t.pool = newHostPool(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn, key.write)
-	return t
-}
-
-// dial connects to the target within the connect timeout. Errors are marked
-// as dialError so that the handler answers 502 rather than 504.
-func (t *transport) dial(addr string) (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", addr, t.connect)
-	if err != nil {
-		return nil, &dialError{err: err}
-	}
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	if t.read <= 0 && t.write <= 0 {
-		return c, nil
-	}
-	return &timeoutConn{Conn: c, read: t.read, write: t.write}, nil
-}
-
-// timeoutConn bounds each Read by the read timeout, from the moment the read
-// starts: a target that stops sending for that long is timed out, however long
-// the whole response takes. Moving a deadline costs a timer update in the
-// runtime, so it is moved only when less than nine tenths of the timeout is
-// left. A deadline kept that way may fall before the read's own end (up to a
-// tenth of the timeout early): when it fires then, the deadline is moved to
-// the read's end and the read goes on, so a timeout never fires before its
-// time (issue 23: a 10 s read timeout answered 504 after 9.09 s).
-type timeoutConn struct {
-	net.Conn
-	read, write time.Duration
-	rdl, wdl    time.Time // the deadlines last set
-}
-
-func (c *timeoutConn) Read(p []byte) (int, error) {
-	if c.read <= 0 {
-		return c.Conn.Read(p)
-	}
-	start := time.Now()
-	if moveDeadline(&c.rdl, start, c.read) {
-		if err := c.Conn.SetReadDeadline(c.rdl); err != nil {
-			return 0, err
-		}
-	}
-	for {
-		n, err := c.Conn.Read(p)
-		if n > 0 || err == nil || !isTimeout(err) || !c.early(&c.rdl, start, c.read, c.Conn.SetReadDeadline) {
-			return n, err
-		}
-	}
-}
-
-// Write bounds each write by the write timeout, the same way.
-func (c *timeoutConn) Write(p []byte) (int, error) {
-	if c.write <= 0 {
-		return c.Conn.Write(p)
-	}
-	start := time.Now()
-	if moveDeadline(&c.wdl, start, c.write) {
-		if err := c.Conn.SetWriteDeadline(c.wdl); err != nil {
-			return 0, err
-		}
-	}
-	written := 0
-	for {
-		n, err := c.Conn.Write(p[written:])
-		written += n
-		if err == nil || !isTimeout(err) || !c.early(&c.wdl, start, c.write, c.Conn.SetWriteDeadline) {
-			return written, err
-		}
-	}
-}
-
-// early reports whether a deadline that fired came before start+d, the end
-// the operation begun at start is owed; if so it moves the deadline there
-// (set is SetReadDeadline or SetWriteDeadline), and the operation goes on.
-func (c *timeoutConn) early(last *time.Time, start time.Time, d time.Duration, set func(time.Time) error) bool {
-	end := start.Add(d)
-	if !time.Now().Before(end) {
-		return false
-	}
-	*last = end
-	return set(end) == nil
-}
-
-// moveDeadline sets *last to now+d and reports true when less than nine
-// tenths of d is left of the deadline *last; otherwise the deadline stays
-// (moving one costs a runtime timer update) and it reports false.
-func moveDeadline(last *time.Time, now time.Time, d time.Duration) bool {
-	if last.Sub(now) >= d-d/10 {
-		return false
-	}
-	*last = now.Add(d)
-	return true
-}
-
-// isTimeout reports whether err is a timeout waiting for the target.
-func isTimeout(err error) bool {
-	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+func newTransport(key transportKey, hostPort string, tlsConf *tls.Config, workers *http1.Workers) *transport {
+	c := http1.NewClient(http1.ClientConfig{Addr: hostPort, TLS: tlsConf, Connect: key.connect,
+		Read: key.read, Write: key.write, Idle: key.idle, MaxConns: key.maxConns, Workers: workers})
+	return &transport{key: key, client: c, h1: c, hostPort: hostPort, tlsConfig: tlsConf}
 }
 
 // transportFor returns the transport of a target, reusing old when it has the
 // same key.
-func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL string) (*transport, error) {
+func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL string, workers *http1.Workers) (*transport, error) {
 	id, hostPort, isTLS, err := targetAddr(rawURL)
 	if err != nil {
 		return nil, err
@@ -224,7 +101,7 @@ func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL s
 			return nil, err
 		}
 	}
-	return newTransport(key, hostPort, isTLS, tlsConf), nil
+	return newTransport(key, hostPort, tlsConf, workers), nil
 }
 
 // upstreamTLS is the client side of TLS to an https:// target: verified
@@ -260,32 +137,4 @@ func upstreamTLS(hostPort string, t *config.UpstreamTLS) (*tls.Config, error) {
 		conf.Certificates = []tls.Certificate{cert}
 	}
 	return conf, nil
-}
-
-// connAlive reports whether a pooled connection still looks usable: the
-// target has neither closed it nor sent anything unasked. It peeks without
-// blocking, whatever the connection's read deadline (one idle for longer
-// than the read timeout has a deadline long past, on which a raw read fails
-// at once without looking); connections it cannot look into (TLS) count as
-// alive.
-func connAlive(c net.Conn) bool {
-	if tc, ok := c.(*timeoutConn); ok {
-		c = tc.Conn
-	}
-	t, ok := c.(*net.TCPConn)
-	if !ok {
-		return true
-	}
-	rc, err := t.SyscallConn()
-	if err != nil {
-		return true
-	}
-	alive := true
-	_ = rc.Control(func(fd uintptr) {
-		// Nothing to read: idle as it should be. Anything else: closed,
-		// data nobody asked for, or an error.
-		var b [1]byte
-		alive = nothingToRead(fd, &b)
-	})
-	return alive
 }

@@ -3,13 +3,14 @@ package proxy
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // tunnel forwards a WebSocket upgrade. The request goes to the target over a
@@ -17,35 +18,37 @@ import (
 // answers 101, the client's connection is hijacked and bytes are copied both
 // ways until either side closes. Any other answer is relayed as a normal
 // response.
-func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *route, p *pool, idx int, tr *transport) {
+func (x *exchange) tunnel(tr *transport) {
+	ctx, l, rt, p, idx := x.ctx, x.l, x.rt, x.p, x.ti
 	target := p.targetNames[idx]
-	up, err := tr.dialUpgrade()
+	up, err := tr.h1.DialUpgrade()
 	if err != nil {
 		l.srv.log.Warn("websocket upstream connect failed", "request_id", string(x.reqID),
 			"route", rt.name, "upstream", p.name, "target", target, "error", err.Error())
-		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
 		return
 	}
-	if tr.write > 0 {
-		_ = up.SetWriteDeadline(time.Now().Add(tr.write))
+	read, write := tr.h1.Timeouts()
+	if write > 0 {
+		_ = up.SetWriteDeadline(time.Now().Add(write))
 	}
 	if _, err := up.Write(ctx.Request.Header.Header()); err != nil {
 		_ = up.Close()
-		l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+		x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
 		return
 	}
 	_ = up.SetWriteDeadline(time.Time{})
-	if tr.read > 0 {
-		_ = up.SetReadDeadline(time.Now().Add(tr.read))
+	if read > 0 {
+		_ = up.SetReadDeadline(time.Now().Add(read))
 	}
 	br := bufio.NewReaderSize(up, 4<<10)
 	resp := &ctx.Response
 	resp.Header.DisableNormalizing()
-	if err := readResponseHeader(resp, br); err != nil {
+	if err := http1.ReadResponseHeader(resp, br); err != nil {
 		_ = up.Close()
 		resp.Reset()
 		status, body := statusForError(err)
-		l.finish(ctx, x, rt, p.name, target, status, body)
+		x.finish(status, body)
 		return
 	}
 	_ = up.SetReadDeadline(time.Time{})
@@ -55,47 +58,29 @@ func (l *listener) tunnel(ctx *fasthttp.RequestCtx, cn *conn, x *exchange, rt *r
 		_ = up.Close()
 		if err != nil {
 			resp.Reset()
-			l.finish(ctx, x, rt, p.name, target, fasthttp.StatusBadGateway, bodyBadGateway)
+			x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
 			return
 		}
 		resp.Header.ResetConnectionClose()
 		relayHeader(&resp.Header, x.reqID)
-		l.logResponse(ctx, x, rt, p.name, target)
+		x.logResponse()
 		return
 	}
-	st := p.balancer.Targets[idx].State
-	st.Acquire()
-	l.logResponse(ctx, x, rt, p.name, target)
+	ts := p.balancer.Targets[idx].State
+	ts.Acquire()
 	srv := l.srv
-	cn.hijack = func(c net.Conn, cr io.Reader, cw io.Writer) {
-		defer st.Release()
+	hijacked := x.st.Hijack(func(c net.Conn, cr io.Reader, cw io.Writer) {
+		defer ts.Release()
 		srv.tunnels.run(c, cr, cw, up, br)
+	})
+	if !hijacked { // the wire cannot hand its connection over (HTTP/2)
+		ts.Release()
+		_ = up.Close()
+		resp.Reset()
+		x.finish(fasthttp.StatusBadGateway, bodyBadGateway)
+		return
 	}
-}
-
-// dialUpgrade opens a dedicated connection to the target.
-func (t *transport) dialUpgrade() (net.Conn, error) {
-	c, err := net.DialTimeout("tcp", t.hostPort, t.connect)
-	if err != nil {
-		return nil, &dialError{err: err}
-	}
-	if !t.client.IsTLS {
-		return c, nil
-	}
-	conf := t.tlsConfig.Clone()
-	if conf.ServerName == "" {
-		host, _, _ := net.SplitHostPort(t.hostPort)
-		conf.ServerName = host
-	}
-	conf.NextProtos = []string{"http/1.1"}
-	tc := tls.Client(c, conf)
-	hctx, cancel := context.WithTimeout(context.Background(), t.connect)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		_ = c.Close()
-		return nil, &dialError{err: err}
-	}
-	return tc, nil
+	x.logResponse()
 }
 
 // tunnelSet tracks open tunnels so that shutdown can wait for them, then

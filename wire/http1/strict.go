@@ -1,4 +1,4 @@
-package proxy
+package http1
 
 import (
 	"bytes"
@@ -161,4 +161,34 @@ func validPort(b []byte) bool {
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// Canned bodies of the answers the server makes itself: short, plain, and
+// free of internal detail.
+var (
+	bodyBadRequest     = []byte("400 Bad Request\n")
+	bodyRequestTimeout = []byte("408 Request Timeout\n")
+	bodyVersion        = []byte("505 HTTP Version Not Supported\n")
+	bodyHeaderTooLarge = []byte("431 Request Header Fields Too Large\n")
+	bodyTooLarge       = []byte("413 Request Entity Too Large\n")
+)
+
+// nameIs reports whether b equals the ASCII name s, ignoring case.
+func nameIs(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		if lower(b[i]) != lower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }

@@ -1,4 +1,4 @@
-package proxy
+package http1
 
 import (
 	"net"
@@ -30,8 +30,8 @@ func (e *stallError) Temporary() bool { return true }
 func (e *stallError) Unwrap() error   { return os.ErrDeadlineExceeded }
 
 var (
-	errBodyStalled = &stallError{"proxy: the client sent nothing of the request body within body_timeout"}
-	errSendStalled = &stallError{"proxy: the client took nothing of the response within send_timeout"}
+	errBodyStalled = &stallError{"http1: the client sent nothing of the request body within body_timeout"}
+	errSendStalled = &stallError{"http1: the client took nothing of the response within send_timeout"}
 )
 
 // countedAlready is passed to refuse for a body timeout: readRaw counted it.
@@ -118,7 +118,7 @@ func (cn *conn) readRaw(c net.Conn, p []byte) (int, error) {
 	}
 	for {
 		n, err := c.Read(p)
-		if n == 0 && err != nil && isTimeout(err) {
+		if n == 0 && err != nil && IsTimeout(err) {
 			// A deadline kept from an earlier read (up to a tenth early)
 			// fired before this read's own: it is moved there and the
 			// read waits on, so body_timeout never fires before its time.
@@ -141,13 +141,13 @@ func (cn *conn) bodyTimedOut(err error) error {
 	limit := cn.bodyTimeout
 	cn.endBody()
 	if whole {
-		s.metrics.TimedOut(metrics.TimeoutBody)
-		s.log.Info("request body timed out: connection closed", "listener", s.l.name, "client", cn.ip.String(),
+		s.Metrics.TimedOut(metrics.TimeoutBody)
+		s.Log.Info("request body timed out: connection closed", "listener", s.Name, "client", cn.ip.String(),
 			"timeout", "read_timeout")
 		return err
 	}
-	s.metrics.TimedOut(metrics.TimeoutBodyStall)
-	s.log.Info("client stopped sending the request body: connection closed", "listener", s.l.name,
+	s.Metrics.TimedOut(metrics.TimeoutBodyStall)
+	s.Log.Info("client stopped sending the request body: connection closed", "listener", s.Name,
 		"client", cn.ip.String(), "timeout", "body_timeout", "after", limit.String())
 	return errBodyStalled
 }
@@ -160,8 +160,8 @@ func (cn *conn) sendRaw(p []byte) (int, error) {
 		s := cn.s
 		limit := cn.send.timeout
 		cn.send.timeout = 0 // what follows (a TLS close alert) has its own deadline
-		s.metrics.TimedOut(metrics.TimeoutSendStall)
-		s.log.Info("client stopped reading the response: connection closed", "listener", s.l.name,
+		s.Metrics.TimedOut(metrics.TimeoutSendStall)
+		s.Log.Info("client stopped reading the response: connection closed", "listener", s.Name,
 			"client", cn.ip.String(), "timeout", "send_timeout", "after", limit.String())
 	}
 	return n, err
@@ -208,7 +208,7 @@ func (w *progressWriter) Write(p []byte) (int, error) {
 		}
 		n, err := w.c.Write(p[written:])
 		written += n
-		if err == nil || !isTimeout(err) {
+		if err == nil || !IsTimeout(err) {
 			return written, err
 		}
 		now = time.Now()

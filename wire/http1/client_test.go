@@ -1,4 +1,4 @@
-package proxy
+package http1
 
 import (
 	"net"
@@ -15,8 +15,8 @@ func dialTimeoutConn(t *testing.T, read, write time.Duration) (*timeoutConn, net
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	tr := &transport{connect: time.Second, read: read, write: write}
-	c, err := tr.dial(ln.Addr().String())
+	cl := NewClient(ClientConfig{Addr: ln.Addr().String(), Connect: time.Second, Read: read, Write: write})
+	c, err := cl.dial(ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-package proxy
+package http1
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -13,11 +14,11 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// smallBody is the largest body held in memory on its way through: request
+// SmallBody is the largest body held in memory on its way through: request
 // bodies up to this size are read whole (so that a request can be sent again
 // on a fresh connection) and response bodies up to it are read whole (so the
 // upstream connection returns to its pool at once). Larger ones stream.
-const smallBody = 64 << 10
+const SmallBody = 64 << 10
 
 // pooledConn is what fasthttp's connection pool hands out.
 type pooledConn interface {
@@ -25,16 +26,9 @@ type pooledConn interface {
 	LastUseTime() time.Time
 }
 
-// connPool sends one request over a pooled upstream connection.
+// connPool sends one request over a pooled upstream connection; hostPool is
+// the one implementation, generic in fasthttp's unexported connection type.
 type connPool interface {
-	// roundTrip writes req and reads the response header into resp. A small
-	// body is read into resp and body is nil; otherwise body streams the rest
-	// and must be closed. replayable says req may be sent again after a
-	// failure on a stale pooled connection.
-	// idempotent says it may be sent again even after it was written whole
-	// (the target may have acted on it before dropping the connection); so
-	// may a request with an idempotency key. resent counts the times req
-	// went again on a fresh connection after the target dropped a pooled one.
 	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, resent int, err error)
 }
 
@@ -49,12 +43,12 @@ type hostPool[C pooledConn] struct {
 	acquire func(time.Duration, bool) (C, error)
 	release func(C)
 	close   func(C)
-	write   time.Duration
+	workers *Workers
 	bodies  sync.Pool // of *streamBody[C]
 }
 
-func newHostPool[C pooledConn](hc *fasthttp.HostClient, acquire func(time.Duration, bool) (C, error), release, closeConn func(C), write time.Duration) *hostPool[C] {
-	return &hostPool[C]{hc: hc, acquire: acquire, release: release, close: closeConn, write: write}
+func newHostPool[C pooledConn](hc *fasthttp.HostClient, acquire func(time.Duration, bool) (C, error), release, closeConn func(C), w *Workers) *hostPool[C] {
+	return &hostPool[C]{hc: hc, acquire: acquire, release: release, close: closeConn, workers: w}
 }
 
 // maxStaleRetries bounds the fresh connections tried after stale ones.
@@ -110,7 +104,9 @@ type staleError struct {
 func (e *staleError) Error() string { return e.err.Error() }
 func (e *staleError) Unwrap() error { return e.err }
 
-func isConnGone(err error) bool {
+// IsConnGone reports whether err says the peer closed or reset the
+// connection.
+func IsConnGone(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, fasthttp.ErrConnectionClosed)
@@ -128,13 +124,13 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 	p.hc.ReleaseWriter(bw)
 	if err != nil {
 		p.close(cc)
-		if isConnGone(err) {
+		if IsConnGone(err) {
 			return nil, &staleError{err: err}
 		}
 		return nil, err
 	}
 
-	if busy.Load() > 1 {
+	if p.workers.Busy() > 1 {
 		// Other requests are in flight: let them run while the target works
 		// on this one. Reading at once would mostly find nothing yet, which
 		// costs a system call and a trip through the poller; after the
@@ -143,10 +139,10 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 	}
 	br := p.hc.AcquireReader(conn)
 	resp.Header.DisableNormalizing() // relay the target's header names as sent
-	if err := readResponseHeader(resp, br); err != nil {
+	if err := ReadResponseHeader(resp, br); err != nil {
 		p.hc.ReleaseReader(br)
 		p.close(cc)
-		if isConnGone(err) && br.Buffered() == 0 {
+		if IsConnGone(err) && br.Buffered() == 0 {
 			return nil, &staleError{err: err, written: true}
 		}
 		return nil, err
@@ -158,7 +154,7 @@ func (p *hostPool[C]) exchange(cc C, req *fasthttp.Request, resp *fasthttp.Respo
 		return nil, nil
 	}
 	cl := resp.Header.ContentLength()
-	if cl >= 0 && cl <= smallBody {
+	if cl >= 0 && cl <= SmallBody {
 		resp.StreamBody = false
 		if err := resp.ReadBody(br, 0); err != nil {
 			p.hc.ReleaseReader(br)
@@ -197,9 +193,10 @@ func (p *hostPool[C]) done(cc C, br *bufio.Reader, closeConn bool) {
 	}
 }
 
-// readResponseHeader reads the final response header, skipping interim 1xx
-// responses other than 101.
-func readResponseHeader(resp *fasthttp.Response, br *bufio.Reader) error {
+// ReadResponseHeader reads the final response header, skipping interim 1xx
+// responses other than 101, and refuses a status line that is not
+// HTTP/1.0 or HTTP/1.1 with a status within 100-599.
+func ReadResponseHeader(resp *fasthttp.Response, br *bufio.Reader) error {
 	for i := 0; i < 10; i++ {
 		if err := checkStatusLine(br); err != nil {
 			return err
@@ -212,11 +209,11 @@ func readResponseHeader(resp *fasthttp.Response, br *bufio.Reader) error {
 			return nil
 		}
 	}
-	return errors.New("proxy: too many interim responses")
+	return errors.New("http1: too many interim responses")
 }
 
 var (
-	errStatusLine = errors.New("proxy: the target's status line is not HTTP/1.0 or HTTP/1.1 with a status within 100-599")
+	errStatusLine = errors.New("http1: the target's status line is not HTTP/1.0 or HTTP/1.1 with a status within 100-599")
 	protoHTTP11   = []byte("HTTP/1.1")
 )
 
@@ -281,3 +278,88 @@ func (b *streamBody[C]) Close() error {
 	p.bodies.Put(b)
 	return nil
 }
+
+// hasIdempotencyKey reports an Idempotency-Key (IETF httpapi draft) or
+// X-Idempotency-Key header with a value.
+func hasIdempotencyKey(h *fasthttp.RequestHeader) bool {
+	return len(h.Peek("Idempotency-Key")) > 0 || len(h.Peek("X-Idempotency-Key")) > 0
+}
+
+// ClientConfig is how a Client reaches its target.
+type ClientConfig struct {
+	// Addr is the target's host:port.
+	Addr string
+	// TLS is the client side of TLS to the target; nil for plain text.
+	TLS *tls.Config
+	// Connect bounds a dial (and the TLS handshake of an upgrade), and the
+	// wait for a free connection when MaxConns are busy (then 503).
+	Connect time.Duration
+	// Read and Write bound each read and write on a connection (0: none):
+	// a target that stops sending for Read is timed out, however long the
+	// whole response takes.
+	Read, Write time.Duration
+	// Idle is how long a connection may wait in the pool (0: fasthttp's
+	// default).
+	Idle time.Duration
+	// MaxConns bounds the connections to the target (0: fasthttp's
+	// default).
+	MaxConns int
+	// Workers, if set, is the server's worker pool: with other requests
+	// busy, a round trip lets them run before it reads its answer.
+	Workers *Workers
+}
+
+// Client sends HTTP/1.1 requests to one target over pooled keep-alive
+// connections.
+type Client struct {
+	conf ClientConfig
+	hc   *fasthttp.HostClient // the connection pool
+	pool connPool
+}
+
+// NewClient returns a client of the target conf describes. Nothing is
+// dialed until the first request.
+func NewClient(conf ClientConfig) *Client {
+	c := &Client{conf: conf}
+	c.hc = &fasthttp.HostClient{
+		Addr:      conf.Addr,
+		IsTLS:     conf.TLS != nil,
+		TLSConfig: conf.TLS,
+		Dial:      c.dial,
+		MaxConns:  conf.MaxConns,
+		// A request waits this long for a free connection before 503.
+		MaxConnWaitTimeout:  conf.Connect,
+		MaxIdleConnDuration: conf.Idle,
+		// The HostClient serves as a connection pool only (see hostPool).
+		// The read timeout is applied per read by timeoutConn, so that it
+		// bounds the wait for each byte (as nginx's proxy_read_timeout does)
+		// rather than a whole streamed body.
+		ReadBufferSize:   16 << 10,
+		WriteBufferSize:  32 << 10,
+		ConnPoolStrategy: fasthttp.LIFO,
+	}
+	hc := c.hc
+	c.pool = newHostPool(hc, hc.AcquireConn, hc.ReleaseConn, hc.CloseConn, conf.Workers)
+	return c
+}
+
+// RoundTrip writes req and reads the response header into resp. A small
+// body (up to SmallBody) is read into resp and body is nil; otherwise body
+// streams the rest and must be closed, which returns the connection to the
+// pool. replayable says req may be sent again after a failure on a stale
+// pooled connection (its body is in memory); idempotent says it may be sent
+// again even after it was written whole (the target may have acted on it
+// before dropping the connection); so may a request with an idempotency key.
+// resent counts the times req went again on a fresh connection after the
+// target dropped a pooled one.
+//
+// A failure to connect is a *DialError; IsTimeout and IsConnGone classify
+// the others; fasthttp.ErrNoFreeConns says MaxConns were busy for Connect.
+// Errors that the request body's reader returned come back wrapped as they
+// were, so the caller can tell its own.
+func (c *Client) RoundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, resent int, err error) {
+	return c.pool.roundTrip(req, resp, replayable, idempotent)
+}
+
+// Timeouts are the client's read and write timeouts.
+func (c *Client) Timeouts() (read, write time.Duration) { return c.conf.Read, c.conf.Write }

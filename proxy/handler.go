@@ -131,6 +131,13 @@ func (x *exchange) serve() {
 	if x.snap.access != nil {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
 	}
+	if l.srv.metrics != nil {
+		proto := metrics.ProtocolHTTP1
+		if x.st.Protocol() == wire.HTTP2 {
+			proto = metrics.ProtocolHTTP2
+		}
+		l.metrics.Request(proto)
+	}
 
 	peer := x.st.Peer() // resolved once, when the connection was accepted
 	x.peer = peer.AppendTo(x.peer)
@@ -160,6 +167,14 @@ func (x *exchange) serve() {
 				return
 			}
 		}
+	}
+	if !lr.http1 && x.st.Protocol() == wire.HTTP1 {
+		// protocols leaves http1 out: a TLS client without ALPN (or
+		// with http/1.1 alone), or a plain one without the h2c preface.
+		// ACME's HTTP-01 validations (HTTP/1.1) were answered above.
+		ctx.SetConnectionClose()
+		x.finish(fasthttp.StatusHTTPVersionNotSupported, bodyVersion)
+		return
 	}
 	idx := lr.router.match(ctx.Host(), path, h.Method(), h)
 	if lr.pathMode != pathRaw && bytes.IndexByte(path, ';') >= 0 && !x.sameRouteWithoutParams(lr, ctx, path, idx) {
@@ -609,6 +624,12 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 	var names nameSet
 	bits, xff := scanRequestHop(h, x.xff, &t, &names)
 	x.xff = xff
+	if len(h.RawHeaders()) == 0 {
+		// Built by the wire (HTTP/2): no raw fields to delete by or
+		// restore the order from.
+		rebuildRequest(h, bits&hopBits, dropClasses(bits, f), &t)
+		bits = 0
+	}
 	// The client's hop-by-hop fields, those its Connection names included,
 	// go before the proxy sets its own, which Connection cannot remove.
 	if bits&hopBits != 0 {

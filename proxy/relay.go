@@ -7,6 +7,8 @@ import (
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/metrics"
+	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire"
 )
 
 // relay streams an upstream response body to the client. fasthttp closes it
@@ -23,6 +25,10 @@ type relay struct {
 	start  time.Time
 	n      int64
 	status int
+	// verdict, when not nil, is closed after the body (an HTTP/2
+	// upstream's request body may stream until the response ends, replayed
+	// from the WAF's verdict).
+	verdict *waf.Verdict
 }
 
 var relayPool = sync.Pool{New: func() any { return &relay{line: make([]byte, 0, 512)} }}
@@ -32,6 +38,22 @@ func acquireRelay(log *accessLog, body io.ReadCloser, st *balancer.State, start 
 	r.body, r.state, r.log, r.start, r.n, r.route = body, st, log, start, 0, rm
 	r.line = r.line[:0]
 	return r
+}
+
+// Trailers passes on the upstream body's trailers (gRPC's grpc-status), for
+// a wire that sends them (wire.TrailerSource).
+func (r *relay) Trailers() []wire.Field {
+	if ts, ok := r.body.(wire.TrailerSource); ok {
+		return ts.Trailers()
+	}
+	return nil
+}
+
+// FlushEach passes on the upstream body's wish to reach the client read by
+// read (wire.Flusher).
+func (r *relay) FlushEach() bool {
+	f, ok := r.body.(wire.Flusher)
+	return ok && f.FlushEach()
 }
 
 func (r *relay) Read(p []byte) (int, error) {
@@ -50,7 +72,10 @@ func (r *relay) Close() error {
 	if r.log != nil {
 		r.log.writeLine(r.log.appendSuffix(r.line, r.n, time.Since(r.start)))
 	}
-	r.body, r.state, r.log, r.route = nil, nil, nil, nil
+	if r.verdict != nil {
+		r.verdict.Close()
+	}
+	r.body, r.state, r.log, r.route, r.verdict = nil, nil, nil, nil, nil
 	relayPool.Put(r)
 	return nil
 }

@@ -97,6 +97,9 @@ type pool struct {
 	targetNames []string
 	// latency says the balancer weighs targets by their latency (p2c).
 	latency bool
+	// h2 says the targets speak HTTP/2 (protocol: http2): transports[i].h2
+	// is each one's client.
+	h2 bool
 	// budget bounds the pool's retries.
 	budget *retryBudget
 	// targetMetrics are the targets' metrics by index.
@@ -230,7 +233,8 @@ func (s *snapshot) closeTLS() {
 }
 
 func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options, workers *http1.Workers) (*pool, error) {
-	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget()}
+	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget(),
+		h2: up.Protocol == config.UpstreamHTTP2}
 	targets := make([]*balancer.Target, 0, len(up.Targets))
 	for i, tc := range up.Targets {
 		t, err := transportFor(old, up, tc.URL, workers)

@@ -65,6 +65,13 @@ type Request struct {
 	// empty). Read only during Inspect, unless the policy inspects
 	// responses.
 	Owned []Field
+	// NoBody keeps the engine away from the request and response bodies:
+	// only the request line and header fields are inspected (and the
+	// response's header fields, when the policy inspects responses). Set
+	// for gRPC, whose bodies are length-prefixed protobuf messages that
+	// stream both ways at once: reading one to inspect it would hold up,
+	// or deadlock, the call.
+	NoBody bool
 }
 
 // Field is a request header field.
@@ -265,11 +272,11 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 
 	stock := !CorazaPatched() // only stock Coraza grows large caches (txcache.go)
 	if it := tx.ProcessRequestHeaders(); it == nil {
-		if tx.IsRequestBodyAccessible() {
+		if tx.IsRequestBodyAccessible() && !info.NoBody {
 			v.writeBody(req)
 		}
 		if !tx.IsInterrupted() && v.Status == 0 && v.BodyErr == nil {
-			if cl := req.Header.ContentLength(); stock && (cl >= largeBody || cl == -1) {
+			if cl := req.Header.ContentLength(); stock && !info.NoBody && (cl >= largeBody || cl == -1) {
 				borrowBigCache(tx)
 			}
 			_, _ = tx.ProcessRequestBody()

@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/balancer"
+	"github.com/rampart-proxy/rampart/metrics"
+	"github.com/rampart-proxy/rampart/wire/http2"
+)
+
+// forwardH2 sends the request to target t of an HTTP/2 pool (protocol:
+// http2) and relays its response, streaming both ways at once: the request
+// body goes up as it arrives, never read ahead (a gRPC call sends its next
+// message only after it read an answer), while the response comes down. The
+// upstream stream lives in the client's context (wire.Stream.Context), so a
+// client that resets its stream or goes away resets the upstream one.
+//
+// Retries follow the HTTP/1.1 rules: a connect failure reached nothing and
+// tries another target (the body is untouched); an idempotent request whose
+// body is held whole may try another after a timeout, a reset, or a
+// 502/503/504.
+func (x *exchange) forwardH2(t *balancer.Target) {
+	ctx, l, lr, rt, p := x.ctx, x.l, x.lr, x.rt, x.p
+	req := &ctx.Request
+	var body io.Reader
+	replayable := true
+	switch {
+	case req.IsBodyStream():
+		// The stream outlives this call (it is read while the response is
+		// relayed, after ServeWire returned): it cannot live in the
+		// pooled exchange.
+		cb := &clientBody{r: req.BodyStream(), left: int64(lr.limits.MaxBodySize), want: int64(req.Header.ContentLength())}
+		if cb.left <= 0 {
+			cb.left = math.MaxInt64
+		}
+		body, replayable = cb, false
+	case len(req.Body()) > 0:
+		// Held whole: a bytes.Reader can be sent again on a refused stream.
+		body = bytes.NewReader(req.Body())
+	}
+	idempotent := isIdempotent(req.Header.Method())
+	sctx := x.st.Context()
+
+	out := &ctx.Response
+	var tried uint64
+	for attempt := 0; ; attempt++ {
+		x.ti = t.Index
+		tried |= balancer.Tried(t.Index)
+		c := p.transports[t.Index].h2
+		var start time.Time
+		if p.latency {
+			start = time.Now()
+		}
+		t.State.Acquire()
+		rbody, err := c.RoundTrip(sctx, req, body, out)
+		status := out.StatusCode()
+		tm := p.targetMetrics[t.Index]
+		if err != nil {
+			tm.Observe(0)
+		} else {
+			tm.Observe(status)
+		}
+		if err != nil && !targetFault(err) {
+			// The client failed, went away, or sent too large a body:
+			// not the target's fault, and nothing to retry.
+			t.State.Release()
+			out.Reset()
+			x.upstreamError(err)
+			return
+		}
+		if err != nil || status >= 500 {
+			t.ReportFailure(time.Now())
+		} else {
+			t.ReportSuccess()
+			if p.latency {
+				t.State.ObserveLatency(time.Since(start))
+			}
+		}
+		connect := err != nil && errors.Is(err, http2.ErrConnect)
+		retry := false
+		if attempt < p.cfg.Retries {
+			switch {
+			case connect:
+				retry = true // nothing was sent; the body is untouched
+			case err != nil:
+				retry = idempotent && replayable && (errors.Is(err, http2.ErrTimeout) || errors.Is(err, http2.ErrReset))
+			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
+				status == fasthttp.StatusGatewayTimeout:
+				retry = idempotent && replayable
+			}
+		}
+		if retry && (connect || p.budget.spend()) {
+			if next := p.pick(ctx, x, tried); next != nil {
+				if rbody != nil {
+					_ = rbody.Close()
+				}
+				if r, ok := body.(*bytes.Reader); ok {
+					_, _ = r.Seek(0, io.SeekStart)
+				}
+				t.State.Release()
+				out.Reset()
+				tm.Retried(metrics.RetryOtherTarget, 1)
+				l.srv.log.Info("retrying on another target", "request_id", string(x.reqID), "route", rt.name,
+					"upstream", p.name, "failed_target", p.targetNames[t.Index], "next_target", p.targetNames[next.Index])
+				t = next
+				continue
+			}
+		}
+		if err != nil {
+			t.State.Release()
+			out.Reset()
+			x.upstreamError(err)
+			return
+		}
+		x.relay(t, rbody)
+		return
+	}
+}

@@ -214,11 +214,12 @@ func (x *exchange) serve() {
 	// headers are set (and before the headers are rewritten at all, since it
 	// holds them without a copy).
 	if rt.waf != nil {
-		// A gRPC body (protobuf, streaming both ways) is not inspected:
-		// the WAF sees the method path and the metadata only.
+		// The body of a gRPC call to a route of HTTP/2 upstreams
+		// (protobuf, streaming both ways) is not inspected: the WAF sees
+		// the method path and the metadata only.
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
 			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, x.st.ClientSubject()),
-			NoBody: http2.IsGRPC(h)})
+			GRPC: rt.h2 && http2.IsGRPC(h)})
 		// After forwarding: a streamed body is replayed from it. An HTTP/2
 		// upstream's relay closes it instead (verdictHeld), once the
 		// response is through: the request body streams on until then.

@@ -85,6 +85,9 @@ type route struct {
 	// matches the request.
 	httpsPort    string
 	httpsByMatch bool
+	// h2 says every upstream of the route speaks HTTP/2: a gRPC request to
+	// it is a gRPC call, whose body the WAF leaves alone (waf.Request.GRPC).
+	h2 bool
 }
 
 // pool is an upstream: its balancer pool and the transport of each target.
@@ -188,6 +191,10 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 				}
 				r.split = append(r.split, sp)
 				r.splitCum = append(r.splitCum, total)
+			}
+			r.h2 = r.pool != nil && r.pool.h2 || len(r.split) > 0
+			for _, sp := range r.split {
+				r.h2 = r.h2 && sp.h2
 			}
 			lr.routes = append(lr.routes, r)
 			bound = append(bound, rc)

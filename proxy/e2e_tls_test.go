@@ -120,9 +120,20 @@ func TestE2ETLSStaticSNI(t *testing.T) {
 		{"no SNI: the default", "", exact, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conf := &tls.Config{ServerName: tc.sni, RootCAs: roots, NextProtos: []string{"h2", "http/1.1"}}
+			conf := &tls.Config{ServerName: tc.sni, RootCAs: roots, NextProtos: []string{"http/1.1"}}
 			if !tc.verify {
 				conf.InsecureSkipVerify = true
+			}
+			// By default the listener prefers h2 by ALPN.
+			h2conf := conf.Clone()
+			h2conf.NextProtos = []string{"http/1.1", "h2"}
+			if c, err := tlsDial(p.addr, h2conf); err != nil {
+				t.Errorf("handshake offering h2: %v", err)
+			} else {
+				if got := c.ConnectionState().NegotiatedProtocol; got != "h2" {
+					t.Errorf("got ALPN %q; want h2", got)
+				}
+				c.Close()
 			}
 			host := tc.sni
 			if host == "" {

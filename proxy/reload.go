@@ -80,7 +80,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	}
 	for name, lc := range cfg.Listeners {
 		if l, ok := s.listeners[name]; ok && added[name] == nil {
-			l.wire.SetLimits(lc.Limits)
+			l.configure(lc)
 		}
 	}
 	s.mu.Unlock()
@@ -189,7 +189,7 @@ func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, 
 			}
 			return nil, nil, nil, fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := s.newListener(name, lc.Address, ln, lc.Limits)
+		l := s.newListener(name, lc, ln)
 		added[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 	}
@@ -197,10 +197,11 @@ func (s *Server) bindListeners(cfg *config.Config) (added map[string]*listener, 
 }
 
 // drain stops a listener that a reload removed or moved: it accepts no more
-// connections, and its open ones are served to their end.
+// connections, and its open ones are served to their end (its HTTP/2
+// connections get a GOAWAY and finish the streams they have).
 func (s *Server) drain(l *listener) {
 	s.log.Info("draining listener", "listener", l.name, "address", l.ln.Addr().String())
-	_ = l.wire.Drain()
+	_ = l.shutdown(context.Background())
 }
 
 // restartCheckers replaces the health checkers by those of the running

@@ -83,6 +83,7 @@ type listener struct {
 	srv     *Server
 	ln      net.Listener
 	wire    *http1.Server
+	h2      h2Servers // serve the connections wire hands off (h2, h2c)
 	metrics *metrics.ListenerMetrics
 	done    chan error // the result of serve
 	// tlsFront is what TLS connections are served with: it hands each
@@ -93,13 +94,14 @@ type listener struct {
 	tlsFront *tls.Config
 }
 
-// newListener returns the listener name on ln, ready to serve with limits
-// lim (serve starts it).
-func (s *Server) newListener(name, addr string, ln net.Listener, lim config.Limits) *listener {
-	l := &listener{name: name, addr: addr, srv: s, ln: ln, done: make(chan error, 1)}
+// newListener returns the listener name on ln, ready to serve as lc says
+// (serve starts it).
+func (s *Server) newListener(name string, lc *config.Listener, ln net.Listener) *listener {
+	l := &listener{name: name, addr: lc.Address, srv: s, ln: ln, done: make(chan error, 1)}
 	l.tlsFront = &tls.Config{GetConfigForClient: l.tlsConfig}
-	l.wire = &http1.Server{Handler: l, Workers: s.workers, Name: name, Log: s.log, TLS: l.tlsFor, Answered: l.answered}
-	l.wire.SetLimits(lim)
+	l.wire = &http1.Server{Handler: l, Workers: s.workers, Name: name, Log: s.log, TLS: l.tlsFor, Answered: l.answered,
+		HandOff: l.handOff}
+	l.configure(lc)
 	return l
 }
 
@@ -184,7 +186,7 @@ func (s *Server) Start() error {
 			s.listeners = make(map[string]*listener)
 			return fmt.Errorf("listener %q: %w", name, err)
 		}
-		l := s.newListener(name, lc.Address, ln, lc.Limits)
+		l := s.newListener(name, lc, ln)
 		s.listeners[name] = l
 		s.log.Info("listening", "listener", name, "address", ln.Addr().String())
 		l.serve(s.metrics.Listener(name))
@@ -266,7 +268,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = l.wire.Shutdown(ctx)
+			errs[i] = l.shutdown(ctx)
 		}()
 	}
 	wg.Wait()

@@ -61,6 +61,9 @@ type listenerRoutes struct {
 	// underscores keeps header names with an underscore
 	// (underscores_in_headers).
 	underscores bool
+	// http1, h2 and h2c are the protocols the listener serves
+	// (protocols).
+	http1, h2, h2c bool
 }
 
 // route is a compiled config.Route.
@@ -142,7 +145,10 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 	for _, name := range sortedKeys(cfg.Listeners) {
 		l := cfg.Listeners[name]
 		lr := &listenerRoutes{name: name, tls: l.TLS != nil, limits: l.Limits,
-			pathMode: pathModeOf(l.PathHandling), underscores: l.UnderscoresInHeaders}
+			pathMode: pathModeOf(l.PathHandling), underscores: l.UnderscoresInHeaders,
+			http1: slices.Contains(l.Protocols, config.ProtocolHTTP1),
+			h2:    slices.Contains(l.Protocols, config.ProtocolH2),
+			h2c:   slices.Contains(l.Protocols, config.ProtocolH2C)}
 		if l.TLS != nil {
 			lr.clientSubject = l.TLS.ClientCAFile != ""
 		}

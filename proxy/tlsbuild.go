@@ -39,7 +39,23 @@ func (tb *tlsBuild) manager(cfg *config.Config, name string, l *config.Listener,
 		RedisKeyPrefix: prefix,
 		Issuers:        tb.issuers,
 		Logger:         tb.log,
+		NextProtos:     alpnProtocols(l.Protocols),
 	})
+}
+
+// alpnProtocols are the ALPN names of a TLS listener's protocols, in
+// their configured order (the server's preference).
+func alpnProtocols(protocols []string) []string {
+	out := make([]string, 0, len(protocols))
+	for _, p := range protocols {
+		switch p {
+		case config.ProtocolH2:
+			out = append(out, proxytls.ALPNH2)
+		case config.ProtocolHTTP1:
+			out = append(out, proxytls.ALPNHTTP1)
+		}
+	}
+	return out
 }
 
 func hasPlainListener(cfg *config.Config) bool {

@@ -16,10 +16,12 @@ import (
 	"github.com/rampart-proxy/rampart/config"
 )
 
-// Protocols offered through ALPN. The proxy speaks HTTP/1.1 only.
+// Protocols offered through ALPN (Options.NextProtos).
 const (
-	// ALPNHTTP1 is offered on every TLS listener.
+	// ALPNHTTP1 is HTTP/1.1, offered when Options.NextProtos is nil.
 	ALPNHTTP1 = "http/1.1"
+	// ALPNH2 is HTTP/2 over TLS.
+	ALPNH2 = "h2"
 	// ALPNChallenge is offered when ACME is on, for TLS-ALPN-01. A
 	// connection that negotiated it carries a validation handshake, never
 	// HTTP: the proxy closes it once the handshake is over.
@@ -58,6 +60,10 @@ type Options struct {
 	// Logger receives failed ACME orders and cache directory fixes.
 	// Default: discard.
 	Logger *slog.Logger
+	// NextProtos are the application protocols offered by ALPN, in the
+	// server's order of preference (ALPNH2, ALPNHTTP1). ALPNChallenge is
+	// added after them when ACME is on. Nil means [ALPNHTTP1].
+	NextProtos []string
 }
 
 // Manager serves one listener's certificates. It is immutable once built;
@@ -88,9 +94,13 @@ func New(t *config.ListenerTLS, o Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{static: static}
+	protos := []string{ALPNHTTP1}
+	if o.NextProtos != nil {
+		protos = append(make([]string, 0, len(o.NextProtos)+1), o.NextProtos...)
+	}
 	cfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
-		NextProtos:     []string{ALPNHTTP1},
+		NextProtos:     protos,
 		GetCertificate: m.getCertificate,
 	}
 	switch t.MinVersion {

@@ -365,3 +365,67 @@ func TestCheck(t *testing.T) {
 		t.Error("Check created the cache directory")
 	}
 }
+
+// TestNextProtos: Options.NextProtos is what ALPN offers, in the server's
+// order of preference, and what a client gets.
+func TestNextProtos(t *testing.T) {
+	ca := testcert.NewCA(t, "CA")
+	cf, kf := ca.Issue(t, "a", time.Now().Add(time.Hour), false, "a.test").Write(t, t.TempDir(), "a")
+	certs := []config.Certificate{{CertFile: cf, KeyFile: kf}}
+	tests := []struct {
+		name   string
+		offer  []string // Options.NextProtos
+		client []string
+		want   string // negotiated
+	}{
+		{"default: http/1.1 only", nil, []string{"h2", "http/1.1"}, "http/1.1"},
+		{"h2 first wins", []string{ALPNH2, ALPNHTTP1}, []string{"http/1.1", "h2"}, "h2"},
+		{"http/1.1 first wins", []string{ALPNHTTP1, ALPNH2}, []string{"h2", "http/1.1"}, "http/1.1"},
+		{"h2 offered, client has http/1.1 only", []string{ALPNH2, ALPNHTTP1}, []string{"http/1.1"}, "http/1.1"},
+		{"client without ALPN", []string{ALPNH2}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(&config.ListenerTLS{Certificates: certs}, Options{NextProtos: tt.offer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			want := tt.offer
+			if want == nil {
+				want = []string{ALPNHTTP1}
+			}
+			if got := m.TLSConfig().NextProtos; strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Errorf("got NextProtos %q; want %q", got, want)
+			}
+			cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: "a.test", InsecureSkipVerify: true, NextProtos: tt.client})
+			if err != nil || serr != nil {
+				t.Fatalf("handshake: client %v, server %v", err, serr)
+			}
+			if cs.NegotiatedProtocol != tt.want {
+				t.Errorf("negotiated %q; want %q", cs.NegotiatedProtocol, tt.want)
+			}
+		})
+	}
+	t.Run("no protocol in common", func(t *testing.T) {
+		m, err := New(&config.ListenerTLS{Certificates: certs}, Options{NextProtos: []string{ALPNH2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		_, _, err, serr := handshake(t, m, &tls.Config{ServerName: "a.test", InsecureSkipVerify: true, NextProtos: []string{"h3"}})
+		if err == nil && serr == nil {
+			t.Error("a client offering only h3 completed a handshake with an h2-only server")
+		}
+		// crypto/tls lets a client that offers http/1.1 alone through
+		// with no protocol, as one without ALPN: the listener refuses
+		// HTTP/1.1 on it (proxy's TestE2EHTTP2Protocols).
+		cs, _, err, serr := handshake(t, m, &tls.Config{ServerName: "a.test", InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+		if err != nil || serr != nil {
+			t.Fatalf("handshake: client %v, server %v", err, serr)
+		}
+		if cs.NegotiatedProtocol != "" {
+			t.Errorf("negotiated %q; want none", cs.NegotiatedProtocol)
+		}
+	})
+}

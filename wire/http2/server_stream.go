@@ -59,14 +59,12 @@ func (cn *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.c, st.ctx = cn, r.Context()
 	rc := &st.rc
 	rc.Init2(cn.nc, fasthttpLogger{}, false)
-	var body io.Reader = r.Body
+	var rd readDeadliner
 	if d := cn.s.cfg.BodyTimeout; d > 0 && r.ContentLength != 0 {
-		if rd, ok := w.(readDeadliner); ok {
-			st.body.start(r.Body, d, rd)
-			body = &st.body
-		}
+		rd, _ = w.(readDeadliner)
 	}
-	if status, msg := fillRequest(&rc.Request, r, body); status != 0 {
+	st.body.start(r.Body, cn.s.cfg.BodyTimeout, rd)
+	if status, msg := fillRequest(&rc.Request, r, &st.body); status != 0 {
 		st.release()
 		refuse(w, r, status, msg)
 		return
@@ -406,31 +404,37 @@ type readDeadliner interface {
 	SetReadDeadline(time.Time) error
 }
 
-// bodyReader is a request body whose every read must get bytes within d
-// (limits.body_timeout), like the HTTP/1.1 side's: a timer armed for the
+// bodyReader is a request body as the pipeline reads it. It is not an
+// io.Closer: fasthttp closes a request's body stream whenever it is
+// replaced (SetBodyStream), and the pipeline replaces it with readers that
+// wrap it (its body counter, the WAF's replay); x/net's body ends when the
+// handler returns. With a timeout (limits.body_timeout), every read must
+// get bytes within d, like the HTTP/1.1 side's: a timer armed for the
 // length of each read ends the body through x/net's read deadline.
 type bodyReader struct {
-	r     io.ReadCloser
+	r     io.Reader
 	d     time.Duration
-	timer *time.Timer
+	timer *time.Timer // nil without a timeout
 }
 
-func (b *bodyReader) start(r io.ReadCloser, d time.Duration, rd readDeadliner) {
-	b.r, b.d = r, d
-	b.timer = time.AfterFunc(time.Hour, func() { _ = rd.SetReadDeadline(aLongTimeAgo) })
-	b.timer.Stop()
+// start makes r the body; d and rd, when both set, bound each read.
+func (b *bodyReader) start(r io.Reader, d time.Duration, rd readDeadliner) {
+	b.r = r
+	if d > 0 && rd != nil {
+		b.timer = time.AfterFunc(time.Hour, func() { _ = rd.SetReadDeadline(aLongTimeAgo) })
+		b.timer.Stop()
+		b.d = d
+	}
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.timer == nil {
+		return b.r.Read(p)
+	}
 	b.timer.Reset(b.d)
 	n, err := b.r.Read(p)
 	b.timer.Stop()
 	return n, err
-}
-
-func (b *bodyReader) Close() error {
-	b.timer.Stop()
-	return b.r.Close()
 }
 
 func (b *bodyReader) stop() {

@@ -417,3 +417,44 @@ func TestDuplicateSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestBodyRewrapped checks that a pipeline that replaces the
+// request body stream with a reader around it (as the proxy's body
+// counter and the WAF's replay do) can still read it: fasthttp closes the
+// stream it replaces, so the wire's body must not be an io.Closer.
+func TestRequestBodyRewrapped(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"no body timeout", Config{}},
+		{"with a body timeout", Config{BodyTimeout: 5 * time.Second}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := wire.HandlerFunc(func(ctx *fasthttp.RequestCtx, _ wire.Stream) {
+				req := &ctx.Request
+				if _, ok := req.BodyStream().(io.Closer); ok {
+					t.Error("the request body stream is an io.Closer")
+				}
+				req.SetBodyStream(io.LimitReader(req.BodyStream(), 1<<20), req.Header.ContentLength())
+				b, err := io.ReadAll(req.BodyStream())
+				if err != nil {
+					ctx.SetStatusCode(500)
+					ctx.SetBodyString(err.Error())
+					return
+				}
+				ctx.SetBody(b)
+			})
+			ts := startServer(t, tc.cfg, h, nil)
+			resp, err := ts.client().Post(ts.url("/"), "text/plain", strings.NewReader("a body"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || string(b) != "a body" {
+				t.Errorf("got %d %q; want 200 %q", resp.StatusCode, b, "a body")
+			}
+		})
+	}
+}

@@ -496,6 +496,13 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 	if x.hsts {
 		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue)) // the route's policy, not the target's
 	}
+	if p.h2 && out.Header.ContentLength() == 0 {
+		// Nothing follows the header (a gRPC Trailers-Only answer, whose
+		// status is in it): relayed whole, so that the wire ends the
+		// client's stream with the header too.
+		_ = body.Close()
+		body = nil
+	}
 	if body == nil { // read whole: the target is free again
 		t.State.Release()
 		x.logResponse()

@@ -278,3 +278,81 @@ access_log: {path: "off"}
 		}
 	}
 }
+
+// TestGRPCLongStreamE2E: a streaming call that lasts many times the
+// per-wait timeouts (the listener's body_timeout, the upstream's read
+// timeout) is not cut while messages flow: no whole-stream bound applies,
+// only grpc-timeout, which this call does not set.
+func TestGRPCLongStreamE2E(t *testing.T) {
+	live, _, _ := startGRPCUpstream(t)
+	p := startProxy(t, fmt.Sprintf(`
+listeners:
+  web:
+    address: 127.0.0.1:0
+    protocols: [h2c]
+    limits: {body_timeout: 300ms, send_timeout: 300ms}
+upstreams:
+  app:
+    protocol: http2
+    targets: [{url: "http://%s"}]
+    timeouts: {read: 300ms, write: 300ms}
+routes:
+  - {name: all, upstream: app}
+access_log: {path: "off"}
+`, live))
+	client := grpcClient(t, p.addr, "app.test")
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	st, err := client.FullDuplexCall(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds, pace = 12, 100 * time.Millisecond // 1.2 s: four times each timeout
+	for i := range rounds {
+		msg := fmt.Sprintf("ping %d", i)
+		if err := st.Send(&testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: []byte(msg)}}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		got, err := st.Recv()
+		if err != nil || string(got.GetPayload().GetBody()) != msg {
+			t.Fatalf("round %d: got %q, %v; want %q", i, got.GetPayload().GetBody(), err, msg)
+		}
+		time.Sleep(pace)
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); err != io.EOF {
+		t.Errorf("end of the call: got %v; want io.EOF (status OK)", err)
+	}
+}
+
+// TestGRPCRetryOnConnectFailureE2E: a call whose target cannot be reached
+// goes to another target (retries: 1): nothing was sent to the first.
+func TestGRPCRetryOnConnectFailureE2E(t *testing.T) {
+	live, _, _ := startGRPCUpstream(t)
+	p := startProxy(t, fmt.Sprintf(`
+listeners:
+  web:
+    address: 127.0.0.1:0
+    protocols: [h2c]
+upstreams:
+  app:
+    protocol: http2
+    balancer: round_robin
+    retries: 1
+    targets: [{url: "http://%s"}, {url: "http://%s"}]
+routes:
+  - {name: all, upstream: app}
+access_log: {path: "off"}
+`, freeAddr(t), live))
+	client := grpcClient(t, p.addr, "app.test")
+	for i := range 4 { // round robin: two of them pick the dead target first
+		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{})
+		cancel()
+		if err != nil {
+			t.Errorf("call %d: got %v; want OK (retried on the live target)", i, err)
+		}
+	}
+}

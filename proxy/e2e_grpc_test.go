@@ -58,6 +58,10 @@ func (s *grpcService) FullDuplexCall(st grpc.BidiStreamingServer[testgrpc.Stream
 			}
 			return err
 		}
+		if string(req.GetPayload().GetBody()) == "end" {
+			// Ends the call while the client's side is still open.
+			return status.Error(codes.FailedPrecondition, "ended by the server")
+		}
 		if err := st.Send(&testgrpc.StreamingOutputCallResponse{Payload: req.GetPayload()}); err != nil {
 			return err
 		}
@@ -354,5 +358,40 @@ access_log: {path: "off"}
 		if err != nil {
 			t.Errorf("call %d: got %v; want OK (retried on the live target)", i, err)
 		}
+	}
+}
+
+// TestGRPCServerEndsOpenStreamE2E: a server that ends a bidirectional call
+// (with a status) while the client's side is still open, the client silent:
+// the client gets the status at once, and Rampart, whose read of the
+// client's next message is still waiting, keeps serving (repeated, on one
+// connection).
+func TestGRPCServerEndsOpenStreamE2E(t *testing.T) {
+	live, _, _ := startGRPCUpstream(t)
+	p := startProxy(t, grpcE2EConfig(live, freeAddr(t)))
+	client := grpcClient(t, p.addr, "live.test")
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+		st, err := client.FullDuplexCall(ctx)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if err := st.Send(&testgrpc.StreamingOutputCallRequest{Payload: &testgrpc.Payload{Body: []byte("end")}}); err != nil {
+			cancel()
+			t.Fatalf("call %d: send: %v", i, err)
+		}
+		_, err = st.Recv()
+		if got := status.Code(err); got != codes.FailedPrecondition {
+			t.Errorf("call %d: got %v; want %v", i, err, codes.FailedPrecondition)
+		}
+		time.Sleep(20 * time.Millisecond) // the client stays open a moment
+		cancel()
+	}
+	// Rampart still serves.
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	if _, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
+		t.Errorf("a call after them: got %v; want OK", err)
 	}
 }

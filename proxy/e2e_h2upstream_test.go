@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
@@ -256,5 +257,47 @@ func TestH2UpstreamFailures(t *testing.T) {
 				t.Errorf("status: got %d; want %d", got, tt.wantStatus)
 			}
 		})
+	}
+}
+
+// TestH2UpstreamEarlyAnswerToStreamingHTTP1Client: an HTTP/2 target that
+// answers (and ends its answer with trailers) after reading only the first
+// chunk of an HTTP/1.1 client's chunked body, while the client is still
+// sending. The client gets the answer, the HTTP/1.1 wire reads the rest of
+// the body, and the connection serves the next request. The upstream
+// client's reads of the body and the wire's must not overlap (heldBody;
+// run with -race).
+func TestH2UpstreamEarlyAnswerToStreamingHTTP1Client(t *testing.T) {
+	up := startH2CUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/early" {
+			// Reads the first chunk only: the proxy's next read of the
+			// client's body is then waiting when the answer ends.
+			_, _ = io.ReadFull(r.Body, make([]byte, 16))
+			w.Header().Set("Trailer", "X-Done")
+			_, _ = io.WriteString(w, "done after half")
+			w.Header().Set("X-Done", "yes") // ends the stream with a HEADERS frame, as gRPC does
+			return
+		}
+		_, _ = io.Copy(w, r.Body)
+	}))
+	p := startProxy(t, h2UpstreamConfig(up.URL, ""))
+	c := dialRaw(t, p.addr)
+	if _, err := io.WriteString(c.conn, "POST /early HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the target answers meanwhile
+	if _, err := io.WriteString(c.conn, "10\r\n0123456789abcdef\r\n0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := readRawResponse(c.br, "POST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.status() != http.StatusOK || string(m.body) != "done after half" {
+		t.Errorf("early answer: got %d %q; want 200 \"done after half\"", m.status(), m.body)
+	}
+	next := c.roundTrip("POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\n\r\nhello")
+	if next.status() != http.StatusOK || string(next.body) != "hello" {
+		t.Errorf("next request on the connection: got %d %q; want 200 \"hello\"", next.status(), next.body)
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/metrics"
+	"github.com/rampart-proxy/rampart/wire"
 	"github.com/rampart-proxy/rampart/wire/http2"
 )
 
@@ -29,6 +31,7 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 	ctx, l, lr, rt, p := x.ctx, x.l, x.lr, x.rt, x.p
 	req := &ctx.Request
 	var body io.Reader
+	var held *heldBody
 	replayable := true
 	switch {
 	case req.IsBodyStream():
@@ -40,6 +43,13 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 			cb.left = math.MaxInt64
 		}
 		body, replayable = cb, false
+		if x.st.Protocol() == wire.HTTP1 {
+			// The HTTP/1.1 wire reads (drains) the rest of the body once
+			// the response is written: no read of ours may be in progress
+			// then (see heldBody).
+			held = &heldBody{r: cb}
+			body = held
+		}
 	case len(req.Body()) > 0:
 		// Held whole: a bytes.Reader can be sent again on a refused stream.
 		body = bytes.NewReader(req.Body())
@@ -71,6 +81,7 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 			// not the target's fault, and nothing to retry.
 			t.State.Release()
 			out.Reset()
+			held.release()
 			x.upstreamError(err)
 			return
 		}
@@ -115,10 +126,53 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 		if err != nil {
 			t.State.Release()
 			out.Reset()
+			held.release()
 			x.upstreamError(err)
 			return
 		}
+		x.held = held
 		x.relay(t, rbody)
+		if x.held != nil { // relayed whole: the relay did not take it
+			x.held.release()
+			x.held = nil
+		}
 		return
 	}
+}
+
+// heldBody is an HTTP/1.1 client's streamed request body on its way to an
+// HTTP/2 upstream. The upstream client reads it on a goroutine of its own
+// while the response is relayed, and a read may still wait for the client's
+// bytes when the response has been written; the HTTP/1.1 wire then reads
+// the rest of the body itself (to reuse the connection), from the same
+// buffer. release, called when the response is through, waits for a read in
+// progress (the client is sending its body: the wire's body_timeout bounds
+// the wait) and ends the reads.
+type heldBody struct {
+	mu   sync.Mutex // held during each Read
+	r    io.Reader
+	done bool
+}
+
+// errBodyReleased is a read of a released body.
+var errBodyReleased = errors.New("proxy: the request body was released")
+
+func (b *heldBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return 0, errBodyReleased
+	}
+	return b.r.Read(p)
+}
+
+// release waits for a read in progress and refuses reads after it. A nil
+// b does nothing.
+func (b *heldBody) release() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
 }

@@ -73,6 +73,9 @@ type exchange struct {
 	// verdictHeld says the relay of an HTTP/2 upstream's response took the
 	// WAF verdict over, to close it once the response is through.
 	verdictHeld bool
+	// held is an HTTP/1.1 client's request body streaming to an HTTP/2
+	// upstream, which the relay releases after the response (heldBody).
+	held *heldBody
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -88,6 +91,7 @@ func (x *exchange) reset() {
 	x.verdict = nil
 	x.hsts = false
 	x.verdictHeld = false
+	x.held = nil
 	x.pathChanged = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 	x.received = x.received[:0]
@@ -513,6 +517,7 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 	if p.h2 && x.verdict != nil {
 		rb.verdict, x.verdictHeld = x.verdict, true
 	}
+	rb.held, x.held = x.held, nil
 	if al := x.snap.access; al != nil {
 		rb.line = al.appendPrefix(rb.line, x)
 	}

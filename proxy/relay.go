@@ -29,6 +29,8 @@ type relay struct {
 	// upstream's request body may stream until the response ends, replayed
 	// from the WAF's verdict).
 	verdict *waf.Verdict
+	// held, when not nil, is released after the body (heldBody).
+	held *heldBody
 }
 
 var relayPool = sync.Pool{New: func() any { return &relay{line: make([]byte, 0, 512)} }}
@@ -65,6 +67,7 @@ func (r *relay) Read(p []byte) (int, error) {
 // Close releases everything the relay holds. It is called exactly once.
 func (r *relay) Close() error {
 	_ = r.body.Close()
+	r.held.release() // after Close, which ends the upstream exchange
 	r.state.Release()
 	if r.route != nil {
 		r.route.Observe(r.status, time.Since(r.start))
@@ -75,7 +78,7 @@ func (r *relay) Close() error {
 	if r.verdict != nil {
 		r.verdict.Close()
 	}
-	r.body, r.state, r.log, r.route, r.verdict = nil, nil, nil, nil, nil
+	r.body, r.state, r.log, r.route, r.verdict, r.held = nil, nil, nil, nil, nil, nil
 	relayPool.Put(r)
 	return nil
 }

@@ -5,9 +5,10 @@ import "github.com/prometheus/client_golang/prometheus"
 // ListenerMetrics records one listener's open downstream connections
 // (rampart_active_connections). A nil *ListenerMetrics records nothing.
 type ListenerMetrics struct {
-	active  prometheus.Gauge
-	refused [refuseReasons]prometheus.Counter
-	timeout [timeoutKinds]prometheus.Counter
+	active   prometheus.Gauge
+	refused  [refuseReasons]prometheus.Counter
+	timeout  [timeoutKinds]prometheus.Counter
+	requests [protocols]prometheus.Counter
 }
 
 // Reasons for refusing a connection at accept, and kinds of timeouts, as
@@ -31,9 +32,17 @@ const (
 	timeoutKinds
 )
 
+// Protocols of rampart_requests_by_protocol_total, as recorded by Request.
+const (
+	ProtocolHTTP1 = iota // HTTP/1.0 and HTTP/1.1
+	ProtocolHTTP2        // HTTP/2, over TLS or in cleartext
+	protocols
+)
+
 var (
-	refuseNames  = [refuseReasons]string{"max_connections", "max_connections_per_ip", "shutdown"}
-	timeoutNames = [timeoutKinds]string{"header", "body", "write", "body_stall", "send_stall"}
+	refuseNames   = [refuseReasons]string{"max_connections", "max_connections_per_ip", "shutdown"}
+	timeoutNames  = [timeoutKinds]string{"header", "body", "write", "body_stall", "send_stall"}
+	protocolNames = [protocols]string{"HTTP/1.1", "HTTP/2.0"} // as the access log writes them
 )
 
 // Listener returns the handle of the listener name, creating it on first
@@ -54,6 +63,9 @@ func (m *Metrics) Listener(name string) *ListenerMetrics {
 	for i, k := range timeoutNames {
 		l.timeout[i] = m.timeouts.WithLabelValues(name, k)
 	}
+	for i, p := range protocolNames {
+		l.requests[i] = m.protoRequests.WithLabelValues(name, p)
+	}
 	m.listeners[name] = l
 	return l
 }
@@ -69,6 +81,14 @@ func (l *ListenerMetrics) Refused(reason int) {
 func (l *ListenerMetrics) TimedOut(kind int) {
 	if l != nil && kind >= 0 && kind < timeoutKinds {
 		l.timeout[kind].Inc()
+	}
+}
+
+// Request counts a request that reached the pipeline by protocol
+// (Protocol*).
+func (l *ListenerMetrics) Request(protocol int) {
+	if l != nil && protocol >= 0 && protocol < protocols {
+		l.requests[protocol].Inc()
 	}
 }
 
@@ -105,6 +125,9 @@ func (m *Metrics) RetainListeners(names []string) {
 			}
 			for _, k := range timeoutNames {
 				m.timeouts.DeleteLabelValues(name, k)
+			}
+			for _, p := range protocolNames {
+				m.protoRequests.DeleteLabelValues(name, p)
 			}
 		}
 	}

@@ -66,6 +66,7 @@ type Metrics struct {
 	activeConns    *prometheus.GaugeVec   // listener
 	connsRefused   *prometheus.CounterVec // listener, reason
 	timeouts       *prometheus.CounterVec // listener, kind
+	protoRequests  *prometheus.CounterVec // listener, protocol
 	buildInfo      *prometheus.GaugeVec   // version
 	reloadSuccess  prometheus.Counter
 	reloadFailures prometheus.Counter
@@ -159,6 +160,10 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Namespace: Namespace, Name: "request_timeouts_total",
 			Help: "Downstream requests cut by a timeout, by listener and kind (header: read_header_timeout, body: read_timeout, write: write_timeout, body_stall: body_timeout, send_stall: send_timeout).",
 		}, []string{"listener", "kind"}),
+		protoRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "requests_by_protocol_total",
+			Help: "Downstream requests that reached the request pipeline, by listener and protocol (HTTP/1.1, HTTP/2.0).",
+		}, []string{"listener", "protocol"}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "build_info",
 			Help: "Always 1; the label says which Rampart version runs.",
@@ -174,7 +179,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
 		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry,
-		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.buildInfo,
+		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -329,7 +329,7 @@ func TestAllocs(t *testing.T) {
 	}{
 		{"route", func() { r.Observe(200, time.Millisecond); r.Observe(404, 2*time.Second) }},
 		{"target", func() { tg.Observe(502); tg.SetHealthy(true); tg.Ejected() }},
-		{"listener", func() { l.Inc(); l.Dec() }},
+		{"listener", func() { l.Inc(); l.Dec(); l.Request(ProtocolHTTP1); l.Request(ProtocolHTTP2) }},
 		{"waf", func() { w.Inspected(); w.Blocked(); w.Detected(); w.RuleMatched(942100) }},
 		{"ratelimit", func() { rl.Record(true, false, false); rl.Record(false, true, false); rl.SetDegraded(false) }},
 		{"nil", func() { nilRoute.Observe(200, 0); nilTarget.Observe(200) }},
@@ -352,6 +352,7 @@ func TestNilMetrics(t *testing.T) {
 	tg.Track(nil)
 	m.Listener("l").Inc()
 	m.Listener("l").Dec()
+	m.Listener("l").Request(ProtocolHTTP2)
 	m.WAF("w").Inspected()
 	m.WAF("w").Blocked()
 	m.WAF("w").Detected()
@@ -395,6 +396,7 @@ func TestRetain(t *testing.T) {
 	oldWAF := m.WAF("old")
 	oldWAF.RuleMatched(1)
 	m.Listener("old").Inc()
+	m.Listener("old").Request(ProtocolHTTP2)
 	m.RateLimit("old").Record(false, false, false)
 	m.SetCertificateExpiry("old.example.com", SourceACME, time.Now())
 
@@ -540,5 +542,25 @@ func TestPedantic(t *testing.T) {
 	m.Target("api", "10.0.0.2:8080").Track(&fakeState{healthy: true})
 	if _, err := reg.Gather(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestRequestsByProtocol: Request counts into
+// rampart_requests_by_protocol_total by listener and protocol.
+func TestRequestsByProtocol(t *testing.T) {
+	m, reg := newTest(t)
+	l := m.Listener("web")
+	l.Request(ProtocolHTTP1)
+	l.Request(ProtocolHTTP2)
+	l.Request(ProtocolHTTP2)
+	l.Request(-1) // out of range: ignored
+	text := string(exposition(t, reg))
+	for _, want := range []string{
+		`rampart_requests_by_protocol_total{listener="web",protocol="HTTP/1.1"} 1`,
+		`rampart_requests_by_protocol_total{listener="web",protocol="HTTP/2.0"} 2`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
 	}
 }

@@ -147,6 +147,13 @@ func (x *exchange) serve() {
 	if x.snap.access != nil {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
 	}
+	if l.srv.metrics != nil {
+		proto := metrics.ProtocolHTTP1
+		if x.st.Protocol() == wire.HTTP2 {
+			proto = metrics.ProtocolHTTP2
+		}
+		l.metrics.Request(proto)
+	}
 
 	peer := x.st.Peer() // resolved once, when the connection was accepted
 	x.peer = peer.AppendTo(x.peer)
@@ -674,6 +681,12 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 	var names nameSet
 	bits, xff := scanRequestHop(h, x.xff, &t, &names)
 	x.xff = xff
+	if len(h.RawHeaders()) == 0 {
+		// Built by the wire (HTTP/2): no raw fields to delete by or
+		// restore the order from.
+		rebuildRequest(h, bits&hopBits, dropClasses(bits, f), &t)
+		bits = 0
+	}
 	// The client's hop-by-hop fields, those its Connection names included,
 	// go before the proxy sets its own, which Connection cannot remove.
 	if bits&hopBits != 0 {

@@ -153,29 +153,43 @@ func nameIs[S string | []byte](b []byte, s S) bool {
 // names. It reads the fields as received (AllInOrder): All would also
 // gather the Cookie fields into one, which the upstream would then get
 // rewritten, not as the WAF saw them.
+//
+// A header the wire built field by field (HTTP/2) has no raw fields: it is
+// read with All, in the order the wire added the fields.
 func scanRequestHop(h *fasthttp.RequestHeader, xff []byte, t *connTokens, names *nameSet) (bits int, _ []byte) {
+	if len(h.RawHeaders()) == 0 {
+		for k, v := range h.All() {
+			bits, xff = scanRequestField(k, v, bits, xff, t, names)
+		}
+		return bits &^ (hasRequestID | oddDate), xff
+	}
 	for k, v := range h.AllInOrder() {
-		if names.add(k) {
-			bits |= maybeDup
-		}
-		b := requestFieldBits(k)
-		switch b {
-		case hopConnection:
-			t.add(v)
-		case hopXFF:
-			if bits&hopXFF != 0 {
-				bits |= hopXFFMany
-				xff = append(xff, ", "...)
-			}
-			xff = append(xff, v...)
-		case hasRequestID:
-			if bits&hasRequestID != 0 {
-				bits |= reqIDMany
-			}
-		}
-		bits |= b
+		bits, xff = scanRequestField(k, v, bits, xff, t, names)
 	}
 	return bits &^ (hasRequestID | oddDate), xff
+}
+
+// scanRequestField is scanRequestHop's look at one field.
+func scanRequestField(k, v []byte, bits int, xff []byte, t *connTokens, names *nameSet) (int, []byte) {
+	if names.add(k) {
+		bits |= maybeDup
+	}
+	b := requestFieldBits(k)
+	switch b {
+	case hopConnection:
+		t.add(v)
+	case hopXFF:
+		if bits&hopXFF != 0 {
+			bits |= hopXFFMany
+			xff = append(xff, ", "...)
+		}
+		xff = append(xff, v...)
+	case hasRequestID:
+		if bits&hasRequestID != 0 {
+			bits |= reqIDMany
+		}
+	}
+	return bits | b, xff
 }
 
 // connTokenBytes bounds the names a Connection header lists that are removed.

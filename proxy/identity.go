@@ -314,3 +314,80 @@ func nameHash(k []byte) uint32 {
 	}
 	return hv
 }
+
+// rebuildRequest does for a header the wire built field by field (HTTP/2)
+// what deleteRequestHop, scrubRequest and restoreOrder do for a parsed one,
+// which read the raw fields (a built header has none) and would leave
+// fasthttp's Del to reorder what is left: the hop-by-hop fields in hop and
+// those t names, the classes in drop (dropClasses), and every
+// X-Forwarded-For and X-Request-Id (the proxy sets both again) go; the
+// other fields keep their order. The fields fasthttp keeps apart from the
+// others (Host, Content-Length, Content-Type, User-Agent, Cookie,
+// Transfer-Encoding, Connection, Trailer) are deleted by name when they
+// must go and otherwise left alone. It allocates, on HTTP/2's path only.
+func rebuildRequest(h *fasthttp.RequestHeader, hop, drop int, t *connTokens) {
+	gone := func(k []byte) bool {
+		b := requestFieldBits(k)
+		if b&(hop|drop) != 0 || nameIs(k, hdrXForwardedFor) || nameIs(k, hdrXRequestID) {
+			return true
+		}
+		for i := 0; i < t.n; i++ {
+			if nameIs(k, t.name(i)) && !isProtectedHeader(k) {
+				return true
+			}
+		}
+		return false
+	}
+	var buf []byte
+	var spans [][4]int // name and value of each field, in buf
+	var special [][2]int
+	dropping := false
+	for k, v := range h.All() {
+		isGone := gone(k)
+		if specialRequestField(k) {
+			if isGone {
+				special = append(special, [2]int{len(buf), len(buf) + len(k)})
+				buf = append(buf, k...)
+			}
+			continue
+		}
+		dropping = dropping || isGone
+		kv := [4]int{len(buf), len(buf) + len(k)}
+		buf = append(buf, k...)
+		kv[2], kv[3] = len(buf), len(buf)+len(v)
+		buf = append(buf, v...)
+		if isGone {
+			kv[0] = -1 - kv[0] // marked: not added again
+		}
+		spans = append(spans, kv)
+	}
+	for _, k := range special {
+		h.DelBytes(buf[k[0]:k[1]])
+	}
+	if !dropping {
+		return
+	}
+	for _, kv := range spans {
+		if kv[0] < 0 {
+			h.DelBytes(buf[-1-kv[0] : kv[1]])
+		} else {
+			h.DelBytes(buf[kv[0]:kv[1]])
+		}
+	}
+	for _, kv := range spans {
+		if kv[0] >= 0 {
+			h.AddBytesKV(buf[kv[0]:kv[1]], buf[kv[2]:kv[3]])
+		}
+	}
+}
+
+// specialRequestField reports a field fasthttp keeps apart from the
+// others in a RequestHeader.
+func specialRequestField(k []byte) bool {
+	switch {
+	case nameIs(k, "Host"), nameIs(k, "Content-Length"), nameIs(k, "Content-Type"), nameIs(k, "User-Agent"),
+		nameIs(k, "Cookie"), nameIs(k, "Transfer-Encoding"), nameIs(k, "Connection"), nameIs(k, "Trailer"):
+		return true
+	}
+	return false
+}

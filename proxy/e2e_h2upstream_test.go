@@ -11,17 +11,21 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/h2c"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 // h2Handler answers what the HTTP/2 upstream tests check: the protocol and
@@ -300,4 +304,68 @@ func TestH2UpstreamEarlyAnswerToStreamingHTTP1Client(t *testing.T) {
 	if next.status() != http.StatusOK || string(next.body) != "hello" {
 		t.Errorf("next request on the connection: got %d %q; want 200 \"hello\"", next.status(), next.body)
 	}
+}
+
+// TestH2UpstreamReloadClosesIdleConnections: a reload that drops an HTTP/2
+// target closes Rampart's idle connection to it at once (HTTP/2 keeps few
+// long-lived connections, which would otherwise stay until idle timeout).
+func TestH2UpstreamReloadClosesIdleConnections(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	old := httptest.NewUnstartedServer(h2c.NewHandler(h2Handler(), &http2.Server{}))
+	// h2c hijacks its connections from net/http (no ConnState after that):
+	// the listener's connections report their own Close.
+	old.Listener = &closeNotifyListener{Listener: old.Listener, closed: closed}
+	old.Start()
+	t.Cleanup(old.Close)
+	next := startH2CUpstream(t, h2Handler())
+	p := startProxy(t, h2UpstreamConfig(old.URL, ""))
+	if m := rawGet(t, p.addr, "app.test", "/first"); m.status() != http.StatusOK {
+		t.Fatalf("first request: got %d; want 200", m.status())
+	}
+	cfg, err := config.Parse([]byte(h2UpstreamConfig(next.URL, "")), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if changed, err := p.srv.Reload(cfg); err != nil || !changed {
+		t.Fatalf("Reload: changed %v, %v; want true, nil", changed, err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(e2eTimeout):
+		t.Fatal("the dropped target's connection is still open; want it closed at the reload")
+	}
+	if m := rawGet(t, p.addr, "app.test", "/second"); m.status() != http.StatusOK {
+		t.Errorf("request after the reload: got %d; want 200", m.status())
+	}
+}
+
+// closeNotifyListener's connections send on closed when they are closed
+// (the server closes its side when the peer's closing reaches it).
+type closeNotifyListener struct {
+	net.Listener
+	closed chan struct{}
+}
+
+func (l *closeNotifyListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &closeNotifyConn{Conn: c, closed: l.closed}, nil
+}
+
+type closeNotifyConn struct {
+	net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *closeNotifyConn) Close() error {
+	c.once.Do(func() {
+		select {
+		case c.closed <- struct{}{}:
+		default:
+		}
+	})
+	return c.Conn.Close()
 }

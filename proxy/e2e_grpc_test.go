@@ -7,10 +7,13 @@ package proxy
 // health check.
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +26,7 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // grpcService implements grpc.testing.TestService for these tests: a
@@ -393,5 +397,47 @@ func TestGRPCServerEndsOpenStreamE2E(t *testing.T) {
 	defer cancel()
 	if _, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{}); err != nil {
 		t.Errorf("a call after them: got %v; want OK", err)
+	}
+}
+
+// TestGRPCTimeoutHonouredByRampart: a call's grpc-timeout bounds it at
+// Rampart, whatever the client does: a raw HTTP/2 client that sends
+// grpc-timeout but never gives up itself gets DEADLINE_EXCEEDED from
+// Rampart in about that time, while the server still holds the call.
+func TestGRPCTimeoutHonouredByRampart(t *testing.T) {
+	live, _, _ := startGRPCUpstream(t)
+	p := startProxy(t, grpcE2EConfig(live, freeAddr(t)))
+	msg, err := proto.Marshal(&testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: []byte("hold")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	framed := binary.BigEndian.AppendUint32([]byte{0}, uint32(len(msg)))
+	framed = append(framed, msg...)
+	req, _ := http.NewRequest(http.MethodPost, "http://live.test/grpc.testing.TestService/UnaryCall", bytes.NewReader(framed))
+	req.Header.Set("Content-Type", "application/grpc")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("Grpc-Timeout", "300m")
+	tr := h2cTransport(p.addr)
+	t.Cleanup(tr.CloseIdleConnections)
+	ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := tr.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	took := time.Since(start)
+	t.Logf("answered in %v", took)
+	code := res.Trailer.Get("Grpc-Status")
+	if code == "" {
+		code = res.Header.Get("Grpc-Status") // Trailers-Only
+	}
+	if res.StatusCode != http.StatusOK || code != "4" {
+		t.Errorf("got HTTP %d, grpc-status %q; want 200, 4 (DEADLINE_EXCEEDED)", res.StatusCode, code)
+	}
+	if took >= e2eTimeout/2 {
+		t.Errorf("the answer took %v; want it at about the grpc-timeout (300ms)", took)
 	}
 }

@@ -31,6 +31,7 @@ waf:
     mode: block
     rules: |
       SecRule REQUEST_HEADERS:x-tenant "@streq evil" "id:10001,phase:1,deny,status:403,log"
+      SecRule REQUEST_BODY "@contains evil" "id:10002,phase:2,deny,status:403,log"
 upstreams:
   dead:
     protocol: http2
@@ -81,6 +82,8 @@ func TestGRPCProxyAnswers(t *testing.T) {
 		{"rate limit: second call", grpcRequest("/limited.v1.S/M"), "8", "Too Many Requests"},
 		{"WAF: clean metadata passes to the dead target", grpcRequest("/guarded.v1.S/M", "X-Tenant: acme"), "14", ""},
 		{"WAF: custom rule on a metadata key", grpcRequest("/guarded.v1.S/M", "X-Tenant: evil"), "7", "web application firewall"},
+		{"WAF: the message body is not inspected", strings.Replace(grpcRequest("/guarded.v1.S/M"),
+			"Content-Length: 5\r\n\r\n\x00\x00\x00\x00\x00", "Content-Length: 9\r\n\r\n\x00\x00\x00\x00\x04evil", 1), "14", ""},
 		{"WAF: CRS finds XSS in metadata", grpcRequest("/guarded.v1.S/M", "Referer: <script>alert(1)</script>"), "7", "web application firewall"},
 		{"body over max_body_size", strings.Replace(grpcRequest("/dead.v1.S/M"), "Content-Length: 5\r\n\r\n\x00\x00\x00\x00\x00",
 			"Content-Length: 200\r\n\r\n"+strings.Repeat("x", 200), 1), "8", "Too Large"},
@@ -109,8 +112,14 @@ func TestGRPCProxyAnswers(t *testing.T) {
 		})
 	}
 
+	// The same body in a request that is not gRPC is inspected.
+	resp := serveInMemory(t, h, &testStream{peer: peer}, "POST /guarded.v1.S/M HTTP/1.1\r\nHost: grpc.test\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nevil")
+	if got := resp.StatusCode(); got != 403 {
+		t.Errorf("plain request with the body rule's word: got %d; want 403", got)
+	}
+
 	// A request that is not gRPC keeps the HTTP answer.
-	resp := serveInMemory(t, h, &testStream{peer: peer}, "GET /nothing HTTP/1.1\r\nHost: grpc.test\r\n\r\n")
+	resp = serveInMemory(t, h, &testStream{peer: peer}, "GET /nothing HTTP/1.1\r\nHost: grpc.test\r\n\r\n")
 	if got, gs := resp.StatusCode(), resp.Header.Peek("Grpc-Status"); got != 404 || gs != nil {
 		t.Errorf("plain request without a route: got %d, grpc-status %q; want 404 and none", got, gs)
 	}

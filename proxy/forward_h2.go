@@ -43,10 +43,11 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 			cb.left = math.MaxInt64
 		}
 		body, replayable = cb, false
-		if x.st.Protocol() == wire.HTTP1 {
+		if x.st.Protocol() == wire.HTTP1 || x.verdict != nil && x.verdict.Body != nil {
 			// The HTTP/1.1 wire reads (drains) the rest of the body once
-			// the response is written: no read of ours may be in progress
-			// then (see heldBody).
+			// the response is written, and the WAF's replay of the body
+			// ends when its verdict is closed: no read of ours may be in
+			// progress then (see heldBody).
 			held = &heldBody{r: cb}
 			body = held
 		}
@@ -140,14 +141,16 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 	}
 }
 
-// heldBody is an HTTP/1.1 client's streamed request body on its way to an
-// HTTP/2 upstream. The upstream client reads it on a goroutine of its own
-// while the response is relayed, and a read may still wait for the client's
-// bytes when the response has been written; the HTTP/1.1 wire then reads
-// the rest of the body itself (to reuse the connection), from the same
-// buffer. release, called when the response is through, waits for a read in
-// progress (the client is sending its body: the wire's body_timeout bounds
-// the wait) and ends the reads.
+// heldBody is a streamed request body on its way to an HTTP/2 upstream
+// that must not be read once the response is through: an HTTP/1.1
+// client's (the HTTP/1.1 wire then reads the rest of the body itself, to
+// reuse the connection, from the same buffer), or one the WAF replays
+// (closing the verdict ends the replay). The upstream client reads the
+// body on a goroutine of its own while the response is relayed, and a read
+// may still wait for the client's bytes when the response has been
+// written. release, called when the response is through, waits for a read
+// in progress (the client is sending its body: the listener's body_timeout
+// bounds the wait) and ends the reads.
 type heldBody struct {
 	mu   sync.Mutex // held during each Read
 	r    io.Reader

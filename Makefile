@@ -220,8 +220,9 @@ image:
 # grpc-go's interop suite (14 cases, h2c and TLS) and h2spec (TLS) through
 # Rampart ($(INTEROP_RAMPART), started from a config the scripts write), and
 # the same suites through nginx and Caddy, which prove the harnesses
-# (docs/testing-http2.md). make test runs h2spec against Rampart through
-# go test (proxy's TestE2EH2spec, after make deps has built it).
+# (docs/testing-http2.md). make test runs both against Rampart through
+# go test (proxy's TestE2EH2spec and TestGRPCInteropThroughRampart, after
+# make deps has built the tools).
 interop: build deps
 	bash internal/interop/interop.sh rampart $(INTEROP_RAMPART)
 

@@ -105,15 +105,35 @@ func (s *Server) discard(a *assembly, old *snapshot) {
 // retire closes, once requests that began under old are done with them,
 // what old had that next no longer uses: TLS managers (handshakes that
 // began with the old certificates may still ask for them for a moment),
-// WAF policies, the access log.
+// WAF policies, the access log. The idle HTTP/2 connections of transports
+// next dropped (a target removed, or its settings changed) close at once,
+// and again then: streams in flight finish first.
 func retire(old, next *snapshot) {
+	dropped := old.droppedTransports(next)
+	for _, t := range dropped {
+		t.closeIdle()
+	}
 	time.AfterFunc(time.Minute, func() {
 		old.closeTLS()
 		retireWAF(old, next)
 		if old.access != next.access {
 			_ = old.access.Close()
 		}
+		for _, t := range dropped {
+			t.closeIdle()
+		}
 	})
+}
+
+// droppedTransports are the transports of s that next does not reuse.
+func (s *snapshot) droppedTransports(next *snapshot) []*transport {
+	var out []*transport
+	for k, t := range s.transports {
+		if next == nil || next.transports[k] != t {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // checkWAF validates cfg's WAF policies without compiling them for real

@@ -18,6 +18,7 @@ import (
 	"github.com/rampart-proxy/rampart/waf"
 	"github.com/rampart-proxy/rampart/wire"
 	"github.com/rampart-proxy/rampart/wire/http1"
+	"github.com/rampart-proxy/rampart/wire/http2"
 )
 
 // exchange is one request's way through the pipeline: where it came from,
@@ -69,6 +70,12 @@ type exchange struct {
 	args fasthttp.Args
 	// owned holds the WAF's owned fields (ownedFields).
 	owned [2]waf.Field
+	// verdictHeld says the relay of an HTTP/2 upstream's response took the
+	// WAF verdict over, to close it once the response is through.
+	verdictHeld bool
+	// held is an HTTP/1.1 client's request body streaming to an HTTP/2
+	// upstream, which the relay releases after the response (heldBody).
+	held *heldBody
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -83,6 +90,8 @@ func (x *exchange) reset() {
 	x.limit = nil
 	x.verdict = nil
 	x.hsts = false
+	x.verdictHeld = false
+	x.held = nil
 	x.pathChanged = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 	x.received = x.received[:0]
@@ -103,7 +112,14 @@ var (
 	bodyTooManyRequests  = []byte("429 Too Many Requests\n")
 	bodyLimitUnavailable = []byte("503 Service Unavailable: the rate limit store is unavailable\n")
 	bodyGatewayTimeout   = []byte("504 Gateway Timeout: the upstream did not answer in time\n")
+	bodyNoWebSocket      = []byte("501 Not Implemented: WebSocket to an HTTP/2 upstream\n")
+	bodyClientClosed     = []byte("499 Client Closed Request\n")
 )
+
+// statusClientClosed is the status the access log records for a request
+// whose client went away before the upstream answered (nginx's 499). No
+// client reads it.
+const statusClientClosed = 499
 
 // errBodyTooLarge is returned by clientBody once a streamed body exceeds
 // max_body_size.
@@ -217,9 +233,20 @@ func (x *exchange) serve() {
 	// headers are set (and before the headers are rewritten at all, since it
 	// holds them without a copy).
 	if rt.waf != nil {
+		// The body of a gRPC call to a route of HTTP/2 upstreams
+		// (protobuf, streaming both ways) is not inspected: the WAF sees
+		// the method path and the metadata only.
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
-			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, x.st.ClientSubject())})
-		defer v.Close() // after forwarding: a streamed body is replayed from it
+			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, x.st.ClientSubject()),
+			GRPC: rt.h2 && http2.IsGRPC(h)})
+		// After forwarding: a streamed body is replayed from it. An HTTP/2
+		// upstream's relay closes it instead (verdictHeld), once the
+		// response is through: the request body streams on until then.
+		defer func() {
+			if !x.verdictHeld {
+				v.Close()
+			}
+		}()
 		if v != nil && v.BodyErr != nil {
 			// The client failed while the WAF read its body: nothing of
 			// it is forwarded.
@@ -290,14 +317,25 @@ func (x *exchange) forward() {
 	prepareRequest(req, x, host, forwardFlags(lr, trusted, upgrade))
 	if upgrade {
 		x.ti = t.Index
+		if p.h2 {
+			// RFC 8441's extended CONNECT to upstreams is not supported.
+			x.finish(fasthttp.StatusNotImplemented, bodyNoWebSocket)
+			return
+		}
 		x.tunnel(p.transports[t.Index])
+		return
+	}
+	if p.h2 {
+		x.forwardH2(t)
 		return
 	}
 
 	// A small body is read whole, so that the request can be sent again if
 	// a pooled connection turns out to be stale; a large one streams.
 	replayable := true
-	if req.IsBodyStream() && req.Header.ContentLength() == -1 {
+	if req.IsBodyStream() && req.Header.ContentLength() == -1 && !http2.IsGRPC(&req.Header) {
+		// (Not a gRPC stream: a bidirectional call sends its messages one
+		// by one as answers arrive, and reading ahead would deadlock it.)
 		// A chunked body is read up to http1.SmallBody before anything is sent,
 		// so that a malformed one is refused before it reaches the target;
 		// a larger one streams on from where the reading stopped.
@@ -470,6 +508,13 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 	if x.hsts {
 		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue)) // the route's policy, not the target's
 	}
+	if p.h2 && out.Header.ContentLength() == 0 {
+		// Nothing follows the header (a gRPC Trailers-Only answer, whose
+		// status is in it): relayed whole, so that the wire ends the
+		// client's stream with the header too.
+		_ = body.Close()
+		body = nil
+	}
 	if body == nil { // read whole: the target is free again
 		t.State.Release()
 		x.logResponse()
@@ -477,6 +522,10 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 	}
 	rb := acquireRelay(x.snap.access, body, t.State, x.start, rt.metrics)
 	rb.status = out.StatusCode()
+	if p.h2 && x.verdict != nil {
+		rb.verdict, x.verdictHeld = x.verdict, true
+	}
+	rb.held, x.held = x.held, nil
 	if al := x.snap.access; al != nil {
 		rb.line = al.appendPrefix(rb.line, x)
 	}
@@ -491,7 +540,8 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 // opposed to the client's.
 func targetFault(err error) bool {
 	var ce *clientError
-	return !errors.As(err, &ce) && !errors.Is(err, errBodyTooLarge)
+	return !errors.As(err, &ce) && !errors.Is(err, errBodyTooLarge) &&
+		!errors.Is(err, http2.ErrCanceled) && !errors.Is(err, http2.ErrRequestBody)
 }
 
 // hstsValue asks browsers to use HTTPS only, for a year.
@@ -593,6 +643,14 @@ func statusForError(err error) (int, []byte) {
 	case errors.As(err, &ce) && http1.IsTimeout(ce.err):
 		return fasthttp.StatusRequestTimeout, bodyRequestTimeout
 	case errors.As(err, &ce):
+		return fasthttp.StatusBadRequest, bodyBadRequest
+	case errors.Is(err, http2.ErrConnect):
+		return fasthttp.StatusBadGateway, bodyBadGateway
+	case errors.Is(err, http2.ErrTimeout):
+		return fasthttp.StatusGatewayTimeout, bodyGatewayTimeout
+	case errors.Is(err, http2.ErrCanceled):
+		return statusClientClosed, bodyClientClosed
+	case errors.Is(err, http2.ErrBadRequest), errors.Is(err, http2.ErrRequestBody):
 		return fasthttp.StatusBadRequest, bodyBadRequest
 	case errors.As(err, &de):
 		return fasthttp.StatusBadGateway, bodyBadGateway
@@ -696,6 +754,11 @@ func (x *exchange) finish(status int, body []byte) {
 		ctx.Response.Header.Set("Strict-Transport-Security", hstsValue)
 	}
 	ctx.Response.SetBodyRaw(body)
+	if http2.IsGRPC(&ctx.Request.Header) {
+		// A gRPC client reads no text: the same answer as a gRPC
+		// Trailers-Only response (grpc-status, grpc-message).
+		http2.AnswerGRPC(&ctx.Response)
+	}
 	x.logResponse()
 }
 

@@ -160,11 +160,18 @@ func (b *retryBudget) spend() bool {
 }
 
 // healthTLS is the TLS configuration health checks use for https targets:
-// the one the pool's transports use.
+// the one the pool's transports use, but for the server name, which each
+// target's own host gives (an empty ServerName: the probe sets it from the
+// target's URL) unless the upstream's tls.server_name names one for all.
 func (p *pool) healthTLS() *tls.Config {
 	for _, t := range p.transports {
 		if t.tlsConfig != nil {
-			return t.tlsConfig
+			if p.cfg.TLS != nil && p.cfg.TLS.ServerName != "" {
+				return t.tlsConfig
+			}
+			c := t.tlsConfig.Clone()
+			c.ServerName = ""
+			return c
 		}
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/metrics"
+	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire"
 )
 
 // relay streams an upstream response body to the client. fasthttp closes it
@@ -23,6 +25,12 @@ type relay struct {
 	start  time.Time
 	n      int64
 	status int
+	// verdict, when not nil, is closed after the body (an HTTP/2
+	// upstream's request body may stream until the response ends, replayed
+	// from the WAF's verdict).
+	verdict *waf.Verdict
+	// held, when not nil, is released after the body (heldBody).
+	held *heldBody
 }
 
 var relayPool = sync.Pool{New: func() any { return &relay{line: make([]byte, 0, 512)} }}
@@ -34,6 +42,22 @@ func acquireRelay(log *accessLog, body io.ReadCloser, st *balancer.State, start 
 	return r
 }
 
+// Trailers passes on the upstream body's trailers (gRPC's grpc-status), for
+// a wire that sends them (wire.TrailerSource).
+func (r *relay) Trailers() []wire.Field {
+	if ts, ok := r.body.(wire.TrailerSource); ok {
+		return ts.Trailers()
+	}
+	return nil
+}
+
+// FlushEach passes on the upstream body's wish to reach the client read by
+// read (wire.Flusher).
+func (r *relay) FlushEach() bool {
+	f, ok := r.body.(wire.Flusher)
+	return ok && f.FlushEach()
+}
+
 func (r *relay) Read(p []byte) (int, error) {
 	n, err := r.body.Read(p)
 	r.n += int64(n)
@@ -43,6 +67,7 @@ func (r *relay) Read(p []byte) (int, error) {
 // Close releases everything the relay holds. It is called exactly once.
 func (r *relay) Close() error {
 	_ = r.body.Close()
+	r.held.release() // after Close, which ends the upstream exchange
 	r.state.Release()
 	if r.route != nil {
 		r.route.Observe(r.status, time.Since(r.start))
@@ -50,7 +75,10 @@ func (r *relay) Close() error {
 	if r.log != nil {
 		r.log.writeLine(r.log.appendSuffix(r.line, r.n, time.Since(r.start)))
 	}
-	r.body, r.state, r.log, r.route = nil, nil, nil, nil
+	if r.verdict != nil {
+		r.verdict.Close()
+	}
+	r.body, r.state, r.log, r.route, r.verdict, r.held = nil, nil, nil, nil, nil, nil
 	relayPool.Put(r)
 	return nil
 }

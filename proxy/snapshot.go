@@ -88,6 +88,9 @@ type route struct {
 	// matches the request.
 	httpsPort    string
 	httpsByMatch bool
+	// h2 says every upstream of the route speaks HTTP/2: a gRPC request to
+	// it is a gRPC call, whose body the WAF leaves alone (waf.Request.GRPC).
+	h2 bool
 }
 
 // pool is an upstream: its balancer pool and the transport of each target.
@@ -100,6 +103,9 @@ type pool struct {
 	targetNames []string
 	// latency says the balancer weighs targets by their latency (p2c).
 	latency bool
+	// h2 says the targets speak HTTP/2 (protocol: http2): transports[i].h2
+	// is each one's client.
+	h2 bool
 	// budget bounds the pool's retries.
 	budget *retryBudget
 	// targetMetrics are the targets' metrics by index.
@@ -192,6 +198,10 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, reg *balancer.Registry, o
 				r.split = append(r.split, sp)
 				r.splitCum = append(r.splitCum, total)
 			}
+			r.h2 = r.pool != nil && r.pool.h2 || len(r.split) > 0
+			for _, sp := range r.split {
+				r.h2 = r.h2 && sp.h2
+			}
 			lr.routes = append(lr.routes, r)
 			bound = append(bound, rc)
 		}
@@ -236,7 +246,8 @@ func (s *snapshot) closeTLS() {
 }
 
 func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options, workers *http1.Workers) (*pool, error) {
-	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget()}
+	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget(),
+		h2: up.Protocol == config.UpstreamHTTP2}
 	targets := make([]*balancer.Target, 0, len(up.Targets))
 	for i, tc := range up.Targets {
 		t, err := transportFor(old, up, tc.URL, workers)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/wire/http1"
+	"github.com/rampart-proxy/rampart/wire/http2"
 )
 
 // transport sends requests to one target over pooled keep-alive connections.
@@ -23,17 +24,20 @@ type transport struct {
 	// key identifies the settings the transport was built with.
 	key transportKey
 	// client is the upstream exchange; h1 is the same client when the
-	// target speaks HTTP/1.1, which WebSocket upgrades need.
+	// target speaks HTTP/1.1, which WebSocket upgrades need. Both are nil
+	// when the upstream speaks HTTP/2 (protocol: http2): h2 is its client.
 	client upstreamClient
 	h1     *http1.Client
+	h2     *http2.Client
 	// hostPort is the dialed address, for logs.
 	hostPort string
 	// tlsConfig is the client side of TLS to the target (nil: plain).
 	tlsConfig *tls.Config
 }
 
-// upstreamClient sends one request to one target: the wire toward the
-// upstream (http1.Client; an HTTP/2 client beside it later).
+// upstreamClient sends one request to one target: the wire toward an
+// HTTP/1.1 upstream (http1.Client). HTTP/2 upstreams have their own client
+// (transport.h2), whose exchange streams both ways at once.
 type upstreamClient interface {
 	// RoundTrip writes req and reads the response header into resp; body
 	// streams the rest (nil when it was read whole). See
@@ -47,6 +51,7 @@ type transportKey struct {
 	idle                 time.Duration
 	maxConns             int
 	tls                  string // the upstream's tls settings, printed: a change makes a new transport
+	h2                   bool   // protocol: http2
 }
 
 // targetAddr splits a validated target URL into its identity
@@ -68,10 +73,27 @@ func targetAddr(raw string) (id, hostPort string, isTLS bool, err error) {
 	return u.Scheme + "://" + hostPort, hostPort, isTLS, nil
 }
 
-func newTransport(key transportKey, hostPort string, tlsConf *tls.Config, workers *http1.Workers) *transport {
+func newTransport(key transportKey, hostPort string, tlsConf *tls.Config, workers *http1.Workers) (*transport, error) {
+	if key.h2 {
+		c, err := http2.NewClient(key.addr, http2.ClientOptions{TLS: tlsConf, Connect: key.connect,
+			Read: key.read, Write: key.write, Idle: key.idle})
+		if err != nil {
+			return nil, err
+		}
+		return &transport{key: key, h2: c, hostPort: hostPort, tlsConfig: tlsConf}, nil
+	}
 	c := http1.NewClient(http1.ClientConfig{Addr: hostPort, TLS: tlsConf, Connect: key.connect,
 		Read: key.read, Write: key.write, Idle: key.idle, MaxConns: key.maxConns, Workers: workers})
-	return &transport{key: key, client: c, h1: c, hostPort: hostPort, tlsConfig: tlsConf}
+	return &transport{key: key, client: c, h1: c, hostPort: hostPort, tlsConfig: tlsConf}, nil
+}
+
+// closeIdle closes the transport's idle HTTP/2 connections (a reload
+// dropped its target); streams in flight finish. HTTP/1.1 connections are
+// left to their idle timeout.
+func (t *transport) closeIdle() {
+	if t.h2 != nil {
+		t.h2.CloseIdleConnections()
+	}
 }
 
 // transportFor returns the transport of a target, reusing old when it has the
@@ -88,6 +110,7 @@ func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL s
 		write:    up.Timeouts.Write.Std(),
 		idle:     up.Timeouts.Idle.Std(),
 		maxConns: up.MaxConnsPerTarget,
+		h2:       up.Protocol == config.UpstreamHTTP2,
 	}
 	if isTLS && up.TLS != nil {
 		key.tls = fmt.Sprintf("%+v", *up.TLS)
@@ -101,7 +124,7 @@ func transportFor(old map[transportKey]*transport, up *config.Upstream, rawURL s
 			return nil, err
 		}
 	}
-	return newTransport(key, hostPort, tlsConf, workers), nil
+	return newTransport(key, hostPort, tlsConf, workers)
 }
 
 // upstreamTLS is the client side of TLS to an https:// target: verified

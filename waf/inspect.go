@@ -1,10 +1,12 @@
 package waf
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -65,6 +67,16 @@ type Request struct {
 	// empty). Read only during Inspect, unless the policy inspects
 	// responses.
 	Owned []Field
+	// GRPC says the request is a gRPC call to a route that serves gRPC.
+	// The engine then stays away from the request and response bodies
+	// (length-prefixed protobuf messages that stream both ways at once:
+	// reading one to inspect it would hold up, or deadlock, the call);
+	// only the request line and header fields (the gRPC method in the
+	// path, the metadata) are inspected, and the response's header fields
+	// when the policy inspects responses. Its content type
+	// (application/grpc, with or without a +format) is allowed
+	// (tx.allowed_request_content_type, CRS rule 920420).
+	GRPC bool
 }
 
 // Field is a request header field.
@@ -262,14 +274,17 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 		}
 	}
 	v.addHeaders(tx, h, info.Owned)
+	if info.GRPC {
+		allowContentType(tx, h.ContentType())
+	}
 
 	stock := !CorazaPatched() // only stock Coraza grows large caches (txcache.go)
 	if it := tx.ProcessRequestHeaders(); it == nil {
-		if tx.IsRequestBodyAccessible() {
+		if tx.IsRequestBodyAccessible() && !info.GRPC {
 			v.writeBody(req)
 		}
 		if !tx.IsInterrupted() && v.Status == 0 && v.BodyErr == nil {
-			if cl := req.Header.ContentLength(); stock && (cl >= largeBody || cl == -1) {
+			if cl := req.Header.ContentLength(); stock && !info.GRPC && (cl >= largeBody || cl == -1) {
 				borrowBigCache(tx)
 			}
 			_, _ = tx.ProcessRequestBody()
@@ -310,6 +325,23 @@ func keepRawURI(tx types.Transaction, raw, method, proto string) {
 	if s, ok := vars.RequestLine().(interface{ Set(string) }); ok {
 		s.Set(method + " " + raw + " " + proto)
 	}
+}
+
+// allowContentType lets ct's media type (without parameters) through CRS
+// rule 920420: the CRS's initialization keeps an allowed list set before
+// it (rule 901162).
+func allowContentType(tx types.Transaction, ct []byte) {
+	st, ok := tx.(interface {
+		Variables() plugintypes.TransactionVariables
+	})
+	if !ok {
+		return
+	}
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	mt := strings.ToLower(string(bytes.TrimSpace(ct)))
+	st.Variables().TX().Set("allowed_request_content_type", []string{"|" + mt + "|"})
 }
 
 var hostName = []byte(fasthttp.HeaderHost)

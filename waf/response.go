@@ -39,7 +39,7 @@ func (v *Verdict) InspectResponse(resp *fasthttp.Response, body io.ReadCloser) (
 	var rb *responseBody
 	before := v.held
 	if tx.ProcessResponseHeaders(resp.StatusCode(), "HTTP/1.1") == nil {
-		if tx.IsResponseBodyProcessable() && tx.IsResponseBodyAccessible() && !tx.IsRuleEngineOff() {
+		if tx.IsResponseBodyProcessable() && tx.IsResponseBodyAccessible() && !tx.IsRuleEngineOff() && !v.info.GRPC {
 			rb = v.writeResponseBody(resp, body)
 		}
 		if v.Status == 0 {

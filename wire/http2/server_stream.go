@@ -2,6 +2,7 @@ package http2
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -38,10 +39,13 @@ func (st *stream) Hijack(func(net.Conn, io.Reader, io.Writer)) bool { return fal
 
 func (st *stream) release() {
 	st.rc.Request.Reset()
-	st.body.stop()
+	busy := st.body.stop()
 	st.rc.Response.Reset()
 	st.rc.ResetUserValues()
 	st.c, st.ctx = nil, nil
+	if busy {
+		return // a reader of the body is still in it: left to the GC
+	}
 	streamPool.Put(st)
 }
 
@@ -411,15 +415,30 @@ type readDeadliner interface {
 // handler returns. With a timeout (limits.body_timeout), every read must
 // get bytes within d, like the HTTP/1.1 side's: a timer armed for the
 // length of each read ends the body through x/net's read deadline.
+//
+// A read may still be in progress when the handler has returned: the
+// pipeline streams the body to an HTTP/2 upstream while the response comes
+// back, and its reader (another goroutine) may be waiting for the client's
+// next bytes when the response ends; x/net's body ends that read once the
+// handler returns. stop then leaves the reader's fields alone and reports
+// the body busy, and the stream is not pooled again.
 type bodyReader struct {
-	r     io.Reader
-	d     time.Duration
-	timer *time.Timer // nil without a timeout
+	mu      sync.Mutex // guards the fields below
+	r       io.Reader
+	d       time.Duration
+	timer   *time.Timer // nil without a timeout
+	reading bool        // a Read is in progress
+	stopped bool        // the stream is over: no more reads
 }
+
+// errBodyStopped is a read of a request body after its stream ended.
+var errBodyStopped = errors.New("http2: the request's stream has ended")
 
 // start makes r the body; d and rd, when both set, bound each read.
 func (b *bodyReader) start(r io.Reader, d time.Duration, rd readDeadliner) {
-	b.r = r
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.r, b.stopped, b.reading = r, false, false
 	if d > 0 && rd != nil {
 		b.timer = time.AfterFunc(time.Hour, func() { _ = rd.SetReadDeadline(aLongTimeAgo) })
 		b.timer.Stop()
@@ -428,18 +447,39 @@ func (b *bodyReader) start(r io.Reader, d time.Duration, rd readDeadliner) {
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
-	if b.timer == nil {
-		return b.r.Read(p)
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		return 0, errBodyStopped
 	}
-	b.timer.Reset(b.d)
-	n, err := b.r.Read(p)
-	b.timer.Stop()
+	r, t, d := b.r, b.timer, b.d
+	b.reading = true
+	b.mu.Unlock()
+	if t != nil {
+		t.Reset(d)
+	}
+	n, err := r.Read(p)
+	if t != nil {
+		t.Stop()
+	}
+	b.mu.Lock()
+	b.reading = false
+	b.mu.Unlock()
 	return n, err
 }
 
-func (b *bodyReader) stop() {
+// stop ends the body. It reports true when a Read is still in progress:
+// b must not be reused then.
+func (b *bodyReader) stop() (busy bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.timer != nil {
 		b.timer.Stop()
 	}
-	*b = bodyReader{}
+	b.stopped = true
+	if b.reading {
+		return true
+	}
+	b.r, b.d, b.timer = nil, 0, nil
+	return false
 }

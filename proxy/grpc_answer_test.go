@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/rampart-proxy/rampart/wire"
 )
 
 // grpcAnswerConfig has routes for each proxy-side failure: no route, rate
@@ -90,7 +92,7 @@ func TestGRPCProxyAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp := serveInMemory(t, h, &testStream{peer: peer}, tt.raw)
+			resp := serveInMemory(t, h, &testStream{peer: peer, proto: wire.HTTP2}, tt.raw)
 			if got := resp.StatusCode(); got != 200 {
 				t.Errorf("HTTP status: got %d; want 200", got)
 			}
@@ -110,6 +112,23 @@ func TestGRPCProxyAnswers(t *testing.T) {
 				t.Error("no X-Request-Id in the answer; want one")
 			}
 		})
+	}
+
+	// A gRPC content type alone does not take a body past the WAF: the
+	// same call over HTTP/1.1 (which gRPC never uses) has its body
+	// inspected. (Another method than POST is refused by the CRS anyway.)
+	evil := strings.Replace(grpcRequest("/guarded.v1.S/M"), "Content-Length: 5\r\n\r\n\x00\x00\x00\x00\x00", "Content-Length: 9\r\n\r\n\x00\x00\x00\x00\x04evil", 1)
+	for _, tc := range []struct {
+		name  string
+		proto wire.Protocol
+		raw   string
+	}{
+		{"over HTTP/1.1", wire.HTTP1, evil},
+	} {
+		resp := serveInMemory(t, h, &testStream{peer: peer, proto: tc.proto}, tc.raw)
+		if got := string(resp.Header.Peek("Grpc-Status")); got != "7" {
+			t.Errorf("gRPC content type %s with the body rule's word: grpc-status %q; want 7 (the body inspected and refused)", tc.name, got)
+		}
 	}
 
 	// The same body in a request that is not gRPC is inspected.

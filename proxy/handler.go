@@ -235,10 +235,12 @@ func (x *exchange) serve() {
 	if rt.waf != nil {
 		// The body of a gRPC call to a route of HTTP/2 upstreams
 		// (protobuf, streaming both ways) is not inspected: the WAF sees
-		// the method path and the metadata only.
+		// the method path and the metadata only. Only a call gRPC can
+		// make counts: a POST over HTTP/2 (gRPC has no HTTP/1.1 form), so
+		// that a content type alone cannot take a body past the WAF.
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
 			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, x.st.ClientSubject()),
-			GRPC: rt.h2 && http2.IsGRPC(h)})
+			GRPC: rt.h2 && x.st.Protocol() == wire.HTTP2 && h.IsPost() && http2.IsGRPC(h)})
 		// After forwarding: a streamed body is replayed from it. An HTTP/2
 		// upstream's relay closes it instead (verdictHeld), once the
 		// response is through: the request body streams on until then.

@@ -25,12 +25,19 @@ type testStream struct {
 	peer    netip.Addr
 	tls     bool
 	subject []byte
+	// proto is the protocol the request came by (zero: HTTP/1.1).
+	proto wire.Protocol
 	// hijack is what the pipeline asked to run on the connection.
 	hijack func(c net.Conn, r io.Reader, w io.Writer)
 }
 
-func (s *testStream) Peer() netip.Addr         { return s.peer }
-func (s *testStream) Protocol() wire.Protocol  { return wire.HTTP1 }
+func (s *testStream) Peer() netip.Addr { return s.peer }
+func (s *testStream) Protocol() wire.Protocol {
+	if s.proto == 0 {
+		return wire.HTTP1
+	}
+	return s.proto
+}
 func (s *testStream) TLS() bool                { return s.tls }
 func (s *testStream) ClientSubject() []byte    { return s.subject }
 func (s *testStream) Context() context.Context { return context.Background() }

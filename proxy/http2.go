@@ -47,6 +47,7 @@ func (hs *h2Servers) configure(l *listener, cfg http2.Config) {
 	hs.cfg = cfg
 	run := cfg
 	run.Logger = l.srv.log.With("listener", l.name)
+	run.Run = l.srv.workers.Go // the streams on HTTP/1.1's workers: grown stacks
 	hs.cur = &h2Server{srv: http2.New(l, run)}
 }
 

@@ -220,7 +220,8 @@ image:
 # grpc-go's interop suite (14 cases, h2c and TLS) and h2spec (TLS) through
 # Rampart ($(INTEROP_RAMPART), started from a config the scripts write), and
 # the same suites through nginx and Caddy, which prove the harnesses
-# (docs/testing-http2.md). Not in make test until Rampart serves HTTP/2.
+# (docs/testing-http2.md). make test runs h2spec against Rampart through
+# go test (proxy's TestE2EH2spec, after make deps has built it).
 interop: build deps
 	bash internal/interop/interop.sh rampart $(INTEROP_RAMPART)
 

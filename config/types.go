@@ -139,7 +139,10 @@ type Listener struct {
 	// client starts with the HTTP/2 preface; plain listeners only). The
 	// default, when omitted, is [h2, http1] on a TLS listener (ALPN
 	// offers h2 first) and [http1] on a plain one. An empty list is an
-	// error.
+	// error. ALPN offers them in the order listed. A listener without
+	// http1 answers an HTTP/1.1 request 505 (ACME's HTTP-01 validations
+	// excepted). A reload that changes the list applies to new
+	// connections.
 	Protocols []string `yaml:"protocols"`
 	// HTTP2 holds the limits of HTTP/2 connections (h2, h2c).
 	HTTP2 HTTP2 `yaml:"http2"`

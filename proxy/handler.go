@@ -155,13 +155,6 @@ func (x *exchange) serve() {
 		x.finish(fasthttp.StatusNotFound, bodyNotFound)
 		return
 	}
-	if !lr.http1 && x.st.Protocol() == wire.HTTP1 {
-		// protocols leaves http1 out: a TLS client without ALPN (or
-		// with http/1.1 alone), or a plain one without the h2c preface.
-		ctx.SetConnectionClose()
-		x.finish(fasthttp.StatusHTTPVersionNotSupported, bodyVersion)
-		return
-	}
 	path, ok := x.requestPath(ctx, lr.pathMode)
 	if !ok { // a path without a normal form, or ambiguous (path_handling)
 		x.finish(fasthttp.StatusBadRequest, bodyBadRequest)
@@ -174,6 +167,14 @@ func (x *exchange) serve() {
 				return
 			}
 		}
+	}
+	if !lr.http1 && x.st.Protocol() == wire.HTTP1 {
+		// protocols leaves http1 out: a TLS client without ALPN (or
+		// with http/1.1 alone), or a plain one without the h2c preface.
+		// ACME's HTTP-01 validations (HTTP/1.1) were answered above.
+		ctx.SetConnectionClose()
+		x.finish(fasthttp.StatusHTTPVersionNotSupported, bodyVersion)
+		return
 	}
 	idx := lr.router.match(ctx.Host(), path, h.Method(), h)
 	if lr.pathMode != pathRaw && bytes.IndexByte(path, ';') >= 0 && !x.sameRouteWithoutParams(lr, ctx, path, idx) {

@@ -144,46 +144,78 @@ func TestPrepareRequest(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			req := parseRequest(t, tt.raw)
-			x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1")}
-			f := 0
-			if tt.tls {
-				f |= fwdTLS
+		for _, built := range []bool{false, true} {
+			name := tt.name
+			if built {
+				name += ", built field by field (HTTP/2)"
 			}
-			if tt.trusted {
-				f |= fwdTrusted
-			}
-			if tt.underscores {
-				f |= fwdUnderscores
-			}
-			if tt.subject {
-				f |= fwdSubject
-			}
-			prepareRequest(req, x, req.Header.Host(), f)
-			for k, want := range tt.want {
-				if got := string(req.Header.Peek(k)); got != want {
-					t.Errorf("%s: got %q; want %q\n%s", k, got, want, req.Header.String())
+			t.Run(name, func(t *testing.T) {
+				req := parseRequest(t, tt.raw)
+				if built {
+					req = builtRequest(req)
 				}
-			}
-			for k, want := range tt.order {
-				var got []string
-				for _, v := range req.Header.PeekAll(k) {
-					got = append(got, string(v))
+				f := 0
+				if tt.tls {
+					f |= fwdTLS
 				}
-				if !slices.Equal(got, want) {
-					t.Errorf("%s: got %q; want %q in this order", k, got, want)
+				if tt.trusted {
+					f |= fwdTrusted
 				}
-			}
-			if got := string(req.Header.Peek(hdrXRequestID)); got != "rid-1" {
-				t.Errorf("X-Request-Id: got %q; want %q", got, "rid-1")
-			}
-			for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"} {
-				if n := len(req.Header.PeekAll(name)); n != 1 {
-					t.Errorf("%s fields: got %d; want 1\n%s", name, n, req.Header.String())
+				if tt.underscores {
+					f |= fwdUnderscores
 				}
-			}
-		})
+				if tt.subject {
+					f |= fwdSubject
+				}
+				testPrepareRequest(t, req, f, tt.want, tt.order)
+			})
+		}
+	}
+}
+
+// builtRequest copies req as the HTTP/2 wire builds one: field by field,
+// with no raw header block.
+func builtRequest(req *fasthttp.Request) *fasthttp.Request {
+	out := &fasthttp.Request{}
+	out.Header.SetMethodBytes(req.Header.Method())
+	out.Header.SetRequestURIBytes(req.Header.RequestURI())
+	out.Header.SetHostBytes(req.Header.Host())
+	for k, v := range req.Header.AllInOrder() {
+		if !nameIs(k, "Host") {
+			out.Header.AddBytesKV(k, v)
+		}
+	}
+	return out
+}
+
+// testPrepareRequest runs prepareRequest on req with the flags f
+// (fwd*) and checks the fields of want (absent when "") and the values of
+// order, in order.
+func testPrepareRequest(t *testing.T, req *fasthttp.Request, f int, want map[string]string, order map[string][]string) {
+	t.Helper()
+	x := &exchange{peer: []byte("192.0.2.7"), reqID: []byte("rid-1")}
+	prepareRequest(req, x, req.Header.Host(), f)
+	for k, want := range want {
+		if got := string(req.Header.Peek(k)); got != want {
+			t.Errorf("%s: got %q; want %q\n%s", k, got, want, req.Header.String())
+		}
+	}
+	for k, want := range order {
+		var got []string
+		for _, v := range req.Header.PeekAll(k) {
+			got = append(got, string(v))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: got %q; want %q in this order", k, got, want)
+		}
+	}
+	if got := string(req.Header.Peek(hdrXRequestID)); got != "rid-1" {
+		t.Errorf("X-Request-Id: got %q; want %q", got, "rid-1")
+	}
+	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-Id"} {
+		if n := len(req.Header.PeekAll(name)); n != 1 {
+			t.Errorf("%s fields: got %d; want 1\n%s", name, n, req.Header.String())
+		}
 	}
 }
 

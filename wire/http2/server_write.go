@@ -19,7 +19,7 @@ import (
 // bounds each write to the client (x/net's own deadlines are ignored, as
 // they would bound only the copy); Write blocks while maxHeld bytes wait,
 // so a client that does not read holds back x/net as before; Close sends
-// what is held first.
+// what is held first (for up to closeWait).
 type writeBehind struct {
 	mu       sync.Mutex // guards the fields below
 	cond     sync.Cond  // signalled when a flush has written, or failed
@@ -37,7 +37,10 @@ const maxHeld = 64 << 10
 // not cut.
 const writeChunk = 16 << 10
 
-var heldPool sync.Pool // *[]byte of capacity maxHeld or more
+// heldPool keeps the buffers of finished flushes. A buffer is taken only
+// while bytes are held, and none is made bigger than needed: a burst of
+// new connections, each sending its SETTINGS, takes a few bytes each.
+var heldPool sync.Pool // *[]byte
 
 func (w *writeBehind) init() { w.cond.L = &w.mu }
 
@@ -74,12 +77,23 @@ func (fc *frameConn) Write(p []byte) (int, error) {
 // send_timeout (WriteByteTimeout), which flush applies itself.
 func (fc *frameConn) SetWriteDeadline(time.Time) error { return nil }
 
-// Close sends what is held, then closes the connection.
+// closeWait bounds how long Close waits for the held bytes to be sent, as
+// x/net's own Close would end a write in flight at once: x/net's one
+// second between a GOAWAY and closing the connection.
+const closeWait = time.Second
+
+// Close sends what is held, for up to closeWait, then closes the
+// connection.
 func (fc *frameConn) Close() error {
 	w := &fc.wb
 	w.mu.Lock()
-	for w.flushing && w.err == nil {
-		w.cond.Wait()
+	if w.flushing && w.err == nil {
+		// Closing the connection fails the flush's write.
+		t := time.AfterFunc(closeWait, func() { _ = fc.Conn.Close() })
+		for w.flushing && w.err == nil {
+			w.cond.Wait()
+		}
+		t.Stop()
 	}
 	w.mu.Unlock()
 	return fc.Conn.Close()
@@ -138,11 +152,11 @@ func getHeld() []byte {
 	if p, ok := heldPool.Get().(*[]byte); ok {
 		return (*p)[:0]
 	}
-	return make([]byte, 0, maxHeld)
+	return nil // append makes one of the size needed
 }
 
 func putHeld(b []byte) {
-	if cap(b) >= maxHeld && cap(b) <= 4*maxHeld {
+	if cap(b) >= 512 && cap(b) <= 4*maxHeld {
 		b = b[:0]
 		heldPool.Put(&b)
 	}

@@ -56,8 +56,9 @@ type Config struct {
 	// with an error wrapping os.ErrDeadlineExceeded. Zero means none.
 	BodyTimeout time.Duration
 	// SendTimeout closes a connection the client takes no bytes from
-	// for this long while there are bytes to send (limits.send_timeout;
-	// x/net's WriteByteTimeout). Zero means none.
+	// for this long while there are bytes to send (limits.send_timeout):
+	// each write of up to 16 KiB to it must end within it
+	// (server_write.go). Zero means none.
 	SendTimeout time.Duration
 	// Logger gets x/net's connection errors at debug level. Nil means
 	// slog.Default().

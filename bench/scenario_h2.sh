@@ -55,6 +55,9 @@ listeners:
   bench:
     address: "127.0.0.1:${H2_PORTS[rampart]}"
     protocols: [h2, http1]
+    # As nginx's keepalive_requests below: h2load does not reconnect after
+    # the GOAWAY that ends a connection's stream budget (default 10000).
+    http2: {max_streams_per_connection: 1000000}
     tls:
       certificates:
         - cert_file: $OUT/tls/cert.pem

@@ -31,6 +31,10 @@ type h2Server struct {
 	conns int // guarded by h2Servers.mu
 }
 
+// h2OnGoroutines serves HTTP/2 streams on x/net's goroutine per stream
+// instead of the workers: for BenchmarkProxyH2GET's comparison only.
+var h2OnGoroutines = false
+
 // configure makes cfg the configuration of the connections handed off from
 // now on: a new server when it differs from the current one's. Replaced
 // servers without a connection are dropped.
@@ -47,6 +51,9 @@ func (hs *h2Servers) configure(l *listener, cfg http2.Config) {
 	hs.cfg = cfg
 	run := cfg
 	run.Logger = l.srv.log.With("listener", l.name)
+	if !h2OnGoroutines {
+		run.Run = l.srv.workers.Go // the streams on HTTP/1.1's workers: grown stacks
+	}
 	hs.cur = &h2Server{srv: http2.New(l, run)}
 }
 

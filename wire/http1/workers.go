@@ -27,8 +27,14 @@ type Workers struct {
 }
 
 type worker struct {
-	work chan *conn // nil asks the worker to exit
-	last int64      // the janitor tick at which it became idle
+	work chan job // the zero job asks the worker to exit
+	last int64    // the janitor tick at which it became idle
+}
+
+// job is a request burst on an HTTP/1.1 connection, or a function (Go).
+type job struct {
+	cn *conn
+	fn func()
 }
 
 // janitorTick is the janitor's period: the resolution of maxIdle. Idle
@@ -52,31 +58,46 @@ func (p *Workers) Busy() int64 {
 }
 
 // run hands cn to an idle worker, or starts one.
-func (p *Workers) run(cn *conn) {
+func (p *Workers) run(cn *conn) { p.start(job{cn: cn}) }
+
+// Go runs fn on a worker, counted as busy while it runs: another wire
+// (HTTP/2's streams) gets the grown stacks, and the upstream client's
+// yield before reading an answer when other requests are in flight. fn
+// must not panic; Go does not wait for it.
+func (p *Workers) Go(fn func()) { p.start(job{fn: fn}) }
+
+// start hands j to an idle worker, or starts one.
+func (p *Workers) start(j job) {
 	p.mu.Lock()
 	if n := len(p.idle); n > 0 {
 		w := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
-		w.work <- cn
+		w.work <- j
 		return
 	}
 	p.mu.Unlock()
-	w := &worker{work: make(chan *conn, 1)}
-	w.work <- cn
+	w := &worker{work: make(chan job, 1)}
+	w.work <- j
 	go p.serve(w)
 }
 
 func (p *Workers) serve(w *worker) {
-	for cn := range w.work {
-		if cn == nil {
+	for j := range w.work {
+		switch {
+		case j.cn != nil:
+			p.busy.Add(1)
+			keep := j.cn.serveBurst()
+			p.busy.Add(-1)
+			j.cn.result <- keep
+		case j.fn != nil:
+			p.busy.Add(1)
+			j.fn()
+			p.busy.Add(-1)
+		default:
 			return
 		}
-		p.busy.Add(1)
-		keep := cn.serveBurst()
-		p.busy.Add(-1)
-		cn.result <- keep
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -102,7 +123,7 @@ func (p *Workers) janitor() {
 			cutoff := p.ticks - p.maxIdle
 			n := 0
 			for n < len(p.idle) && p.idle[n].last < cutoff {
-				p.idle[n].work <- nil
+				p.idle[n].work <- job{}
 				n++
 			}
 			p.idle = append(p.idle[:0], p.idle[n:]...)
@@ -122,7 +143,7 @@ func (p *Workers) Close() {
 	p.closed = true
 	close(p.stop)
 	for _, w := range p.idle {
-		w.work <- nil
+		w.work <- job{}
 	}
 	p.idle = nil
 }

@@ -25,7 +25,10 @@
 //     lifetime stream budget per connection (then a graceful GOAWAY), and
 //     concurrent streams per client IP across connections; and the
 //     listener's body_timeout (each wait for request body bytes) and
-//     send_timeout (x/net's WriteByteTimeout);
+//     send_timeout (each write to the client);
+//   - the client's writes coalesced (server_write.go): x/net flushes twice
+//     per response, and one write now carries what several streams have
+//     ready; streams run on the HTTP/1.1 wire's workers (Config.Run);
 //   - a graceful Shutdown that sends GOAWAY on every connection and lets the
 //     streams in flight finish.
 //

@@ -56,8 +56,9 @@ type Config struct {
 	// with an error wrapping os.ErrDeadlineExceeded. Zero means none.
 	BodyTimeout time.Duration
 	// SendTimeout closes a connection the client takes no bytes from
-	// for this long while there are bytes to send (limits.send_timeout;
-	// x/net's WriteByteTimeout). Zero means none.
+	// for this long while there are bytes to send (limits.send_timeout):
+	// each write of up to 16 KiB to it must end within it
+	// (server_write.go). Zero means none.
 	SendTimeout time.Duration
 	// Logger gets x/net's connection errors at debug level. Nil means
 	// slog.Default().
@@ -66,6 +67,12 @@ type Config struct {
 	// protocol error ("conn_PROTOCOL_ERROR_bad_path", ...) and this
 	// package's ("conn_ENHANCE_YOUR_CALM_rapid_reset", ...), for metrics.
 	CountError func(errType string)
+	// Run, when set, runs each stream's pipeline and response on a
+	// long-lived goroutine (the HTTP/1.1 wire's worker pool,
+	// http1.Workers.Go), whose stack has grown to what a request needs:
+	// x/net starts a goroutine per stream, and its stack would grow, by
+	// copying, on every request. Nil means x/net's goroutine.
+	Run func(fn func())
 }
 
 // withDefaults returns cfg with every zero field set to its default.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/rampart-proxy/rampart/wire"
+	"github.com/rampart-proxy/rampart/wire/http1"
 )
 
 // benchWriter is the least http.ResponseWriter: it keeps the header map
@@ -179,4 +180,57 @@ func memInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse + m.StackInuse)
+}
+
+// useStack takes about n KiB of stack: a handler as deep as the pipeline.
+//
+//go:noinline
+func useStack(n int) byte {
+	var buf [1000]byte
+	buf[n%len(buf)] = byte(n)
+	if n == 0 {
+		return buf[0]
+	}
+	return useStack(n-1) + buf[7]
+}
+
+// benchmarkServeGoroutine is BenchmarkServeStream with ServeHTTP called on
+// a new goroutine each time, as x/net does, and a handler that takes 16
+// KiB of stack.
+func benchmarkServeGoroutine(b *testing.B, run func(func())) {
+	h := wire.HandlerFunc(func(ctx *fasthttp.RequestCtx, s wire.Stream) {
+		_ = useStack(16)
+		ctx.SetStatusCode(200)
+		ctx.Response.Header.Set("Content-Type", "application/json")
+		ctx.Response.SetBodyRaw(benchBody)
+	})
+	s := New(h, Config{Run: run})
+	cn := &conn{s: s, nc: fakeConn{}, ip: &ipStreams{}}
+	r := benchRequest()
+	w := &benchWriter{h: make(http.Header)}
+	done := make(chan struct{})
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		go func() {
+			cn.ServeHTTP(w, r)
+			done <- struct{}{}
+		}()
+		<-done
+	}
+	if w.status != 200 {
+		b.Fatalf("got %d; want 200", w.status)
+	}
+}
+
+// BenchmarkServeGoroutine: the stream served on x/net's goroutine, whose
+// stack grows (by copying) on every stream.
+func BenchmarkServeGoroutine(b *testing.B) { benchmarkServeGoroutine(b, nil) }
+
+// BenchmarkServeGoroutineWorkers: the stream served on a pooled worker
+// (Config.Run, as the listeners do), whose stack has grown once.
+func BenchmarkServeGoroutineWorkers(b *testing.B) {
+	w := http1.NewWorkers()
+	defer w.Close()
+	benchmarkServeGoroutine(b, w.Go)
 }

@@ -30,7 +30,8 @@ import (
 //
 // A limit is enforced by returning http2.ConnectionError from Read at a
 // frame boundary: x/net then sends GOAWAY with that code and closes the
-// connection. Everything but Read is the accepted connection's.
+// connection. Writes are coalesced (server_write.go). Everything but Read,
+// Write, SetWriteDeadline and Close is the accepted connection's.
 type frameConn struct {
 	net.Conn
 	cfg *Config
@@ -58,6 +59,9 @@ type frameConn struct {
 	kick    atomic.Bool // the read deadline was set to wake the reader
 
 	countError func(string)
+
+	wb      writeBehind // the client's writes (server_write.go)
+	flushFn func()      // fc.flush, for Config.Run
 }
 
 // Frame types and flags as on the wire.
@@ -96,6 +100,8 @@ func newFrameConn(c net.Conn, buffered []byte, cfg *Config) *frameConn {
 	fc.resets = bucket{rate: r, burst: 2 * r, tokens: 2 * r}
 	r = float64(cfg.MaxControlFramesPerSecond)
 	fc.control = bucket{rate: r, burst: 2 * r, tokens: 2 * r}
+	fc.wb.init()
+	fc.flushFn = fc.flush
 	return fc
 }
 

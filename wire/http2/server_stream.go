@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -24,9 +25,21 @@ type stream struct {
 	ctx  context.Context
 	rc   fasthttp.RequestCtx
 	body bodyReader
+
+	// For Config.Run: the stream's writer and request, the function the
+	// worker runs (st.serve, made once), and its end.
+	w       http.ResponseWriter
+	r       *http.Request
+	serveFn func()
+	done    chan any // what serve panicked with, or nil
 }
 
-var streamPool = sync.Pool{New: func() any { return new(stream) }}
+var streamPool = sync.Pool{New: func() any {
+	st := new(stream)
+	st.serveFn = st.serve
+	st.done = make(chan any, 1)
+	return st
+}}
 
 func (st *stream) Peer() netip.Addr         { return st.c.peer }
 func (st *stream) Protocol() wire.Protocol  { return wire.HTTP2 }
@@ -42,7 +55,7 @@ func (st *stream) release() {
 	busy := st.body.stop()
 	st.rc.Response.Reset()
 	st.rc.ResetUserValues()
-	st.c, st.ctx = nil, nil
+	st.c, st.ctx, st.w, st.r = nil, nil, nil, nil
 	if busy {
 		return // a reader of the body is still in it: left to the GC
 	}
@@ -50,7 +63,8 @@ func (st *stream) release() {
 }
 
 // ServeHTTP serves one stream: x/net calls it on a goroutine of its own
-// once the request's header block is in and valid by its rules.
+// once the request's header block is in and valid by its rules. With
+// Config.Run the stream is served on a worker, and this goroutine waits.
 func (cn *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := cn.ip.streams.Add(1); int(n) > cn.s.cfg.MaxStreamsPerIP {
 		cn.ip.streams.Add(-1)
@@ -60,7 +74,43 @@ func (cn *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer cn.ip.streams.Add(-1)
 	st := streamPool.Get().(*stream)
-	st.c, st.ctx = cn, r.Context()
+	st.c, st.ctx, st.w, st.r = cn, r.Context(), w, r
+	run := cn.s.cfg.Run
+	if run == nil {
+		st.serveStream()
+		st.release()
+		return
+	}
+	run(st.serveFn)
+	p := <-st.done
+	st.release()
+	if p != nil {
+		panic(p) // for x/net to recover, as if it had happened here
+	}
+}
+
+// serve is ServeHTTP's work on a worker (Config.Run). A panic,
+// http.ErrAbortHandler from writeResponse among them, goes back to x/net's
+// goroutine through st.done.
+func (st *stream) serve() {
+	var p any
+	defer func() {
+		if v := recover(); v != nil {
+			p = v
+			if v != http.ErrAbortHandler {
+				// x/net logs the stack of its goroutine, not this one.
+				st.c.s.cfg.Logger.Error("http2: panic serving a stream", "panic", v, "stack", string(debug.Stack()))
+			}
+		}
+		st.done <- p
+	}()
+	st.serveStream()
+}
+
+// serveStream translates the request, passes it to the pipeline and
+// writes the response.
+func (st *stream) serveStream() {
+	cn, w, r := st.c, st.w, st.r
 	rc := &st.rc
 	rc.Init2(cn.nc, fasthttpLogger{}, false)
 	var rd readDeadliner
@@ -69,13 +119,11 @@ func (cn *conn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.body.start(r.Body, cn.s.cfg.BodyTimeout, rd)
 	if status, msg := fillRequest(&rc.Request, r, &st.body); status != 0 {
-		st.release()
 		refuse(w, r, status, msg)
 		return
 	}
 	cn.s.h.ServeWire(rc, st)
 	writeResponse(w, r, &rc.Response)
-	st.release()
 }
 
 // fasthttpLogger drops RequestCtx.Logger's lines: the pipeline logs

@@ -11,7 +11,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/balancer"
-	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/wire"
 	"github.com/rampart-proxy/rampart/wire/http2"
 )
@@ -28,7 +27,7 @@ import (
 // body is held whole may try another after a timeout, a reset, or a
 // 502/503/504.
 func (x *exchange) forwardH2(t *balancer.Target) {
-	ctx, l, lr, rt, p := x.ctx, x.l, x.lr, x.rt, x.p
+	ctx, lr, p := x.ctx, x.lr, x.p
 	req := &ctx.Request
 	var body io.Reader
 	var held *heldBody
@@ -86,14 +85,7 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 			x.upstreamError(err)
 			return
 		}
-		if err != nil || status >= 500 {
-			t.ReportFailure(time.Now())
-		} else {
-			t.ReportSuccess()
-			if p.latency {
-				t.State.ObserveLatency(time.Since(start))
-			}
-		}
+		p.report(t, err != nil || status >= 500, start)
 		connect := err != nil && errors.Is(err, http2.ErrConnect)
 		retry := false
 		if attempt < p.cfg.Retries {
@@ -107,19 +99,11 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 				retry = idempotent && replayable
 			}
 		}
-		if retry && (connect || p.budget.spend()) {
-			if next := p.pick(ctx, x, tried); next != nil {
-				if rbody != nil {
-					_ = rbody.Close()
-				}
+		if retry {
+			if next := x.retryElsewhere(t, tried, connect, rbody); next != nil {
 				if r, ok := body.(*bytes.Reader); ok {
-					_, _ = r.Seek(0, io.SeekStart)
+					_, _ = r.Seek(0, io.SeekStart) // a whole body goes again
 				}
-				t.State.Release()
-				out.Reset()
-				tm.Retried(metrics.RetryOtherTarget, 1)
-				l.srv.log.Info("retrying on another target", "request_id", string(x.reqID), "route", rt.name,
-					"upstream", p.name, "failed_target", p.targetNames[t.Index], "next_target", p.targetNames[next.Index])
 				t = next
 				continue
 			}

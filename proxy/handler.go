@@ -297,7 +297,7 @@ func (x *exchange) serve() {
 
 // forward sends the request to a target of x.p and relays its response.
 func (x *exchange) forward() {
-	ctx, l, lr, rt, p := x.ctx, x.l, x.lr, x.rt, x.p
+	ctx, lr, p := x.ctx, x.lr, x.p
 	req := &ctx.Request
 	p.budget.earn()
 	t := p.pick(ctx, x, 0)
@@ -400,14 +400,7 @@ func (x *exchange) forward() {
 			x.upstreamError(err)
 			return
 		}
-		if err != nil || status >= 500 {
-			t.ReportFailure(time.Now())
-		} else {
-			t.ReportSuccess()
-			if p.latency {
-				t.State.ObserveLatency(time.Since(start))
-			}
-		}
+		p.report(t, err != nil || status >= 500, start)
 		// Another target may be tried when nothing reached this one (a
 		// connect failure), or when an idempotent request whose body can be
 		// sent again met a timeout or a 502/503/504.
@@ -425,19 +418,8 @@ func (x *exchange) forward() {
 				retry = idempotent && replayable
 			}
 		}
-		// A connect failure reached nothing and costs the next target
-		// nothing extra: it does not spend the retry budget, which is
-		// there to keep retries from multiplying load on live targets.
-		if retry && (http1.IsDialError(err) || p.budget.spend()) {
-			if next := p.pick(ctx, x, tried); next != nil {
-				if body != nil {
-					_ = body.Close()
-				}
-				t.State.Release()
-				out.Reset()
-				tm.Retried(metrics.RetryOtherTarget, 1)
-				l.srv.log.Info("retrying on another target", "request_id", string(x.reqID), "route", rt.name,
-					"upstream", p.name, "failed_target", p.targetNames[t.Index], "next_target", p.targetNames[next.Index])
+		if retry {
+			if next := x.retryElsewhere(t, tried, http1.IsDialError(err), body); next != nil {
 				t = next
 				continue
 			}
@@ -451,6 +433,48 @@ func (x *exchange) forward() {
 		x.relay(t, body)
 		return
 	}
+}
+
+// report records the outcome of an exchange with target t of p in its
+// passive health: failed (no answer, or a 5xx), or a success, whose latency
+// since start counts when the balancer weighs targets by it.
+func (p *pool) report(t *balancer.Target, failed bool, start time.Time) {
+	if failed {
+		t.ReportFailure(time.Now())
+		return
+	}
+	t.ReportSuccess()
+	if p.latency {
+		t.State.ObserveLatency(time.Since(start))
+	}
+}
+
+// retryElsewhere picks another target of the exchange's pool than those
+// tried for a request that failed on t, and readies the retry: body (the
+// failed answer's, when there is one) closed, t released, the response
+// cleared, the retry counted and logged. It returns nil, with nothing
+// changed, when no target is left or the retry budget is spent. A connect
+// failure reached nothing and costs the next target nothing extra: it does
+// not spend the budget, which is there to keep retries from multiplying
+// the load on live targets.
+func (x *exchange) retryElsewhere(t *balancer.Target, tried uint64, connect bool, body io.Closer) *balancer.Target {
+	p := x.p
+	if !connect && !p.budget.spend() {
+		return nil
+	}
+	next := p.pick(x.ctx, x, tried)
+	if next == nil {
+		return nil
+	}
+	if body != nil {
+		_ = body.Close()
+	}
+	t.State.Release()
+	x.ctx.Response.Reset()
+	p.targetMetrics[t.Index].Retried(metrics.RetryOtherTarget, 1)
+	x.l.srv.log.Info("retrying on another target", "request_id", string(x.reqID), "route", x.rt.name,
+		"upstream", p.name, "failed_target", p.targetNames[t.Index], "next_target", p.targetNames[next.Index])
+	return next
 }
 
 // upstreamError answers a request whose exchange with its target failed.

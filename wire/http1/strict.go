@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/wire"
 )
 
 // checkRequest refuses what fasthttp's parser lets through but an edge
@@ -43,7 +45,7 @@ func checkRequest(h *fasthttp.RequestHeader) int {
 			break // the end of the header block
 		}
 		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isFieldToken(line[:colon]) {
+		if colon <= 0 || !wire.IsToken(line[:colon]) {
 			return fasthttp.StatusBadRequest
 		}
 		switch name := line[:colon]; {
@@ -59,7 +61,7 @@ func checkRequest(h *fasthttp.RequestHeader) int {
 	if sawTE && h.ContentLength() != -1 {
 		return fasthttp.StatusBadRequest
 	}
-	if host := h.Host(); len(host) > 0 && !validHost(host) {
+	if host := h.Host(); len(host) > 0 && !wire.ValidHost(host) {
 		return fasthttp.StatusBadRequest
 	}
 	if uri := h.RequestURI(); bytes.IndexByte(uri, '#') >= 0 || !validPathEscapes(uri) {
@@ -82,85 +84,12 @@ func validPathEscapes(uri []byte) bool {
 		if uri[i] != '%' {
 			continue
 		}
-		if i+2 >= len(uri) || !isHex(uri[i+1]) || !isHex(uri[i+2]) {
+		if i+2 >= len(uri) || !wire.IsHex(uri[i+1]) || !wire.IsHex(uri[i+2]) {
 			return false
 		}
 		i += 2
 	}
 	return true
-}
-
-// isToken reports whether b is an RFC 9110 token.
-func isFieldToken(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 || !fieldTokenChars[c] {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
-var fieldTokenChars = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-// validHost reports whether b is host[:port]: a registered name (letters,
-// digits, - . _ ~ and percent-escapes), an IPv4 address or a bracketed IPv6
-// literal, then optionally a colon and digits. No userinfo, path, space or
-// list.
-func validHost(b []byte) bool {
-	if b[0] == '[' {
-		end := bytes.IndexByte(b, ']')
-		if end < 0 {
-			return false
-		}
-		for _, c := range b[1:end] {
-			if !(c == ':' || c == '.' || isHex(c)) {
-				return false
-			}
-		}
-		return validPort(b[end+1:])
-	}
-	i := 0
-	for ; i < len(b) && b[i] != ':'; i++ {
-		c := b[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case c == '-', c == '.', c == '_', c == '~', c == '%':
-		default:
-			return false
-		}
-	}
-	return i > 0 && validPort(b[i:])
-}
-
-func validPort(b []byte) bool {
-	if len(b) == 0 {
-		return true
-	}
-	if b[0] != ':' || len(b) > 6 {
-		return false
-	}
-	for _, c := range b[1:] {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // Canned bodies of the answers the server makes itself: short, plain, and

@@ -138,7 +138,7 @@ func (fasthttpLogger) Printf(string, ...any) {}
 // and te) what RFC 9113 lists and it checks; this refuses what it lets
 // through but an HTTP/1.1 upstream could read differently.
 func fillRequest(req *fasthttp.Request, r *http.Request, body io.Reader) (int, string) {
-	if !isToken(r.Method) {
+	if !wire.IsToken(r.Method) {
 		return http.StatusBadRequest, "the :method is not a token"
 	}
 	if r.Method == http.MethodConnect {
@@ -154,7 +154,7 @@ func fillRequest(req *fasthttp.Request, r *http.Request, body io.Reader) (int, s
 	if r.Host == "" {
 		return http.StatusBadRequest, "the request has neither :authority nor host"
 	}
-	if !validHost(r.Host) {
+	if !wire.ValidHost(r.Host) {
 		return http.StatusBadRequest, "the :authority is not host[:port]"
 	}
 	h := &req.Header

@@ -1,0 +1,65 @@
+package wire
+
+import "testing"
+
+func TestIsToken(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"GET", true},
+		{"X-Custom_1", true},
+		{"!#$%&'*+-.^_`|~", true},
+		{"", false},
+		{"Bad Name", false},
+		{"a:b", false},
+		{"na\x00me", false},
+		{"caf\xc3\xa9", false},
+		{"(x)", false},
+	}
+	for _, tt := range tests {
+		if got := IsToken(tt.in); got != tt.want {
+			t.Errorf("IsToken(%q): got %v; want %v", tt.in, got, tt.want)
+		}
+		if got := IsToken([]byte(tt.in)); got != tt.want {
+			t.Errorf("IsToken([]byte(%q)): got %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestValidHost(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"example.com", true},
+		{"example.com:8443", true},
+		{"example.com:", true},
+		{"127.0.0.1:80", true},
+		{"[::1]:443", true},
+		{"[2001:db8::1]", true},
+		{"my_host.internal", true},
+		{"xn--caf-dma.example", true},
+		{"%65xample.com", true},
+		{"", false},
+		{":80", false},
+		{"example.com:123456", false},
+		{"example.com:8o", false},
+		{"user@example.com", false},
+		{"example.com/path", false},
+		{"a.com,b.com", false},
+		{"exa mple.com", false},
+		{"[::1", false},
+		{"[::1]x", false},
+		{"[fe80::1%25eth0]", false},
+		{"example.com;x", false},
+	}
+	for _, tt := range tests {
+		if got := ValidHost(tt.in); got != tt.want {
+			t.Errorf("ValidHost(%q): got %v; want %v", tt.in, got, tt.want)
+		}
+		if got := ValidHost([]byte(tt.in)); got != tt.want {
+			t.Errorf("ValidHost([]byte(%q)): got %v; want %v", tt.in, got, tt.want)
+		}
+	}
+}

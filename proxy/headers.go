@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/wire"
 )
 
 // Header names set or removed on the way through. Kept as package variables
@@ -124,27 +126,7 @@ func classify(k []byte) int {
 }
 
 // nameIs reports whether b equals the ASCII name s, ignoring case.
-func nameIs[S string | []byte](b []byte, s S) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c, d := b[i], s[i]
-		if c == d {
-			continue
-		}
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
-}
+func nameIs[S string | []byte](b []byte, s S) bool { return wire.EqualFold(b, s) }
 
 // scanRequestHop finds, in one pass over the fields the client sent, the
 // hop-by-hop headers of h and the fields the proxy owns (requestFieldBits),

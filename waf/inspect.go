@@ -16,6 +16,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/wire"
 )
 
 // Action is the outcome of an inspection.
@@ -89,31 +90,11 @@ type Field struct {
 // owned.
 func ownedValue(owned []Field, name []byte) ([]byte, bool) {
 	for i := range owned {
-		if foldEqual(owned[i].Name, name) {
+		if wire.EqualFold(owned[i].Name, name) {
 			return owned[i].Value, true
 		}
 	}
 	return nil, false
-}
-
-// foldEqual reports whether b equals s without regard to ASCII case.
-func foldEqual(s string, b []byte) bool {
-	if len(s) != len(b) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		c, d := s[i], b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
 }
 
 // Verdict is the result of Policy.Inspect. Nil means that the policy does

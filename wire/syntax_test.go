@@ -63,3 +63,27 @@ func TestValidHost(t *testing.T) {
 		}
 	}
 }
+
+func TestEqualFold(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want bool
+	}{
+		{"Content-Type", "content-type", true},
+		{"X-FORWARDED-FOR", "x-forwarded-for", true},
+		{"abc", "abc", true},
+		{"", "", true},
+		{"abc", "abd", false},
+		{"abc", "ab", false},
+		{"[", "{", false}, // 0x5b and 0x7b differ by 0x20 but are not letters
+		{"K", "\u212a", false},
+	}
+	for _, tt := range tests {
+		if got := EqualFold(tt.a, tt.b); got != tt.want {
+			t.Errorf("EqualFold(%q, %q): got %v; want %v", tt.a, tt.b, got, tt.want)
+		}
+		if got := EqualFold([]byte(tt.a), tt.b); got != tt.want {
+			t.Errorf("EqualFold([]byte(%q), %q): got %v; want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}

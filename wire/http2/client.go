@@ -13,6 +13,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	xhttp2 "golang.org/x/net/http2"
+
+	"github.com/rampart-proxy/rampart/wire"
 )
 
 // The client's fixed settings. Each is a bound an upstream never needs to
@@ -261,9 +263,9 @@ func requestHeader(h *fasthttp.RequestHeader) http.Header {
 	conn := h.Peek("Connection")
 	for k, v := range h.All() {
 		switch {
-		case equalFold(k, "host"), equalFold(k, "content-length"), connectionSpecific(k), listed(conn, k):
+		case wire.EqualFold(k, "host"), wire.EqualFold(k, "content-length"), connectionSpecific(k), listed(conn, k):
 			continue
-		case equalFold(k, "te"):
+		case wire.EqualFold(k, "te"):
 			if hasToken(v, "trailers") {
 				out["Te"] = []string{"trailers"}
 			}
@@ -278,9 +280,9 @@ func requestHeader(h *fasthttp.RequestHeader) http.Header {
 // connectionSpecific reports whether name is an HTTP/1.1 connection field
 // that HTTP/2 forbids.
 func connectionSpecific(name []byte) bool {
-	return equalFold(name, "connection") || equalFold(name, "keep-alive") ||
-		equalFold(name, "proxy-connection") || equalFold(name, "transfer-encoding") ||
-		equalFold(name, "upgrade")
+	return wire.EqualFold(name, "connection") || wire.EqualFold(name, "keep-alive") ||
+		wire.EqualFold(name, "proxy-connection") || wire.EqualFold(name, "transfer-encoding") ||
+		wire.EqualFold(name, "upgrade")
 }
 
 // fillResponse copies the target's status and header fields into resp.
@@ -304,23 +306,6 @@ func fillResponse(resp *fasthttp.Response, res *http.Response) {
 	}
 }
 
-// equalFold reports whether b equals the lower-case ASCII s, ignoring case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // hasToken reports whether the comma-separated list v holds token
 // (ignoring case and parameters).
 func hasToken(v []byte, token string) bool {
@@ -328,7 +313,7 @@ func hasToken(v []byte, token string) bool {
 		var item []byte
 		item, v, _ = bytes.Cut(v, []byte{','})
 		item, _, _ = bytes.Cut(item, []byte{';'})
-		if equalFold(bytes.TrimSpace(item), token) {
+		if wire.EqualFold(bytes.TrimSpace(item), token) {
 			return true
 		}
 	}

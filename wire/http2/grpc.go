@@ -75,7 +75,7 @@ func IsGRPC(h *fasthttp.RequestHeader) bool {
 }
 
 func isGRPCContentType(ct []byte) bool {
-	if len(ct) < len(ContentType) || !equalFold(ct[:len(ContentType)], ContentType) {
+	if len(ct) < len(ContentType) || !wire.EqualFold(ct[:len(ContentType)], ContentType) {
 		return false
 	}
 	rest := ct[len(ContentType):]

@@ -387,15 +387,15 @@ func isGRPC(ct []string) bool {
 func dropResponseField(k []byte) bool {
 	switch len(k) {
 	case 7:
-		return asciiEqualFold(k, "Upgrade")
+		return wire.EqualFold(k, "Upgrade")
 	case 10:
-		return asciiEqualFold(k, "Connection") || asciiEqualFold(k, "Keep-Alive")
+		return wire.EqualFold(k, "Connection") || wire.EqualFold(k, "Keep-Alive")
 	case 14:
-		return asciiEqualFold(k, "Content-Length")
+		return wire.EqualFold(k, "Content-Length")
 	case 16:
-		return asciiEqualFold(k, "Proxy-Connection")
+		return wire.EqualFold(k, "Proxy-Connection")
 	case 17:
-		return asciiEqualFold(k, "Transfer-Encoding")
+		return wire.EqualFold(k, "Transfer-Encoding")
 	}
 	return false
 }
@@ -429,25 +429,6 @@ func canonicalName(k []byte) string {
 
 func bodyAllowed(status int) bool {
 	return status != http.StatusNoContent && status != http.StatusNotModified
-}
-
-func asciiEqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c, d := b[i], s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
 }
 
 // readDeadliner is x/net's http.ResponseWriter: a read deadline in the

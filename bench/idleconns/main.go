@@ -23,11 +23,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/rampart-proxy/rampart/bench/internal/proc"
 )
 
 func main() {
@@ -44,11 +43,11 @@ func main() {
 	if *pids == "" {
 		fatalf("-pid is required")
 	}
-	if err := raiseNoFile(uint64(*n) + 256); err != nil {
+	if err := proc.RaiseNoFile(uint64(*n) + 256); err != nil {
 		fatalf("%v", err)
 	}
 
-	before, err := rss(*pids)
+	before, err := proc.RSS(*pids)
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -68,7 +67,7 @@ func main() {
 	}
 
 	time.Sleep(*settle)
-	after, err := rss(*pids)
+	after, err := proc.RSS(*pids)
 	if err != nil {
 		fatalf("%v", err)
 	}
@@ -165,89 +164,12 @@ func openOne(addr string, timeout time.Duration, req []byte) (net.Conn, error) {
 // finds EOF (or an error) on a closed connection and nothing on an idle one.
 func countClosed(conns []net.Conn) int {
 	closed := 0
-	var b [1]byte
 	for _, c := range conns {
-		tc, ok := c.(*net.TCPConn)
-		if !ok {
-			continue
-		}
-		raw, err := tc.SyscallConn()
-		if err != nil {
-			closed++
-			continue
-		}
-		isClosed := false
-		err = raw.Read(func(fd uintptr) bool {
-			n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-			isClosed = n == 0 && err == nil || err != nil && err != syscall.EAGAIN
-			return true
-		})
-		if err != nil || isClosed {
+		if tc, ok := c.(*net.TCPConn); ok && proc.PeerClosed(tc) {
 			closed++
 		}
 	}
 	return closed
-}
-
-// rss returns the summed VmRSS, in KiB, of the comma-separated PIDs.
-func rss(pids string) (int64, error) {
-	var total int64
-	for _, p := range strings.Split(pids, ",") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		kib, err := statusKiB(p, "VmRSS:")
-		if err != nil {
-			return 0, err
-		}
-		total += kib
-	}
-	return total, nil
-}
-
-// statusKiB reads one "Field: N kB" line of /proc/PID/status.
-func statusKiB(pid, field string) (int64, error) {
-	data, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, field); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				break
-			}
-			return strconv.ParseInt(f[0], 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("/proc/%s/status: no %s line", pid, field)
-}
-
-// raiseNoFile raises RLIMIT_NOFILE to at least want, up to the hard limit.
-func raiseNoFile(want uint64) error {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return fmt.Errorf("getrlimit: %w", err)
-	}
-	if lim.Cur >= want {
-		return nil
-	}
-	if lim.Max < want {
-		lim.Max = want // needs privilege; fall back to the hard limit below
-	}
-	lim.Cur = want
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return fmt.Errorf("setrlimit: %w", err)
-		}
-		if lim.Cur < want {
-			return fmt.Errorf("RLIMIT_NOFILE hard limit %d is below the %d needed", lim.Max, want)
-		}
-	}
-	return nil
 }
 
 func fatalf(format string, args ...any) {

@@ -26,55 +26,9 @@ PER_TEST=${H2SPEC_TIMEOUT:-2}
 H2SPEC=$TOOLS/h2spec
 TOTAL=145 # h2spec v2.2.1's tests (h2spec --dryrun)
 
-STARTED=()
-
-log() { printf '%s h2spec: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-	log "error: $*"
-	exit 2
-}
-
-cleanup() {
-	local rc=$? pid kids
-	trap - EXIT INT TERM
-	for pid in "${STARTED[@]}"; do
-		kids=$(pgrep -P "$pid" 2>/dev/null || true)
-		# shellcheck disable=SC2086
-		kill -TERM "$pid" $kids 2>/dev/null || true
-	done
-	for _ in $(seq 1 30); do
-		local alive=0
-		for pid in "${STARTED[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-		((alive)) || break
-		sleep 0.1
-	done
-	for pid in "${STARTED[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-wait_port() {
-	local i
-	for i in $(seq 1 50); do
-		kill -0 "$2" 2>/dev/null || return 1
-		port_open "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-start_bg() {
-	local logfile=$1
-	shift
-	"$@" >"$logfile" 2>&1 &
-	BG_PID=$!
-	STARTED+=("$BG_PID")
-}
+NAME=h2spec
+# shellcheck source=internal/interop/common.sh
+source "$ROOT/internal/interop/common.sh"
 
 # run [--min N] HOST:PORT
 cmd_run() {

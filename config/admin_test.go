@@ -110,15 +110,20 @@ var secretWords = []string{
 // notSecret lists the fields whose name suggests a secret but that were
 // reviewed and hold none, each with the reason.
 var notSecret = map[string]string{
-	"Certificate.KeyFile":    "a path; the key stays in the file",
-	"UpstreamTLS.KeyFile":    "a path; the key stays in the file",
-	"RedisTLS.KeyFile":       "a path; the key stays in the file",
-	"ACME.EncryptionKeyFile": "a path; the key stays in the file",
-	"Redis.KeyPrefix":        "the prefix of Redis keys",
-	"Upstream.HashKey":       "what is hashed (header:NAME), not a value",
-	"RateLimit.Key":          "what is counted (header:NAME), not a value",
-	"ListenerTLS.ClientAuth": "require or verify_if_given",
-	"Sticky.Cookie":          "the cookie's name",
+	"Certificate.KeyFile":     "a path; the key stays in the file",
+	"UpstreamTLS.KeyFile":     "a path; the key stays in the file",
+	"RedisTLS.KeyFile":        "a path; the key stays in the file",
+	"ACME.EncryptionKeyFile":  "a path; the key stays in the file",
+	"Redis.KeyPrefix":         "the prefix of Redis keys",
+	"Upstream.HashKey":        "what is hashed (header:NAME), not a value",
+	"RateLimit.Key":           "what is counted (header:NAME), not a value",
+	"ListenerTLS.ClientAuth":  "require or verify_if_given",
+	"Sticky.Cookie":           "the cookie's name",
+	"Route.Auth":              "the name of an auth policy",
+	"BasicAuth.UsersFile":     "a path; the hashes stay in the file",
+	"ForwardAuth.CopyHeaders": "header names",
+	"JWTAuth.ClaimsToHeaders": "claim and header names",
+	"CORS.AllowHeaders":       "header names",
 }
 
 // TestSecretFieldsMarked walks every type of the file and fails on a field

@@ -66,6 +66,21 @@ type Config struct {
 	// means the default.
 	WAFBufferLimit Size `yaml:"waf_buffer_limit"`
 
+	// Caches are response cache policies by name (Route.Cache).
+	Caches map[string]*Cache `yaml:"caches"`
+
+	// Compression tunes compression for routes with compress: true.
+	Compression *Compression `yaml:"compression"`
+
+	// Auth are authentication policies by name (Route.Auth).
+	Auth map[string]*Auth `yaml:"auth"`
+
+	// CORS are CORS policies by name (Route.CORS).
+	CORS map[string]*CORS `yaml:"cors"`
+
+	// Tracing exports OpenTelemetry traces. Omitted: off.
+	Tracing *Tracing `yaml:"tracing"`
+
 	// File is the path the config was read from ("" when parsed from
 	// bytes). Not part of the YAML.
 	File string `yaml:"-"`
@@ -146,6 +161,10 @@ type Listener struct {
 	Protocols []string `yaml:"protocols"`
 	// HTTP2 holds the limits of HTTP/2 connections (h2, h2c).
 	HTTP2 HTTP2 `yaml:"http2"`
+
+	// ProxyProtocol makes the listener read a PROXY protocol header from
+	// trusted peers. Omitted: no PROXY protocol.
+	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol"`
 }
 
 // Protocols a listener serves (listeners.NAME.protocols).
@@ -467,6 +486,40 @@ type Route struct {
 	RedirectHTTPS bool `yaml:"redirect_https"`
 	// HSTS adds Strict-Transport-Security to HTTPS responses.
 	HSTS bool `yaml:"hsts"`
+
+	// Allow lists the client addresses or CIDR prefixes that may use the
+	// route (the client address after trusted_proxies and the PROXY
+	// protocol). Empty: every client.
+	Allow []string `yaml:"allow"`
+
+	// Deny lists client addresses or CIDR prefixes refused; deny wins over
+	// allow.
+	Deny []string `yaml:"deny"`
+
+	// Auth names an authentication policy (Config.Auth). Empty: none.
+	Auth string `yaml:"auth"`
+
+	// CORS names a CORS policy (Config.CORS). Empty: none.
+	CORS string `yaml:"cors"`
+
+	// Compress compresses responses (gzip, br, zstd) as the client's
+	// Accept-Encoding asks.
+	Compress bool `yaml:"compress"`
+
+	// Cache names a cache policy (Config.Caches). Empty: no caching.
+	Cache string `yaml:"cache"`
+
+	// Rewrite changes the path forwarded upstream.
+	Rewrite *Rewrite `yaml:"rewrite"`
+
+	// RequestHeaders edits the request's header fields before forwarding.
+	RequestHeaders *HeaderEdits `yaml:"request_headers"`
+
+	// ResponseHeaders edits the response's header fields.
+	ResponseHeaders *HeaderEdits `yaml:"response_headers"`
+
+	// Mirror copies a share of the route's requests to another upstream.
+	Mirror *Mirror `yaml:"mirror"`
 }
 
 // Match selects requests. All given matchers must hold.
@@ -645,6 +698,12 @@ type AccessLog struct {
 	// the default, common names of credentials in URLs; an empty list
 	// redacts nothing.
 	RedactQuery []string `yaml:"redact_query"`
+
+	// Format is json (the default) or combined.
+	Format string `yaml:"format"`
+
+	// Fields lists the fields of a json line. Empty: the default set.
+	Fields []string `yaml:"fields"`
 }
 
 // Shutdown configures graceful shutdown.

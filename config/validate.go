@@ -37,6 +37,16 @@ func (c *Config) validate(idx *lineIndex) Errors {
 	v.rateLimits()
 	v.redis()
 	v.misc()
+
+	v.caches() // validate_cache.go
+
+	v.edges() // validate_edge.go
+
+	v.access() // validate_access.go
+
+	v.auths() // validate_auth.go
+
+	v.tracing() // validate_trace.go
 	return v.errs
 }
 

@@ -81,6 +81,9 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 	if a.snap, err = buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, tb, policies, s.workers); err != nil {
 		return nil, err
 	}
+	if err = s.buildEdges(cfg, old, a.snap, dryRun); err != nil { // edge.go
+		return nil, err
+	}
 	if !dryRun {
 		if old != nil && old.cfg.AccessLog.Path == cfg.AccessLog.Path {
 			a.snap.access = old.access

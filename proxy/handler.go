@@ -76,6 +76,15 @@ type exchange struct {
 	// held is an HTTP/1.1 client's request body streaming to an HTTP/2
 	// upstream, which the relay releases after the response (heldBody).
 	held *heldBody
+
+	// The edge features' per-request state (edge.go).
+	authX authExchange // auth.go
+
+	cacheX cacheExchange // cache.go
+
+	compressX compressExchange // compress.go
+
+	traceX traceExchange // trace.go
 }
 
 var exchangePool = sync.Pool{New: func() any {
@@ -95,6 +104,14 @@ func (x *exchange) reset() {
 	x.pathChanged = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 	x.received = x.received[:0]
+
+	x.authX.reset()
+
+	x.cacheX.reset()
+
+	x.compressX.reset()
+
+	x.traceX.reset()
 }
 
 // Canned bodies: short, plain, and free of internal detail.
@@ -224,8 +241,20 @@ func (x *exchange) serve() {
 		}
 	}
 
+	if rt.access != nil && !x.admit() { // ipaccess.go
+		return
+	}
+
 	// Cheap checks first: a flood is refused before it costs anything else.
 	if rt.limit != nil && !x.checkLimit() {
+		return
+	}
+
+	if rt.cors != nil && x.corsPreflight() { // cors.go
+		return
+	}
+
+	if rt.auth != nil && !x.authenticate() { // auth.go
 		return
 	}
 
@@ -281,11 +310,24 @@ func (x *exchange) serve() {
 		x.verdict = v
 	}
 
+	if rt.edits != nil { // edits.go: after the WAF, which inspects what the client sent
+		x.editRequest()
+	}
+
 	if rt.respond != nil {
 		ctx.Response.Header.SetContentType(rt.respond.ContentType)
 		x.finish(rt.respond.Status, rt.respondBody)
 		return
 	}
+
+	if rt.cache != nil && x.serveCached() { // cache.go
+		return
+	}
+
+	if rt.mirror != nil { // mirror.go
+		x.mirrorRequest()
+	}
+
 	p := rt.pickPool(ctx)
 	if p == nil {
 		x.finish(fasthttp.StatusServiceUnavailable, bodyNoTarget)
@@ -533,6 +575,22 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 	setLimitHeaders(&out.Header, x)
 	if x.hsts {
 		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue)) // the route's policy, not the target's
+	}
+
+	if rt.edits != nil { // edits.go
+		x.editResponse()
+	}
+
+	if rt.cors != nil { // cors.go
+		x.corsResponse()
+	}
+
+	if rt.cache != nil { // cache.go: stores the answer as the target gave it
+		body = x.cacheResponse(t, body)
+	}
+
+	if rt.compress != nil { // compress.go
+		body = x.compressResponse(body)
 	}
 	if p.h2 && out.Header.ContentLength() == 0 {
 		// Nothing follows the header (a gRPC Trailers-Only answer, whose

@@ -91,6 +91,21 @@ type route struct {
 	// h2 says every upstream of the route speaks HTTP/2: a gRPC request to
 	// it is a gRPC call, whose body the WAF leaves alone (waf.Request.GRPC).
 	h2 bool
+
+	// The edge features (edge.go); nil: not used by the route.
+	access *ipAccess // ipaccess.go
+
+	cors *corsPolicy // cors.go
+
+	auth *authPolicy // auth.go
+
+	edits *routeEdits // edits.go
+
+	mirror *mirror // mirror.go
+
+	cache *routeCache // cache.go
+
+	compress *compressor // compress.go
 }
 
 // pool is an upstream: its balancer pool and the transport of each target.

@@ -21,6 +21,7 @@ import (
 	"go/token"
 	"go/types"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"sort"
@@ -30,9 +31,23 @@ import (
 )
 
 // sources are the files of the config package that the reference is made
-// from. They must type-check on their own (they import only the standard
+// from: types.go, the types_*.go files (one per feature) and defaults.go.
+// They must type-check on their own (they import only the standard
 // library).
-var sources = []string{"types.go", "defaults.go"}
+func sources(dir string) ([]string, error) {
+	more, err := filepath.Glob(filepath.Join(dir, "types_*.go"))
+	if err != nil {
+		return nil, err
+	}
+	names := []string{"types.go"}
+	for _, m := range more {
+		if !strings.HasSuffix(m, "_test.go") {
+			names = append(names, filepath.Base(m))
+		}
+	}
+	sort.Strings(names[1:])
+	return append(names, "defaults.go"), nil
+}
 
 func main() {
 	dir := flag.String("dir", ".", "the config package's directory")
@@ -79,7 +94,11 @@ func Generate(dir string) ([]byte, error) {
 func load(dir string) (*pkg, error) {
 	p := &pkg{fset: token.NewFileSet(), specs: map[string]*ast.TypeSpec{}, defaults: map[*types.Var]string{}}
 	var files []*ast.File
-	for _, name := range sources {
+	names, err := sources(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
 		f, err := parser.ParseFile(p.fset, dir+"/"+name, nil, parser.ParseComments)
 		if err != nil {
 			return nil, err
@@ -100,7 +119,7 @@ func load(dir string) (*pkg, error) {
 	if err != nil {
 		conf.Importer = importer.ForCompiler(p.fset, "source", nil)
 		if tp, err = conf.Check(path, p.fset, files, p.info); err != nil {
-			return nil, fmt.Errorf("type-checking %s: %w", strings.Join(sources, ", "), err)
+			return nil, fmt.Errorf("type-checking %s: %w", strings.Join(names, ", "), err)
 		}
 	}
 	p.types = tp

@@ -14,6 +14,10 @@ type cacheExchange struct{}
 
 func (c *cacheExchange) reset() {}
 
+// status is the request's cache outcome for the access log and traces
+// (hit, miss, stale, ...; "": the route has no cache).
+func (c *cacheExchange) status() string { return "" }
+
 func (s *Server) buildCache(e *edgeBuild, r *route) error { return nil }
 
 // serveCached answers from the cache and reports whether it did.

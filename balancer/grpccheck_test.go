@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 )
 
 // grpcBackend serves grpc-go's health service (when health is true) over
@@ -80,19 +81,19 @@ func selfSigned(t *testing.T) (*tls.Certificate, *x509.CertPool) {
 }
 
 // grpcChecked starts a grpc health check of service on target.
-func grpcChecked(t *testing.T, target, service string) (chan transition, *lockedBuffer) {
+func grpcChecked(t *testing.T, target, service string) (chan transition, *testlog.Buffer) {
 	t.Helper()
 	return grpcCheckedTLS(t, target, service, nil)
 }
 
 // grpcCheckedTLS is grpcChecked with the TLS config for https:// targets.
-func grpcCheckedTLS(t *testing.T, target, service string, tlsConf *tls.Config) (chan transition, *lockedBuffer) {
+func grpcCheckedTLS(t *testing.T, target, service string, tlsConf *tls.Config) (chan transition, *testlog.Buffer) {
 	t.Helper()
 	hc := fastCheck()
 	hc.Type, hc.Service, hc.Path = config.HealthCheckGRPC, service, ""
 	p := NewPool("api", []*Target{{Weight: 1, State: NewRegistry().State(target)}})
 	events := make(chan transition, 100)
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	c, err := NewChecker(p, hc, CheckerOptions{
 		Logger:       slog.New(slog.NewTextHandler(logs, nil)),
 		OnTransition: func(_, target string, healthy bool) { events <- transition{target, healthy} },

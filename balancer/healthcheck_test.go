@@ -1,37 +1,18 @@
 package balancer
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 )
-
-// lockedBuffer is a log destination safe for the probing goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // backend is a loopback upstream whose health check answer can be changed.
 type backend struct {
@@ -76,7 +57,7 @@ type transition struct {
 
 // checked starts a checker over the backends' pool and returns the pool,
 // the transitions it reports, and its log.
-func checked(t *testing.T, hc *config.HealthCheck, backends ...*backend) (*Pool, chan transition, *lockedBuffer) {
+func checked(t *testing.T, hc *config.HealthCheck, backends ...*backend) (*Pool, chan transition, *testlog.Buffer) {
 	t.Helper()
 	reg := NewRegistry()
 	ts := make([]*Target, len(backends))
@@ -85,7 +66,7 @@ func checked(t *testing.T, hc *config.HealthCheck, backends ...*backend) (*Pool,
 	}
 	p := NewPool("api", ts)
 	events := make(chan transition, 100)
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	c, err := NewChecker(p, hc, CheckerOptions{
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 		OnTransition: func(upstream, target string, healthy bool) {
@@ -346,7 +327,7 @@ func TestCheckerEndsEjection(t *testing.T) {
 	a, b := newBackend(t), newBackend(t)
 	reg := NewRegistry()
 	ts := []*Target{{Index: 0, Weight: 1, State: reg.State(a.URL)}, {Index: 1, Weight: 1, State: reg.State(b.URL)}}
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	up := &config.Upstream{Balancer: config.BalancerRoundRobin,
 		Passive: &config.Passive{MaxFailures: 1, Ejection: config.Duration(time.Hour)}}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -54,8 +55,59 @@ func parse(data []byte, lookup func(string) (string, bool)) (*Config, Errors) {
 		errs = errs.merge(idx.yamlErrors(err))
 	}
 	c.ApplyDefaults()
+	markRulesLines(root, c)
 	errs = errs.merge(c.validate(idx))
 	return c, errs
+}
+
+// Equal reports whether p and q configure the same policy: the same fields,
+// wherever in the file they are (RulesLine is not compared).
+func (p WAFPolicy) Equal(q WAFPolicy) bool {
+	p.rulesLine, q.rulesLine = 0, 0
+	return reflect.DeepEqual(p, q)
+}
+
+// RulesLine is the line of the config file on which the policy's inline
+// rules begin, so that a SecLang error in them can name the file's line;
+// 0 when unknown (a Config built in code).
+func (p *WAFPolicy) RulesLine() int { return p.rulesLine }
+
+// markRulesLines records where each WAF policy's inline rules begin: the
+// line after the key for a block scalar (rules: |), the key's line for a
+// scalar written beside it.
+func markRulesLines(root *yaml.Node, c *Config) {
+	policies := mappingValue(root, "waf")
+	if policies == nil || policies.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(policies.Content); i += 2 {
+		p := c.WAF[policies.Content[i].Value]
+		rules := mappingValue(policies.Content[i+1], "rules")
+		if p == nil || rules == nil || rules.Kind != yaml.ScalarNode {
+			continue
+		}
+		p.rulesLine = rules.Line
+		if rules.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+			p.rulesLine++
+		}
+	}
+}
+
+// mappingValue is the value of key in the mapping n (the document's root
+// mapping when n is a document), or nil.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // parseTree parses data into a node tree whose root is a mapping. A file

@@ -132,6 +132,7 @@ func TestParseFull(t *testing.T) {
 			MaxArguments: DefaultMaxArguments, LimitStatus: DefaultLimitStatus,
 			ResponseBodyLimit: DefaultResponseBodyLimit, ResponseBodyLimitAction: DefaultResponseBodyLimitAction,
 			Rules:     "SecRule REQUEST_URI \"@beginsWith /admin\" \"id:10001,phase:1,deny,status:403\"\n",
+			rulesLine: 108, // "rules: |" is on line 107
 			RuleFiles: []string{"/etc/rampart/extra.conf"},
 			Exclusions: []Exclusion{{RuleIDs: []int{942100, 942200}, PathPrefix: "/search",
 				Methods: []string{"POST"}, Targets: []string{"ARGS:q"}}},

@@ -611,6 +611,9 @@ type WAFPolicy struct {
 	// Rules is extra SecLang loaded after the CRS. The admin API redacts
 	// it: a rule may compare a header with a secret value.
 	Rules string `yaml:"rules" redact:"true"`
+	// rulesLine is the line of the file on which Rules begins (0:
+	// unknown), for compile errors (RulesLine).
+	rulesLine int `yaml:"-"`
 	// RuleFiles are extra SecLang files loaded after Rules.
 	RuleFiles []string `yaml:"rule_files"`
 	// Exclusions switch rules off for some requests.

@@ -267,7 +267,8 @@ type reloadResult struct {
 
 // reload answers 200 when the file was applied or found unchanged, 422
 // with the reasons when it was refused. The backend logs the outcome.
-func (a *adminServer) reload(w http.ResponseWriter, _ *http.Request) {
+func (a *adminServer) reload(w http.ResponseWriter, r *http.Request) {
+	a.log.Info("reload requested through the admin API; reloading", "remote", r.RemoteAddr)
 	changed, err := a.b.ReloadFromFile()
 	if err == nil {
 		writeJSON(w, http.StatusOK, reloadResult{Changed: changed})

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 	"github.com/rampart-proxy/rampart/metrics"
 )
 
@@ -549,24 +550,6 @@ func TestAdminMetricsPromtool(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects a child process's output for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // freeLoopbackAddr returns a loopback address with a port free a moment
 // ago, for a child process that must be told its port.
 func freeLoopbackAddr(t *testing.T) string {
@@ -646,7 +629,7 @@ scrape_configs:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	var out lockedBuffer
+	var out testlog.Buffer
 	cmd := exec.Command(bin,
 		"--config.file="+cfgFile,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -831,7 +814,7 @@ func TestAdminAccessHost(t *testing.T) {
 // with neither a token nor the opt-out is refused, keeping what was in
 // force.
 func TestAdminOptOutIsLoud(t *testing.T) {
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	a, err := newAdminServer(&config.Admin{Address: "127.0.0.1:0", Token: "t"}, newFakeAdminBackend(t), nil, log)
 	if err != nil {

@@ -51,6 +51,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	defer s.reloadMu.Unlock()
 	old := s.snap.Load()
 	if reflect.DeepEqual(old.cfg, cfg) {
+		s.log.Info("configuration reload: unchanged; nothing to do")
 		s.reloaded(true, nil)
 		return false, nil
 	}
@@ -106,6 +107,9 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 		}
 	}
 	s.log.Info("configuration reloaded", "listeners", len(cfg.Listeners), "upstreams", len(cfg.Upstreams), "routes", len(cfg.Routes))
+	for _, w := range cfg.Warnings() {
+		s.log.Warn("configuration: " + w)
+	}
 	s.reloaded(true, nil)
 	return true, nil
 }

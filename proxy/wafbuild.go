@@ -3,7 +3,6 @@ package proxy
 import (
 	"log/slog"
 	"path/filepath"
-	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +25,7 @@ func buildWAF(cfg *config.Config, old *snapshot, logs *waf.AuditLogs, m *metrics
 	for _, name := range sortedKeys(cfg.WAF) {
 		pc := cfg.WAF[name]
 		if old != nil {
-			if p, ok := old.waf[name]; ok && reflect.DeepEqual(old.cfg.WAF[name], pc) && sameBase(old.cfg, cfg) {
+			if p, ok := old.waf[name]; ok && old.cfg.WAF[name].Equal(*pc) && sameBase(old.cfg, cfg) {
 				out[name] = p
 				continue
 			}

@@ -1,17 +1,17 @@
 package ratelimit
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/rampart-proxy/rampart/internal/testlog"
 )
 
 // fakeStore answers from a memory store, or fails with err when set.
@@ -49,28 +49,8 @@ func (f *fakeStore) count() int {
 	return f.calls
 }
 
-// logBuffer collects log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// count returns how many lines contain s.
-func (l *logBuffer) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.buf.String(), s)
-}
-
-func newLog() (*logBuffer, *slog.Logger) {
-	l := &logBuffer{}
-	return l, slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+func newLog() (*testlog.Buffer, *slog.Logger) {
+	return testlog.New(slog.LevelDebug)
 }
 
 var errDown = errors.New("connection refused")
@@ -148,10 +128,10 @@ func TestFailoverBackoff(t *testing.T) {
 			if f.Stats().Degraded {
 				t.Error("still degraded after a successful probe")
 			}
-			if n := logs.count("level=WARN"); n != 1 {
-				t.Errorf("%d WARN lines; want 1:\n%s", n, logs.buf.String())
+			if n := logs.Count("level=WARN"); n != 1 {
+				t.Errorf("%d WARN lines; want 1:\n%s", n, logs.String())
 			}
-			if n := logs.count("store available again"); n != 1 {
+			if n := logs.Count("store available again"); n != 1 {
 				t.Errorf("%d recovery lines; want 1", n)
 			}
 			if len(changes) != 2 || !changes[0] || changes[1] {
@@ -298,8 +278,8 @@ func TestFailoverRedisDown(t *testing.T) {
 			if slowest > timeout+margin {
 				t.Errorf("slowest call %v; want at most %v", slowest, timeout+margin)
 			}
-			if n := logs.count("level=WARN"); n != 2 {
-				t.Errorf("%d WARN lines; want 2 (killed, hung):\n%s", n, logs.buf.String())
+			if n := logs.Count("level=WARN"); n != 2 {
+				t.Errorf("%d WARN lines; want 2 (killed, hung):\n%s", n, logs.String())
 			}
 			t.Logf("slowest call %v", slowest)
 		})

@@ -1,47 +1,23 @@
 package tls
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 )
-
-// logBuffer collects log lines from several goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, nil))
-}
 
 // acmeConfig is an ACME block with a cache in a new directory and a
 // directory URL that nothing answers.
@@ -121,8 +97,8 @@ func TestCacheDirModes(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.Chmod(a.CacheDir, 0o755)
-		var logs logBuffer
-		m, err := New(&config.ListenerTLS{ACME: a}, Options{Logger: logs.logger()})
+		var logs testlog.Buffer
+		m, err := New(&config.ListenerTLS{ACME: a}, Options{Logger: logs.Logger()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -287,9 +263,9 @@ func TestFailedOrderFailsOnlyItsHost(t *testing.T) {
 	cf, kf := ca.Issue(t, "static", time.Now().Add(time.Hour), false, "static.test").Write(t, dir, "s")
 	a := acmeConfig(t, "fail.test")
 	a.DirectoryURL = acmeSrv.URL + "/directory"
-	var logs logBuffer
+	var logs testlog.Buffer
 	m, err := New(&config.ListenerTLS{Certificates: []config.Certificate{{CertFile: cf, KeyFile: kf}}, ACME: a},
-		Options{Logger: logs.logger()})
+		Options{Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 	"github.com/rampart-proxy/rampart/internal/testpebble"
 )
 
@@ -161,8 +162,8 @@ func TestPebbleRestartReusesCache(t *testing.T) {
 func TestPebbleRefusedHost(t *testing.T) {
 	const blocked, ok, other = "blocked.rampart.test", "ok.rampart.test", "other.rampart.test"
 	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: freePort(t), AlwaysValid: true, Blocklist: []string{blocked}})
-	var logs logBuffer
-	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, ok, blocked)}, Options{Logger: logs.logger()})
+	var logs testlog.Buffer
+	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, ok, blocked)}, Options{Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,8 +209,8 @@ func TestPebbleRefusedHost(t *testing.T) {
 func TestPebbleFailedValidation(t *testing.T) {
 	p := testpebble.Start(t, testpebble.Options{HTTPPort: freePort(t), TLSPort: freePort(t)})
 	const host = "unreachable.rampart.test"
-	var logs logBuffer
-	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, host)}, Options{Logger: logs.logger()})
+	var logs testlog.Buffer
+	m, err := New(&config.ListenerTLS{ACME: pebbleACME(t, p, host)}, Options{Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 	"github.com/rampart-proxy/rampart/internal/testpebble"
 )
 
@@ -230,8 +231,8 @@ func TestPebbleRedisSealedAtRest(t *testing.T) {
 		Email: "ops@rampart.test", DirectoryURL: p.DirURL, CAFile: p.CAFile,
 		Cache: config.StoreRedis, Hosts: []string{host, planted}, EncryptionKey: testKey,
 	}
-	var logs logBuffer
-	m, err := New(&config.ListenerTLS{ACME: a}, Options{NoHTTP01: true, Redis: client, RedisKeyPrefix: prefix, Logger: logs.logger()})
+	var logs testlog.Buffer
+	m, err := New(&config.ListenerTLS{ACME: a}, Options{NoHTTP01: true, Redis: client, RedisKeyPrefix: prefix, Logger: logs.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}

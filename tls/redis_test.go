@@ -15,18 +15,19 @@ import (
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testcert"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 )
 
 // testCache is a redisCache under prefix "test:acme:" sealing under
 // testKeyring(previous...), logging to logs.
-func testCache(t testing.TB, c redis.UniversalClient, acceptClear bool, logs *logBuffer, previous ...string) *redisCache {
-	return &redisCache{client: c, prefix: "test:acme:", keys: testKeyring(t, previous...), acceptClear: acceptClear, log: logs.logger()}
+func testCache(t testing.TB, c redis.UniversalClient, acceptClear bool, logs *testlog.Buffer, previous ...string) *redisCache {
+	return &redisCache{client: c, prefix: "test:acme:", keys: testKeyring(t, previous...), acceptClear: acceptClear, log: logs.Logger()}
 }
 
 func TestRedisCache(t *testing.T) {
 	addr := startRedis(t)
 	c := redisClient(t, addr)
-	cache := testCache(t, c, false, &logBuffer{})
+	cache := testCache(t, c, false, &testlog.Buffer{})
 	ctx := context.Background()
 	if _, err := cache.Get(ctx, "a.test"); !errors.Is(err, autocert.ErrCacheMiss) {
 		t.Fatalf("Get of a missing key: got %v; want autocert.ErrCacheMiss", err)
@@ -189,7 +190,7 @@ func checkSealed(t testing.TB, c redis.UniversalClient, name string) {
 // authorization) sits in Redis sealed; Get returns it as put.
 func TestRedisCacheSealsAtRest(t *testing.T) {
 	c := redisClient(t, startRedis(t))
-	cache := testCache(t, c, false, &logBuffer{})
+	cache := testCache(t, c, false, &testlog.Buffer{})
 	leaf := testcert.NewCA(t, "Seal CA").Issue(t, "a.example.com", time.Time{}, false, "a.example.com")
 	certPEM := append(bytes.Clone(leaf.KeyPEM), leaf.CertPEM...)
 	ctx := context.Background()
@@ -235,7 +236,7 @@ func TestRedisCacheCleartext(t *testing.T) {
 		{"migrated: TLS-ALPN-01 token", true, "legacy.example.com+token", time.Minute},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs logBuffer
+			var logs testlog.Buffer
 			cache := testCache(t, c, tt.acceptClear, &logs)
 			name := "test:acme:" + tt.key
 			if err := c.Set(ctx, name, clear, tt.ttl).Err(); err != nil {
@@ -277,9 +278,9 @@ func TestRedisCacheCleartext(t *testing.T) {
 func TestRedisCacheNotServed(t *testing.T) {
 	c := redisClient(t, startRedis(t))
 	ctx := context.Background()
-	var logs logBuffer
+	var logs testlog.Buffer
 	cache := testCache(t, c, true, &logs) // values in clear accepted: a sealed one is still checked
-	other := &redisCache{client: c, prefix: "test:acme:", keys: mustKeyring(t, testKeyBytes(3)), log: logs.logger()}
+	other := &redisCache{client: c, prefix: "test:acme:", keys: mustKeyring(t, testKeyBytes(3)), log: logs.Logger()}
 	const host = "victim.example.com"
 	if err := cache.Put(ctx, host, []byte("the victim's certificate")); err != nil {
 		t.Fatal(err)
@@ -362,7 +363,7 @@ func TestRedisCacheMigrate(t *testing.T) {
 	if err := foreign.Put(ctx, "foreign.example.com", []byte("under a foreign key")); err != nil {
 		t.Fatal(err)
 	}
-	var logs logBuffer
+	var logs testlog.Buffer
 	cache := testCache(t, c, true, &logs, testKeyOld)
 	counts := cache.migrate(ctx)
 	want := [nOutcomes]int{resealed: 2, migrated: 3, unknownKey: 1}
@@ -419,10 +420,10 @@ func TestNewMigratesAtStart(t *testing.T) {
 			if err := c.Set(ctx, name, "-----BEGIN EC PRIVATE KEY-----\nold\n", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
-			var logs logBuffer
+			var logs testlog.Buffer
 			a := &config.ACME{DirectoryURL: "https://127.0.0.1:1/dir", Cache: config.StoreRedis,
 				Hosts: []string{"a.example.com"}, EncryptionKey: testKey, InsecureMigrateCleartext: tt.acceptClear}
-			m, err := New(&config.ListenerTLS{ACME: a}, Options{Redis: redisClient(t, addr), RedisKeyPrefix: "start:", Logger: logs.logger()})
+			m, err := New(&config.ListenerTLS{ACME: a}, Options{Redis: redisClient(t, addr), RedisKeyPrefix: "start:", Logger: logs.Logger()})
 			if err != nil {
 				t.Fatal(err)
 			}

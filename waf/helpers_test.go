@@ -2,7 +2,6 @@ package waf
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"net"
 	"net/netip"
@@ -18,33 +17,23 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testlog"
 	"github.com/rampart-proxy/rampart/waf/crstest"
 )
 
-// sink is a goroutine-safe buffer that audit logs write to in tests.
-type sink struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *sink) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
+// sink is the buffer that audit logs write to in tests.
+type sink struct{ testlog.Buffer }
 
 // events decodes every line written so far.
 func (s *sink) events(t *testing.T) []Event {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []Event
-	for _, line := range bytes.Split(s.buf.Bytes(), []byte("\n")) {
+	for _, line := range s.Lines() {
 		if len(line) == 0 {
 			continue
 		}
 		var e Event
-		if err := json.Unmarshal(line, &e); err != nil {
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("audit line %q: %v", line, err)
 		}
 		out = append(out, e)

@@ -277,6 +277,10 @@ func (p *Policy) compileError(conf func() coraza.WAFConfig, user []directive, ca
 			}
 			if match {
 				d := user[k]
+				if d.src == "rules" && p.cfg.RulesLine() > 0 {
+					// Inline rules: the config file's line too.
+					return p.errorf("rules line %d (config line %d): %v", d.line, p.cfg.RulesLine()+d.line-1, unwrapCoraza(cause))
+				}
 				return p.errorf("%s line %d: %v", d.src, d.line, unwrapCoraza(cause))
 			}
 		}

@@ -30,7 +30,8 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  rampart run --config FILE        serve the configuration in FILE
+  rampart run --config FILE [--log-level LEVEL] [--cpuprofile FILE]
+                                   serve the configuration in FILE
   rampart validate --config FILE   check FILE; exit 0, or 1 listing every error
   rampart healthcheck [--config FILE | --address HOST:PORT]
                                    ask the admin listener's /healthz; exit 0 when alive
@@ -40,6 +41,8 @@ const usage = `usage:
                                    rules; exit 0 forwarded, 1 blocked, 2 error
                                    (rampart waf --help for the request options)
   rampart version                  print the version
+
+rampart COMMAND --help lists the flags of COMMAND.
 `
 
 func main() {
@@ -54,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "run":
-		return cmdRun(args[1:], stderr)
+		return cmdRun(args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr)
 	case "healthcheck":
@@ -73,48 +76,99 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// configFlag parses the --config flag shared by run and validate.
-func configFlag(name string, args []string, stderr io.Writer) (path string, level slog.Level, ok bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// Per-command help: what the command does, then its flags.
+const (
+	runHelp = `usage: rampart run --config FILE [flags]
+
+Serve the configuration in FILE. SIGHUP (or a change of the file) reloads
+it; SIGTERM or SIGINT shuts down gracefully (shutdown.grace_period). Logs
+are JSON lines on standard error.
+
+flags:
+`
+	validateHelp = `usage: rampart validate --config FILE
+
+Check FILE as run would build it (WAF rules compiled, TLS files read,
+nothing bound) and print "FILE: ok", or every error with its line; exit 0
+when valid, 1 when not, 2 on a usage error. Warnings (a configuration
+that routes nothing) go to standard error and do not change the exit code.
+
+flags:
+`
+)
+
+// parseFlags parses a command's flags. code is -1 to go on, or the exit
+// code: 0 after --help (the command's help on stdout), 2 on a usage error.
+func parseFlags(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) (code int) {
 	fs.SetOutput(stderr)
-	fs.StringVar(&path, "config", "", "the YAML configuration file")
-	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
-	lv := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return "", 0, false
+	fs.Usage = func() {} // a usage error prints its message only; --help prints below
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		_, _ = io.WriteString(stdout, help)
+		fs.PrintDefaults()
+		return 0
 	}
+	if err != nil {
+		fmt.Fprintf(stderr, "(rampart %s --help lists the flags)\n", fs.Name())
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "rampart %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return 2
+	}
+	return -1
+}
+
+// needConfig reports a missing --config.
+func needConfig(name, path string, stderr io.Writer) bool {
 	if path == "" {
 		fmt.Fprintf(stderr, "rampart %s: --config FILE is required\n", name)
-		return "", 0, false
+		return false
 	}
-	if err := level.UnmarshalText([]byte(*lv)); err != nil {
-		fmt.Fprintf(stderr, "rampart %s: --log-level: %v\n", name, err)
-		return "", 0, false
-	}
-	return path, level, true
+	return true
 }
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	path, _, ok := configFlag("validate", args, stderr)
-	if !ok {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path := fs.String("config", "", "the YAML configuration file")
+	if code := parseFlags(fs, validateHelp, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	if !needConfig("validate", *path, stderr) {
 		return 2
 	}
-	cfg, err := config.Load(path)
+	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	if err := proxy.Check(cfg); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", path)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return 0
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	path, level, ok := configFlag("run", args, stderr)
-	if !ok {
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var path string
+	fs.StringVar(&path, "config", "", "the YAML configuration file")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
+	lv := fs.String("log-level", "info", "the least severe log lines written: debug, info, warn or error")
+	if code := parseFlags(fs, runHelp, args, stdout, stderr); code >= 0 {
+		return code
+	}
+	if !needConfig("run", path, stderr) {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*lv)); err != nil {
+		fmt.Fprintf(stderr, "rampart run: --log-level: %v\n", err)
 		return 2
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -153,6 +207,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Warn("not watching the config file; reload with SIGHUP", "error", err.Error())
 	}
 	log.Info("rampart started", "version", version, "config", path, "waf", waf.CorazaBuild())
+	for _, w := range cfg.Warnings() {
+		log.Warn("configuration: " + w)
+	}
 
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
@@ -179,12 +236,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 // HEALTHCHECK.
 func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	path := fs.String("config", "/etc/rampart/rampart.yaml", "the config file whose admin.address to ask")
 	addr := fs.String("address", "", "the admin listener's host:port (instead of --config)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code := parseFlags(fs, healthcheckHelp, args, stdout, stderr); code >= 0 {
+		return code
 	}
 	if *addr == "" {
 		cfg, err := config.Load(*path)
@@ -212,6 +268,15 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "ok")
 	return 0
 }
+
+const healthcheckHelp = `usage: rampart healthcheck [--config FILE | --address HOST:PORT]
+
+Ask a running Rampart's admin listener for /healthz (for a container's
+HEALTHCHECK, which needs no shell or curl then); exit 0 when it answers
+200, 1 otherwise.
+
+flags:
+`
 
 // cpuProfile is the --cpuprofile flag of run.
 var cpuProfile string

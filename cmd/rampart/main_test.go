@@ -81,8 +81,50 @@ func TestRunCommands(t *testing.T) {
 		{name: "help", args: []string{"help"}, wantCode: 0, wantStdout: []string{"usage:"}},
 		{name: "unknown command", args: []string{"serve"}, wantCode: 2, wantStderr: []string{`unknown command "serve"`, "usage:"}},
 		{name: "no command", args: nil, wantCode: 2, wantStderr: []string{"usage:"}},
+		{
+			name: "run --help", args: []string{"run", "--help"}, wantCode: 0,
+			wantStdout: []string{"usage: rampart run", "-config", "-log-level", "-cpuprofile"},
+		},
+		{
+			name: "validate --help", args: []string{"validate", "-h"}, wantCode: 0,
+			wantStdout: []string{"usage: rampart validate", "-config"},
+			notStdout:  []string{"-log-level", "-cpuprofile"},
+		},
+		{
+			name: "healthcheck --help", args: []string{"healthcheck", "--help"}, wantCode: 0,
+			wantStdout: []string{"usage: rampart healthcheck", "-address", "-timeout"},
+			notStdout:  []string{"-log-level"},
+		},
+		{name: "run bad log level", args: []string{"run", "--config", good, "--log-level", "loud"}, wantCode: 2, wantStderr: []string{"--log-level"}},
+		{name: "validate stray argument", args: []string{"validate", "--config", good, "extra"}, wantCode: 2, wantStderr: []string{`unexpected argument "extra"`}},
 	}
 	runCLICases(t, cases)
+}
+
+// TestValidateWarnings checks that a configuration that routes nothing
+// validates with a warning, and that a SecLang error in inline rules names
+// the config file's line as well as the rules' own.
+func TestValidateWarnings(t *testing.T) {
+	noRoutes := writeFile(t, "noroutes.yaml", "listeners:\n  web:\n    address: 127.0.0.1:0\n")
+	unbound := writeFile(t, "unbound.yaml", "listeners:\n  web: {address: 127.0.0.1:0}\n  side: {address: 127.0.0.1:0}\n"+
+		"routes:\n  - listeners: [web]\n    respond: {status: 200}\n")
+	badRules := writeFile(t, "badrules.yaml", "listeners:\n  web: {address: 127.0.0.1:0}\n"+
+		"waf:\n  strict:\n    mode: block\n    rules: |\n      # a comment\n      SecRule ARGS \"@rx (\" \"id:10002,phase:2,pass\"\n"+
+		"routes:\n  - respond: {status: 200}\n    waf: strict\n")
+	runCLICases(t, []cliCase{
+		{
+			name: "no routes", args: []string{"validate", "--config", noRoutes}, wantCode: 0,
+			wantStdout: []string{noRoutes + ": ok"}, wantStderr: []string{"warning: no routes"},
+		},
+		{
+			name: "listener without routes", args: []string{"validate", "--config", unbound}, wantCode: 0,
+			wantStdout: []string{unbound + ": ok"}, wantStderr: []string{"warning: listeners.side: no route is bound"},
+		},
+		{
+			name: "SecLang error", args: []string{"validate", "--config", badRules}, wantCode: 1,
+			wantStderr: []string{"waf.strict: rules line 2 (config line 8)"},
+		},
+	})
 }
 
 // TestRunValidateExamples checks that the quick start validates through the

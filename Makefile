@@ -72,7 +72,7 @@ all: build
 help:
 	@echo "make build   build bin/rampart and bin/rampart-demo"
 	@echo "make run     start the demo upstream and Rampart with $(QUICKSTART)"
-	@echo "make test    deps, gofmt, go vet, go test, go test -race"
+	@echo "make test    what CI runs (9-13 min on 2 cores): apt-get installs missing test packages, then lint, tests, race, fuzz"
 	@echo "make lint    gofmt check and go vet"
 	@echo "make bench   bash bench/run.sh"
 	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
@@ -174,6 +174,11 @@ lint: fmt-check vet
 # started, so a slow phase shows in CI's log.
 TEST_T0 := $(shell date +%s)
 banner = @echo "=== make test: $(1) (at $$(( $$(date +%s) - $(TEST_T0) )) s)"
+# heartbeat runs a shell command and prints a line each minute while it
+# runs: go test prints a package's result only when the package is done,
+# and some take minutes.
+heartbeat = ( while sleep 60; do echo "... still running (at $$(( $$(date +%s) - $(TEST_T0) )) s)"; done ) & hb=$$!; \
+	$(1); rc=$$?; kill $$hb 2>/dev/null; exit $$rc
 
 test:
 	$(call banner,deps: Debian packages the tests need)
@@ -185,7 +190,8 @@ test:
 	$(call banner,coraza-verdicts: the CRS suite on stock and patched Coraza)
 	@$(MAKE) --no-print-directory coraza-verdicts
 	$(call banner,go test ./...)
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	@echo "$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./..."
+	@$(call heartbeat,$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...)
 	$(call banner,the WAF's tests again on stock Coraza (what go install builds))
 	GOFLAGS= RAMPART_CORAZA=stock $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./waf/...
 	$(call banner,go test -race on the packages that share state)
@@ -193,7 +199,7 @@ test:
 	pkgs=""; if [ -n "$$dirs" ]; then pkgs=$$($(GO) list $$dirs) || exit 1; fi; \
 	if [ -z "$$pkgs" ]; then echo "race: none of $(RACE_PKGS) exists yet"; exit 0; fi; \
 	echo "$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)" $$pkgs; \
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$pkgs
+	$(call heartbeat,CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$pkgs)
 	$(call banner,fuzz: every fuzz target for $(TEST_FUZZTIME))
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
 	$(call banner,done)

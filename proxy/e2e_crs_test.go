@@ -120,14 +120,7 @@ access_log: {path: "off"}
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(cfg, e2eLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(t.Context()) })
+	srv := serveConfig(t, cfg, e2eLogger())
 
 	tail, f, err := crstest.OpenTail(audit)
 	if err != nil {

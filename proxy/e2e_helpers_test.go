@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/internal/testnet"
 	"github.com/rampart-proxy/rampart/internal/testport"
 )
 
@@ -75,6 +76,26 @@ func startProxy(t *testing.T, yaml string) *testProxy {
 	}
 	t.Cleanup(func() { p.stop(t) })
 	return p
+}
+
+// serveConfig builds and starts a server for cfg and shuts it down when
+// the test ends (within 5 s). For tests that want the *Server itself;
+// startProxy is the usual way in.
+func serveConfig(tb testing.TB, cfg *config.Config, log *slog.Logger, opts ...Option) *Server {
+	tb.Helper()
+	srv, err := New(cfg, log, opts...)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	if err := srv.Start(); err != nil {
+		tb.Fatalf("Start: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return srv
 }
 
 // stop shuts the proxy down (once), flushing its logs, and fails t if that
@@ -310,39 +331,9 @@ func startRawUpstreamClosing(t testing.TB, closeDelay time.Duration, handle func
 		t.Fatal(err)
 	}
 	u := &rawUpstream{ln: ln, handle: handle, closeDelay: closeDelay}
-	var wg sync.WaitGroup
-	var connsMu sync.Mutex
-	open := map[net.Conn]struct{}{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			u.conns.Add(1)
-			connsMu.Lock()
-			open[c] = struct{}{}
-			connsMu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				u.serve(c)
-				connsMu.Lock()
-				delete(open, c)
-				connsMu.Unlock()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		connsMu.Lock()
-		for c := range open {
-			_ = c.Close()
-		}
-		connsMu.Unlock()
-		wg.Wait()
+	testnet.Serve(t, ln, func(c net.Conn) {
+		u.conns.Add(1)
+		u.serve(c)
 	})
 	return u
 }

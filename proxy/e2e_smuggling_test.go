@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/testnet"
 )
 
 // recordingUpstream is an HTTP/1.1 server on a plain listener that keeps the
@@ -27,7 +29,6 @@ import (
 // request are recorded too.
 type recordingUpstream struct {
 	ln net.Listener
-	wg sync.WaitGroup
 
 	mu    sync.Mutex // guards the fields below
 	conns []*recordedConn
@@ -61,36 +62,18 @@ func startRecordingUpstream(tb testing.TB) *recordingUpstream {
 		tb.Fatal(err)
 	}
 	u := &recordingUpstream{ln: ln, last: time.Now()}
-	u.wg.Add(1)
-	go func() {
-		defer u.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			rc := &recordedConn{}
-			u.mu.Lock()
-			u.conns = append(u.conns, rc)
-			u.last = time.Now()
-			u.mu.Unlock()
-			u.wg.Add(1)
-			go func() {
-				defer u.wg.Done()
-				u.serve(c, rc)
-			}()
-		}
-	}()
-	tb.Cleanup(u.close)
+	testnet.Serve(tb, ln, func(c net.Conn) {
+		rc := &recordedConn{}
+		u.mu.Lock()
+		u.conns = append(u.conns, rc)
+		u.last = time.Now()
+		u.mu.Unlock()
+		u.serve(c, rc)
+	})
 	return u
 }
 
 func (u *recordingUpstream) addr() string { return u.ln.Addr().String() }
-
-func (u *recordingUpstream) close() {
-	_ = u.ln.Close()
-	u.wg.Wait()
-}
 
 func (u *recordingUpstream) serve(c net.Conn, rc *recordedConn) {
 	defer func() {

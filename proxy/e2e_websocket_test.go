@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/internal/testnet"
 )
 
 // wsAccept computes Sec-WebSocket-Accept for a key (RFC 6455 section 4.2.2).
@@ -131,39 +133,7 @@ func startWSUpstream(t *testing.T) *wsUpstream {
 		t.Fatal(err)
 	}
 	u := &wsUpstream{ln: ln}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[net.Conn]struct{}{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			open[c] = struct{}{}
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				u.serve(c)
-				mu.Lock()
-				delete(open, c)
-				mu.Unlock()
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for c := range open {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
+	testnet.Serve(t, ln, u.serve)
 	return u
 }
 

@@ -86,18 +86,7 @@ func startFuzzServer(f *testing.F, yaml string) (string, *panicLog) {
 		f.Fatalf("config.Parse: %v\n%s", err, yaml)
 	}
 	pl := &panicLog{next: e2eLogger().Handler()}
-	srv, err := New(cfg, slog.New(pl))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv := serveConfig(f, cfg, slog.New(pl))
 	return srv.Addr("web"), pl
 }
 

@@ -13,7 +13,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -113,18 +112,7 @@ access_log: {path: "off"}
 		tb.Fatal(err)
 	}
 	o.log = &panicLog{next: e2eLogger().Handler()}
-	srv, err := New(cfg, slog.New(o.log))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv := serveConfig(tb, cfg, slog.New(o.log))
 	o.addr = srv.Addr("web")
 	return o
 }

@@ -53,14 +53,7 @@ access_log: {path: "off"}
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = srv.Shutdown(tb.Context()) })
+	srv := serveConfig(tb, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return srv.Addr("web")
 }
 
@@ -157,14 +150,7 @@ access_log: {path: "off"}
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = srv.Shutdown(b.Context()) })
+	srv := serveConfig(b, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return srv.Addr("web")
 }
 

@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"context"
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/internal/testlog"
@@ -25,18 +23,7 @@ func TestReloadOutcomeLogged(t *testing.T) {
 		return cfg
 	}
 	logs, log := testlog.New(slog.LevelInfo)
-	srv, err := New(parse(t, base+"routes:\n  - respond: {status: 200}\n"), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv := serveConfig(t, parse(t, base+"routes:\n  - respond: {status: 200}\n"), log)
 	for _, tt := range []struct {
 		name    string
 		yaml    string

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rampart-proxy/rampart/internal/testnet"
 	"github.com/rampart-proxy/rampart/wire"
 )
 
@@ -592,20 +593,9 @@ func startH1TLS(t *testing.T, pki *testPKI) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = lis.Close() })
-	go func() {
-		for {
-			c, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_ = c.SetDeadline(time.Now().Add(testTimeout))
-				_ = c.(*tls.Conn).Handshake()
-				_, _ = io.Copy(io.Discard, c)
-				_ = c.Close()
-			}()
-		}
-	}()
-	return lis.Addr().String()
+	return testnet.Serve(t, lis, func(c net.Conn) {
+		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		_ = c.(*tls.Conn).Handshake()
+		_, _ = io.Copy(io.Discard, c)
+	}).Addr()
 }

@@ -16,6 +16,7 @@ import (
 	xhttp2 "golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/rampart-proxy/rampart/internal/testnet"
 	"github.com/rampart-proxy/rampart/wire"
 )
 
@@ -402,21 +403,8 @@ func TestClientTargetFailures(t *testing.T) {
 // whatever HTTP/2 says of it. It returns the target.
 func startRawH2(t *testing.T, name string) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lis.Close() })
-	go func() {
-		for {
-			conn, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go serveRawH2(conn, name)
-		}
-	}()
-	return "http://" + lis.Addr().String()
+	s := testnet.Listen(t, func(conn net.Conn) { serveRawH2(conn, name) })
+	return "http://" + s.Addr()
 }
 
 func serveRawH2(conn net.Conn, name string) {
@@ -498,22 +486,9 @@ func TestClientRefusedStream(t *testing.T) {
 // and the count of refusals.
 func startRefusingH2(t *testing.T) (string, *atomic.Int32) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = lis.Close() })
-	var refused atomic.Int32
-	go func() {
-		for {
-			conn, err := lis.Accept()
-			if err != nil {
-				return
-			}
-			go serveRefusingH2(conn, &refused)
-		}
-	}()
-	return "http://" + lis.Addr().String(), &refused
+	refused := new(atomic.Int32)
+	s := testnet.Listen(t, func(conn net.Conn) { serveRefusingH2(conn, refused) })
+	return "http://" + s.Addr(), refused
 }
 
 func serveRefusingH2(conn net.Conn, refused *atomic.Int32) {

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"net/netip"
+
 	"github.com/gaissmai/bart"
 	"github.com/valyala/fasthttp"
 
@@ -86,4 +88,13 @@ func deniedReason(reason int) string {
 		return "not_allowed"
 	}
 	return "cors_preflight"
+}
+
+// proxyProtocolTrusted is the peers a listener reads the PROXY protocol
+// from (wire/http1 reads it, at accept); nil: the listener does not.
+func proxyProtocolTrusted(lc *config.Listener) []netip.Prefix {
+	if lc.ProxyProtocol == nil {
+		return nil
+	}
+	return config.ParsePrefixes(lc.ProxyProtocol.Trusted)
 }

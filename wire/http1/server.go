@@ -87,6 +87,7 @@ type Server struct {
 	ln      net.Listener
 	lim     atomic.Pointer[config.Limits] // replaced by a reload
 	preface atomic.Bool                   // detect the HTTP/2 preface on plain connections
+	proxy   atomic.Pointer[[]netip.Prefix] // PROXY protocol's trusted peers; nil: off (proxyproto.go)
 	open    atomic.Int64                  // connections being served
 	closing atomic.Bool                   // shutdown has begun
 
@@ -186,8 +187,18 @@ func (s *Server) admit(c net.Conn) *conn {
 		s.Metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
 		return nil
 	}
-	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1), send: progressWriter{c: c}}
-	if tc, ok := c.(*net.TCPConn); ok {
+	raw := c
+	var proxied *proxiedConn
+	if trusted := s.proxy.Load(); trusted != nil {
+		if !trustedProxy(ip, *trusted) {
+			s.Metrics.Refused(metrics.RefusedProxyUntrusted)
+			return nil
+		}
+		proxied = &proxiedConn{Conn: c} // the header is read by the connection's goroutine
+		c = proxied
+	}
+	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1), send: progressWriter{c: c}, proxied: proxied}
+	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 		if rc, err := tc.SyscallConn(); err == nil {
 			cn.rc = rc

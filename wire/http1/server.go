@@ -85,11 +85,11 @@ type Server struct {
 	Answered func(status int)
 
 	ln      net.Listener
-	lim     atomic.Pointer[config.Limits] // replaced by a reload
-	preface atomic.Bool                   // detect the HTTP/2 preface on plain connections
+	lim     atomic.Pointer[config.Limits]  // replaced by a reload
+	preface atomic.Bool                    // detect the HTTP/2 preface on plain connections
 	proxy   atomic.Pointer[[]netip.Prefix] // PROXY protocol's trusted peers; nil: off (proxyproto.go)
-	open    atomic.Int64                  // connections being served
-	closing atomic.Bool                   // shutdown has begun
+	open    atomic.Int64                   // connections being served
+	closing atomic.Bool                    // shutdown has begun
 
 	mu    sync.Mutex // guards the fields below
 	conns map[*conn]struct{}

@@ -399,3 +399,54 @@ func readClientLines(t *testing.T, path string) []clientLine {
 	}
 	return out
 }
+
+// TestE2EProxyProtocolLimitsAndWAF: the carried address is the client of
+// the client_ip rate limit (each carried client has its own budget, though
+// every connection comes from the one balancer) and the WAF's REMOTE_ADDR.
+func TestE2EProxyProtocolLimitsAndWAF(t *testing.T) {
+	up := accessUpstream(t)
+	p := startProxy(t, fmt.Sprintf(`
+listeners:
+  web:
+    address: "127.0.0.1:0"
+    proxy_protocol: {trusted: [127.0.0.1]}
+upstreams:
+  app: {targets: [{url: "http://%s"}]}
+rate_limits:
+  one: {rate: 1/m, burst: 1}
+waf:
+  byaddr:
+    mode: block
+    rules: |
+      SecRule REMOTE_ADDR "@ipMatch 203.0.113.66" "id:10001,phase:1,deny,status:403,log"
+routes:
+  - name: limited
+    match: {path_prefix: /limited/}
+    upstream: app
+    rate_limit: one
+  - name: waf
+    upstream: app
+    waf: byaddr
+access_log: {path: "off"}
+`, up.addr()))
+	send := func(src, path string) int {
+		t.Helper()
+		c := dialRaw(t, p.addr)
+		return c.roundTrip("PROXY TCP4 " + src + " 127.0.0.1 1 2\r\nGET " + path + " HTTP/1.1\r\nHost: app.test\r\n\r\n").status()
+	}
+	steps := []struct {
+		name, src, path string
+		want            int
+	}{
+		{"first client's budget", "203.0.113.1", "/limited/a", 200},
+		{"first client again: refused", "203.0.113.1", "/limited/a", 429},
+		{"second client, same balancer: its own budget", "203.0.113.2", "/limited/a", 200},
+		{"WAF rule on the carried address", "203.0.113.66", "/a", 403},
+		{"WAF: another carried address", "203.0.113.67", "/a", 200},
+	}
+	for _, st := range steps {
+		if got := send(st.src, st.path); got != st.want {
+			t.Errorf("%s: got %d; want %d", st.name, got, st.want)
+		}
+	}
+}

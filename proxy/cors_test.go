@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -83,4 +84,39 @@ func TestAppendVaryOrigin(t *testing.T) {
 			t.Errorf("appendVaryOrigin(%q): got %q; want %q", tt.vary, got, tt.want)
 		}
 	}
+}
+
+// FuzzCORS feeds the CORS checks attacker-chosen Origin,
+// Access-Control-Request-Headers and Vary values: no panic, origins
+// compared without regard to case, Vary always left covering Origin.
+func FuzzCORS(f *testing.F) {
+	f.Add("https://app.example.com", "content-type, x-token", "Accept-Encoding")
+	f.Add("https://a.b.example.net", "x-a,,x-b", "*")
+	f.Add("https://.example.net", " , ", "origin")
+	f.Add("null", "x:y", "")
+	c := &corsPolicy{origins: []string{"https://app.example.com"},
+		wildcards: []corsWildcard{{scheme: "https://", suffix: ".example.net"}}, headers: []string{"content-type", "x-token"}}
+	star := &corsPolicy{anyHeader: true}
+	f.Fuzz(func(t *testing.T, origin, headers, vary string) {
+		ok := c.allowOrigin([]byte(origin))
+		upper := []byte(origin)
+		for i, b := range upper { // ASCII only: what browsers send
+			if b >= 'a' && b <= 'z' {
+				upper[i] = b - 'a' + 'A'
+			}
+		}
+		if up := c.allowOrigin(upper); up != ok {
+			t.Errorf("allowOrigin(%q) = %v but %v in upper case", origin, ok, up)
+		}
+		if c.allowHeaders([]byte(headers)) && !star.allowHeaders([]byte(headers)) {
+			t.Errorf("allowHeaders(%q): a list policy allows what \"*\" refuses", headers)
+		}
+		out := appendVaryOrigin(nil, []byte(vary))
+		if len(out) == 0 {
+			out = []byte(vary) // covered already
+		}
+		if !bytes.Contains(bytes.ToLower(out), []byte("origin")) && !bytes.Contains(out, []byte("*")) {
+			t.Errorf("appendVaryOrigin(%q) = %q: Origin not covered", vary, out)
+		}
+	})
 }

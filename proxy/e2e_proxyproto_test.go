@@ -450,3 +450,34 @@ access_log: {path: "off"}
 		}
 	}
 }
+
+// TestE2EProxyProtocolConnectionsPerIP: max_connections_per_ip counts the
+// carried client, not the balancer every connection comes from.
+func TestE2EProxyProtocolConnectionsPerIP(t *testing.T) {
+	up := accessUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(),
+		"proxy_protocol: {trusted: [127.0.0.1]}\nlimits: {max_connections_per_ip: 1}", "", ""))
+	open := func(src string) *rawClient {
+		t.Helper()
+		c := dialRaw(t, p.addr)
+		_, _ = io.WriteString(c.conn, "PROXY TCP4 "+src+" 127.0.0.1 1 2\r\n")
+		return c
+	}
+	get := "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n"
+	a := open("203.0.113.1")
+	if got := a.roundTrip(get).status(); got != 200 {
+		t.Fatalf("first client: got %d; want 200", got)
+	}
+	b := open("203.0.113.2") // from the same balancer: another client
+	if got := b.roundTrip(get).status(); got != 200 {
+		t.Fatalf("second client: got %d; want 200", got)
+	}
+	again := open("203.0.113.1") // the first client's second connection
+	_, _ = io.WriteString(again.conn, get)
+	if !again.closedByPeer(e2eTimeout) {
+		t.Error("the first client's second connection: not closed; want refused by max_connections_per_ip")
+	}
+	if got := a.roundTrip(get).status(); got != 200 {
+		t.Errorf("the first connection after the refusal: got %d; want 200", got)
+	}
+}

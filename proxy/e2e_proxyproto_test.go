@@ -457,18 +457,28 @@ func TestE2EProxyProtocolConnectionsPerIP(t *testing.T) {
 	up := accessUpstream(t)
 	p := startProxy(t, oneUpstreamConfig(up.addr(),
 		"proxy_protocol: {trusted: [127.0.0.1]}\nlimits: {max_connections_per_ip: 1}", "", ""))
+	// Both connections are accepted before either sends its header: at
+	// accept, both come from the balancer, which the limit does not count.
+	a, b := dialRaw(t, p.addr), dialRaw(t, p.addr)
+	time.Sleep(50 * time.Millisecond)
+	header := func(c *rawClient, src string) {
+		t.Helper()
+		if _, err := io.WriteString(c.conn, "PROXY TCP4 "+src+" 127.0.0.1 1 2\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	open := func(src string) *rawClient {
 		t.Helper()
 		c := dialRaw(t, p.addr)
-		_, _ = io.WriteString(c.conn, "PROXY TCP4 "+src+" 127.0.0.1 1 2\r\n")
+		header(c, src)
 		return c
 	}
 	get := "GET / HTTP/1.1\r\nHost: app.test\r\n\r\n"
-	a := open("203.0.113.1")
+	header(a, "203.0.113.1")
+	header(b, "203.0.113.2")
 	if got := a.roundTrip(get).status(); got != 200 {
 		t.Fatalf("first client: got %d; want 200", got)
 	}
-	b := open("203.0.113.2") // from the same balancer: another client
 	if got := b.roundTrip(get).status(); got != 200 {
 		t.Fatalf("second client: got %d; want 200", got)
 	}

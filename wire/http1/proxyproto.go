@@ -88,6 +88,9 @@ func (cn *conn) readProxyHeader() bool {
 	}
 	br := bufio.NewReaderSize(cn.proxied.Conn, proxyHeaderBuffer)
 	h, err := proxyproto.Read(br)
+	if err != nil && s.closing.Load() {
+		return false // woken by Shutdown
+	}
 	if err != nil {
 		s.Metrics.Refused(metrics.RefusedProxyHeader)
 		s.Log.Info("PROXY protocol header refused", "listener", s.Name, "peer", cn.ip.String(), "error", err.Error())
@@ -96,39 +99,32 @@ func (cn *conn) readProxyHeader() bool {
 	if n := br.Buffered(); n > 0 {
 		cn.proxied.pre, _ = br.Peek(n) // br is not used again: its buffer is the connection's now
 	}
-	if h.Command.IsLocal() {
-		return true
+	// LOCAL, UNKNOWN, UDP and Unix sockets keep the peer.
+	ip := cn.ip
+	if src, _, ok := h.TCPAddrs(); ok && !h.Command.IsLocal() {
+		if a, ok := netip.AddrFromSlice(src.IP); ok {
+			ip = a.Unmap()
+			cn.proxied.remote = src // read only by this goroutine and its handoffs
+		}
 	}
-	src, _, ok := h.TCPAddrs()
-	if !ok {
-		return true // UNKNOWN, UDP or a Unix socket: the peer stays
-	}
-	ip, ok := netip.AddrFromSlice(src.IP)
-	if !ok {
-		return true
-	}
-	if !s.movePeer(cn, ip.Unmap()) {
-		return false
-	}
-	cn.proxied.remote = src
-	return true
+	return s.movePeer(cn, ip)
 }
 
-// movePeer makes ip the connection's peer: it counts against
-// max_connections_per_ip in place of the balancer that connected. It
-// reports false, having counted the refusal, when ip is over that limit.
+// movePeer makes ip the connection's peer and applies
+// max_connections_per_ip to it: the connection counts against the client
+// the header names in place of the balancer that connected (or against the
+// balancer still, for LOCAL). It reports false, having counted the
+// refusal, when ip is over the limit.
 func (s *Server) movePeer(cn *conn, ip netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ip == cn.ip {
-		return true
-	}
-	if m := s.lim.Load().MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
-		s.Metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
-		return false
-	}
 	if s.perIP[cn.ip]--; s.perIP[cn.ip] <= 0 {
 		delete(s.perIP, cn.ip)
+	}
+	if m := s.lim.Load().MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
+		s.perIP[cn.ip]++ // forget takes it off
+		s.Metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
+		return false
 	}
 	cn.ip = ip
 	s.perIP[ip]++

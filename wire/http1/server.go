@@ -183,10 +183,6 @@ func (s *Server) admit(c net.Conn) *conn {
 		s.Metrics.Refused(metrics.RefusedMaxConnections)
 		return nil
 	}
-	if m := lim.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
-		s.Metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
-		return nil
-	}
 	raw := c
 	var proxied *proxiedConn
 	if trusted := s.proxy.Load(); trusted != nil {
@@ -194,8 +190,14 @@ func (s *Server) admit(c net.Conn) *conn {
 			s.Metrics.Refused(metrics.RefusedProxyUntrusted)
 			return nil
 		}
-		proxied = &proxiedConn{Conn: c} // the header is read by the connection's goroutine
+		// The header is read by the connection's goroutine; the per-IP
+		// limit applies to the client it names (movePeer), not to the
+		// balancer every connection comes from.
+		proxied = &proxiedConn{Conn: c}
 		c = proxied
+	} else if m := lim.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
+		s.Metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
+		return nil
 	}
 	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1), send: progressWriter{c: c}, proxied: proxied}
 	if tc, ok := raw.(*net.TCPConn); ok {

@@ -1,9 +1,16 @@
 package proxy
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http2"
 
 	"github.com/rampart-proxy/rampart/config"
 )
@@ -352,4 +359,63 @@ func TestE2EAccessReload(t *testing.T) {
 	}
 	check("after", 200, "https://two.example", "https://two.example")
 	check("after, the old origin", 200, "https://one.example", "")
+}
+
+// TestE2ECORSNetHTTP: a preflight and an actual request from Go's
+// net/http client, over HTTP/1.1 and over h2c: the same answers on both
+// wires.
+func TestE2ECORSNetHTTP(t *testing.T) {
+	up := accessUpstream(t)
+	yaml := strings.Replace(corsConfig(up.addr(), `[https://app.example.com]`),
+		`web: {address: "127.0.0.1:0"}`, `web: {address: "127.0.0.1:0", protocols: [http1, h2c]}`, 1)
+	p := startProxy(t, yaml)
+	h2c := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}}
+	t.Cleanup(h2c.CloseIdleConnections)
+	for _, tc := range []struct {
+		name  string
+		rt    http.RoundTripper
+		proto int
+	}{
+		{"HTTP/1.1", &http.Transport{}, 1},
+		{"h2c", h2c, 2},
+	} {
+		client := &http.Client{Transport: tc.rt, Timeout: e2eTimeout}
+		pre, _ := http.NewRequest(http.MethodOptions, "http://"+p.addr+"/a", nil)
+		pre.Header.Set("Origin", "https://app.example.com")
+		pre.Header.Set("Access-Control-Request-Method", "PUT")
+		pre.Header.Set("Access-Control-Request-Headers", "content-type")
+		resp, err := client.Do(pre)
+		if err != nil {
+			t.Fatalf("%s: preflight: %v", tc.name, err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 204 || resp.ProtoMajor != tc.proto {
+			t.Errorf("%s: preflight: got %d over %s; want 204 over HTTP/%d", tc.name, resp.StatusCode, resp.Proto, tc.proto)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "https://app.example.com" {
+			t.Errorf("%s: preflight Access-Control-Allow-Origin: got %q; want the origin", tc.name, got)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Methods"); got != "GET, PUT" {
+			t.Errorf("%s: preflight Access-Control-Allow-Methods: got %q; want %q", tc.name, got, "GET, PUT")
+		}
+		get, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/a", nil)
+		get.Header.Set("Origin", "https://app.example.com")
+		resp, err = client.Do(get)
+		if err != nil {
+			t.Fatalf("%s: GET: %v", tc.name, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if got := resp.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != "https://app.example.com" {
+			t.Errorf("%s: GET Access-Control-Allow-Origin: got %q; want the origin once", tc.name, got)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Methods"); got != "" {
+			t.Errorf("%s: GET: the target's Access-Control-Allow-Methods %q passed; want it removed", tc.name, got)
+		}
+	}
+	if n := up.count(); n != 2 {
+		t.Errorf("the upstream got %d requests; want 2 (the GETs, no preflight)", n)
+	}
 }

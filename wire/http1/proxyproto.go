@@ -52,6 +52,9 @@ func (c *proxiedConn) Read(p []byte) (int, error) {
 	if len(c.pre) > 0 {
 		n := copy(p, c.pre)
 		c.pre = c.pre[n:]
+		if len(c.pre) == 0 {
+			c.pre = nil // the header's reader is garbage now
+		}
 		return n, nil
 	}
 	return c.Conn.Read(p)

@@ -25,7 +25,7 @@ QUICKSTART ?= examples/quickstart.yaml
 DEMO_ADDR  ?= 127.0.0.1:9000
 
 # Debian packages the tests need; adding one is one word here.
-TEST_DEB_PACKAGES := redis-server prometheus pebble systemd
+TEST_DEB_PACKAGES := redis-server prometheus pebble systemd haproxy curl
 # The race detector needs cgo, hence a C toolchain.
 RACE_DEB_PACKAGES ?= gcc libc6-dev
 # HTTP/2 tools (docs/testing-http2.md): h2load (nghttp2-client) and Caddy

@@ -124,6 +124,7 @@ var notSecret = map[string]string{
 	"ForwardAuth.CopyHeaders": "header names",
 	"JWTAuth.ClaimsToHeaders": "claim and header names",
 	"CORS.AllowHeaders":       "header names",
+	"CORS.ExposeHeaders":      "header names",
 }
 
 // TestSecretFieldsMarked walks every type of the file and fails on a field

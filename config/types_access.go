@@ -4,10 +4,18 @@ package config
 // and the PROXY protocol.
 
 // ProxyProtocol makes a listener read a PROXY protocol header (v1 or v2)
-// first on every connection.
+// first on every connection, before TLS and before HTTP. The address the
+// header carries becomes the connection's peer for every purpose:
+// allow/deny, trusted_proxies, rate limits, the WAF, X-Forwarded-For, the
+// access log and max_connections_per_ip. A connection from a peer not in
+// Trusted is closed at accept, before anything is read from it; one whose
+// header is missing, malformed or late (read_header_timeout) is closed too.
+// A LOCAL header (the balancer's own health checks) keeps the peer's
+// address. See docs/access.md.
 type ProxyProtocol struct {
-	// Trusted are the peers (addresses or CIDR prefixes) allowed to send
-	// the header.
+	// Trusted are the peers (addresses or CIDR prefixes, such as the load
+	// balancer's subnet) allowed to connect and required to send the
+	// header. Required: at least one.
 	Trusted []string `yaml:"trusted"`
 }
 
@@ -54,16 +62,35 @@ type JWTAuth struct {
 }
 
 // CORS is a cross-origin resource sharing policy (Config.CORS), named by
-// Route.CORS.
+// Route.CORS. On a route with a policy the proxy owns the CORS fields: it
+// answers preflight requests itself and replaces the target's
+// Access-Control-* response fields with its own (docs/access.md).
 type CORS struct {
-	// AllowOrigins are the origins allowed.
+	// AllowOrigins are the origins allowed: "scheme://host[:port]" as a
+	// browser sends it in Origin, "scheme://*.example.com[:port]" for any
+	// subdomain (one label or more, not example.com itself), or "*" for
+	// every origin (not with AllowCredentials). Required: at least one.
 	AllowOrigins []string `yaml:"allow_origins"`
-	// AllowMethods are the methods allowed.
+	// AllowMethods are the methods a preflight may ask for. Empty: GET,
+	// HEAD and POST (DefaultCORSMethods).
 	AllowMethods []string `yaml:"allow_methods"`
-	// AllowHeaders are the request header fields allowed.
+	// AllowHeaders are the request header fields a preflight may ask for
+	// (compared without regard to case), or ["*"] for any. Empty: none
+	// beyond the CORS-safelisted ones browsers send without asking.
 	AllowHeaders []string `yaml:"allow_headers"`
-	// AllowCredentials allows credentials.
+	// ExposeHeaders are the response header fields scripts may read beyond
+	// the CORS-safelisted ones (Access-Control-Expose-Headers). Empty:
+	// none.
+	ExposeHeaders []string `yaml:"expose_headers"`
+	// AllowCredentials lets cross-origin requests carry cookies and
+	// Authorization (Access-Control-Allow-Credentials: true).
 	AllowCredentials bool `yaml:"allow_credentials"`
-	// MaxAge is how long a preflight answer may be cached.
+	// MaxAge is how long a browser may cache a preflight answer
+	// (Access-Control-Max-Age, in whole seconds). 0: the field is not
+	// sent, and browsers keep the answer for 5 seconds.
 	MaxAge Duration `yaml:"max_age"`
 }
+
+// DefaultCORSMethods are the methods a CORS policy allows when
+// allow_methods is empty.
+var DefaultCORSMethods = []string{"GET", "HEAD", "POST"}

@@ -17,6 +17,10 @@ const (
 	RefusedMaxConnections = iota
 	RefusedMaxConnectionsPerIP
 	RefusedShutdown
+	// RefusedProxyUntrusted: a peer not in proxy_protocol.trusted;
+	// RefusedProxyHeader: a missing, malformed or late PROXY header.
+	RefusedProxyUntrusted
+	RefusedProxyHeader
 	refuseReasons
 )
 
@@ -40,7 +44,8 @@ const (
 )
 
 var (
-	refuseNames   = [refuseReasons]string{"max_connections", "max_connections_per_ip", "shutdown"}
+	refuseNames = [refuseReasons]string{"max_connections", "max_connections_per_ip", "shutdown",
+		"proxy_protocol_untrusted", "proxy_protocol_header"}
 	timeoutNames  = [timeoutKinds]string{"header", "body", "write", "body_stall", "send_stall"}
 	protocolNames = [protocols]string{"HTTP/1.1", "HTTP/2.0"} // as the access log writes them
 )

@@ -63,6 +63,7 @@ type Metrics struct {
 	wafExhausted   *prometheus.CounterVec   // policy
 	rlDecisions    *prometheus.CounterVec   // policy, decision
 	rlDegraded     *prometheus.GaugeVec     // policy
+	accessDenied   *prometheus.CounterVec   // route, reason (access.go)
 	certExpiry     *prometheus.GaugeVec     // host, source
 	reloads        *prometheus.CounterVec   // result
 	reloadOK       prometheus.Gauge
@@ -84,6 +85,7 @@ type Metrics struct {
 	listeners map[string]*ListenerMetrics
 	wafs      map[string]*WAFMetrics
 	limits    map[string]*RateLimitMetrics
+	access    map[string]*AccessMetrics
 	certs     map[CertificateKey]struct{} // the expiry series set
 }
 
@@ -158,7 +160,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		}, []string{"listener"}),
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "connections_refused_total",
-			Help: "Downstream connections closed at accept, by listener and reason (max_connections, max_connections_per_ip, shutdown).",
+			Help: "Downstream connections closed at accept, by listener and reason (max_connections, max_connections_per_ip, shutdown, proxy_protocol_untrusted, proxy_protocol_header).",
 		}, []string{"listener", "reason"}),
 		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "request_timeouts_total",
@@ -177,12 +179,14 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		listeners: map[string]*ListenerMetrics{},
 		wafs:      map[string]*WAFMetrics{},
 		limits:    map[string]*RateLimitMetrics{},
+		access:    map[string]*AccessMetrics{},
 		certs:     map[CertificateKey]struct{}{},
 	}
 	m.targetState = newTargetCollector(m)
+	m.accessDenied = newAccessDenied()
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
-		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry,
+		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry, m.accessDenied,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {

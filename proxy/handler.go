@@ -78,6 +78,8 @@ type exchange struct {
 	held *heldBody
 
 	// The edge features' per-request state (edge.go).
+	corsX corsExchange // cors.go
+
 	authX authExchange // auth.go
 
 	cacheX cacheExchange // cache.go
@@ -104,6 +106,8 @@ func (x *exchange) reset() {
 	x.pathChanged = false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 	x.received = x.received[:0]
+
+	x.corsX.reset()
 
 	x.authX.reset()
 
@@ -836,6 +840,9 @@ func (x *exchange) finish(status int, body []byte) {
 	setLimitHeaders(&ctx.Response.Header, x)
 	if x.hsts {
 		ctx.Response.Header.Set("Strict-Transport-Security", hstsValue)
+	}
+	if x.rt != nil && x.rt.cors != nil { // cors.go: the proxy's own answers too
+		x.corsResponse()
 	}
 	ctx.Response.SetBodyRaw(body)
 	if http2.IsGRPC(&ctx.Request.Header) {

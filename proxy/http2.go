@@ -102,6 +102,7 @@ func (hs *h2Servers) shutdown(ctx context.Context) error {
 func (l *listener) configure(lc *config.Listener) {
 	l.wire.SetLimits(lc.Limits)
 	l.wire.SetDetectPreface(lc.TLS == nil && slices.Contains(lc.Protocols, config.ProtocolH2C))
+	l.wire.SetProxyProtocol(proxyProtocolTrusted(lc)) // ipaccess.go
 	l.h2.configure(l, http2.ConfigFrom(lc))
 }
 

@@ -69,6 +69,9 @@ type conn struct {
 	handBuf []byte
 	// handedOff is set, under s.mu, once HandOff has the connection.
 	handedOff bool
+	// proxied is c, or what c reads from under TLS, on a listener that
+	// reads the PROXY protocol (proxyproto.go); nil otherwise.
+	proxied *proxiedConn
 }
 
 // The conn is the wire.Stream of the requests it carries.
@@ -105,6 +108,9 @@ func (cn *conn) serve() {
 			cn.s.forget(cn)
 		}
 	}()
+	if cn.proxied != nil && !cn.readProxyHeader() {
+		return
+	}
 	for {
 		lim := cn.s.lim.Load()
 		timeout := lim.IdleTimeout.Std()
@@ -155,8 +161,8 @@ func (cn *conn) waitReadable(timeout time.Duration) bool {
 	if cn.s.closing.Load() {
 		return false // shutdown may have set an expired deadline just before ours
 	}
-	if cn.rc == nil {
-		return true // the worker's read waits instead
+	if cn.rc == nil || cn.proxied != nil && len(cn.proxied.pre) > 0 {
+		return true // the worker's read waits instead, or has bytes at hand
 	}
 	cn.woken = false
 	return cn.rc.Read(cn.probe) == nil

@@ -85,10 +85,11 @@ type Server struct {
 	Answered func(status int)
 
 	ln      net.Listener
-	lim     atomic.Pointer[config.Limits] // replaced by a reload
-	preface atomic.Bool                   // detect the HTTP/2 preface on plain connections
-	open    atomic.Int64                  // connections being served
-	closing atomic.Bool                   // shutdown has begun
+	lim     atomic.Pointer[config.Limits]  // replaced by a reload
+	preface atomic.Bool                    // detect the HTTP/2 preface on plain connections
+	proxy   atomic.Pointer[[]netip.Prefix] // PROXY protocol's trusted peers; nil: off (proxyproto.go)
+	open    atomic.Int64                   // connections being served
+	closing atomic.Bool                    // shutdown has begun
 
 	mu    sync.Mutex // guards the fields below
 	conns map[*conn]struct{}
@@ -182,12 +183,24 @@ func (s *Server) admit(c net.Conn) *conn {
 		s.Metrics.Refused(metrics.RefusedMaxConnections)
 		return nil
 	}
-	if m := lim.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
+	raw := c
+	var proxied *proxiedConn
+	if trusted := s.proxy.Load(); trusted != nil {
+		if !trustedProxy(ip, *trusted) {
+			s.Metrics.Refused(metrics.RefusedProxyUntrusted)
+			return nil
+		}
+		// The header is read by the connection's goroutine; the per-IP
+		// limit applies to the client it names (movePeer), not to the
+		// balancer every connection comes from.
+		proxied = &proxiedConn{Conn: c}
+		c = proxied
+	} else if m := lim.MaxConnectionsPerIP; m > 0 && s.perIP[ip] >= m {
 		s.Metrics.Refused(metrics.RefusedMaxConnectionsPerIP)
 		return nil
 	}
-	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1), send: progressWriter{c: c}}
-	if tc, ok := c.(*net.TCPConn); ok {
+	cn := &conn{s: s, c: c, ip: ip, result: make(chan bool, 1), send: progressWriter{c: c}, proxied: proxied}
+	if tc, ok := raw.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 		if rc, err := tc.SyscallConn(); err == nil {
 			cn.rc = rc

@@ -59,6 +59,7 @@ type Metrics struct {
 	wafExhausted   *prometheus.CounterVec   // policy
 	rlDecisions    *prometheus.CounterVec   // policy, decision
 	rlDegraded     *prometheus.GaugeVec     // policy
+	authRequests   *prometheus.CounterVec   // policy, result (auth.go)
 	certExpiry     *prometheus.GaugeVec     // host, source
 	reloads        *prometheus.CounterVec   // result
 	reloadOK       prometheus.Gauge
@@ -80,6 +81,7 @@ type Metrics struct {
 	listeners map[string]*ListenerMetrics
 	wafs      map[string]*WAFMetrics
 	limits    map[string]*RateLimitMetrics
+	auths     map[string]*AuthMetrics
 	certs     map[CertificateKey]struct{} // the expiry series set
 }
 
@@ -168,17 +170,19 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Namespace: Namespace, Name: "build_info",
 			Help: "Always 1; the label says which Rampart version runs.",
 		}, []string{"version"}),
-		routes:    map[string]*RouteMetrics{},
-		targets:   map[TargetKey]*TargetMetrics{},
-		listeners: map[string]*ListenerMetrics{},
-		wafs:      map[string]*WAFMetrics{},
-		limits:    map[string]*RateLimitMetrics{},
-		certs:     map[CertificateKey]struct{}{},
+		authRequests: newAuthRequests(),
+		routes:       map[string]*RouteMetrics{},
+		targets:      map[TargetKey]*TargetMetrics{},
+		listeners:    map[string]*ListenerMetrics{},
+		wafs:         map[string]*WAFMetrics{},
+		limits:       map[string]*RateLimitMetrics{},
+		auths:        map[string]*AuthMetrics{},
+		certs:        map[CertificateKey]struct{}{},
 	}
 	m.targetState = newTargetCollector(m)
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
-		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry,
+		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.authRequests, m.certExpiry,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {

@@ -283,6 +283,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.snap.Load().closeTLS()
 	retireWAF(s.snap.Load(), nil)
+	retireAuth(s.snap.Load(), nil) // auth.go
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		if s.redis != nil {

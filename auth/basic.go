@@ -164,7 +164,9 @@ func (b *Basic) Check(authorization []byte, client netip.Addr) (user string, r R
 		return "", Busy, 0
 	}
 	b.runs.Add(1)
+	notePeak(inFlight.Add(1))
 	err := bcrypt.CompareHashAndPassword(hash, password)
+	inFlight.Add(-1)
 	<-bcryptSlots
 	if err != nil || !known {
 		if b.failures != nil {
@@ -178,6 +180,21 @@ func (b *Basic) Check(authorization []byte, client netip.Addr) (user string, r R
 	}
 	return user, OK, 0
 }
+
+// inFlight counts the bcrypt comparisons running; peak is its highest.
+var inFlight, peak atomic.Int64
+
+func notePeak(n int64) {
+	for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+	}
+}
+
+// BcryptPeak is the most bcrypt comparisons that ran at once in the
+// process; BcryptSlots is the bound on them.
+func BcryptPeak() int { return int(peak.Load()) }
+
+// BcryptSlots is the bound on the bcrypt comparisons running at once.
+func BcryptSlots() int { return cap(bcryptSlots) }
 
 // acquireSlot takes a bcrypt slot, waiting BcryptWait at most.
 func acquireSlot() bool {

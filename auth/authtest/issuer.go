@@ -110,8 +110,13 @@ func (is *Issuer) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (is *Issuer) JWKS() ([]byte, error) {
 	is.mu.Lock()
 	defer is.mu.Unlock()
+	return JWKS(is.keys...)
+}
+
+// JWKS is the JSON of a key set of the public halves of keys.
+func JWKS(keys ...*Key) ([]byte, error) {
 	var set jwkset.JWKSMarshal
-	for _, k := range is.keys {
+	for _, k := range keys {
 		j, err := jwkset.NewJWKFromKey(k.Signer.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: k.KID, USE: jwkset.UseSig}})
 		if err != nil {
 			return nil, err

@@ -56,7 +56,7 @@ auth:
         bench: '$(cat "$OUT/basic.hash")'
 routes:
   - name: jwks
-    match: {path: /.well-known/jwks.json}
+    match: {path_prefix: /.well-known/}
     respond:
       status: 200
       content_type: application/json

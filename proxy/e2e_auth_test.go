@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -634,5 +635,29 @@ func TestAuthBasicAllocs(t *testing.T) {
 	}
 	if n > 0 {
 		t.Errorf("got %v allocations per request with remembered credentials; want 0", n)
+	}
+}
+
+// TestAdminConfigRedactsAuth: the admin config view shows the policies
+// without the users' hashes (the names stay).
+func TestAdminConfigRedactsAuth(t *testing.T) {
+	hash := bcryptHash(t, "pw", bcrypt.MinCost)
+	cfg := &config.Config{Auth: map[string]*config.Auth{
+		"staff": {Basic: &config.BasicAuth{Users: map[string]string{"alice": hash}, Realm: "Staff"}},
+		"sso":   {Forward: &config.ForwardAuth{URL: "http://svc:s3cret@auth:9091/verify", CopyHeaders: []string{"Remote-User"}}},
+	}}
+	body, err := json.Marshal(redactConfig(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, leak := range []string{hash, "s3cret"} {
+		if strings.Contains(string(body), leak) {
+			t.Errorf("the config view shows %q:\n%s", leak, body)
+		}
+	}
+	for _, want := range []string{`"alice":"` + redactedValue + `"`, `"realm":"Staff"`, `"copy_headers":["Remote-User"]`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the config view lacks %s:\n%s", want, body)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/singleflight"
 )
 
 // Result is the outcome of checking a request's credentials.
@@ -91,7 +92,8 @@ type Basic struct {
 	failures *failures
 	now      func() time.Time
 
-	runs atomic.Uint64 // bcrypt comparisons run
+	flight singleflight.Group // comparisons under way, by cache key
+	runs   atomic.Uint64      // bcrypt comparisons run
 }
 
 // NewBasic returns a verifier of o.Users. It spends one bcrypt hash of the
@@ -155,30 +157,53 @@ func (b *Basic) Check(authorization []byte, client netip.Addr) (user string, r R
 			return "", Limited, wait
 		}
 	}
-	name, password, _ := bytes.Cut(cred, []byte{':'})
-	hash, known := b.users[string(name)]
-	if !known {
-		hash = b.dummy
+	v := b.verify(key, cred, now)
+	if v.r == Denied && b.failures != nil {
+		b.failures.add(client, now)
 	}
-	if !acquireSlot() {
-		return "", Busy, 0
-	}
-	b.runs.Add(1)
-	notePeak(inFlight.Add(1))
-	err := bcrypt.CompareHashAndPassword(hash, password)
-	inFlight.Add(-1)
-	<-bcryptSlots
-	if err != nil || !known {
-		if b.failures != nil {
-			b.failures.add(client, now)
+	return v.user, v.r, 0
+}
+
+// verdict is the result of one bcrypt comparison.
+type verdict struct {
+	user string
+	r    Result
+}
+
+// verify compares cred with its user's hash, once for all the checks of the
+// same credentials under way at one moment (a client's burst when its
+// remembered credentials expire), and remembers good ones.
+func (b *Basic) verify(key [32]byte, cred []byte, now time.Time) verdict {
+	cred = bytes.Clone(cred) // the caller's is on its stack
+	res, _, _ := b.flight.Do(string(key[:]), func() (any, error) {
+		if b.cache != nil { // remembered since the caller looked?
+			if u, ok := b.cache.get(key, now); ok {
+				return verdict{u, OK}, nil
+			}
 		}
-		return "", Denied, 0
-	}
-	user = string(name)
-	if b.cache != nil {
-		b.cache.put(key, user, now)
-	}
-	return user, OK, 0
+		name, password, _ := bytes.Cut(cred, []byte{':'})
+		hash, known := b.users[string(name)]
+		if !known {
+			hash = b.dummy
+		}
+		if !acquireSlot() {
+			return verdict{r: Busy}, nil
+		}
+		b.runs.Add(1)
+		notePeak(inFlight.Add(1))
+		err := bcrypt.CompareHashAndPassword(hash, password)
+		inFlight.Add(-1)
+		<-bcryptSlots
+		if err != nil || !known {
+			return verdict{r: Denied}, nil
+		}
+		user := string(name)
+		if b.cache != nil {
+			b.cache.put(key, user, now)
+		}
+		return verdict{user, OK}, nil
+	})
+	return res.(verdict)
 }
 
 // inFlight counts the bcrypt comparisons running; peak is its highest.

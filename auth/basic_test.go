@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/base64"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -195,5 +196,39 @@ func TestBasicCachedAllocs(t *testing.T) {
 	v.Check(h, ip)
 	if n := testing.AllocsPerRun(100, func() { v.Check(h, ip) }); n != 0 {
 		t.Errorf("allocations of a remembered check: got %v; want 0", n)
+	}
+}
+
+// TestBasicBurstOneBcrypt: a burst of checks of the same credentials on a
+// cold cache (a client's connections when its remembered credentials
+// expire) costs one bcrypt comparison, not one each.
+func TestBasicBurstOneBcrypt(t *testing.T) {
+	b, err := NewBasic(BasicOptions{Users: map[string]string{"alice": hashOf(t, "pw")}, CacheTTL: time.Minute, CacheSize: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("192.0.2.1")
+	var wg sync.WaitGroup
+	results := make(chan Result, 32)
+	start := make(chan struct{})
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, r, _ := b.Check(basicHeader("alice", "pw"), ip)
+			results <- r
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != OK {
+			t.Errorf("got %v; want ok", r)
+		}
+	}
+	if got := b.BcryptRuns(); got != 1 {
+		t.Errorf("bcrypt runs for a burst of 32: got %d; want 1", got)
 	}
 }

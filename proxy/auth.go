@@ -473,8 +473,9 @@ func (x *exchange) authForward(p *authPolicy) string {
 		}
 		fasthttp.ReleaseCookie(c)
 	}
-	x.authX.buf = append(x.authX.buf[:0], resp.Body()...)
-	x.finish(status, x.authX.buf)
+	// A copy of its own: the wire writes the response after the exchange
+	// went back to its pool, so the body may not be the exchange's.
+	x.finish(status, append([]byte(nil), resp.Body()...))
 	x.logAuth(p, metrics.AuthDenied, "the service answered "+strconv.Itoa(status))
 	return metrics.AuthDenied
 }

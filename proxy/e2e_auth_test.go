@@ -356,7 +356,8 @@ func basicAuth(user, pw string) string {
 
 func TestAuthBasicEndToEnd(t *testing.T) {
 	up := okUpstream(t)
-	p := startProxy(t, authConfig(up.addr(), fmt.Sprintf("basic:\n  users: {alice: %q}\n  realm: Staff", bcryptHash(t, "wonderland", bcrypt.MinCost)), ""))
+	p := startProxy(t, authConfig(up.addr(), fmt.Sprintf("basic:\n  users: {alice: %q}\n  realm: Staff", bcryptHash(t, "wonderland", bcrypt.MinCost)),
+		"admin:\n  address: 127.0.0.1:0"))
 	client := noRedirects()
 	tests := []struct {
 		name   string
@@ -401,6 +402,13 @@ func TestAuthBasicEndToEnd(t *testing.T) {
 			t.Errorf("Authorization upstream: got %q; want none", v)
 		}
 	})
+	text := scrapeMetrics(t, p)
+	for result, want := range map[string]float64{"ok": 2, "denied": 4, "error": 0, "ratelimited": 0} {
+		got, found := metricSum(text, "rampart_auth_requests_total", map[string]string{"policy": "pol", "result": result})
+		if !found || got != want {
+			t.Errorf("rampart_auth_requests_total{result=%q}: got %v (found %v); want %v", result, got, found, want)
+		}
+	}
 }
 
 func TestAuthBasicForwardAuthorization(t *testing.T) {

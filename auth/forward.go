@@ -66,8 +66,11 @@ func NewForward(o ForwardOptions) (*Forward, error) {
 		MaxIdleConnDuration: 30 * time.Second,
 		// A service's answer must not wait on anything but the service.
 		NoDefaultUserAgentHeader: true,
-		// Not retried: a timed-out check answers the client at once.
-		MaxIdemponentCallAttempts: 1,
+		// A check that met a pooled connection the service had closed is
+		// sent once more on a fresh one, whatever its method (it has no
+		// body), within the same deadline; a timeout is not retried.
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, true },
 	}
 	return f, nil
 }

@@ -90,3 +90,47 @@ func TestForwardFails(t *testing.T) {
 		})
 	}
 }
+
+// TestForwardStaleConnection: a service that closes its idle keep-alive
+// connections (without saying so) costs a retry, not a failed check.
+func TestForwardStaleConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4096)
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+				time.Sleep(20 * time.Millisecond) // then close, idle, unannounced
+			}()
+		}
+	}()
+	f, err := NewForward(ForwardOptions{URL: "http://" + ln.Addr().String() + "/", Timeout: 2 * time.Second, MaxConns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i := range 3 {
+		var h fasthttp.RequestHeader
+		h.SetMethod("POST")
+		resp := fasthttp.AcquireResponse()
+		err := f.Ask(ForwardRequest{Header: &h}, resp)
+		if err != nil || resp.StatusCode() != 200 {
+			t.Errorf("check %d: got %d, %v; want 200", i, resp.StatusCode(), err)
+		}
+		fasthttp.ReleaseResponse(resp)
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -103,6 +103,7 @@ func TestAuthJWTEndToEnd(t *testing.T) {
   issuer: %s
   audience: %s
   claims_to_headers: {sub: X-User, groups: X-Groups}
+  cookie: access_token
   min_refresh_interval: 1s`, is.URL, e2eIss, e2eAud), ""))
 	client := noRedirects()
 
@@ -167,6 +168,19 @@ func TestAuthJWTEndToEnd(t *testing.T) {
 		resp, _ := authGet(t, client, p.addr, "/p/x")
 		if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
 			t.Errorf("got %d %q; want 401 with a Bearer challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+	t.Run("token in the cookie", func(t *testing.T) {
+		resp, _ := authGet(t, client, p.addr, "/p/x", "Cookie", "theme=dark; access_token="+key.Sign(good()))
+		if resp.StatusCode != 200 {
+			t.Fatalf("status: got %d; want 200", resp.StatusCode)
+		}
+		if v := up.last().values("X-User"); !slices.Equal(v, []string{"alice"}) {
+			t.Errorf("X-User upstream: got %q; want [alice]", v)
+		}
+		bad, _ := authGet(t, client, p.addr, "/p/x", "Cookie", "access_token="+key.Sign(with("aud", "other")))
+		if bad.StatusCode != 401 {
+			t.Errorf("a bad token in the cookie: got %d; want 401", bad.StatusCode)
 		}
 	})
 	t.Run("open route untouched", func(t *testing.T) {

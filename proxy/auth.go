@@ -146,7 +146,9 @@ func (s *Server) newAuthPolicy(e *edgeBuild, name string) (*authPolicy, error) {
 			return old, nil
 		}
 	}
-	p.metrics = s.metrics.Auth(name)
+	if !e.dryRun {
+		p.metrics = s.metrics.Auth(name)
+	}
 	switch {
 	case c.Basic != nil:
 		b := c.Basic

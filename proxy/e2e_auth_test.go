@@ -514,8 +514,8 @@ func basicFlood(proxyAddr string, rounds int, addr func(w, i int) string) map[in
 // latency percentiles, without and during the flood, go to the test log
 // (docs/auth.md quotes them); they are not asserted.
 func TestAuthBasicFlood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a flood")
+	if testing.Short() || raceEnabled {
+		t.Skip("a flood of bcrypt comparisons, timed: not in -short nor under the race detector")
 	}
 	up := okUpstream(t)
 	const limit = 5

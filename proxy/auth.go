@@ -28,6 +28,8 @@ type authPolicy struct {
 	name string
 	cfg  config.Auth // as built, to compare with the next config's
 	file []byte      // the users file as read (basic)
+	// filePath is where the users file was read.
+	filePath string
 
 	basic *auth.Basic
 	jwt   *auth.JWT
@@ -138,7 +140,7 @@ func (s *Server) newAuthPolicy(e *edgeBuild, name string) (*authPolicy, error) {
 				}
 				users[u] = h
 			}
-			p.file = data
+			p.file, p.filePath = data, file
 		}
 	}
 	if e.old != nil {
@@ -211,6 +213,22 @@ func (s *Server) newAuthPolicy(e *edgeBuild, name string) (*authPolicy, error) {
 		}
 	}
 	return p, nil
+}
+
+// authFilesChanged reports whether a users file of s's policies reads
+// otherwise now (or not at all) than when it was built: a reload of an
+// unchanged config then rebuilds, so that the file is read again.
+func (s *snapshot) authFilesChanged() bool {
+	for _, p := range s.auths {
+		if p.cfg.Basic == nil || p.cfg.Basic.UsersFile == "" {
+			continue
+		}
+		data, err := os.ReadFile(p.filePath)
+		if err != nil || !bytes.Equal(data, p.file) {
+			return true
+		}
+	}
+	return false
 }
 
 // close stops what the policy runs: the JWKS refreshes, the forward

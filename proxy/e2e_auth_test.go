@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -681,5 +682,56 @@ func TestAdminConfigRedactsAuth(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("the config view lacks %s:\n%s", want, body)
 		}
+	}
+}
+
+// TestAuthBasicUsersFile: users come from an htpasswd file, read again on
+// reload; a file with another kind of hash stops the start, naming the line.
+func TestAuthBasicUsersFile(t *testing.T) {
+	dir := t.TempDir()
+	file := dir + "/users.htpasswd"
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("# staff\nalice:" + bcryptHash(t, "a-pw", bcrypt.MinCost) + "\n")
+	up := okUpstream(t)
+	addr := freeAddr(t)
+	src := strings.Replace(authConfig(up.addr(), "basic:\n  users_file: "+file, ""), "address: 127.0.0.1:0", "address: "+addr, 1)
+	p := startProxy(t, src)
+	client := noRedirects()
+	if resp, _ := authGet(t, client, p.addr, "/p/", "Authorization", basicAuth("alice", "a-pw")); resp.StatusCode != 200 {
+		t.Fatalf("alice from the file: got %d; want 200", resp.StatusCode)
+	}
+	if resp, _ := authGet(t, client, p.addr, "/p/", "Authorization", basicAuth("bob", "b-pw")); resp.StatusCode != 401 {
+		t.Fatalf("bob before he is in the file: got %d; want 401", resp.StatusCode)
+	}
+	write("alice:" + bcryptHash(t, "a-pw", bcrypt.MinCost) + "\nbob:" + bcryptHash(t, "b-pw", bcrypt.MinCost) + "\n")
+	cfg, err := config.Parse([]byte(src), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range [][2]string{{"alice", "a-pw"}, {"bob", "b-pw"}} {
+		if resp, _ := authGet(t, client, p.addr, "/p/", "Authorization", basicAuth(u[0], u[1])); resp.StatusCode != 200 {
+			t.Errorf("%s after the reload: got %d; want 200", u[0], resp.StatusCode)
+		}
+	}
+
+	write("alice:" + bcryptHash(t, "a-pw", bcrypt.MinCost) + "\nbob:$apr1$abc$def\n")
+	cfg, err = config.Parse([]byte(src), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.srv.Reload(cfg)
+	if err == nil || !strings.Contains(err.Error(), "users_file") || !strings.Contains(err.Error(), `line 2: user "bob": an MD5 ($apr1$) hash`) {
+		t.Errorf("reload with an MD5 hash: got %v; want an error naming users_file and line 2", err)
+	}
+	if resp, _ := authGet(t, client, p.addr, "/p/", "Authorization", basicAuth("bob", "b-pw")); resp.StatusCode != 200 {
+		t.Errorf("bob after the refused reload: got %d; want 200 (the running config stays)", resp.StatusCode)
 	}
 }

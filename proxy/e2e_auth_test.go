@@ -735,3 +735,73 @@ func TestAuthBasicUsersFile(t *testing.T) {
 		t.Errorf("bob after the refused reload: got %d; want 200 (the running config stays)", resp.StatusCode)
 	}
 }
+
+// TestAuthHTTP2: the policies work the same for an HTTP/2 client (h2c).
+func TestAuthHTTP2(t *testing.T) {
+	key := authtest.NewKey("k1", "ES256")
+	is, err := authtest.NewIssuer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(is.Close)
+	up := okUpstream(t)
+	src := authConfig(up.addr(), fmt.Sprintf("jwt:\n  jwks_url: %s\n  claims_to_headers: {sub: X-User}", is.URL), "")
+	src = strings.Replace(src, "    address: 127.0.0.1:0\n", "    address: 127.0.0.1:0\n    protocols: [h2c, http1]\n", 1)
+	p := startProxy(t, src)
+	tr := h2cTransport(p.addr)
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Transport: tr, Timeout: e2eTimeout}
+	tests := []struct {
+		name   string
+		token  string
+		status int
+	}{
+		{"valid", key.Sign(authtest.Claims("alice", e2eIss, e2eAud, time.Minute)), 200},
+		{"expired", key.Sign(authtest.Claims("alice", e2eIss, e2eAud, -time.Hour)), 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, _ := authGet(t, client, p.addr, "/p/x", "Authorization", "Bearer "+tt.token, "X-User", "mallory")
+			if resp.ProtoMajor != 2 {
+				t.Fatalf("protocol: got %s; want HTTP/2", resp.Proto)
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status: got %d; want %d", resp.StatusCode, tt.status)
+			}
+			if tt.status != 200 {
+				return
+			}
+			got := up.last()
+			if v := got.values("X-User"); !slices.Equal(v, []string{"alice"}) {
+				t.Errorf("X-User upstream: got %q; want [alice]", v)
+			}
+			if _, n := got.get("Authorization"); n != 0 {
+				t.Error("Authorization reached the upstream")
+			}
+		})
+	}
+}
+
+// TestAuthJWTOptional: without a token the request goes on, stripped of
+// the claim headers; a bad token is still refused.
+func TestAuthJWTOptional(t *testing.T) {
+	key := authtest.NewKey("k1", "RS256")
+	is, err := authtest.NewIssuer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(is.Close)
+	up := okUpstream(t)
+	p := startProxy(t, authConfig(up.addr(), fmt.Sprintf("jwt:\n  jwks_url: %s\n  optional: true\n  claims_to_headers: {sub: X-User}", is.URL), ""))
+	client := noRedirects()
+	resp, _ := authGet(t, client, p.addr, "/p/x", "X-User", "mallory")
+	if resp.StatusCode != 200 {
+		t.Fatalf("no token: got %d; want 200", resp.StatusCode)
+	}
+	if v, n := up.last().get("X-User"); n != 0 {
+		t.Errorf("X-User upstream without a token: got %q; want none", v)
+	}
+	if resp, _ := authGet(t, client, p.addr, "/p/x", "Authorization", "Bearer not-a-token"); resp.StatusCode != 401 {
+		t.Errorf("a bad token: got %d; want 401", resp.StatusCode)
+	}
+}

@@ -805,3 +805,38 @@ func TestAuthJWTOptional(t *testing.T) {
 		t.Errorf("a bad token: got %d; want 401", resp.StatusCode)
 	}
 }
+
+// TestCheckAuth: `rampart validate` (Check) reads the users file but
+// fetches no JWKS.
+func TestCheckAuth(t *testing.T) {
+	key := authtest.NewKey("k1", "RS256")
+	is, err := authtest.NewIssuer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(is.Close)
+	tests := []struct {
+		name    string
+		policy  string
+		wantErr string
+	}{
+		{"jwt", fmt.Sprintf("jwt:\n  jwks_url: %s", is.URL), ""},
+		{"missing users file", "basic:\n  users_file: " + t.TempDir() + "/nope", "auth.pol.basic.users_file"},
+		{"forward", "forward:\n  url: http://127.0.0.1:1/verify", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse([]byte(authConfig("127.0.0.1:9", tt.policy, "")), "test.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = Check(cfg)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("got %v; want %q", err, tt.wantErr)
+			}
+		})
+	}
+	if n := is.Fetches(); n != 0 {
+		t.Errorf("JWKS fetches by Check: got %d; want 0", n)
+	}
+}

@@ -316,6 +316,7 @@ func Check(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	closeNewAuth(a.snap, nil) // auth.go
 	s.closeRedisIfNew(a.redis)
 	return nil
 }

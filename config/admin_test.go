@@ -122,6 +122,8 @@ var notSecret = map[string]string{
 	"Route.Auth":              "the name of an auth policy",
 	"BasicAuth.UsersFile":     "a path; the hashes stay in the file",
 	"ForwardAuth.CopyHeaders": "header names",
+	"ForwardAuth.SendHeaders": "header names",
+	"JWTAuth.Cookie":          "the cookie's name",
 	"JWTAuth.ClaimsToHeaders": "claim and header names",
 	"CORS.AllowHeaders":       "header names",
 	"CORS.ExposeHeaders":      "header names",

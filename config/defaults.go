@@ -147,6 +147,10 @@ func (c *Config) ApplyDefaults() {
 		c.RateLimits[name] = nonNil(rl)
 		c.RateLimits[name].applyDefaults()
 	}
+	for name, a := range c.Auth {
+		c.Auth[name] = nonNil(a)
+		c.Auth[name].applyDefaults() // types_access.go
+	}
 	if c.Redis != nil {
 		orDefault(&c.Redis.Timeout, Duration(DefaultRedisTimeout))
 		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)

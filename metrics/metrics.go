@@ -64,6 +64,7 @@ type Metrics struct {
 	rlDecisions    *prometheus.CounterVec   // policy, decision
 	rlDegraded     *prometheus.GaugeVec     // policy
 	accessDenied   *prometheus.CounterVec   // route, reason (access.go)
+	authRequests   *prometheus.CounterVec   // policy, result (auth.go)
 	certExpiry     *prometheus.GaugeVec     // host, source
 	reloads        *prometheus.CounterVec   // result
 	reloadOK       prometheus.Gauge
@@ -86,6 +87,7 @@ type Metrics struct {
 	wafs      map[string]*WAFMetrics
 	limits    map[string]*RateLimitMetrics
 	access    map[string]*AccessMetrics
+	auths     map[string]*AuthMetrics
 	certs     map[CertificateKey]struct{} // the expiry series set
 }
 
@@ -174,19 +176,21 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Namespace: Namespace, Name: "build_info",
 			Help: "Always 1; the label says which Rampart version runs.",
 		}, []string{"version"}),
-		routes:    map[string]*RouteMetrics{},
-		targets:   map[TargetKey]*TargetMetrics{},
-		listeners: map[string]*ListenerMetrics{},
-		wafs:      map[string]*WAFMetrics{},
-		limits:    map[string]*RateLimitMetrics{},
-		access:    map[string]*AccessMetrics{},
-		certs:     map[CertificateKey]struct{}{},
+		authRequests: newAuthRequests(),
+		routes:       map[string]*RouteMetrics{},
+		targets:      map[TargetKey]*TargetMetrics{},
+		listeners:    map[string]*ListenerMetrics{},
+		wafs:         map[string]*WAFMetrics{},
+		limits:       map[string]*RateLimitMetrics{},
+		access:       map[string]*AccessMetrics{},
+		auths:        map[string]*AuthMetrics{},
+		certs:        map[CertificateKey]struct{}{},
 	}
 	m.targetState = newTargetCollector(m)
 	m.accessDenied = newAccessDenied()
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
-		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry, m.accessDenied,
+		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.authRequests, m.certExpiry, m.accessDenied,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
 	} {
 		if err := reg.Register(c); err != nil {

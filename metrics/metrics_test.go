@@ -48,6 +48,7 @@ func recordAll(m *Metrics) {
 	rl := m.RateLimit("per_ip")
 	rl.Record(true, false, false)
 	rl.SetDegraded(true)
+	m.Auth("admins").Record(AuthDenied)
 	m.SetCertificateExpiry("example.com", SourceStatic, time.Unix(2000000000, 0))
 	m.ReloadFailed()
 }
@@ -94,6 +95,7 @@ func TestExpositionHasEveryFamily(t *testing.T) {
 		{"rampart_waf_rule_matches_total", dto.MetricType_COUNTER, "policy,rule_id"},
 		{"rampart_ratelimit_decisions_total", dto.MetricType_COUNTER, "decision,policy"},
 		{"rampart_ratelimit_store_degraded", dto.MetricType_GAUGE, "policy"},
+		{"rampart_auth_requests_total", dto.MetricType_COUNTER, "policy,result"},
 		{"rampart_tls_certificate_expiry_timestamp_seconds", dto.MetricType_GAUGE, "host,source"},
 		{"rampart_config_reloads_total", dto.MetricType_COUNTER, "result"},
 		{"rampart_config_last_reload_successful", dto.MetricType_GAUGE, ""},
@@ -159,6 +161,12 @@ rampart_ratelimit_decisions_total{decision="unavailable",policy="per_ip"} 0
 # HELP rampart_ratelimit_store_degraded 1 while the policy's shared store is failing and decisions fall back, else 0.
 # TYPE rampart_ratelimit_store_degraded gauge
 rampart_ratelimit_store_degraded{policy="per_ip"} 1
+# HELP rampart_auth_requests_total Requests checked by an authentication policy, by policy and result (ok, denied, error, ratelimited).
+# TYPE rampart_auth_requests_total counter
+rampart_auth_requests_total{policy="admins",result="denied"} 1
+rampart_auth_requests_total{policy="admins",result="error"} 0
+rampart_auth_requests_total{policy="admins",result="ok"} 0
+rampart_auth_requests_total{policy="admins",result="ratelimited"} 0
 # HELP rampart_tls_certificate_expiry_timestamp_seconds Unix time at which the certificate served for the host expires.
 # TYPE rampart_tls_certificate_expiry_timestamp_seconds gauge
 rampart_tls_certificate_expiry_timestamp_seconds{host="example.com",source="static"} 2e+09
@@ -179,7 +187,7 @@ rampart_build_info{version="v1.2.3"} 1
 	names := []string{
 		"rampart_requests_total", "rampart_upstream_target_healthy", "rampart_upstream_ejections_total",
 		"rampart_upstream_retries_total", "rampart_waf_requests_total", "rampart_waf_rule_matches_total", "rampart_ratelimit_decisions_total",
-		"rampart_ratelimit_store_degraded", "rampart_tls_certificate_expiry_timestamp_seconds",
+		"rampart_ratelimit_store_degraded", "rampart_auth_requests_total", "rampart_tls_certificate_expiry_timestamp_seconds",
 		"rampart_config_reloads_total", "rampart_config_last_reload_successful",
 		"rampart_active_connections", "rampart_build_info",
 	}

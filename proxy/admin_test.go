@@ -526,6 +526,7 @@ func recordEveryFamily(m *metrics.Metrics) {
 	m.WAF("default").Blocked()
 	m.WAF("default").RuleMatched(942100)
 	m.RateLimit("per_ip").Record(true, false, false)
+	m.Auth("admins").Record(metrics.AuthDenied)
 	m.SetCertificateExpiry("example.com", metrics.SourceStatic, time.Now().Add(90*24*time.Hour))
 	m.ReloadSucceeded()
 }

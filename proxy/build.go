@@ -43,6 +43,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 		}
 		if a.snap != nil {
 			a.snap.closeTLS()
+			closeNewAuth(a.snap, old) // auth.go
 		}
 		if policies != nil && !dryRun {
 			closeNew(policies, old)
@@ -99,6 +100,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 func (s *Server) discard(a *assembly, old *snapshot) {
 	a.snap.closeTLS()
 	closeNew(a.snap.waf, old)
+	closeNewAuth(a.snap, old) // auth.go
 	if old == nil || a.snap.access != old.access {
 		_ = a.snap.access.Close()
 	}
@@ -119,6 +121,7 @@ func retire(old, next *snapshot) {
 	time.AfterFunc(time.Minute, func() {
 		old.closeTLS()
 		retireWAF(old, next)
+		retireAuth(old, next) // auth.go
 		if old.access != next.access {
 			_ = old.access.Close()
 		}

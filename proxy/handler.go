@@ -795,6 +795,9 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 	// client's X-Client-Cert-Subject was deleted here or by handle).
 	if bits&maybeDup != 0 && (bits&(hopBits|hopXFFMany|reqIDMany|subjectField) != 0 || drop != 0) {
 		restoreOrder(h, drop, &t, &names)
+		if x.authX.done {
+			x.setAuthHeaders(h) // auth.go: restoreOrder may have brought the client's back
+		}
 	}
 	if f&fwdUpgrade != 0 {
 		h.Set("Connection", "Upgrade")

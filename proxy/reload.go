@@ -50,7 +50,7 @@ func (s *Server) Reload(cfg *config.Config) (changed bool, err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.snap.Load()
-	if reflect.DeepEqual(old.cfg, cfg) {
+	if reflect.DeepEqual(old.cfg, cfg) && !old.authFilesChanged() { // auth.go: a users_file is read on each reload
 		s.log.Info("configuration reload: unchanged; nothing to do")
 		s.reloaded(true, nil)
 		return false, nil

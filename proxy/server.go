@@ -283,6 +283,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.snap.Load().closeTLS()
 	retireWAF(s.snap.Load(), nil)
+	retireAuth(s.snap.Load(), nil) // auth.go
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		if s.redis != nil {
@@ -315,6 +316,7 @@ func Check(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	closeNewAuth(a.snap, nil) // auth.go
 	s.closeRedisIfNew(a.redis)
 	return nil
 }

@@ -42,6 +42,9 @@ type snapshot struct {
 	// access is the access log (nil: off), kept by the next snapshot
 	// when its path is the same.
 	access *accessLog
+	// auths are the authentication policies by name (auth.go), kept by
+	// the next snapshot when unchanged.
+	auths map[string]*authPolicy
 }
 
 // listenerRoutes is what one listener serves.

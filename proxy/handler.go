@@ -305,7 +305,7 @@ func (x *exchange) serve() {
 				ctx.SetConnectionClose()
 			}
 			x.hdr = v.AppendBody(x.hdr[:0], x.reqID)
-			x.finish(v.Status, x.hdr)
+			x.finishCopy(v.Status, x.hdr)
 			return
 		}
 		if v.Body != nil {
@@ -565,7 +565,7 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 		if v.RetryAfter > 0 {
 			out.Header.Set("Retry-After", strconv.Itoa(v.RetryAfter))
 		}
-		x.finish(v.Status, x.hdr)
+		x.finishCopy(v.Status, x.hdr)
 		return
 	}
 	out.Header.SetNoDefaultContentType(true)
@@ -832,8 +832,17 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 	return h.ConnectionUpgrade() && nameIs(h.Peek("Upgrade"), "websocket")
 }
 
-// finish answers with a status and a short body produced by Rampart itself.
-func (x *exchange) finish(status int, body []byte) {
+// finish answers with a status and a short body produced by Rampart itself,
+// one that outlives the request (a canned body, a route's respond body).
+func (x *exchange) finish(status int, body []byte) { x.answer(status, body, false) }
+
+// finishCopy is finish for a body in the exchange's own buffers (x.hdr).
+// The wire writes the answer after ServeWire has put the exchange back in
+// its pool, where another request may take it and reuse the buffer before
+// the write: the body is copied into the response.
+func (x *exchange) finishCopy(status int, body []byte) { x.answer(status, body, true) }
+
+func (x *exchange) answer(status int, body []byte, copyBody bool) {
 	ctx := x.ctx
 	ctx.SetStatusCode(status)
 	if len(ctx.Response.Header.ContentType()) == 0 {
@@ -847,7 +856,11 @@ func (x *exchange) finish(status int, body []byte) {
 	if x.rt != nil && x.rt.cors != nil { // cors.go: the proxy's own answers too
 		x.corsResponse()
 	}
-	ctx.Response.SetBodyRaw(body)
+	if copyBody {
+		ctx.Response.SetBody(body)
+	} else {
+		ctx.Response.SetBodyRaw(body)
+	}
 	if http2.IsGRPC(&ctx.Request.Header) {
 		// A gRPC client reads no text: the same answer as a gRPC
 		// Trailers-Only response (grpc-status, grpc-message).

@@ -126,7 +126,6 @@ func TestAppendRoundTrip(t *testing.T) {
 	}
 }
 
-
 // chunkedSource hands out its body in reads of the given sizes, then EOF
 // or fail.
 type chunkedSource struct {

@@ -58,6 +58,7 @@ func (m *Metrics) RetainRoutes(names []string) {
 			m.duration.DeleteLabelValues(name)
 		}
 	}
+	m.retainEdge(keep) // edge.go
 }
 
 // setOf returns the elements of s as a set.

@@ -23,7 +23,12 @@ type Compression struct {
 	// Types are the media types compressed (parameters such as charset
 	// ignored, case-insensitive); "text/*" matches every text type and
 	// "+json" / "+xml" every type with that suffix. Empty means the
-	// default list (DefaultCompressTypes).
+	// default list (DefaultCompressTypes): text/*, application/json,
+	// +json, application/javascript, application/ecmascript,
+	// application/x-javascript, application/xml, +xml,
+	// application/x-ndjson, application/wasm, image/svg+xml, image/x-icon,
+	// image/bmp, font/ttf, font/otf, application/vnd.ms-fontobject.
+	// text/event-stream and application/grpc are never compressed.
 	Types []string `yaml:"types"`
 	// Encodings are the content codings offered, in the proxy's order of
 	// preference among those the client accepts with the same q-value:
@@ -32,8 +37,8 @@ type Compression struct {
 	// GzipLevel is gzip's level, 1 (fastest) to 9 (smallest). Default 5;
 	// zero means the default.
 	GzipLevel int `yaml:"gzip_level"`
-	// BrotliLevel is brotli's quality, 0 (fastest) to 11 (smallest).
-	// Default 4; zero means the default (quality 0 cannot be chosen).
+	// BrotliLevel is brotli's quality, 1 (fastest) to 11 (smallest).
+	// Default 4; zero means the default.
 	BrotliLevel int `yaml:"brotli_level"`
 	// ZstdLevel is zstd's level, 1 (fastest) to 22, mapped by
 	// klauspost/compress to its four speeds (1-2: fastest, 3-5: default,
@@ -62,9 +67,8 @@ const (
 // their own compression).
 var DefaultCompressTypes = []string{
 	"text/*", "application/json", "+json", "application/javascript", "application/ecmascript",
-	"application/xml", "+xml", "application/x-ndjson", "application/wasm", "application/graphql-response+json",
+	"application/x-javascript", "application/xml", "+xml", "application/x-ndjson", "application/wasm",
 	"image/svg+xml", "image/x-icon", "image/bmp", "font/ttf", "font/otf", "application/vnd.ms-fontobject",
-	"application/x-javascript",
 }
 
 // DefaultEncodings are the content codings offered, in order of preference.

@@ -94,27 +94,27 @@ func (v *validator) rewrite(i int, r *Route) {
 	switch {
 	case rw.StripPrefix != "":
 		if !validPathPrefix(rw.StripPrefix) {
-			v.routeErrorf(i, r, "rewrite.strip_prefix", "strip_prefix %q must be a path starting with / (no query, no spaces)", rw.StripPrefix)
+			v.routeErrorf(i, r, "rewrite.strip_prefix", "rewrite.strip_prefix %q must be a path starting with / (no query, no spaces)", rw.StripPrefix)
 		}
 	case rw.ReplacePrefix != nil:
 		rp := rw.ReplacePrefix
 		if !validPathPrefix(rp.From) {
-			v.routeErrorf(i, r, "rewrite.replace_prefix.from", "from %q must be a path starting with / (no query, no spaces)", rp.From)
+			v.routeErrorf(i, r, "rewrite.replace_prefix.from", "rewrite.replace_prefix.from %q must be a path starting with / (no query, no spaces)", rp.From)
 		}
 		if !validPathPrefix(rp.To) {
-			v.routeErrorf(i, r, "rewrite.replace_prefix.to", "to %q must be a path starting with / (no query, no spaces)", rp.To)
+			v.routeErrorf(i, r, "rewrite.replace_prefix.to", "rewrite.replace_prefix.to %q must be a path starting with / (no query, no spaces)", rp.To)
 		}
 	default:
 		re := rw.Regex
 		if re.Pattern == "" {
-			v.routeErrorf(i, r, "rewrite.regex.pattern", "regex needs a pattern")
+			v.routeErrorf(i, r, "rewrite.regex", "rewrite.regex needs a pattern")
 		} else if _, err := regexp.Compile(re.Pattern); err != nil {
-			v.routeErrorf(i, r, "rewrite.regex.pattern", "invalid regular expression: %v", err)
+			v.routeErrorf(i, r, "rewrite.regex.pattern", "rewrite.regex.pattern %q is not a valid RE2 expression: %v", re.Pattern, err)
 		}
 		if !strings.HasPrefix(re.Replacement, "/") && !strings.HasPrefix(re.Replacement, "$") {
-			v.routeErrorf(i, r, "rewrite.regex.replacement", "replacement %q must start with / (or with a group that holds it)", re.Replacement)
+			v.routeErrorf(i, r, "rewrite.regex.replacement", "rewrite.regex.replacement %q must start with / (or with a group that holds it)", re.Replacement)
 		} else if !validPathChars(re.Replacement) {
-			v.routeErrorf(i, r, "rewrite.regex.replacement", "replacement %q holds a character not allowed in a path", re.Replacement)
+			v.routeErrorf(i, r, "rewrite.regex.replacement", "rewrite.regex.replacement %q holds a character not allowed in a path", re.Replacement)
 		}
 	}
 }
@@ -174,7 +174,7 @@ func (v *validator) headerEdits(i int, r *Route, field string, e *HeaderEdits, p
 		at := field + "." + sub
 		switch {
 		case !validToken(name):
-			v.routeErrorf(i, r, at, "invalid header name %q", name)
+			v.routeErrorf(i, r, at, "%s: invalid header name %q", field, name)
 		case protected(name):
 			v.routeErrorf(i, r, at, "%s cannot edit %s: the proxy owns that field", field, name)
 		}
@@ -186,7 +186,7 @@ func (v *validator) headerEdits(i int, r *Route, field string, e *HeaderEdits, p
 		for _, name := range sortedKeys(kind.m) {
 			check(kind.name+"."+name, name)
 			if !validFieldValue(kind.m[name]) {
-				v.routeErrorf(i, r, field+"."+kind.name+"."+name, "the value of %s holds a control character", name)
+				v.routeErrorf(i, r, field+"."+kind.name+"."+name, "%s: the value of %s holds a control character", field, name)
 			}
 		}
 	}
@@ -212,16 +212,16 @@ func (v *validator) mirror(i int, r *Route) {
 	u, ok := v.c.Upstreams[m.Upstream]
 	switch {
 	case m.Upstream == "":
-		v.routeErrorf(i, r, "mirror.upstream", "mirror needs an upstream")
+		v.routeErrorf(i, r, "mirror.upstream", "mirror.upstream is required")
 	case !ok:
-		v.routeErrorf(i, r, "mirror.upstream", "upstream %q is not defined", m.Upstream)
+		v.routeErrorf(i, r, "mirror.upstream", "mirror.upstream %q is not defined", m.Upstream)
 	case u != nil && u.Protocol == UpstreamHTTP2:
 		v.routeErrorf(i, r, "mirror.upstream", "mirroring to an HTTP/2 upstream (%q) is not supported yet", m.Upstream)
 	}
 	if m.Percent < 0 || m.Percent > 100 || m.Percent != m.Percent {
-		v.routeErrorf(i, r, "mirror.percent", "percent %v is out of range (0 to 100)", m.Percent)
+		v.routeErrorf(i, r, "mirror.percent", "mirror.percent %v is out of range (0 to 100)", m.Percent)
 	}
 	if m.MaxBodySize < 0 {
-		v.routeErrorf(i, r, "mirror.max_body_size", "max_body_size must not be negative")
+		v.routeErrorf(i, r, "mirror.max_body_size", "mirror.max_body_size must not be negative")
 	}
 }

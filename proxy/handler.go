@@ -310,8 +310,8 @@ func (x *exchange) serve() {
 		x.verdict = v
 	}
 
-	if rt.edits != nil { // edits.go: after the WAF, which inspects what the client sent
-		x.editRequest()
+	if rt.edits != nil && !x.editRequest() { // edits.go: after the WAF, which inspects what the client sent
+		return
 	}
 
 	if rt.respond != nil {
@@ -818,6 +818,9 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 		h.SetCanonical(keyXForwardedHost, host)
 	}
 	h.SetCanonical(keyXRequestID, x.reqID)
+	if x.rt != nil && x.rt.edits != nil { // edits.go: last, so that nothing above undoes them
+		x.editRequestHeader(h)
+	}
 }
 
 // isWebSocketUpgrade reports a request to switch to the WebSocket protocol.
@@ -828,6 +831,9 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 // finish answers with a status and a short body produced by Rampart itself.
 func (x *exchange) finish(status int, body []byte) {
 	ctx := x.ctx
+	if x.rt != nil && x.rt.edits != nil { // edits.go: the route's answers made here too
+		x.editResponse()
+	}
 	ctx.SetStatusCode(status)
 	if len(ctx.Response.Header.ContentType()) == 0 {
 		ctx.SetContentType("text/plain; charset=utf-8")

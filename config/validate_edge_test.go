@@ -10,7 +10,9 @@ import (
 // header edit and mirror checks: each file has exactly one problem, on
 // the line marked "# <-".
 func TestEdgeErrors(t *testing.T) {
-	route := func(extra string) string { return lis + ups + "  shadow:\n    targets: [{url: http://127.0.0.1:9001}]\n" + rts + extra }
+	route := func(extra string) string {
+		return lis + ups + "  shadow:\n    targets: [{url: http://127.0.0.1:9001}]\n" + rts + extra
+	}
 	tests := []struct {
 		name string
 		src  string

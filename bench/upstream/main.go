@@ -5,7 +5,8 @@
 // GET (and any method other than POST) returns a fixed body of -body-size bytes
 // ("Hello, World!" by default). POST reads the whole request body and returns a
 // small body naming its length. -delay adds a fixed latency to every response,
-// for balancing benchmarks. The server runs with GOMAXPROCS=1 and sends neither
+// for balancing benchmarks. -body-file serves a file's bytes instead (the
+// compression scenario's text). The server runs with GOMAXPROCS=1 and sends neither
 // a Date nor a Server header.
 package main
 
@@ -13,6 +14,7 @@ import (
 	"bytes"
 	"flag"
 	"log"
+	"os"
 	"runtime"
 	"strconv"
 	"time"
@@ -27,11 +29,19 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
 	delay := flag.Duration("delay", 0, "fixed latency added to every response (0 = none)")
 	bodySize := flag.Int("body-size", len(defaultBody), "size of the GET response body in bytes")
+	bodyFile := flag.String("body-file", "", "a file whose bytes are the GET response body (overrides -body-size)")
 	flag.Parse()
 
 	runtime.GOMAXPROCS(1)
 
 	body := makeBody(*bodySize)
+	if *bodyFile != "" {
+		b, err := os.ReadFile(*bodyFile)
+		if err != nil {
+			log.Fatalf("upstream: %v", err)
+		}
+		body = b
+	}
 	contentType := []byte("text/plain")
 	postPrefix := []byte("received ")
 

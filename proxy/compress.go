@@ -205,6 +205,9 @@ func (x *exchange) addVary(h *fasthttp.ResponseHeader) {
 // cache stored the answer unencoded; a cache hit calls it with nil.
 func (x *exchange) compressResponse(body io.ReadCloser) io.ReadCloser {
 	c, ctx := x.rt.compress, x.ctx
+	if c == nil { // the route does not compress (a caller need not check)
+		return body
+	}
 	out := &ctx.Response
 	size := out.Header.ContentLength()
 	if body == nil {

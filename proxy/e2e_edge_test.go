@@ -44,7 +44,14 @@ func contentUpstream(t *testing.T) *httpUpstream {
 			h.Set("ETag", `"v1"`)
 			h.Set("Vary", "Origin")
 			h.Set("Accept-Ranges", "bytes")
+			h.Set("Content-Length", strconv.Itoa(len(page))) // read whole by the proxy
 			_, _ = w.Write(page)
+		case "/chunked": // no length, sent in pieces: streamed, flushed as it comes
+			h.Set("Content-Type", "text/plain")
+			for i := 0; i < len(page); i += 4096 {
+				_, _ = w.Write(page[i:min(i+4096, len(page))])
+				w.(http.Flusher).Flush()
+			}
 		case "/weak":
 			h.Set("Content-Type", "application/json")
 			h.Set("ETag", `W/"v2"`)
@@ -170,6 +177,9 @@ func TestE2ECompressionEncodings(t *testing.T) {
 		{"zstd whole", "/page", "zstd", "zstd", page},
 		{"browser picks zstd", "/page", "gzip, deflate, br, zstd", "zstd", page},
 		{"q-values pick br", "/page", "gzip;q=0.5, br;q=0.9, zstd;q=0.1", "br", page},
+		{"gzip chunked", "/chunked", "gzip", "gzip", page},
+		{"br chunked", "/chunked", "br", "br", page},
+		{"zstd chunked", "/chunked", "zstd", "zstd", page},
 		{"gzip streamed", "/big", "gzip", "gzip", big},
 		{"br streamed", "/big", "br", "br", big},
 		{"zstd streamed", "/big", "zstd", "zstd", big},

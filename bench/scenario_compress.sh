@@ -7,7 +7,7 @@
 # Two bodies, text/plain, each from its own bench/upstream (-body-file):
 #   page   /usr/share/common-licenses/GPL-3 (35 KiB): read whole by Rampart
 #          and compressed in one piece
-#   large  every license text in /usr/share/common-licenses (about 265 KiB,
+#   large  every license text in /usr/share/common-licenses (232 KiB of
 #          different texts, so that no window sees a repeat): beyond 64 KiB,
 #          streamed through Rampart's compressing reader
 # Each is fetched by wrk with Accept-Encoding: gzip (Rampart and nginx), br
@@ -22,7 +22,7 @@
 #
 # Settings (environment variables, defaults in brackets), beside run.sh's:
 #   COMPRESS_PORT  [BASE_PORT+80]  first port: two upstreams, Rampart, nginx
-#   COMPRESS_CONNS [8]             wrk connections (compressing 265 KiB takes
+#   COMPRESS_CONNS [8]             wrk connections (compressing 232 KiB takes
 #                                  milliseconds: more connections only queue)
 #
 # Pinning as in run.sh: each proxy alone on PROXY_CPU (Rampart with
@@ -95,7 +95,7 @@ http {
     scgi_temp_path $OUT/compress/nginx/scgi;
     keepalive_timeout 75s;
     keepalive_requests 1000000;
-    # Whole 265 KiB answers in memory, as Rampart holds them in its buffers.
+    # Whole 232 KiB answers in memory, as Rampart holds them in its buffers.
     proxy_buffers 64 8k;
 
     gzip on;

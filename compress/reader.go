@@ -87,8 +87,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 }
 
-// Close closes the source and releases the Reader.
+// Close closes the source and releases the Reader to its pool: call it
+// once (a second call at once is harmless, one after the Reader was
+// reused is not).
 func (r *Reader) Close() error {
+	if r.src == nil {
+		return nil
+	}
 	err := r.src.Close()
 	if r.sink != nil {
 		r.sink.Compressed(r.e.coding, r.nIn, r.nOut)

@@ -694,3 +694,53 @@ access_log: {path: "off"}
 		t.Errorf("mirrors got %d copies in all; want 2 (none after mirror was removed)", n)
 	}
 }
+
+// TestE2ECompressionHTTP2 fetches compressed answers over h2c: the same
+// codings, whole and streamed, decode to the upstream's bytes.
+func TestE2ECompressionHTTP2(t *testing.T) {
+	up := contentUpstream(t)
+	p := startProxy(t, fmt.Sprintf(`
+listeners:
+  web:
+    address: 127.0.0.1:0
+    protocols: [h2c, http1]
+upstreams:
+  app:
+    targets: [{url: "http://%s"}]
+routes:
+  - name: site
+    upstream: app
+    compress: true
+access_log: {path: "off"}
+`, up.addr()))
+	tr := h2cTransport(p.addr)
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Transport: tr, Timeout: e2eTimeout}
+	for _, tc := range []struct{ path, coding string }{
+		{"/page", "gzip"}, {"/page", "br"}, {"/page", "zstd"}, {"/big", "zstd"}, {"/chunked", "br"},
+	} {
+		t.Run(tc.coding+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", "http://"+p.addr+tc.path, nil)
+			req.Header.Set("Accept-Encoding", tc.coding)
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.ProtoMajor != 2 || resp.Header.Get("Content-Encoding") != tc.coding {
+				t.Fatalf("HTTP/%d, Content-Encoding %q; want HTTP/2, %q", resp.ProtoMajor, resp.Header.Get("Content-Encoding"), tc.coding)
+			}
+			want := edgeBody(20 << 10)
+			if tc.path == "/big" {
+				want = edgeBody(1 << 20)
+			}
+			if got := decodeBody(t, tc.coding, body); !bytes.Equal(got, want) {
+				t.Errorf("decoded %d bytes; want the %d sent", len(got), len(want))
+			}
+		})
+	}
+}

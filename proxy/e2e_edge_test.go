@@ -744,3 +744,20 @@ access_log: {path: "off"}
 		})
 	}
 }
+
+// TestE2EEdgeAdminView shows the edge settings, defaults filled, in the
+// admin API's config view.
+func TestE2EEdgeAdminView(t *testing.T) {
+	up := startEdgeUpstream(t, nil)
+	p := startProxy(t, mirrorConfig(up.addr(), up.addr(), "")+"compression: {gzip_level: 7}\n")
+	r := adminDo(t, "GET", "http://"+p.srv.AdminAddr()+"/api/v1/config", "")
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	for _, want := range []string{`"strip_prefix": "/api"`, `"X-Env": "prod"`, `"upstream": "shadow"`,
+		`"percent": 100`, `"max_body_size": "64KiB"`, `"gzip_level": 7`, `"zstd_level": 3`, `"min_size": "1KiB"`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("config view lacks %s:\n%s", want, r.body)
+		}
+	}
+}

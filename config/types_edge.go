@@ -136,9 +136,9 @@ type Mirror struct {
 	// allowed). Zero copies nothing.
 	Percent float64 `yaml:"percent"`
 	// MaxBodySize is the largest request body copied. A request with a
-	// larger body, or a body that streams (beyond 64 KiB or chunked and not
-	// yet read), is not mirrored at all (counted as skipped): a copy
-	// without its body would be another request. Default 64KiB; zero means
+	// larger body, or a body that streams (beyond 64 KiB, chunked, or from
+	// an HTTP/2 client), is not mirrored at all (counted as skipped): a
+	// copy without its body would be another request. Default 64KiB; zero means
 	// the default.
 	MaxBodySize Size `yaml:"max_body_size"`
 }

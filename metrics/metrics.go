@@ -178,11 +178,16 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		certs:     map[CertificateKey]struct{}{},
 	}
 	m.targetState = newTargetCollector(m)
-	for _, c := range append([]prometheus.Collector{
+	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
 		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
-	}, m.edge.init()...) { // edge.go
+	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range m.edge.init() { // edge.go
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

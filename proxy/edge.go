@@ -15,9 +15,8 @@ package proxy
 //
 // The order of a request's steps (docs/pipeline.md): the PROXY protocol
 // (at accept), routing, allow/deny, rate limit, CORS preflight, auth, the
-// WAF (which inspects the request as the client sent it), rewrites, the
-// cache, mirroring, the upstream (request header edits last of all, when
-// the request is prepared for it: docs/edge.md); on the way
+// WAF (which inspects the request as the client sent it), rewrites and
+// request header edits, the cache, mirroring, the upstream; on the way
 // back: WAF response inspection, response header edits and CORS headers,
 // cache store, compression.
 

@@ -5,8 +5,7 @@
 // GET (and any method other than POST) returns a fixed body of -body-size bytes
 // ("Hello, World!" by default). POST reads the whole request body and returns a
 // small body naming its length. -delay adds a fixed latency to every response,
-// for balancing benchmarks. -body-file serves a file's bytes instead (the
-// compression scenario's text). The server runs with GOMAXPROCS=1 and sends neither
+// for balancing benchmarks. The server runs with GOMAXPROCS=1 and sends neither
 // a Date nor a Server header.
 package main
 
@@ -27,9 +26,10 @@ const defaultBody = "Hello, World!"
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
+	// -body-file: the compression scenario's text (bench/scenario_compress.sh).
+	bodyFile := flag.String("body-file", "", "a file whose bytes are the GET response body (overrides -body-size)")
 	delay := flag.Duration("delay", 0, "fixed latency added to every response (0 = none)")
 	bodySize := flag.Int("body-size", len(defaultBody), "size of the GET response body in bytes")
-	bodyFile := flag.String("body-file", "", "a file whose bytes are the GET response body (overrides -body-size)")
 	flag.Parse()
 
 	runtime.GOMAXPROCS(1)

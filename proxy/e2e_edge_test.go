@@ -407,6 +407,7 @@ access_log: {path: "off"}
 		upstream     string // the request target the upstream got; "" none
 	}{
 		{"strip", "/static/css/a.css?v=3", 200, "/css/a.css?v=3"},
+		{"strip, absolute-form", "http://example.com/static/css/b.css?v=4", 200, "/css/b.css?v=4"},
 		{"strip to root", "/static", 200, "/"},
 		{"strip keeps other prefixes", "/staticfile", 200, "/staticfile"},
 		{"replace, WAF sees the original", "/old/x?q=1", 200, "/internal/new/x?q=1"},

@@ -157,14 +157,34 @@ func (x *exchange) editRequest() bool {
 	}
 	x.target = out
 	u.SetPathBytes(out)
-	// The HTTP/2 upstream client sends the header's request target.
+	// The HTTP/2 upstream client sends the header's request target: the
+	// new path, after the scheme and authority of an absolute-form target
+	// (whose host forward still prefers to Host), with the query.
+	t := append(x.hdr[:0], absolutePrefix(ctx.Request.Header.RequestURI())...)
+	t = append(t, out...)
 	if q := u.QueryString(); len(q) > 0 {
-		x.hdr = append(append(append(x.hdr[:0], out...), '?'), q...)
-		ctx.Request.Header.SetRequestURIBytes(x.hdr)
-	} else {
-		ctx.Request.Header.SetRequestURIBytes(out)
+		t = append(append(t, '?'), q...)
 	}
+	x.hdr = t
+	ctx.Request.Header.SetRequestURIBytes(t)
 	return true
+}
+
+// absolutePrefix returns the scheme and authority of an absolute-form
+// request target ("http://host:8080" of "http://host:8080/a?b"), nothing
+// for an origin-form one.
+func absolutePrefix(uri []byte) []byte {
+	if len(uri) == 0 || uri[0] == '/' {
+		return nil
+	}
+	i := bytes.Index(uri, []byte("://"))
+	if i < 0 {
+		return nil
+	}
+	if j := bytes.IndexAny(uri[i+3:], "/?"); j >= 0 {
+		return uri[:i+3+j]
+	}
+	return uri
 }
 
 // cutSegmentPrefix returns path without prefix when prefix ends at a

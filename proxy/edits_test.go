@@ -64,3 +64,18 @@ func TestMirrorChosen(t *testing.T) {
 		})
 	}
 }
+
+func TestAbsolutePrefix(t *testing.T) {
+	for _, tc := range []struct{ uri, want string }{
+		{"/a/b?c", ""},
+		{"http://host:8080/a?b", "http://host:8080"},
+		{"https://host?x", "https://host"},
+		{"http://host", "http://host"},
+		{"*", ""},
+		{"", ""},
+	} {
+		if got := absolutePrefix([]byte(tc.uri)); string(got) != tc.want {
+			t.Errorf("absolutePrefix(%q) = %q; want %q", tc.uri, got, tc.want)
+		}
+	}
+}

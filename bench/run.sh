@@ -11,7 +11,7 @@
 #   CONNS      [50]    wrk connections (wrk -c)
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
-#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2,auth]  (balance, ratelimit, tls, waf, h2, auth: see bench/scenario_*.sh)
+#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress]  (balance, ratelimit, tls, waf, h2, auth, compress: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
 #              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp;
 #              evloop, not in the default: bench/evloop, an epoll loop on fasthttp's parsers, the floor of Go without goroutines)
@@ -34,7 +34,11 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
-SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2,auth}
+SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress}
+# run.sh's own load loop measures get and post16k; every other scenario
+# measures and reports itself (idle here, the rest in bench/scenario_*.sh).
+OWN_SCENARIOS="idle balance ratelimit tls waf h2 auth compress"
+is_own() { [[ " $OWN_SCENARIOS " == *" $1 "* ]]; }
 PROXIES=${PROXIES:-direct,rampart,rampart-metrics,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_PROXIES=${IDLE_PROXIES:-rampart,nginx,haproxy}
@@ -57,6 +61,8 @@ source "$BENCH/scenario_waf.sh"
 source "$BENCH/scenario_h2.sh"
 # shellcheck source=bench/scenario_auth.sh
 source "$BENCH/scenario_auth.sh"
+# shellcheck source=bench/scenario_compress.sh
+source "$BENCH/scenario_compress.sh"
 OUT=$BENCH/.out
 LOGS=$OUT/logs
 RAW=$OUT/raw.tsv
@@ -628,7 +634,7 @@ report() {
 		echo "- versions: $VERSIONS"
 		((HWM_LIFETIME)) && echo "- note: could not reset VmHWM; peak RSS is the process lifetime peak"
 		for scenario in ${SCENARIOS//,/ }; do
-			[[ $scenario == idle || $scenario == balance || $scenario == ratelimit || $scenario == tls || $scenario == waf || $scenario == h2 || $scenario == auth ]] && continue
+			is_own "$scenario" && continue
 			echo
 			case $scenario in
 			get) echo "## get: GET of a 13-byte body, keep-alive, wrk -t$THREADS -c$CONNS" ;;
@@ -684,6 +690,7 @@ report() {
 		if has "$SCENARIOS" waf; then waf_report; fi
 		if has "$SCENARIOS" h2; then h2_report; fi
 		if has "$SCENARIOS" auth; then auth_report; fi
+		if has "$SCENARIOS" compress; then compress_report; fi
 	} >"$RESULTS"
 	echo
 	cat "$RESULTS"
@@ -702,7 +709,7 @@ main() {
 
 	local s
 	for s in ${SCENARIOS//,/ }; do
-		case $s in get | post16k | idle | balance | ratelimit | tls | waf | h2 | auth) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf, h2, auth)" ;; esac
+		[[ $s == get || $s == post16k ]] || is_own "$s" || die "unknown scenario $s (known: get post16k $OWN_SCENARIOS)"
 	done
 	for s in ${PROXIES//,/ }; do
 		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, rampart-base, nginx, haproxy, fasthttp, evloop)"
@@ -797,7 +804,7 @@ main() {
 	log "proxies: $PROXIES; scenarios: $SCENARIOS; $ROUNDS round(s) of $DURATION"
 
 	local load=() round name
-	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit || $s == tls || $s == waf || $s == h2 || $s == auth ]] || load+=("$s"); done
+	for s in ${SCENARIOS//,/ }; do is_own "$s" || load+=("$s"); done
 	if ((${#load[@]})); then
 		log "warming up ($WARMUP per proxy and scenario)"
 		for s in "${load[@]}"; do
@@ -825,6 +832,7 @@ main() {
 	if has "$SCENARIOS" waf; then waf_scenario; fi
 	if has "$SCENARIOS" h2; then h2_scenario; fi
 	if has "$SCENARIOS" auth; then auth_scenario; fi
+	if has "$SCENARIOS" compress; then compress_scenario; fi
 	report
 }
 

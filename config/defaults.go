@@ -161,6 +161,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	orDefault(&c.Shutdown.GracePeriod, Duration(DefaultGracePeriod))
 	orDefault(&c.WAFBufferLimit, DefaultWAFBufferLimit)
+	c.applyEdgeDefaults() // types_edge.go
 }
 
 func (l *Listener) applyDefaults() {

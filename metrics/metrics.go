@@ -89,6 +89,8 @@ type Metrics struct {
 	access    map[string]*AccessMetrics
 	auths     map[string]*AuthMetrics
 	certs     map[CertificateKey]struct{} // the expiry series set
+
+	edge edgeMetrics // edge.go
 }
 
 // NewRegistry returns an empty registry holding only the Go runtime and
@@ -193,6 +195,11 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.authRequests, m.certExpiry, m.accessDenied,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
 	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range m.edge.init() { // edge.go
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/rampart-proxy/rampart/compress"
 )
 
 // newTest returns Metrics on a fresh registry holding the Go and process
@@ -51,6 +53,8 @@ func recordAll(m *Metrics) {
 	m.Auth("admins").Record(AuthDenied)
 	m.SetCertificateExpiry("example.com", SourceStatic, time.Unix(2000000000, 0))
 	m.ReloadFailed()
+	m.Compress("api").Compressed(compress.Gzip, 1000, 300)
+	m.Mirror("api").Record(MirrorDropped)
 }
 
 // families gathers reg into a map by name.
@@ -102,6 +106,10 @@ func TestExpositionHasEveryFamily(t *testing.T) {
 		{"rampart_config_last_reload_success_timestamp_seconds", dto.MetricType_GAUGE, ""},
 		{"rampart_active_connections", dto.MetricType_GAUGE, "listener"},
 		{"rampart_build_info", dto.MetricType_GAUGE, "version"},
+		{"rampart_compressed_responses_total", dto.MetricType_COUNTER, "encoding,route"},
+		{"rampart_compression_input_bytes_total", dto.MetricType_COUNTER, "encoding,route"},
+		{"rampart_compression_output_bytes_total", dto.MetricType_COUNTER, "encoding,route"},
+		{"rampart_mirror_requests_total", dto.MetricType_COUNTER, "result,route"},
 		{"go_goroutines", dto.MetricType_GAUGE, ""},
 		{"process_start_time_seconds", dto.MetricType_GAUGE, ""},
 	}

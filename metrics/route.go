@@ -51,6 +51,7 @@ func (m *Metrics) RetainRoutes(names []string) {
 	keep := setOf(names)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.retainEdge(keep) // edge.go
 	for name, r := range m.routes {
 		if _, ok := keep[name]; !ok {
 			delete(m.routes, name)

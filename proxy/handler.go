@@ -314,8 +314,8 @@ func (x *exchange) serve() {
 		x.verdict = v
 	}
 
-	if rt.edits != nil { // edits.go: after the WAF, which inspects what the client sent
-		x.editRequest()
+	if rt.edits != nil && !x.editRequest() { // edits.go: after the WAF, which inspects what the client sent
+		return
 	}
 
 	if rt.respond != nil {
@@ -825,6 +825,9 @@ func prepareRequest(req *fasthttp.Request, x *exchange, host []byte, f int) {
 		h.SetCanonical(keyXForwardedHost, host)
 	}
 	h.SetCanonical(keyXRequestID, x.reqID)
+	if x.rt != nil && x.rt.edits != nil { // edits.go: last, so that nothing above undoes them
+		x.editRequestHeader(h)
+	}
 }
 
 // isWebSocketUpgrade reports a request to switch to the WebSocket protocol.
@@ -844,6 +847,9 @@ func (x *exchange) finishCopy(status int, body []byte) { x.answer(status, body, 
 
 func (x *exchange) answer(status int, body []byte, copyBody bool) {
 	ctx := x.ctx
+	if x.rt != nil && x.rt.edits != nil { // edits.go: the route's answers made here too
+		x.editResponse()
+	}
 	ctx.SetStatusCode(status)
 	if len(ctx.Response.Header.ContentType()) == 0 {
 		ctx.SetContentType("text/plain; charset=utf-8")

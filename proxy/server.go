@@ -67,6 +67,8 @@ type Server struct {
 	// wafBuffer bounds the bodies every WAF policy holds for inspection
 	// (waf_buffer_limit); it outlives reloads, which change its limit.
 	wafBuffer *waf.Budget
+	// mirrors queues request copies for mirror upstreams (mirror.go).
+	mirrors mirrorQueue
 }
 
 // Option adjusts a Server built by New.

@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"flag"
 	"log"
+	"os"
 	"runtime"
 	"strconv"
 	"time"
@@ -25,6 +26,8 @@ const defaultBody = "Hello, World!"
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:18080", "listen address")
+	// -body-file: the compression scenario's text (bench/scenario_compress.sh).
+	bodyFile := flag.String("body-file", "", "a file whose bytes are the GET response body (overrides -body-size)")
 	delay := flag.Duration("delay", 0, "fixed latency added to every response (0 = none)")
 	bodySize := flag.Int("body-size", len(defaultBody), "size of the GET response body in bytes")
 	flag.Parse()
@@ -32,6 +35,13 @@ func main() {
 	runtime.GOMAXPROCS(1)
 
 	body := makeBody(*bodySize)
+	if *bodyFile != "" {
+		b, err := os.ReadFile(*bodyFile)
+		if err != nil {
+			log.Fatalf("upstream: %v", err)
+		}
+		body = b
+	}
 	contentType := []byte("text/plain")
 	postPrefix := []byte("received ")
 

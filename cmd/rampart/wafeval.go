@@ -37,6 +37,9 @@ Options:
   --host HOST            the Host sent with --url (default: the corpus's,
                          ` + eval.DefaultHost + `)
   --block-status LIST    statuses that mean blocked with --url (default 403)
+  --audit-log FILE       with --url: the audit log of the policy evaluated,
+                         read after the run for the rules that matched each
+                         request (its requests carry X-Request-Id eval-...)
   --classes LIST         attack classes (default ` + "%s" + `;
                          also: redirect)
   --placements LIST      placements (default all: %s)
@@ -81,6 +84,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		route    = fs.String("route", "", "")
 		target   = fs.String("url", "", "")
 		host     = fs.String("host", "", "")
+		auditLog = fs.String("audit-log", "", "")
 		blockSt  = fs.String("block-status", "403", "")
 		classes  = fs.String("classes", "", "")
 		places   = fs.String("placements", "", "")
@@ -134,6 +138,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 
 	var in eval.Inspector
 	var desc string
+	var remote *eval.Remote
 	switch {
 	case *target != "":
 		if *cfgFile != "" {
@@ -155,10 +160,14 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 			}
 			statuses = append(statuses, n)
 		}
-		r := &eval.Remote{Addr: addr, Host: *host, BlockStatuses: statuses}
+		r := &eval.Remote{Addr: addr, Host: *host, BlockStatuses: statuses,
+			IDPrefix: fmt.Sprintf("eval-%x-", time.Now().UnixNano())}
 		defer r.Close()
-		in, desc = r, *target
+		in, desc, remote = r, *target, r
 	default:
+		if *auditLog != "" {
+			return fail("--audit-log goes with --url: in process, the rules are known without it")
+		}
 		pc, name, routeName, base := &config.WAFPolicy{}, "default", "eval", ""
 		desc = "the default policy (mode block, paranoia level 1, stock CRS)"
 		if *cfgFile != "" {
@@ -191,6 +200,15 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 	results, err := eval.Run(in, cases, eval.Limits{Timeout: *timeout})
 	if err != nil {
 		return fail("%v", err)
+	}
+	if remote != nil && *auditLog != "" {
+		id, err := remote.Marker()
+		if err == nil {
+			err = remote.AttachAudit(results, *auditLog, id, 10*time.Second)
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
 	}
 	rep := eval.NewReport(desc, sel, results)
 	if err := rep.WriteText(stdout, *maxFP); err != nil {

@@ -82,6 +82,8 @@ func cmdWAF(args []string, stdout, stderr io.Writer) int {
 			return cmdWAFTest(args[1:], stdout, stderr)
 		case "eval":
 			return cmdWAFEval(args[1:], stdout, stderr)
+		case "report":
+			return cmdWAFReport(args[1:], stdout, stderr)
 		}
 	}
 	_, _ = io.WriteString(stderr, wafUsage)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -122,10 +123,25 @@ type Remote struct {
 	// Timeout bounds each exchange (default 10 s).
 	Timeout time.Duration
 
+	// IDPrefix starts the X-Request-Id of every request sent: the i-th
+	// is IDPrefix followed by i, so that the audit events of a run can be
+	// told from others (see AttachAudit). Empty: "eval-".
+	IDPrefix string
+
+	sent int
 	conn net.Conn
 	br   *bufio.Reader
 	resp fasthttp.Response
 	raw  []byte
+}
+
+// requestID returns the id of the i-th request.
+func (r *Remote) requestID(i int) string {
+	p := r.IDPrefix
+	if p == "" {
+		p = "eval-"
+	}
+	return p + strconv.Itoa(i)
 }
 
 // Close closes the connection.
@@ -148,7 +164,8 @@ func (r *Remote) Inspect(c *Case) (Outcome, error) {
 			}
 		}
 	}
-	r.raw = req.AppendRaw(r.raw[:0], [2]string{"X-Request-Id", c.Name})
+	r.raw = req.AppendRaw(r.raw[:0], [2]string{"X-Request-Id", r.requestID(r.sent)})
+	r.sent++
 	var err error
 	for try := 0; try < 2; try++ {
 		var o Outcome

@@ -27,8 +27,10 @@ fasthttp and inspected by the route's compiled policy, as the proxy does;
 no upstream or listener is needed and no audit log is written. Without
 --config the policy is the default one: mode block, paranoia level 1,
 the default anomaly threshold (stock CRS). With --url the requests go to
-a running Rampart over HTTP/1.1, and a request answered with a status of
---block-status counts as blocked (which rules matched is then unknown).
+a running Rampart over HTTP/1.1: a request answered with Rampart's WAF
+refusal (whatever its status) or a status of --block-status counts as
+blocked, and the rules that matched are read from the policy's audit log
+when --audit-log names it.
 
 Options:
   --config FILE          the configuration file
@@ -36,7 +38,8 @@ Options:
   --url URL              a running Rampart, http://host:port, instead
   --host HOST            the Host sent with --url (default: the corpus's,
                          ` + eval.DefaultHost + `)
-  --block-status LIST    statuses that mean blocked with --url (default 403)
+  --block-status LIST    more statuses that mean blocked with --url
+                         (default 403)
   --audit-log FILE       with --url: the audit log of the policy evaluated,
                          read after the run for the rules that matched each
                          request (its requests carry X-Request-Id eval-...)

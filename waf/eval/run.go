@@ -112,8 +112,10 @@ func scoring(ids []int) []int {
 }
 
 // Remote sends cases to a running Rampart over HTTP/1.1, one at a time on
-// a kept-alive connection, and reads the answer's status: a status in
-// BlockStatuses is a block.
+// a kept-alive connection, and reads the answer: Rampart's WAF refusal
+// (recognized by its body, whatever its status: 403 for a rule, 400 for a
+// body the engine cannot parse, 413 for one over the limit) or a status
+// in BlockStatuses is a block.
 type Remote struct {
 	Addr string // host:port
 	// Host replaces the cases' Host when not empty.
@@ -207,6 +209,7 @@ func (r *Remote) exchange() (Outcome, error) {
 		return Outcome{}, err
 	}
 	st := r.resp.StatusCode()
+	refused := st >= 400 && bytes.Contains(r.resp.Body(), wafAnswer)
 	if r.resp.ConnectionClose() {
 		r.conn.Close()
 		r.conn = nil
@@ -215,8 +218,12 @@ func (r *Remote) exchange() (Outcome, error) {
 	if len(statuses) == 0 {
 		statuses = []int{fasthttp.StatusForbidden}
 	}
-	return Outcome{Blocked: slices.Contains(statuses, st), Status: st}, nil
+	return Outcome{Blocked: refused || slices.Contains(statuses, st), Status: st}, nil
 }
+
+// wafAnswer is in the body of every answer of Rampart's WAF to a request
+// it refuses (waf.Verdict.AppendBody).
+var wafAnswer = []byte("the web application firewall")
 
 // Result is a case and its outcome.
 type Result struct {

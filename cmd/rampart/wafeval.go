@@ -51,9 +51,13 @@ Options:
                          encoding (default %d; 0: every payload)
   --seed N               picks the sample (default %d)
   --no-benign            attacks only
+  --no-attacks           benign requests only (to make an audit log of
+                         legitimate traffic for rampart waf report)
   --corpus DIR           a corpus directory laid out as the embedded one
   --markdown FILE        also write the tables as Markdown
   --json FILE            also write the report as JSON
+  --cases FILE           also write every case and its outcome, a JSON line
+                         each
   --fp N                 false positives listed (default 50; -1: all)
   --timeout D            bound on the whole run (default 10m)
 
@@ -95,9 +99,11 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		sample   = fs.Int("sample", eval.DefaultSample, "")
 		seed     = fs.Uint64("seed", eval.DefaultSeed, "")
 		noBenign = fs.Bool("no-benign", false, "")
+		noAttack = fs.Bool("no-attacks", false, "")
 		corpus   = fs.String("corpus", "", "")
 		mdFile   = fs.String("markdown", "", "")
 		jsonFile = fs.String("json", "", "")
+		casesOut = fs.String("cases", "", "")
 		maxFP    = fs.Int("fp", 50, "")
 		timeout  = fs.Duration("timeout", 10*time.Minute, "")
 		help     = fs.Bool("help", false, "")
@@ -122,7 +128,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		return fail("--sample %d: want 0 or more", *sample)
 	}
 	sel := eval.Selection{Classes: splitList(*classes), Placements: splitList(*places),
-		Encodings: splitList(*encs), Sample: *sample, Seed: *seed, NoBenign: *noBenign}
+		Encodings: splitList(*encs), Sample: *sample, Seed: *seed, NoBenign: *noBenign, NoAttacks: *noAttack}
 
 	var c *eval.Corpus
 	var err error
@@ -205,11 +211,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	if remote != nil && *auditLog != "" {
-		id, err := remote.Marker()
-		if err == nil {
-			err = remote.AttachAudit(results, *auditLog, id, 10*time.Second)
-		}
-		if err != nil {
+		if err := remote.AttachAudit(results, *auditLog, 10*time.Second); err != nil {
 			return fail("%v", err)
 		}
 	}
@@ -221,7 +223,8 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 	for _, out := range []struct {
 		file  string
 		write func(io.Writer) error
-	}{{*mdFile, rep.WriteMarkdown}, {*jsonFile, rep.WriteJSON}} {
+	}{{*mdFile, rep.WriteMarkdown}, {*jsonFile, rep.WriteJSON},
+		{*casesOut, func(w io.Writer) error { return eval.WriteCases(w, results) }}} {
 		if out.file == "" {
 			continue
 		}

@@ -19,8 +19,8 @@ type Selection struct {
 	Sample int
 	// Seed picks the sample.
 	Seed uint64
-	// NoBenign leaves out the benign cases.
-	NoBenign bool
+	// NoBenign leaves out the benign cases, NoAttacks the attacks.
+	NoBenign, NoAttacks bool
 }
 
 // DefaultSample and DefaultSeed are the sample `rampart waf eval` takes
@@ -57,6 +57,9 @@ func (c *Corpus) Cases(sel Selection) ([]*Case, error) {
 		}
 	}
 	var cases []*Case
+	if sel.NoAttacks {
+		classes = nil
+	}
 	for _, class := range classes {
 		payloads := c.Attacks[class]
 		n := len(payloads)

@@ -302,3 +302,30 @@ func printable(s string) string {
 	}
 	return s
 }
+
+// caseLine is one line of WriteCases.
+type caseLine struct {
+	Case      string `json:"case"`
+	Attack    bool   `json:"attack"`
+	Class     string `json:"class"`
+	Placement string `json:"placement"`
+	Encoding  string `json:"encoding"`
+	Blocked   bool   `json:"blocked"`
+	Status    int    `json:"status"`
+	Rules     []int  `json:"rules"`
+	Payload   string `json:"payload"`
+}
+
+// WriteCases writes every result as a JSON line: the case, its labels, the
+// outcome and the payload, to find what was missed or refused.
+func WriteCases(w io.Writer, results []Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, r := range results {
+		c := r.Case
+		if err := enc.Encode(caseLine{c.Name, c.Attack, c.Class, c.Placement, c.Encoding, r.Blocked, r.Status, r.Rules, c.Payload}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

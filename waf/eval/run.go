@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/proxy"
 	"github.com/rampart-proxy/rampart/waf"
 )
 
@@ -36,7 +37,9 @@ type Inspector interface {
 }
 
 // Local inspects cases in process with a compiled policy, as the proxy
-// does: the request is parsed by fasthttp from its wire form and given to
+// does: the request is parsed by fasthttp from its wire form, its path put
+// in the proxy's normal form (a path without one is refused, as the proxy
+// refuses it with 400 before the WAF: it counts as blocked), and given to
 // waf.Policy.Inspect. It is not safe for concurrent use.
 type Local struct {
 	p     *waf.Policy
@@ -83,10 +86,19 @@ func (l *Local) Inspect(c *Case) (Outcome, error) {
 	if err := l.req.Read(l.br); err != nil {
 		return Outcome{}, fmt.Errorf("%s: the request cannot be parsed: %w", c.Name, err)
 	}
+	// The proxy puts the path in its normal form before the WAF, which
+	// inspects the target the upstream receives, and refuses a path
+	// without one (as a listener does by default, path_handling
+	// normalize).
+	u := l.req.URI()
+	target, ok := proxy.NormalizedTarget(u.PathOriginal(), u.QueryString())
+	if !ok {
+		return Outcome{Blocked: true, Status: fasthttp.StatusBadRequest}, nil
+	}
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&l.req, localAddr, nil)
 	l.rules = l.rules[:0]
-	v := l.p.Inspect(&ctx, waf.Request{ID: []byte(c.Name), ClientIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Route: l.route})
+	v := l.p.Inspect(&ctx, waf.Request{ID: []byte(c.Name), ClientIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Route: l.route, URI: target})
 	o := Outcome{Blocked: v.Blocked()}
 	if v != nil {
 		o.Status = v.Status
@@ -114,8 +126,10 @@ func scoring(ids []int) []int {
 // Remote sends cases to a running Rampart over HTTP/1.1, one at a time on
 // a kept-alive connection, and reads the answer: Rampart's WAF refusal
 // (recognized by its body, whatever its status: 403 for a rule, 400 for a
-// body the engine cannot parse, 413 for one over the limit) or a status
-// in BlockStatuses is a block.
+// body the engine cannot parse, 413 for one over the limit), the proxy's
+// own 400 (a path without a normal form, refused before the WAF) or a
+// status in BlockStatuses is a block. The route evaluated should answer
+// everything else with a 2xx (a respond route does).
 type Remote struct {
 	Addr string // host:port
 	// Host replaces the cases' Host when not empty.
@@ -209,7 +223,9 @@ func (r *Remote) exchange() (Outcome, error) {
 		return Outcome{}, err
 	}
 	st := r.resp.StatusCode()
-	refused := st >= 400 && bytes.Contains(r.resp.Body(), wafAnswer)
+	body := r.resp.Body()
+	refused := st >= 400 && bytes.Contains(body, wafAnswer) ||
+		st == fasthttp.StatusBadRequest && bytes.Equal(body, proxyBadRequest)
 	if r.resp.ConnectionClose() {
 		r.conn.Close()
 		r.conn = nil
@@ -224,6 +240,11 @@ func (r *Remote) exchange() (Outcome, error) {
 // wafAnswer is in the body of every answer of Rampart's WAF to a request
 // it refuses (waf.Verdict.AppendBody).
 var wafAnswer = []byte("the web application firewall")
+
+// proxyBadRequest is the body of the proxy's own 400, such as for a path
+// it cannot put in a normal form: the request was refused before the WAF,
+// and not forwarded.
+var proxyBadRequest = []byte("400 Bad Request\n")
 
 // Result is a case and its outcome.
 type Result struct {

@@ -50,6 +50,12 @@ Options:
   --sample N             payloads of a class tried in each placement and
                          encoding (default %d; 0: every payload)
   --seed N               picks the sample (default %d)
+  --source S             where the attacks come from: patt (default: the
+                         corpus's payloads, placed and encoded), crs (the CRS
+                         regression tests of the attack rules, as written)
+                         or all
+  --crs-paranoia N       with crs: tests of the rules up to this paranoia
+                         level (default: the policy's, or 1 with --url)
   --no-benign            attacks only
   --no-attacks           benign requests only (to make an audit log of
                          legitimate traffic for rampart waf report)
@@ -100,6 +106,8 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		seed     = fs.Uint64("seed", eval.DefaultSeed, "")
 		noBenign = fs.Bool("no-benign", false, "")
 		noAttack = fs.Bool("no-attacks", false, "")
+		source   = fs.String("source", eval.SourcePATT, "")
+		crsPL    = fs.Int("crs-paranoia", 0, "")
 		corpus   = fs.String("corpus", "", "")
 		mdFile   = fs.String("markdown", "", "")
 		jsonFile = fs.String("json", "", "")
@@ -128,7 +136,8 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		return fail("--sample %d: want 0 or more", *sample)
 	}
 	sel := eval.Selection{Classes: splitList(*classes), Placements: splitList(*places),
-		Encodings: splitList(*encs), Sample: *sample, Seed: *seed, NoBenign: *noBenign, NoAttacks: *noAttack}
+		Encodings: splitList(*encs), Sample: *sample, Seed: *seed, NoBenign: *noBenign, NoAttacks: *noAttack,
+		Source: *source, CRSParanoia: *crsPL}
 
 	var c *eval.Corpus
 	var err error
@@ -140,9 +149,8 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	cases, err := c.Cases(sel)
-	if err != nil {
-		return fail("%v", err)
+	if *crsPL < 0 || *crsPL > 4 {
+		return fail("--crs-paranoia %d: want 1 to 4", *crsPL)
 	}
 
 	var in eval.Inspector
@@ -197,6 +205,9 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		} else if *route != "" {
 			return fail("--route needs --config FILE")
 		}
+		if sel.CRSParanoia == 0 {
+			sel.CRSParanoia = pc.ParanoiaLevel
+		}
 		l, err := eval.NewLocal(name, pc, base, routeName)
 		if err != nil {
 			return fail("%v", err)
@@ -205,6 +216,10 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		in = l
 	}
 
+	cases, err := c.Cases(sel)
+	if err != nil {
+		return fail("%v", err)
+	}
 	start := time.Now()
 	results, err := eval.Run(in, cases, eval.Limits{Timeout: *timeout})
 	if err != nil {

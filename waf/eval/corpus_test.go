@@ -256,3 +256,32 @@ func TestCases(t *testing.T) {
 		t.Errorf("an unknown placement was accepted")
 	}
 }
+
+func TestCRSCases(t *testing.T) {
+	pl1, err := CRSCases(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl4, err := CRSCases(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl1) < 1000 || len(pl4) <= len(pl1) {
+		t.Errorf("%d tests at paranoia level 1, %d up to 4; want over 1000, and more up to 4", len(pl1), len(pl4))
+	}
+	for _, c := range pl1 {
+		if !c.Attack || c.Placement != PlaceCRS || !strings.HasPrefix(c.Class, "crs-") || c.Req.Raw == nil {
+			t.Fatalf("case %+v: want an attack sent as written, of a crs- class", c)
+		}
+	}
+	// 942130 is a paranoia level 2 rule: its tests are not taken at 1.
+	for _, c := range pl1 {
+		if strings.HasPrefix(c.Name, "crs/942130-") {
+			t.Errorf("%s: a test of a level 2 rule at level 1", c.Name)
+		}
+	}
+	raw := string(pl1[0].Req.AppendRaw(nil, [2]string{"X-Request-Id", "eval-1"}))
+	if line, rest, _ := strings.Cut(raw, "\r\n"); !strings.HasPrefix(rest, "X-Request-Id: eval-1\r\n") || strings.Contains(line, "X-Request-Id") {
+		t.Errorf("the extra field is not right after the request line:\n%s", raw)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -115,12 +116,24 @@ func writeWAFReport(w io.Writer, name string, s *tuning.Summary, top int) {
 	}
 	if len(s.NotExcludable) > 0 {
 		fmt.Fprint(w, "\nnot excludable (the body could not be inspected; fix the client):")
-		for id, hits := range s.NotExcludable {
-			fmt.Fprintf(w, " %d (%d hits)", id, hits)
+		ids := make([]int, 0, len(s.NotExcludable))
+		for id := range s.NotExcludable {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			fmt.Fprintf(w, " %d (%d hits)", id, s.NotExcludable[id])
 		}
 		fmt.Fprintln(w)
 	}
-	props := tuning.Propose(s.Groups)
+	props, unsafe := tuning.Propose(s.Groups)
+	if len(unsafe) > 0 {
+		fmt.Fprintln(w, "\nnot proposed (the name matched holds characters an exclusion cannot carry; an")
+		fmt.Fprintln(w, "argument, header or cookie name is the client's choice):")
+		for _, g := range unsafe {
+			fmt.Fprintf(w, "  %d  %s  %s  %s\n", g.RuleID, strings.Join(g.Methods, ","), printable(g.Path), printable(g.Target))
+		}
+	}
 	if len(props) == 0 {
 		return
 	}

@@ -250,12 +250,14 @@ var targetVariables = []string{"ARGS", "ARGS_GET", "ARGS_POST", "ARGS_NAMES", "A
 	"FILES", "FILES_NAMES", "XML"}
 
 // exclusionTarget returns the target an exclusion names for a match on
-// target, or "" when the whole rule must be excluded (a variable without
-// members, such as REQUEST_FILENAME, or none).
-func exclusionTarget(target string) string {
-	v, key, ok := strings.Cut(target, ":")
-	if !ok || key == "" || strings.ContainsAny(key, "\r\n") {
-		return ""
+// target: "" when the whole rule must be excluded (a variable without
+// members, such as REQUEST_FILENAME, or none); ok is false when no
+// exclusion may be proposed, because the member's name (attacker input:
+// an argument, header or cookie name) holds a character outside safeKey.
+func exclusionTarget(target string) (_ string, ok bool) {
+	v, key, found := strings.Cut(target, ":")
+	if !found || key == "" {
+		return "", true
 	}
 	v = strings.ToUpper(v)
 	if v == "REQUEST_XML" {
@@ -264,14 +266,36 @@ func exclusionTarget(target string) string {
 		v = "XML"
 	}
 	if !slices.Contains(targetVariables, v) {
-		return ""
+		return "", true
+	}
+	if !safeKey(key) {
+		return "", false
 	}
 	if strings.HasPrefix(v, "ARGS") {
 		if rx := indexPattern(key); rx != "" {
-			return v + ":" + rx
+			return v + ":" + rx, true
 		}
 	}
-	return v + ":" + key
+	return v + ":" + key, true
+}
+
+// safeKey reports whether key may be written into an exclusion: the
+// policy writes targets into SecLang actions as they are, so a name with a
+// comma, quote, semicolon, pipe, space or backslash would change the rule
+// (an argument named "a,ctl:ruleEngine=Off" is an injection, not a
+// target). Letters, digits and "_-.$@:/*[]" are safe.
+func safeKey(key string) bool {
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(isAlnum(c) || strings.IndexByte("_-.$@:/*[]", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // indexPattern returns a regular expression target key (/^...$/) that
@@ -307,12 +331,20 @@ type Proposal struct {
 // matched there; exclusions of the same policy, path, methods and rules
 // are then merged into one with their targets. They are narrow on
 // purpose: the path the rule matched on, its methods and the parameter.
-func Propose(groups []Group) []Proposal {
+//
+// Groups whose target name no exclusion may carry (see safeKey) are not
+// proposed: they are returned as unsafe, to be listed for the operator.
+func Propose(groups []Group) (_ []Proposal, unsafe []Group) {
 	type key struct{ policy, path, methods, target string }
 	byKey := map[key]*Proposal{}
 	var order []key
 	for _, g := range groups {
-		k := key{g.Policy, g.Path, strings.Join(g.Methods, ","), exclusionTarget(g.Target)}
+		t, ok := exclusionTarget(g.Target)
+		if !ok {
+			unsafe = append(unsafe, g)
+			continue
+		}
+		k := key{g.Policy, g.Path, strings.Join(g.Methods, ","), t}
 		p := byKey[k]
 		if p == nil {
 			p = &Proposal{Policy: g.Policy, Exclusion: config.Exclusion{PathPrefix: g.Path, Methods: g.Methods}}
@@ -350,7 +382,7 @@ func Propose(groups []Group) []Proposal {
 		}
 		return out[i].Exclusion.PathPrefix < out[j].Exclusion.PathPrefix
 	})
-	return out
+	return out, unsafe
 }
 
 // WriteYAML writes proposals as the waf section of a Rampart
@@ -392,14 +424,27 @@ func WriteYAML(w io.Writer, proposals []Proposal) error {
 	return err
 }
 
-// yamlString quotes s as a YAML double-quoted scalar (a JSON string is
-// one).
+// yamlString quotes s as a YAML double-quoted scalar, escaping what YAML
+// does not allow there or would read otherwise: quotes, backslashes,
+// control characters, line and paragraph separators, the byte order mark.
+// Bytes that are not UTF-8 become U+FFFD (a YAML document is text).
 func yamlString(s string) string {
 	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return strings.TrimSuffix(b.String(), "\n")
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0x2028 || r == 0x2029 || r == 0xfeff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // yamlKey returns s plain when it is a simple key, else quoted.

@@ -84,24 +84,35 @@ func TestRead(t *testing.T) {
 }
 
 func TestExclusionTarget(t *testing.T) {
-	cases := []struct{ in, want string }{
-		{"ARGS:q", "ARGS:q"},
-		{"args_get:q", "ARGS_GET:q"},
-		{"ARGS:json.items.3.name", `ARGS:/^json\.items\.\d+\.name$/`},
-		{"ARGS_NAMES:json.filter.plan.$in", `ARGS_NAMES:json.filter.plan.$in`},
-		{"ARGS:json.0", `ARGS:/^json\.\d+$/`},
-		{"REQUEST_HEADERS:x-api-key", "REQUEST_HEADERS:x-api-key"},
-		{"REQUEST_COOKIES:pref", "REQUEST_COOKIES:pref"},
-		{"REQUEST_XML:/*", "XML:/*"},
-		{"REQUEST_FILENAME", ""},
-		{"REQUEST_URI:", ""},
-		{"TX:anomaly_score", ""},
-		{"", ""},
+	cases := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"ARGS:q", "ARGS:q", true},
+		{"args_get:q", "ARGS_GET:q", true},
+		{"ARGS:json.items.3.name", `ARGS:/^json\.items\.\d+\.name$/`, true},
+		{"ARGS_NAMES:json.filter.plan.$in", `ARGS_NAMES:json.filter.plan.$in`, true},
+		{"ARGS:json.0", `ARGS:/^json\.\d+$/`, true},
+		{"ARGS:prefs[locale]", "ARGS:prefs[locale]", true},
+		{"REQUEST_HEADERS:x-api-key", "REQUEST_HEADERS:x-api-key", true},
+		{"REQUEST_COOKIES:pref", "REQUEST_COOKIES:pref", true},
+		{"REQUEST_XML:/*", "XML:/*", true},
+		{"REQUEST_FILENAME", "", true},
+		{"REQUEST_URI:", "", true},
+		{"TX:anomaly_score", "", true},
+		{"", "", true},
+		{"ARGS:a,ctl:ruleEngine=Off", "", false},
+		{`ARGS:a"b`, "", false},
+		{"REQUEST_COOKIES:a b", "", false},
+		{"ARGS:a|b", "", false},
+		{`ARGS:a\b`, "", false},
+		{"TX:a,b", "", true},
 	}
 	for _, c := range cases {
 		t.Run(c.in, func(t *testing.T) {
-			if got := exclusionTarget(c.in); got != c.want {
-				t.Errorf("exclusionTarget(%q) = %q; want %q", c.in, got, c.want)
+			got, ok := exclusionTarget(c.in)
+			if got != c.want || ok != c.ok {
+				t.Errorf("exclusionTarget(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
 			}
 		})
 	}
@@ -116,7 +127,10 @@ func TestProposeAndYAML(t *testing.T) {
 		{Policy: "shop", RuleID: 911100, Path: "/api/items", Target: "REQUEST_METHOD", Methods: []string{"DELETE"}, Hits: 1},
 		{Policy: "api v2", RuleID: 932235, Path: `/notes/"x"`, Target: "ARGS:json.lines.4.text", Methods: []string{"POST"}, Hits: 3},
 	}
-	props := Propose(groups)
+	props, unsafe := Propose(append(groups, Group{Policy: "shop", RuleID: 942100, Path: "/x", Target: "ARGS:a,ctl:ruleEngine=Off", Hits: 1}))
+	if len(unsafe) != 1 || unsafe[0].Path != "/x" {
+		t.Errorf("unsafe = %+v; want the group whose argument name would inject an action", unsafe)
+	}
 	var b bytes.Buffer
 	if err := WriteYAML(&b, props); err != nil {
 		t.Fatal(err)
@@ -209,7 +223,8 @@ func TestProposalsRemoveFalsePositives(t *testing.T) {
 		t.Fatalf("%d events; want one per request (%d): the requests must be false positives of the stock CRS\n%s", s.Events, len(raws), first)
 	}
 	var excl []config.Exclusion
-	for _, p := range Propose(s.Groups) {
+	props, _ := Propose(s.Groups)
+	for _, p := range props {
 		excl = append(excl, p.Exclusion)
 	}
 	if again := run(excl); len(again) != 0 {

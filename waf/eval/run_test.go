@@ -130,3 +130,23 @@ func TestLocal(t *testing.T) {
 		t.Errorf("a policy in mode off was accepted")
 	}
 }
+
+// BenchmarkLocal is the cost of one case in process: parsing the request
+// from its wire form and inspecting it with the stock CRS.
+func BenchmarkLocal(b *testing.B) {
+	l, err := NewLocal("default", &config.WAFPolicy{}, "", "eval")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	cases := []*Case{
+		{Name: "json", Req: Build(ClassSQLi, PlaceJSON, EncPlain, "1' UNION SELECT password FROM users--", 0)},
+		{Name: "benign", Req: Build(ClassBenign, PlaceQuery, EncPlain, "running shoes size 10", 0)},
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := l.Inspect(cases[i%len(cases)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -23,13 +23,15 @@ by encoding, and the benign requests passed, with the false positives and
 the rules that refused them.
 
 In process (the default), each request is parsed from its wire form by
-fasthttp and inspected by the route's compiled policy, as the proxy does;
-no upstream or listener is needed and no audit log is written. Without
+fasthttp, its path put in the proxy's normal form (one without is refused,
+as the proxy refuses it with 400: that counts as blocked) and inspected by
+the route's compiled policy, as the proxy does; no upstream or listener is
+needed and no audit log is written. Without
 --config the policy is the default one: mode block, paranoia level 1,
 the default anomaly threshold (stock CRS). With --url the requests go to
-a running Rampart over HTTP/1.1: a request answered with Rampart's WAF
-refusal (whatever its status) or a status of --block-status counts as
-blocked, and the rules that matched are read from the policy's audit log
+a running Rampart over HTTP/1.1: a request answered with Rampart's
+refusal (the WAF's, whatever its status, or the proxy's own 400) or a
+status of --block-status counts as blocked, and the rules that matched are read from the policy's audit log
 when --audit-log names it.
 
 Options:

@@ -66,6 +66,9 @@ Options:
   --json FILE            also write the report as JSON
   --cases FILE           also write every case and its outcome, a JSON line
                          each
+  --baseline FILE        a JSON report of an earlier run (--json): print a
+                         table of its rates beside this run's, as Markdown
+                         (also appended to --markdown)
   --fp N                 false positives listed (default 50; -1: all)
   --timeout D            bound on the whole run (default 10m)
 
@@ -114,6 +117,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		mdFile   = fs.String("markdown", "", "")
 		jsonFile = fs.String("json", "", "")
 		casesOut = fs.String("cases", "", "")
+		baseline = fs.String("baseline", "", "")
 		maxFP    = fs.Int("fp", 50, "")
 		timeout  = fs.Duration("timeout", 10*time.Minute, "")
 		help     = fs.Bool("help", false, "")
@@ -237,10 +241,34 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	fmt.Fprintf(stdout, "%d cases in %v\n", len(results), time.Since(start).Round(time.Millisecond))
+	var compare func(io.Writer) error
+	if *baseline != "" {
+		f, err := os.Open(*baseline)
+		if err != nil {
+			return fail("%v", err)
+		}
+		base, err := eval.ReadReport(f)
+		f.Close()
+		if err != nil {
+			return fail("%s: %v", *baseline, err)
+		}
+		compare = func(w io.Writer) error {
+			return rep.WriteComparison(w, base, filepath.Base(*baseline), "this run")
+		}
+		fmt.Fprintf(stdout, "\ncompared with %s:\n\n", *baseline)
+		if err := compare(stdout); err != nil {
+			return fail("%v", err)
+		}
+	}
 	for _, out := range []struct {
 		file  string
 		write func(io.Writer) error
-	}{{*mdFile, rep.WriteMarkdown}, {*jsonFile, rep.WriteJSON},
+	}{{*mdFile, func(w io.Writer) error {
+		if err := rep.WriteMarkdown(w); err != nil || compare == nil {
+			return err
+		}
+		return compare(w)
+	}}, {*jsonFile, rep.WriteJSON},
 		{*casesOut, func(w io.Writer) error { return eval.WriteCases(w, results) }}} {
 		if out.file == "" {
 			continue

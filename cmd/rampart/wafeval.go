@@ -48,7 +48,8 @@ Options:
   --classes LIST         attack classes (default ` + "%s" + `;
                          also: redirect)
   --placements LIST      placements (default all: %s)
-  --encodings LIST       encodings (default all: %s)
+  --encodings LIST       encodings (default %s;
+                         also: pct-u, overlong-utf8)
   --sample N             payloads of a class tried in each placement and
                          encoding (default %d; 0: every payload)
   --seed N               picks the sample (default %d)

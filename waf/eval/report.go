@@ -155,7 +155,7 @@ func NewReport(target string, sel Selection, results []Result) *Report {
 // (Encodings first, then others as met).
 func (rep *Report) matrixColumns() []string {
 	var cols []string
-	for _, e := range Encodings {
+	for _, e := range AllEncodings {
 		for _, row := range rep.Matrix {
 			if rowCell(row, e) != nil && !slices.Contains(cols, e) {
 				cols = append(cols, e)

@@ -40,6 +40,13 @@ const usage = `usage:
                                    print the verdict, the anomaly score and the matched
                                    rules; exit 0 forwarded, 1 blocked, 2 error
                                    (rampart waf --help for the request options)
+  rampart waf eval [--config FILE --route NAME | --url URL]
+                                   replay the labelled attack and benign corpus through
+                                   a WAF policy; print block and pass rates
+                                   (rampart waf eval --help)
+  rampart waf report --audit-log FILE
+                                   summarize a WAF audit log by route, path and parameter
+                                   and print the exclusions that would stop its matches
   rampart version                  print the version
 
 rampart COMMAND --help lists the flags of COMMAND.

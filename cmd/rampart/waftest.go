@@ -23,6 +23,8 @@ import (
 )
 
 const wafUsage = `usage: rampart waf test --config FILE --route NAME [options] [URL | PATH]
+       rampart waf eval [options]             (rampart waf eval --help)
+       rampart waf report --audit-log FILE    (rampart waf report --help)
 
 Runs one request through the WAF policy of route NAME, as the proxy would
 inspect it, without any upstream or listener, and prints the verdict, the
@@ -76,11 +78,18 @@ func cmdWAF(args []string, stdout, stderr io.Writer) int {
 		_, _ = io.WriteString(stdout, wafUsage)
 		return 0
 	}
-	if len(args) == 0 || args[0] != "test" {
-		_, _ = io.WriteString(stderr, wafUsage)
-		return wafExitError
+	if len(args) > 0 {
+		switch args[0] {
+		case "test":
+			return cmdWAFTest(args[1:], stdout, stderr)
+		case "eval":
+			return cmdWAFEval(args[1:], stdout, stderr)
+		case "report":
+			return cmdWAFReport(args[1:], stdout, stderr)
+		}
 	}
-	return cmdWAFTest(args[1:], stdout, stderr)
+	_, _ = io.WriteString(stderr, wafUsage)
+	return wafExitError
 }
 
 // wafTestArgs are the parsed arguments of rampart waf test.

@@ -90,6 +90,40 @@ func (v *validator) exclusion(p string, e *Exclusion) {
 			v.errorf(p+".methods["+strconv.Itoa(i)+"]", "invalid method %q", m)
 		}
 	}
+	for i, t := range e.Targets {
+		if why := badExclusionTarget(t); why != "" {
+			v.errorf(p+".targets["+strconv.Itoa(i)+"]", "invalid target %q: %s", t, why)
+		}
+	}
+}
+
+// badExclusionTarget says what is wrong with an exclusion target, "" when
+// nothing. A target is a variable (ARGS, REQUEST_HEADERS, ...) with an
+// optional key after a colon (ARGS:q, ARGS:/^json\.\d+$/). The policy
+// writes targets into SecLang as they are, inside a quoted action list
+// ("ctl:ruleRemoveTargetById=ID;TARGET,...") or a quoted target list
+// ("!A|!B"): a comma, a quote, a '|' or white space would end the target
+// and let the rest be read as more actions (a key such as
+// "a,ctl:ruleEngine=Off" would switch the engine off).
+func badExclusionTarget(t string) string {
+	name, key, hasKey := strings.Cut(t, ":")
+	if name == "" {
+		return "the variable name is missing (e.g. ARGS:q)"
+	}
+	for _, c := range name {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_') {
+			return "the variable name holds a character other than letters and _"
+		}
+	}
+	if hasKey && key == "" {
+		return "the key after ':' is empty"
+	}
+	for _, c := range key {
+		if c <= ' ' || c >= 0x7f || strings.ContainsRune(",\"'`|", c) {
+			return "the key holds white space, a control or non-ASCII character, or one of , \" ' ` |"
+		}
+	}
+	return ""
 }
 
 // rateLimits checks each rate limit policy.

@@ -147,6 +147,10 @@ func (c *Config) ApplyDefaults() {
 		c.RateLimits[name] = nonNil(rl)
 		c.RateLimits[name].applyDefaults()
 	}
+	for name, cp := range c.Caches {
+		c.Caches[name] = nonNil(cp)
+		c.Caches[name].applyDefaults() // types_edge.go
+	}
 	if c.Redis != nil {
 		orDefault(&c.Redis.Timeout, Duration(DefaultRedisTimeout))
 		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)

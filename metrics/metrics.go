@@ -81,6 +81,8 @@ type Metrics struct {
 	wafs      map[string]*WAFMetrics
 	limits    map[string]*RateLimitMetrics
 	certs     map[CertificateKey]struct{} // the expiry series set
+
+	cache *cacheFamilies // cache.go
 }
 
 // NewRegistry returns an empty registry holding only the Go runtime and
@@ -176,11 +178,17 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		certs:     map[CertificateKey]struct{}{},
 	}
 	m.targetState = newTargetCollector(m)
+	m.cache = newCacheFamilies()
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
 		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
 	} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range m.cache.collectors() {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -43,6 +43,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 		}
 		if a.snap != nil {
 			a.snap.closeTLS()
+			a.snap.closeCaches(old)
 		}
 		if policies != nil && !dryRun {
 			closeNew(policies, old)
@@ -81,6 +82,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 	if a.snap, err = buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, tb, policies, s.workers); err != nil {
 		return nil, err
 	}
+	a.snap.redis = a.redis
 	if err = s.buildEdges(cfg, old, a.snap, dryRun); err != nil { // edge.go
 		return nil, err
 	}
@@ -98,6 +100,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 // a reload that fails after assemble (a listener cannot be bound).
 func (s *Server) discard(a *assembly, old *snapshot) {
 	a.snap.closeTLS()
+	a.snap.closeCaches(old)
 	closeNew(a.snap.waf, old)
 	if old == nil || a.snap.access != old.access {
 		_ = a.snap.access.Close()
@@ -118,6 +121,7 @@ func retire(old, next *snapshot) {
 	}
 	time.AfterFunc(time.Minute, func() {
 		old.closeTLS()
+		old.closeCaches(next)
 		retireWAF(old, next)
 		if old.access != next.access {
 			_ = old.access.Close()
@@ -160,7 +164,7 @@ func checkWAF(cfg *config.Config) (map[string]*waf.Policy, error) {
 // redis section is unchanged from old's, a new one otherwise, nil when none
 // is needed.
 func (s *Server) redisFor(cfg *config.Config, old *snapshot) (redis.UniversalClient, error) {
-	if cfg.Redis == nil || !(usesRedis(cfg) || usesRedisACME(cfg)) {
+	if cfg.Redis == nil || !(usesRedis(cfg) || usesRedisACME(cfg) || usesRedisCache(cfg)) {
 		return nil, nil
 	}
 	if s.redis != nil && old != nil && reflect.DeepEqual(old.cfg.Redis, cfg.Redis) {

@@ -577,16 +577,16 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue)) // the route's policy, not the target's
 	}
 
+	if rt.cache != nil { // cache.go: stores the answer as the target gave it, before the edits
+		body = x.cacheResponse(t, body)
+	}
+
 	if rt.edits != nil { // edits.go
 		x.editResponse()
 	}
 
 	if rt.cors != nil { // cors.go
 		x.corsResponse()
-	}
-
-	if rt.cache != nil { // cache.go: stores the answer as the target gave it
-		body = x.cacheResponse(t, body)
 	}
 
 	if rt.compress != nil { // compress.go
@@ -827,6 +827,9 @@ func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
 
 // finish answers with a status and a short body produced by Rampart itself.
 func (x *exchange) finish(status int, body []byte) {
+	if x.cacheX.pc != nil && x.cacheFinish(status) { // cache.go: stale-if-error
+		return
+	}
 	ctx := x.ctx
 	ctx.SetStatusCode(status)
 	if len(ctx.Response.Header.ContentType()) == 0 {

@@ -66,6 +66,9 @@ type cacheExchange struct {
 	invalidate bool
 	st         cache.Status
 	hdr        []byte // Cache-Status under construction
+	// rq and rs read the request's and the answer's fields by name.
+	rq foldRequest
+	rs foldResponse
 }
 
 func (c *cacheExchange) reset() {
@@ -78,6 +81,7 @@ func (c *cacheExchange) reset() {
 	c.revalidating, c.invalidate = false, false
 	c.inm, c.ims = c.inm[:0], c.ims[:0]
 	c.st = cache.Status{}
+	c.rq.h, c.rs.h = nil, nil
 }
 
 // release ends the miss this request leads: its waiters look again.
@@ -96,8 +100,8 @@ func (c *cacheExchange) status() string { return cacheOutcomes[c.outcome] }
 func (x *exchange) serveCached() bool {
 	c, pc, h := &x.cacheX, x.rt.cache.policy, &x.ctx.Request.Header
 	c.pc = pc
-	get := h.IsGet()
-	if !get && !h.IsHead() {
+	c.rq.h = h
+	if !h.IsGet() && !h.IsHead() {
 		c.outcome = cacheBypass
 		c.st.Fwd = "bypass"
 		// RFC 9111 section 4.4: a successful unsafe request invalidates
@@ -106,13 +110,13 @@ func (x *exchange) serveCached() bool {
 		c.key = appendCacheKey(c.key[:0], x) // the GET's
 		return false
 	}
-	if len(h.Peek("Range")) > 0 || (h.ContentLength() != 0 && h.ContentLength() != -2) {
+	if peekFold(&c.rq, "Range") != nil || (h.ContentLength() != 0 && h.ContentLength() != -2) {
 		// Ranges are not cached; nor is a GET with a body, whose meaning
 		// the URI does not capture.
 		c.outcome, c.st.Fwd = cacheBypass, "bypass"
 		return false
 	}
-	c.reqCC = cache.ParseControl(h)
+	c.reqCC = cache.ParseControl(&c.rq)
 	c.key = appendCacheKey(c.key[:0], x)
 	now := time.Now()
 	e, fwd := x.lookupEntry(now)
@@ -183,7 +187,7 @@ func (x *exchange) lookupEntry(now time.Time) (e *cache.Entry, fwd string) {
 		return nil, "uri-miss"
 	}
 	if e.Marker() {
-		c.lookup = cache.AppendVaryKey(c.lookup[:0], unsafeString(c.key), e.Vary, &x.ctx.Request.Header)
+		c.lookup = cache.AppendVaryKey(c.lookup[:0], unsafeString(c.key), e.Vary, &c.rq)
 		if e, _ = c.pc.store.Get(ctx, unsafeString(c.lookup)); e == nil || e.Marker() {
 			return nil, "vary-miss"
 		}
@@ -232,10 +236,10 @@ func (x *exchange) staleWhileRevalidate(e *cache.Entry, now time.Time) bool {
 // revalidated.
 func (x *exchange) setValidators(h *fasthttp.RequestHeader, e *cache.Entry) {
 	c := &x.cacheX
-	c.inm = append(c.inm[:0], h.Peek("If-None-Match")...)
-	c.ims = append(c.ims[:0], h.Peek("If-Modified-Since")...)
-	h.Del("If-None-Match")
-	h.Del("If-Modified-Since")
+	c.inm = append(c.inm[:0], peekFold(&c.rq, "If-None-Match")...)
+	c.ims = append(c.ims[:0], peekFold(&c.rq, "If-Modified-Since")...)
+	delRequestFold(h, "If-None-Match")
+	delRequestFold(h, "If-Modified-Since")
 	if v := e.Get("etag"); v != "" {
 		h.Set("If-None-Match", v)
 	}
@@ -283,7 +287,8 @@ func (x *exchange) writeEntry(e *cache.Entry, now time.Time) {
 		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue))
 	}
 	h := &ctx.Request.Header
-	inm, ims := h.Peek("If-None-Match"), h.Peek("If-Modified-Since")
+	rq := foldRequest{h: h}
+	inm, ims := peekFold(&rq, "If-None-Match"), peekFold(&rq, "If-Modified-Since")
 	if c.revalidating {
 		inm, ims = c.inm, c.ims // the client's, not the validators sent
 	}
@@ -304,11 +309,12 @@ func (x *exchange) writeEntry(e *cache.Entry, now time.Time) {
 func (x *exchange) setCacheStatus() {
 	c, h := &x.cacheX, &x.ctx.Response.Header
 	c.hdr = c.hdr[:0]
-	if prev := h.Peek("Cache-Status"); len(prev) > 0 {
+	rs := foldResponse{h: h}
+	for _, prev := range rs.PeekAll("Cache-Status") {
 		c.hdr = append(append(c.hdr, prev...), ", "...)
 	}
 	c.hdr = cache.AppendStatus(c.hdr, cacheStatusName, c.st)
-	h.SetBytesV("Cache-Status", c.hdr)
+	setFold(h, "Cache-Status", c.hdr)
 }
 
 // cacheResponse stores the target's response when it may be, and returns
@@ -437,16 +443,17 @@ func (x *exchange) storable(h *fasthttp.ResponseHeader, status int, now time.Tim
 	if !rh.IsGet() {
 		return nil // a HEAD's answer has no body to keep
 	}
-	resp := cache.ParseControl(h)
-	if cache.Storable(c.reqCC, resp, status, h, len(rh.Peek("Authorization")) > 0) != "" {
+	c.rs.h = h
+	resp := cache.ParseControl(&c.rs)
+	if cache.Storable(c.reqCC, resp, status, &c.rs, peekFold(&c.rq, "Authorization") != nil) != "" {
 		return nil
 	}
 	if x.foreignCookie(h) {
 		return nil // an answer that sets a cookie is somebody's own
 	}
 	e := &cache.Entry{Status: status, Header: storedFields(x, h), RequestTime: c.reqTime, ResponseTime: now}
-	e.Freshness(h, resp, c.pc.limits)
-	if names := cache.VaryNames(h); len(names) > 0 {
+	e.Freshness(&c.rs, resp, c.pc.limits)
+	if names := cache.VaryNames(&c.rs); len(names) > 0 {
 		e.Vary = names
 	}
 	return e
@@ -499,7 +506,7 @@ func (x *exchange) storeKey(e *cache.Entry) []byte {
 	if len(e.Vary) == 0 {
 		return bytes.Clone(c.key)
 	}
-	return cache.AppendVaryKey(nil, unsafeString(c.key), e.Vary, &x.ctx.Request.Header)
+	return cache.AppendVaryKey(nil, unsafeString(c.key), e.Vary, &c.rq)
 }
 
 // keep stores a whole answer, with its Vary marker when it varies.
@@ -652,3 +659,62 @@ func appendCacheKey(dst []byte, x *exchange) []byte {
 
 // unsafeString views b as a string for a lookup that does not keep it.
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// foldRequest and foldResponse read a header's fields by name in any
+// case, as cache.Header: the wire keeps names as they were sent. The
+// slice returned is reused by the next call.
+type foldRequest struct {
+	h   *fasthttp.RequestHeader
+	buf [][]byte
+}
+
+func (f *foldRequest) PeekAll(name string) [][]byte {
+	f.buf = f.buf[:0]
+	for k, v := range f.h.All() {
+		if nameIs(k, name) {
+			f.buf = append(f.buf, v)
+		}
+	}
+	return f.buf
+}
+
+type foldResponse struct {
+	h   *fasthttp.ResponseHeader
+	buf [][]byte
+}
+
+func (f *foldResponse) PeekAll(name string) [][]byte {
+	f.buf = f.buf[:0]
+	for k, v := range f.h.All() {
+		if nameIs(k, name) {
+			f.buf = append(f.buf, v)
+		}
+	}
+	return f.buf
+}
+
+// peekFold returns the first value of the field name of h, in any case.
+func peekFold(h cache.Header, name string) []byte {
+	if all := h.PeekAll(name); len(all) > 0 {
+		return all[0]
+	}
+	return nil
+}
+
+// delRequestFold deletes the request's fields named name, in any case.
+func delRequestFold(h *fasthttp.RequestHeader, name string) {
+	var spelling [64]byte
+	for range 16 {
+		n := 0
+		for k := range h.All() {
+			if nameIs(k, name) {
+				n = copy(spelling[:], k)
+				break
+			}
+		}
+		if n == 0 {
+			return
+		}
+		h.DelBytes(spelling[:n])
+	}
+}

@@ -239,8 +239,8 @@ func (x *exchange) refreshInBackground(e *cache.Entry) {
 		host = ctx.Host()
 	}
 	prepareRequest(req, x, host, forwardFlags(x.lr, isTrusted(x.st.Peer(), x.snap.trusted), false))
-	req.Header.Del("If-None-Match")
-	req.Header.Del("If-Modified-Since")
+	delRequestFold(&req.Header, "If-None-Match")
+	delRequestFold(&req.Header, "If-Modified-Since")
 	if v := e.Get("etag"); v != "" {
 		req.Header.Set("If-None-Match", v)
 	}
@@ -249,7 +249,7 @@ func (x *exchange) refreshInBackground(e *cache.Entry) {
 	}
 	// The answer's stored and vary keys are those of this request.
 	job := &refreshJob{pc: pc, p: p, t: t, req: req, e: e, key: append([]byte(nil), c.lookup...),
-		primary: append([]byte(nil), c.key...), reqCC: c.reqCC, authorized: len(req.Header.Peek("Authorization")) > 0}
+		primary: append([]byte(nil), c.key...), reqCC: c.reqCC, authorized: peekFold(&c.rq, "Authorization") != nil}
 	go job.run(f)
 }
 
@@ -304,20 +304,21 @@ func (j *refreshJob) run(f *cache.Flight) {
 	case status >= 500:
 		// The stale entry stays: stale-if-error may still serve it.
 	default:
-		resp304 := cache.ParseControl(&resp.Header)
-		if cache.Storable(j.reqCC, resp304, status, &resp.Header, j.authorized) != "" ||
+		rs := &foldResponse{h: &resp.Header}
+		resp304 := cache.ParseControl(rs)
+		if cache.Storable(j.reqCC, resp304, status, rs, j.authorized) != "" ||
 			len(data) > pc.maxObject || hasCookie(&resp.Header) {
 			pc.purgeURL(string(j.primary))
 			return
 		}
 		ne := &cache.Entry{Status: status, Header: storedFields(nil, &resp.Header), RequestTime: reqTime,
 			ResponseTime: now, Body: append([]byte(nil), data...)}
-		ne.Freshness(&resp.Header, resp304, pc.limits)
-		ne.Vary = cache.VaryNames(&resp.Header)
+		ne.Freshness(rs, resp304, pc.limits)
+		ne.Vary = cache.VaryNames(rs)
 		if len(ne.Vary) > 0 {
 			// The variant key is computed from the request copy.
 			pc.setMarker(j.primary, ne, now)
-			pc.set(cache.AppendVaryKey(nil, string(j.primary), ne.Vary, &j.req.Header), ne, now)
+			pc.set(cache.AppendVaryKey(nil, string(j.primary), ne.Vary, &foldRequest{h: &j.req.Header}), ne, now)
 			return
 		}
 		pc.set(j.primary, ne, now)

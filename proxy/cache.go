@@ -177,8 +177,7 @@ func (x *exchange) serveCached() bool {
 func (x *exchange) lookupEntry(now time.Time) (e *cache.Entry, fwd string) {
 	c := &x.cacheX
 	c.lookup = append(c.lookup[:0], c.key...)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // the store bounds it tighter
-	defer cancel()
+	ctx := context.Background() // a shared store bounds its calls itself
 	e, err := c.pc.store.Get(ctx, unsafeString(c.key))
 	if err != nil {
 		c.pc.metrics.StoreError()
@@ -287,8 +286,8 @@ func (x *exchange) writeEntry(e *cache.Entry, now time.Time) {
 		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue))
 	}
 	h := &ctx.Request.Header
-	rq := foldRequest{h: h}
-	inm, ims := peekFold(&rq, "If-None-Match"), peekFold(&rq, "If-Modified-Since")
+	c.rq.h = h
+	inm, ims := peekFold(&c.rq, "If-None-Match"), peekFold(&c.rq, "If-Modified-Since")
 	if c.revalidating {
 		inm, ims = c.inm, c.ims // the client's, not the validators sent
 	}
@@ -309,8 +308,8 @@ func (x *exchange) writeEntry(e *cache.Entry, now time.Time) {
 func (x *exchange) setCacheStatus() {
 	c, h := &x.cacheX, &x.ctx.Response.Header
 	c.hdr = c.hdr[:0]
-	rs := foldResponse{h: h}
-	for _, prev := range rs.PeekAll("Cache-Status") {
+	c.rs.h = h
+	for _, prev := range c.rs.PeekAll("Cache-Status") {
 		c.hdr = append(append(c.hdr, prev...), ", "...)
 	}
 	c.hdr = cache.AppendStatus(c.hdr, cacheStatusName, c.st)

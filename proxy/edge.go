@@ -17,8 +17,9 @@ package proxy
 // (at accept), routing, allow/deny, rate limit, CORS preflight, auth, the
 // WAF (which inspects the request as the client sent it), rewrites and
 // request header edits, the cache, mirroring, the upstream; on the way
-// back: WAF response inspection, response header edits and CORS headers,
-// cache store, compression.
+// back: WAF response inspection, cache store (the target's answer, before
+// the edits; a hit gets them as a miss does), response header edits and
+// CORS headers, compression.
 
 import "github.com/rampart-proxy/rampart/config"
 

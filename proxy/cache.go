@@ -488,6 +488,8 @@ func storedFields(x *exchange, h *fasthttp.ResponseHeader) []cache.Field {
 			nameIs(k, "TE"), nameIs(k, "Set-Cookie"), nameIs(k, "Age"), nameIs(k, "Cache-Status"),
 			nameIs(k, hdrXRequestID):
 			continue
+		case nameIs(k, "Date") && string(k) != "Date":
+			continue // fasthttp writes its own Date and skips only this spelling (see relayHeader)
 		case x != nil && x.limit != nil && (nameIs(k, "RateLimit") || nameIs(k, "RateLimit-Policy")):
 			continue
 		case x != nil && x.hsts && nameIs(k, "Strict-Transport-Security"):
@@ -567,12 +569,18 @@ func (b *teeBody) Read(p []byte) (int, error) {
 			b.over, b.buf = true, nil
 			b.end() // waiters go upstream themselves
 		} else {
+			if b.buf == nil && b.want > 0 {
+				b.buf = make([]byte, 0, b.want) // announced, and within max_object_size
+			}
 			b.buf = append(b.buf, p[:n]...)
 		}
 	}
 	if err == io.EOF && !b.over && !b.done {
 		b.done = true
 		if b.want < 0 || len(b.buf) == b.want {
+			if cap(b.buf)-len(b.buf) > 4<<10 {
+				b.buf = bytes.Clone(b.buf) // a chunked body's spare capacity would go unaccounted
+			}
 			b.e.Body = b.buf
 			now := time.Now()
 			if len(b.e.Vary) > 0 {

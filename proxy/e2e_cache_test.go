@@ -487,10 +487,36 @@ func TestE2ECachePurge(t *testing.T) {
 		})
 	}
 	_ = base
+	// The admin config view shows the policy with its defaults.
+	resp, err := http.Get("http://" + admin + "/api/v1/config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`"caches"`, `"pages"`, `"max_object_size": 8388608`, `"coalesce_timeout"`, `"cache": "pages"`} {
+		if !strings.Contains(string(view), want) {
+			t.Errorf("GET /api/v1/config: no %s in\n%s", want, view)
+		}
+	}
+	// The outcomes are counted.
+	resp, err = http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`rampart_cache_requests_total{cache="pages",result="hit"}`,
+		`rampart_cache_requests_total{cache="pages",result="miss"}`, `rampart_cache_stores_total{cache="pages"}`,
+		`rampart_cache_bytes{cache="pages"}`} {
+		if !strings.Contains(string(metricsText), want) {
+			t.Errorf("GET /metrics: no %s", want)
+		}
+	}
 	// Without the token the purge is refused like every admin call.
 	secured := startProxy(t, cacheConfig(up.addr(), "store: memory",
 		"admin: {address: \""+freeAddr(t)+"\", token: sekrit}\n"))
-	resp, err := http.Post("http://"+secured.srv.admin.Addr()+"/api/v1/cache/purge", "application/json", strings.NewReader(`{"all": true}`))
+	resp, err = http.Post("http://"+secured.srv.admin.Addr()+"/api/v1/cache/purge", "application/json", strings.NewReader(`{"all": true}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -494,7 +494,7 @@ func TestE2ECachePurge(t *testing.T) {
 	}
 	view, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`"caches"`, `"pages"`, `"max_object_size": 8388608`, `"coalesce_timeout"`, `"cache": "pages"`} {
+	for _, want := range []string{`"caches"`, `"pages"`, `"max_object_size": "8MiB"`, `"coalesce_timeout"`, `"cache": "pages"`} {
 		if !strings.Contains(string(view), want) {
 			t.Errorf("GET /api/v1/config: no %s in\n%s", want, view)
 		}

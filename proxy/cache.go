@@ -101,6 +101,9 @@ func (x *exchange) serveCached() bool {
 	c, pc, h := &x.cacheX, x.rt.cache.policy, &x.ctx.Request.Header
 	c.pc = pc
 	c.rq.h = h
+	// Cache-Status is the proxy's word: a client's copy on its request is
+	// neither read nor passed on.
+	delRequestFold(h, "Cache-Status")
 	if !h.IsGet() && !h.IsHead() {
 		c.outcome = cacheBypass
 		c.st.Fwd = "bypass"

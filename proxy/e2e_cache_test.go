@@ -113,6 +113,12 @@ func TestE2ECacheMaxAge(t *testing.T) {
 	if got := up.n.Load(); got != 1 {
 		t.Errorf("upstream requests: got %d; want 1", got)
 	}
+	if got := up.lastHeader().Get("Cache-Status"); got != "" {
+		t.Errorf("the client's Cache-Status reached the upstream: %q", got)
+	}
+	if got := h.Values("Date"); len(got) != 1 {
+		t.Errorf("Date fields on a hit: got %q; want one", got)
+	}
 	// Another query is another key.
 	if _, _, body = cacheGet(t, p.addr, "GET", "/a?x=2"); body != "answer 2 for /a?x=2" {
 		t.Errorf("GET /a?x=2: got %q; want %q", body, "answer 2 for /a?x=2")

@@ -176,7 +176,8 @@ func (x *exchange) serveCached() bool {
 }
 
 // lookupEntry finds the request's entry, following a Vary marker to the
-// variant; fwd is why nothing was found ("uri-miss", "vary-miss").
+// variant; fwd is why nothing was found ("miss": nothing for the URI;
+// "vary-miss": nothing for these Vary values).
 func (x *exchange) lookupEntry(now time.Time) (e *cache.Entry, fwd string) {
 	c := &x.cacheX
 	c.lookup = append(c.lookup[:0], c.key...)
@@ -186,7 +187,7 @@ func (x *exchange) lookupEntry(now time.Time) (e *cache.Entry, fwd string) {
 		c.pc.metrics.StoreError()
 	}
 	if e == nil {
-		return nil, "uri-miss"
+		return nil, "miss"
 	}
 	if e.Marker() {
 		c.lookup = cache.AppendVaryKey(c.lookup[:0], unsafeString(c.key), e.Vary, &c.rq)

@@ -96,8 +96,8 @@ func TestE2ECacheMaxAge(t *testing.T) {
 	if status != 200 || body != "answer 1 for /a?x=1" {
 		t.Fatalf("first GET: got %d %q; want 200 %q", status, body, "answer 1 for /a?x=1")
 	}
-	if got := h.Get("Cache-Status"); got != "Rampart; fwd=uri-miss; fwd-status=200; stored" {
-		t.Errorf("first GET Cache-Status: got %q; want %q", got, "Rampart; fwd=uri-miss; fwd-status=200; stored")
+	if got := h.Get("Cache-Status"); got != "Rampart; fwd=miss; fwd-status=200; stored" {
+		t.Errorf("first GET Cache-Status: got %q; want %q", got, "Rampart; fwd=miss; fwd-status=200; stored")
 	}
 	status, h, body = cacheGet(t, p.addr, "GET", "/a?x=1")
 	if status != 200 || body != "answer 1 for /a?x=1" {

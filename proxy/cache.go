@@ -545,11 +545,20 @@ func (pc *cachePolicy) setFor(key string, e *cache.Entry, ttl time.Duration) {
 }
 
 // purgeURL removes the entries of a primary key and its variants.
+// The variants are looked for (a prefix scan of the store) only when the
+// key holds a Vary marker: an unsafe request to a URL that does not vary
+// costs one lookup and one delete.
 func (pc *cachePolicy) purgeURL(key string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	e, _ := pc.store.Get(ctx, key)
+	if e == nil {
+		return
+	}
 	_, _ = pc.store.Purge(ctx, key, false)
-	_, _ = pc.store.Purge(ctx, key+"\x00", true)
+	if e.Marker() {
+		_, _ = pc.store.Purge(ctx, key+"\x00", true)
+	}
 }
 
 // teeBody relays a target's body and keeps a copy, stored when the body

@@ -548,6 +548,28 @@ func TestE2ECacheUnsafeInvalidates(t *testing.T) {
 	if _, _, body := cacheGet(t, p.addr, "GET", "/p"); body != "GET 3" {
 		t.Errorf("GET after the POST: got %q; want a fresh %q", body, "GET 3")
 	}
+
+	// A URL that varies loses every variant.
+	vary := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("Vary", "Accept-Language")
+		fmt.Fprintf(w, "%s %d", r.Header.Get("Accept-Language"), n)
+	})
+	pv := startProxy(t, cacheConfig(vary.addr(), "store: memory", ""))
+	for _, lang := range []string{"en", "fr", "en", "fr"} {
+		cacheGet(t, pv.addr, "GET", "/v", "Accept-Language: "+lang)
+	}
+	if got := vary.n.Load(); got != 2 {
+		t.Fatalf("upstream requests before the DELETE: got %d; want 2", got)
+	}
+	cacheGet(t, pv.addr, "DELETE", "/v")
+	for _, lang := range []string{"en", "fr"} {
+		before := vary.n.Load()
+		cacheGet(t, pv.addr, "GET", "/v", "Accept-Language: "+lang)
+		if vary.n.Load() != before+1 {
+			t.Errorf("GET %s after the DELETE: a hit; want a miss", lang)
+		}
+	}
 }
 
 // TestE2ECacheLargeBody: a body beyond max_object_size streams to the
@@ -682,4 +704,39 @@ func TestE2ECacheRedis(t *testing.T) {
 		t.Error("answers were never stored again after Redis came back")
 	}
 	_ = context.Background
+}
+
+// TestE2ECacheHTTP2: a client over h2c gets hits as an HTTP/1.1 client
+// does, HEAD included.
+func TestE2ECacheHTTP2(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprintf(w, "answer %d", n)
+	})
+	yaml := strings.Replace(cacheConfig(up.addr(), "store: memory", ""),
+		"    address: 127.0.0.1:0\n", "    address: 127.0.0.1:0\n    protocols: [h2c, http1]\n", 1)
+	p := startProxy(t, yaml)
+	c := &http.Client{Transport: h2cTransport(p.addr), Timeout: e2eTimeout}
+	for i, method := range []string{"GET", "GET", "HEAD"} {
+		req, _ := http.NewRequest(method, "http://site.test/h2", nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		wantBody := "answer 1"
+		if method == "HEAD" {
+			wantBody = ""
+		}
+		if resp.StatusCode != 200 || string(body) != wantBody || resp.ProtoMajor != 2 {
+			t.Errorf("%s %d: got %s %d %q; want HTTP/2 200 %q", method, i, resp.Proto, resp.StatusCode, body, wantBody)
+		}
+		if cs := resp.Header.Get("Cache-Status"); i > 0 && !strings.Contains(cs, "hit") {
+			t.Errorf("%s %d Cache-Status: got %q; want a hit", method, i, cs)
+		}
+	}
+	if got := up.n.Load(); got != 1 {
+		t.Errorf("upstream requests: got %d; want 1", got)
+	}
 }

@@ -526,7 +526,9 @@ func (pc *cachePolicy) keep(x *exchange, e *cache.Entry, now time.Time) {
 // setMarker stores the Vary marker for e's primary key.
 func (pc *cachePolicy) setMarker(primary []byte, e *cache.Entry, now time.Time) {
 	m := &cache.Entry{Vary: e.Vary, ResponseTime: now}
-	pc.setFor(string(primary), m, e.Keep(now, pc.limits.MaxStale))
+	// A marker outlives a short-lived variant: the others it leads to may
+	// live longer, and a marker without them costs a lookup, no more.
+	pc.setFor(string(primary), m, max(e.Keep(now, pc.limits.MaxStale), pc.limits.MaxStale))
 }
 
 // set stores e under key.

@@ -354,3 +354,19 @@ func waitUntil(cond func() bool) bool {
 	}
 	return cond()
 }
+
+// FuzzParseControl: any Cache-Control a client or an upstream sends parses
+// without a panic, to durations within bounds.
+func FuzzParseControl(f *testing.F) {
+	for _, s := range []string{"max-age=60", `no-cache="a, b", private`, "s-maxage=99999999999999999999", "max-stale", `"`, ",,=,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d := ParseControl(hdr("Cache-Control", s))
+		for _, v := range []int64{d.MaxAge, d.SMaxAge, d.StaleWhileRevalidate, d.StaleIfError, d.MaxStale, d.MinFresh} {
+			if v < -1 || v > maxSeconds {
+				t.Fatalf("%q: a duration of %d", s, v)
+			}
+		}
+	})
+}

@@ -3,11 +3,15 @@ package proxy
 import (
 	"bufio"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 // TestCacheHitAllocs bounds the allocations of an answer from the memory
@@ -55,4 +59,33 @@ func TestCacheHitAllocs(t *testing.T) {
 	if want := 0.0; n > want {
 		t.Errorf("got %v allocations per cache hit; want %v", n, want)
 	}
+}
+
+// BenchmarkCacheHitGET drives a cached route whose every request is a
+// hit, beside BenchmarkProxyGET (the same GET forwarded).
+func BenchmarkCacheHitGET(b *testing.B) {
+	up := startHTTPUpstreamB(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		_, _ = io.WriteString(w, "Hello, World!")
+	}))
+	cfg, err := config.Parse([]byte(cacheConfig(up, "max_size: 16MiB", "")), "bench.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = srv.Shutdown(b.Context()) })
+	benchGET(b, srv.Addr("web"))
+}
+
+// startHTTPUpstreamB is an httptest upstream for a benchmark.
+func startHTTPUpstreamB(b *testing.B, h http.Handler) string {
+	s := httptest.NewServer(h)
+	b.Cleanup(s.Close)
+	return s.Listener.Addr().String()
 }

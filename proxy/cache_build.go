@@ -210,8 +210,7 @@ func cacheKeyOf(raw string, prefix bool) (string, error) {
 // refreshInBackground revalidates a stale entry served under
 // stale-while-revalidate, once per key at a time, without delaying the
 // client: a copy of the request goes upstream from a goroutine of its own,
-// with the entry's validators. Only HTTP/1.1 upstreams are refreshed so;
-// a request with a body is not.
+// with the entry's validators. A request with a body is not refreshed so.
 func (x *exchange) refreshInBackground(e *cache.Entry) {
 	c, ctx := &x.cacheX, x.ctx
 	pc := c.pc
@@ -223,7 +222,7 @@ func (x *exchange) refreshInBackground(e *cache.Entry) {
 		return // a miss or a refresh is already under way
 	}
 	p := x.rt.pickPool(ctx)
-	if p == nil || p.h2 {
+	if p == nil {
 		f.Done()
 		return
 	}
@@ -276,7 +275,15 @@ func (j *refreshJob) run(f *cache.Flight) {
 	pc, t := j.pc, j.t
 	reqTime := time.Now()
 	t.State.Acquire()
-	body, _, err := j.p.transports[t.Index].client.RoundTrip(j.req, resp, true, true)
+	var body io.ReadCloser
+	var err error
+	if tr := j.p.transports[t.Index]; j.p.h2 {
+		ctx, cancel := context.WithTimeout(context.Background(), refreshTimeout)
+		defer cancel()
+		body, err = tr.h2.RoundTrip(ctx, j.req, nil, resp)
+	} else {
+		body, _, err = tr.client.RoundTrip(j.req, resp, true, true)
+	}
 	status := resp.StatusCode()
 	j.p.report(t, err != nil || status >= 500, reqTime)
 	if err != nil {

@@ -740,3 +740,32 @@ func TestE2ECacheHTTP2(t *testing.T) {
 		t.Errorf("upstream requests: got %d; want 1", got)
 	}
 }
+
+// TestE2ECacheStaleWhileRevalidateH2Upstream: the background refresh also
+// goes to an HTTP/2 (h2c) upstream.
+func TestE2ECacheStaleWhileRevalidateH2Upstream(t *testing.T) {
+	var n atomic.Int64
+	up := startH2CUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := n.Add(1)
+		w.Header().Set("Cache-Control", "max-age=10, stale-while-revalidate=600")
+		w.Header().Set("Age", "20")
+		fmt.Fprintf(w, "version %d over %s", v, r.Proto)
+	}))
+	yaml := strings.Replace(cacheConfig(up.Listener.Addr().String(), "store: memory", ""),
+		"      - url: http://", "    protocol: http2\n    targets:\n      - url: http://", 1)
+	yaml = strings.Replace(yaml, "    targets:\n    protocol: http2\n", "    protocol: http2\n", 1)
+	p := startProxy(t, yaml)
+	if _, _, body := cacheGet(t, p.addr, "GET", "/swr2"); body != "version 1 over HTTP/2.0" {
+		t.Fatalf("first GET: got %q; want %q", body, "version 1 over HTTP/2.0")
+	}
+	if _, h, body := cacheGet(t, p.addr, "GET", "/swr2"); body != "version 1 over HTTP/2.0" ||
+		!strings.Contains(h.Get("Cache-Status"), "stale-while-revalidate") {
+		t.Fatalf("stale GET: got %q (%s); want the stale answer", body, h.Get("Cache-Status"))
+	}
+	if !waitFor(e2eTimeout, func() bool {
+		_, _, body := cacheGet(t, p.addr, "GET", "/swr2")
+		return body == "version 2 over HTTP/2.0"
+	}) {
+		t.Fatalf("the background refresh never landed (upstream requests: %d)", n.Load())
+	}
+}

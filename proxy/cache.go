@@ -64,6 +64,8 @@ type cacheExchange struct {
 	inm, ims     []byte
 	// invalidate says an unsafe method: a success removes the entry.
 	invalidate bool
+	// headAsGet says a HEAD went upstream as a GET, to fill the cache.
+	headAsGet bool
 	st         cache.Status
 	hdr        []byte // Cache-Status under construction
 	// rq and rs read the request's and the answer's fields by name.
@@ -78,7 +80,7 @@ func (c *cacheExchange) reset() {
 	c.release()
 	c.pc, c.outcome, c.stale = nil, cacheNone, nil
 	c.key, c.lookup = c.key[:0], c.lookup[:0]
-	c.revalidating, c.invalidate = false, false
+	c.revalidating, c.invalidate, c.headAsGet = false, false, false
 	c.inm, c.ims = c.inm[:0], c.ims[:0]
 	c.st = cache.Status{}
 	c.rq.h, c.rs.h = nil, nil
@@ -171,6 +173,13 @@ func (x *exchange) serveCached() bool {
 	c.reqTime = time.Now()
 	if e := c.stale; e != nil && e.Validated() {
 		x.setValidators(h, e)
+	}
+	if h.IsHead() && x.rt.mirror == nil {
+		// As nginx does: the upstream gets a GET, whose answer is stored
+		// and answered to the HEAD without its body. (Not on a mirrored
+		// route: the copy would be a GET.)
+		h.SetMethod(fasthttp.MethodGet)
+		c.headAsGet = true
 	}
 	return false
 }
@@ -334,6 +343,16 @@ func (x *exchange) cacheResponse(t *balancer.Target, body io.ReadCloser) io.Read
 	status := out.StatusCode()
 	c.st.FwdStatus = status
 	defer x.setCacheStatus()
+	if c.headAsGet {
+		x.ctx.Request.Header.SetMethod(fasthttp.MethodHead) // the client's again
+		var whole bool
+		if body, whole = x.readWhole(body); !whole {
+			c.release()
+			out.SkipBody = true
+			return nil
+		}
+		defer func() { out.SkipBody = true }()
+	}
 	if c.invalidate {
 		if status < 400 {
 			pc.purgeURL(unsafeString(c.key))
@@ -388,6 +407,28 @@ func (x *exchange) cacheResponse(t *balancer.Target, body io.ReadCloser) io.Read
 	return tb
 }
 
+// readWhole reads a streamed body into the response, for a HEAD that went
+// upstream as a GET: the client waits for the whole answer to be stored,
+// as with nginx. It reports false, with the body dropped, for a body beyond
+// max_object_size or one that failed.
+func (x *exchange) readWhole(body io.ReadCloser) (io.ReadCloser, bool) {
+	if body == nil {
+		return nil, true
+	}
+	defer body.Close()
+	out, max := &x.ctx.Response, x.cacheX.pc.maxObject
+	cl := out.Header.ContentLength()
+	if cl > max {
+		return nil, false
+	}
+	buf, err := io.ReadAll(io.LimitReader(body, int64(max)+1))
+	if err != nil || len(buf) > max || (cl >= 0 && len(buf) != cl) {
+		return nil, false
+	}
+	out.SetBodyRaw(buf)
+	return nil, true
+}
+
 // staleIfError answers with the stale entry when the upstream failed
 // (5xx, or no answer at all) within the entry's stale-if-error window or
 // what the request's own stale-if-error allows. It reports whether it
@@ -420,6 +461,10 @@ func (x *exchange) staleIfError(now time.Time) bool {
 func (x *exchange) cacheFinish(status int) bool {
 	c := &x.cacheX
 	c.st.FwdStatus = status
+	if c.headAsGet {
+		x.ctx.Request.Header.SetMethod(fasthttp.MethodHead) // the client's again
+		c.headAsGet = false
+	}
 	if status >= 500 && c.outcome == cacheMiss && x.staleIfError(time.Now()) {
 		if x.rt.edits != nil { // edits.go
 			x.editResponse()
@@ -443,7 +488,7 @@ func (x *exchange) cacheFinish(status int) bool {
 func (x *exchange) storable(h *fasthttp.ResponseHeader, status int, now time.Time) *cache.Entry {
 	c := &x.cacheX
 	rh := &x.ctx.Request.Header
-	if !rh.IsGet() {
+	if !rh.IsGet() && !c.headAsGet {
 		return nil // a HEAD's answer has no body to keep
 	}
 	c.rs.h = h

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -320,6 +321,58 @@ func TestE2ECacheHeadFromGet(t *testing.T) {
 	}
 	if got := up.n.Load(); got != 1 {
 		t.Errorf("upstream requests: got %d; want 1", got)
+	}
+}
+
+// TestE2ECacheHeadMiss: a HEAD that misses goes upstream as a GET, whose
+// answer is stored: the HEAD gets the header without the body, and the
+// next GET is a hit. A HEAD for an answer beyond max_object_size gets the
+// header all the same.
+func TestE2ECacheHeadMiss(t *testing.T) {
+	big := strings.Repeat("x", 200<<10)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("X-Method", r.Method)
+		if r.URL.Path == "/big" {
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			io.WriteString(w, big)
+			return
+		}
+		io.WriteString(w, strings.Repeat("y", 100<<10)) // streamed, not read whole by the client
+	})
+	p := startProxy(t, cacheConfig(up.addr(), "max_object_size: 150KiB", ""))
+	resp := rawGetMethod(t, p.addr, "HEAD", "/h")
+	if resp.status() != 200 || len(resp.body) != 0 {
+		t.Fatalf("HEAD miss: got %d with %d body bytes; want 200 and none", resp.status(), len(resp.body))
+	}
+	if cl, _ := resp.get("Content-Length"); cl != strconv.Itoa(100<<10) {
+		t.Errorf("HEAD miss Content-Length: got %q; want %d", cl, 100<<10)
+	}
+	if m := up.lastHeader(); m == nil || up.n.Load() != 1 {
+		t.Fatalf("upstream requests: got %d; want 1", up.n.Load())
+	}
+	status, h, body := cacheGet(t, p.addr, "GET", "/h")
+	if status != 200 || len(body) != 100<<10 || !strings.Contains(h.Get("Cache-Status"), "hit") || h.Get("X-Method") != "GET" {
+		t.Errorf("GET after the HEAD: got %d, %d bytes, %q, X-Method %q; want a hit of the stored GET",
+			status, len(body), h.Get("Cache-Status"), h.Get("X-Method"))
+	}
+	resp = rawGetMethod(t, p.addr, "HEAD", "/big")
+	if resp.status() != 200 || len(resp.body) != 0 {
+		t.Errorf("HEAD of a large answer: got %d with %d body bytes; want 200 and none", resp.status(), len(resp.body))
+	}
+	if cl, _ := resp.get("Content-Length"); cl != strconv.Itoa(len(big)) {
+		t.Errorf("HEAD of a large answer, Content-Length: got %q; want %d", cl, len(big))
+	}
+	// The connection is still usable after the HEAD (nothing stray on it).
+	c := dialRaw(t, p.addr)
+	for range 2 {
+		if _, err := io.WriteString(c.conn, "HEAD /h HTTP/1.1\r\nHost: site.test\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		m, err := readRawResponse(c.br, "HEAD")
+		if err != nil || m.status() != 200 {
+			t.Fatalf("HEAD on a kept-alive connection: %v", err)
+		}
 	}
 }
 

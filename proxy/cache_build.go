@@ -49,17 +49,18 @@ func usesRedisCache(cfg *config.Config) bool {
 	return false
 }
 
-// buildCache gives r its cache policy, building the snapshot's policies
-// on the first route that names one.
+// buildCache gives r its cache policy. The first route built builds the
+// snapshot's policies, every one the config defines (a policy no route
+// names keeps its entries for a later reload, and can be purged).
 func (s *Server) buildCache(e *edgeBuild, r *route) error {
-	if r.cfg.Cache == "" {
-		return nil
-	}
 	if e.dryRun {
 		return nil // validated; nothing is opened
 	}
 	if e.snap.caches == nil {
 		e.snap.caches = s.buildCaches(e)
+	}
+	if r.cfg.Cache == "" {
+		return nil
 	}
 	pc := e.snap.caches[r.cfg.Cache]
 	if pc == nil {

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -69,7 +70,9 @@ type CacheMetrics struct {
 	stores, storedBytes, evictions         prometheus.Counter
 	staleRevalidate, staleError, coalesced prometheus.Counter
 	storeErrors                            prometheus.Counter
-	bytes                                  func() int64 // nil: not a memory cache
+	// bytes reports the bytes held (nil: not a memory cache); a reload
+	// sets it while a scrape may read it.
+	bytes atomic.Pointer[func() int64]
 }
 
 // Cache returns the handle of the cache policy, creating it on first use.
@@ -186,7 +189,7 @@ func (h *CacheMetrics) StoreError() {
 // SetBytes sets what rampart_cache_bytes reports for the policy.
 func (h *CacheMetrics) SetBytes(f func() int64) {
 	if h != nil {
-		h.bytes = f
+		h.bytes.Store(&f)
 	}
 }
 
@@ -202,8 +205,8 @@ func (b *cacheBytes) Collect(ch chan<- prometheus.Metric) {
 	b.c.mu.Lock()
 	defer b.c.mu.Unlock()
 	for name, h := range b.c.handles {
-		if h.bytes != nil {
-			ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, float64(h.bytes()), name)
+		if f := h.bytes.Load(); f != nil {
+			ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, float64((*f)()), name)
 		}
 	}
 }

@@ -66,8 +66,8 @@ type cacheExchange struct {
 	invalidate bool
 	// headAsGet says a HEAD went upstream as a GET, to fill the cache.
 	headAsGet bool
-	st         cache.Status
-	hdr        []byte // Cache-Status under construction
+	st        cache.Status
+	hdr       []byte // Cache-Status under construction
 	// rq and rs read the request's and the answer's fields by name.
 	rq foldRequest
 	rs foldResponse

@@ -18,8 +18,8 @@ type Cache struct {
 	// DefaultCacheMaxSize. A redis store is bounded by Redis's maxmemory.
 	MaxSize Size `yaml:"max_size"`
 	// MaxObjectSize is the largest body stored; a larger answer streams to
-	// the client and is not stored. Default DefaultCacheMaxObjectSize, at
-	// most max_size.
+	// the client and is not stored. Default DefaultCacheMaxObjectSize, or
+	// max_size when that is smaller.
 	MaxObjectSize Size `yaml:"max_object_size"`
 	// MaxStale caps the stale-while-revalidate and stale-if-error windows
 	// an answer asks for, and is how long a stale answer with a validator
@@ -44,7 +44,10 @@ const (
 func (c *Cache) applyDefaults() {
 	orDefault(&c.Store, DefaultCacheStore)
 	orDefault(&c.MaxSize, DefaultCacheMaxSize)
-	orDefault(&c.MaxObjectSize, min(DefaultCacheMaxObjectSize, c.MaxSize))
+	if c.MaxObjectSize == 0 && c.MaxSize < DefaultCacheMaxObjectSize {
+		c.MaxObjectSize = c.MaxSize // a small store: the default follows it down
+	}
+	orDefault(&c.MaxObjectSize, DefaultCacheMaxObjectSize)
 	orDefault(&c.MaxStale, Duration(DefaultCacheMaxStale))
 	orDefault(&c.CoalesceTimeout, Duration(DefaultCacheCoalesceTimeout))
 }

@@ -115,9 +115,10 @@ func (x *exchange) serveCached() bool {
 		c.key = appendCacheKey(c.key[:0], x) // the GET's
 		return false
 	}
-	if peekFold(&c.rq, "Range") != nil || (h.ContentLength() != 0 && h.ContentLength() != -2) {
+	if peekFold(&c.rq, "Range") != nil || (h.ContentLength() != 0 && h.ContentLength() != -2) || h.ConnectionUpgrade() {
 		// Ranges are not cached; nor is a GET with a body, whose meaning
-		// the URI does not capture.
+		// the URI does not capture; an upgrade (WebSocket) is a tunnel,
+		// never answered from the cache.
 		c.outcome, c.st.Fwd = cacheBypass, "bypass"
 		return false
 	}

@@ -822,3 +822,28 @@ func TestE2ECacheStaleWhileRevalidateH2Upstream(t *testing.T) {
 		t.Fatalf("the background refresh never landed (upstream requests: %d)", n.Load())
 	}
 }
+
+// TestE2ECacheUpgradeBypass: a WebSocket upgrade to a URL whose GET is
+// stored goes upstream (a tunnel is never answered from the cache).
+func TestE2ECacheUpgradeBypass(t *testing.T) {
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		if r.Header.Get("Upgrade") != "" {
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, "upgrade seen")
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		io.WriteString(w, "plain")
+	})
+	p := startProxy(t, cacheConfig(up.addr(), "store: memory", ""))
+	cacheGet(t, p.addr, "GET", "/ws")
+	c := dialRaw(t, p.addr)
+	resp := c.roundTrip("GET /ws HTTP/1.1\r\nHost: site.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	if resp.status() != 400 || string(resp.body) != "upgrade seen" {
+		t.Errorf("upgrade: got %d %q; want the upstream's 400 %q", resp.status(), resp.body, "upgrade seen")
+	}
+	if got := up.n.Load(); got != 2 {
+		t.Errorf("upstream requests: got %d; want 2", got)
+	}
+}

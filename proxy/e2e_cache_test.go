@@ -847,3 +847,51 @@ func TestE2ECacheUpgradeBypass(t *testing.T) {
 		t.Errorf("upstream requests: got %d; want 2", got)
 	}
 }
+
+// TestE2ECacheRequestDirectives: the request's Cache-Control, honoured as
+// RFC 9111 lets a shared cache. The stored answer is 20 s old on arrival
+// (Age: 20) with max-age=60.
+func TestE2ECacheRequestDirectives(t *testing.T) {
+	tests := []struct {
+		name      string
+		cc        string
+		wantCalls int64 // upstream requests for the fill and the request
+		wantCode  int
+	}{
+		{"none", "", 1, 200},
+		{"no-cache", "no-cache", 2, 200},
+		{"max-age=0", "max-age=0", 2, 200},
+		{"max-age=10 (older)", "max-age=10", 2, 200},
+		{"max-age=100", "max-age=100", 1, 200},
+		{"min-fresh=50 (40 s left)", "min-fresh=50", 2, 200},
+		{"min-fresh=10", "min-fresh=10", 1, 200},
+		{"only-if-cached, stored", "only-if-cached", 1, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				w.Header().Set("Age", "20")
+				io.WriteString(w, "ok")
+			})
+			p := startProxy(t, cacheConfig(up.addr(), "store: memory", ""))
+			cacheGet(t, p.addr, "GET", "/d")
+			var fields []string
+			if tt.cc != "" {
+				fields = append(fields, "Cache-Control: "+tt.cc)
+			}
+			if status, _, _ := cacheGet(t, p.addr, "GET", "/d", fields...); status != tt.wantCode {
+				t.Errorf("status: got %d; want %d", status, tt.wantCode)
+			}
+			if got := up.n.Load(); got != tt.wantCalls {
+				t.Errorf("upstream requests: got %d; want %d", got, tt.wantCalls)
+			}
+		})
+	}
+	// only-if-cached with nothing stored: 504, and nothing goes upstream.
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request, n int64) { io.WriteString(w, "x") })
+	p := startProxy(t, cacheConfig(up.addr(), "store: memory", ""))
+	if status, _, _ := cacheGet(t, p.addr, "GET", "/none", "Cache-Control: only-if-cached"); status != 504 || up.n.Load() != 0 {
+		t.Errorf("only-if-cached miss: got %d with %d upstream requests; want 504 and none", status, up.n.Load())
+	}
+}

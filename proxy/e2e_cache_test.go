@@ -895,3 +895,41 @@ func TestE2ECacheRequestDirectives(t *testing.T) {
 		t.Errorf("only-if-cached miss: got %d with %d upstream requests; want 504 and none", status, up.n.Load())
 	}
 }
+
+// TestE2ECacheRedisReload: a Redis policy keeps its store across a reload
+// that keeps the redis section, and gets a new one when the section
+// changes (the old store talks to the old client).
+func TestE2ECacheRedisReload(t *testing.T) {
+	rs := testredis.Start(t)
+	up := startCacheUpstream(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		io.WriteString(w, "x")
+	})
+	yaml := func(timeout string) string {
+		return cacheConfig(up.addr(), "store: redis", fmt.Sprintf("redis: {address: %q, timeout: %s}\n", rs.Addr, timeout))
+	}
+	p := startProxy(t, yaml("100ms"))
+	store := func() any { return p.srv.snap.Load().caches["pages"].store }
+	first := store()
+	reload := func(y string) {
+		t.Helper()
+		cfg, err := config.Parse([]byte(y), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.srv.Reload(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reload(strings.Replace(yaml("100ms"), "access_log:", "trusted_proxies: [10.0.0.0/8]\naccess_log:", 1))
+	if store() != first {
+		t.Error("a reload that keeps the redis section replaced the store")
+	}
+	reload(yaml("200ms"))
+	if store() == first {
+		t.Error("a reload that changes the redis section kept the store of the old client")
+	}
+	if status, _, _ := cacheGet(t, p.addr, "GET", "/r"); status != 200 {
+		t.Errorf("GET after the reloads: got %d; want 200", status)
+	}
+}

@@ -52,7 +52,7 @@ H2SPEC_MIN      ?= 142
 # (golang/go#75804, fixed in Go 1.27; seen here on FuzzHostHeader). 5000
 # inputs take 1-5 s per target on this machine.
 TEST_FUZZTIME ?= 5000x
-RACE_PKGS ?= ./proxy/... ./wire/... ./balancer/... ./ratelimit/... ./tls/... ./metrics/... ./compress/... ./auth/...
+RACE_PKGS ?= ./proxy/... ./wire/... ./balancer/... ./ratelimit/... ./tls/... ./metrics/... ./compress/... ./auth/... ./cache/...
 
 # Bounds each `go test` invocation so `make test` stays well inside 15 minutes.
 TEST_TIMEOUT ?= 10m

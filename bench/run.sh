@@ -11,7 +11,7 @@
 #   CONNS      [50]    wrk connections (wrk -c)
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
-#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress]  (balance, ratelimit, tls, waf, h2, auth, compress: see bench/scenario_*.sh)
+#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress,cache]  (balance, ratelimit, tls, waf, h2, auth, compress, cache: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
 #              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp;
 #              evloop, not in the default: bench/evloop, an epoll loop on fasthttp's parsers, the floor of Go without goroutines)
@@ -34,10 +34,10 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
-SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress}
+SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress,cache}
 # run.sh's own load loop measures get and post16k; every other scenario
 # measures and reports itself (idle here, the rest in bench/scenario_*.sh).
-OWN_SCENARIOS="idle balance ratelimit tls waf h2 auth compress"
+OWN_SCENARIOS="idle balance ratelimit tls waf h2 auth compress cache"
 is_own() { [[ " $OWN_SCENARIOS " == *" $1 "* ]]; }
 PROXIES=${PROXIES:-direct,rampart,rampart-metrics,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
@@ -63,6 +63,8 @@ source "$BENCH/scenario_h2.sh"
 source "$BENCH/scenario_auth.sh"
 # shellcheck source=bench/scenario_compress.sh
 source "$BENCH/scenario_compress.sh"
+# shellcheck source=bench/scenario_cache.sh
+source "$BENCH/scenario_cache.sh"
 OUT=$BENCH/.out
 LOGS=$OUT/logs
 RAW=$OUT/raw.tsv
@@ -691,6 +693,7 @@ report() {
 		if has "$SCENARIOS" h2; then h2_report; fi
 		if has "$SCENARIOS" auth; then auth_report; fi
 		if has "$SCENARIOS" compress; then compress_report; fi
+		if has "$SCENARIOS" cache; then cache_report; fi
 	} >"$RESULTS"
 	echo
 	cat "$RESULTS"
@@ -833,6 +836,7 @@ main() {
 	if has "$SCENARIOS" h2; then h2_scenario; fi
 	if has "$SCENARIOS" auth; then auth_scenario; fi
 	if has "$SCENARIOS" compress; then compress_scenario; fi
+	if has "$SCENARIOS" cache; then cache_scenario; fi
 	report
 }
 

@@ -151,6 +151,10 @@ func (c *Config) ApplyDefaults() {
 		c.Auth[name] = nonNil(a)
 		c.Auth[name].applyDefaults() // types_access.go
 	}
+	for name, cp := range c.Caches {
+		c.Caches[name] = nonNil(cp)
+		c.Caches[name].applyDefaults() // types_edge.go
+	}
 	if c.Redis != nil {
 		orDefault(&c.Redis.Timeout, Duration(DefaultRedisTimeout))
 		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)

@@ -40,7 +40,7 @@ type Config struct {
 	RateLimits map[string]*RateLimit `yaml:"rate_limits"`
 
 	// Redis is the server used by every store named "redis" (rate limits,
-	// the ACME cache). Required when any of them uses Redis.
+	// the ACME cache, response caches). Required when any of them uses Redis.
 	Redis *Redis `yaml:"redis"`
 
 	// TrustedProxies lists the CIDRs (or single addresses) whose

@@ -1,16 +1,55 @@
 package config
 
+import "time"
+
 // The edge features of issue 21: response caching, compression, rewrites,
 // header edits and mirroring. Each route names what it uses; the policies
 // live at the top level (Config.Caches, Config.Compression).
 
-// Cache is a response cache policy (Config.Caches), named by Route.Cache.
+// Cache is a response cache policy (Config.Caches), named by Route.Cache:
+// an RFC 9111 shared cache (docs/cache.md). A policy whose settings are
+// unchanged across a reload keeps its entries.
 type Cache struct {
 	// Store is where answers are kept: memory (the default) or redis (the
 	// top-level redis section, shared by every instance).
 	Store string `yaml:"store"`
-	// MaxSize bounds a memory store in bytes.
+	// MaxSize bounds a memory store in bytes; under pressure the entries
+	// least likely to be asked again are evicted (W-TinyLFU). Default
+	// DefaultCacheMaxSize. A redis store is bounded by Redis's maxmemory.
 	MaxSize Size `yaml:"max_size"`
+	// MaxObjectSize is the largest body stored; a larger answer streams to
+	// the client and is not stored. Default DefaultCacheMaxObjectSize, or
+	// max_size when that is smaller.
+	MaxObjectSize Size `yaml:"max_object_size"`
+	// MaxStale caps the stale-while-revalidate and stale-if-error windows
+	// an answer asks for, and is how long a stale answer with a validator
+	// (ETag, Last-Modified) is kept to be revalidated. Default
+	// DefaultCacheMaxStale.
+	MaxStale Duration `yaml:"max_stale"`
+	// CoalesceTimeout bounds how long concurrent misses for one key wait
+	// for the first to bring the answer; then they go upstream
+	// themselves. Default DefaultCacheCoalesceTimeout.
+	CoalesceTimeout Duration `yaml:"coalesce_timeout"`
+}
+
+// Defaults of a cache policy.
+const (
+	DefaultCacheStore           = "memory"
+	DefaultCacheMaxSize         = Size(256 << 20)
+	DefaultCacheMaxObjectSize   = Size(8 << 20)
+	DefaultCacheMaxStale        = time.Hour
+	DefaultCacheCoalesceTimeout = 5 * time.Second
+)
+
+func (c *Cache) applyDefaults() {
+	orDefault(&c.Store, DefaultCacheStore)
+	orDefault(&c.MaxSize, DefaultCacheMaxSize)
+	if c.MaxObjectSize == 0 && c.MaxSize < DefaultCacheMaxObjectSize {
+		c.MaxObjectSize = c.MaxSize // a small store: the default follows it down
+	}
+	orDefault(&c.MaxObjectSize, DefaultCacheMaxObjectSize)
+	orDefault(&c.MaxStale, Duration(DefaultCacheMaxStale))
+	orDefault(&c.CoalesceTimeout, Duration(DefaultCacheCoalesceTimeout))
 }
 
 // Compression tunes response compression for routes with compress: true.

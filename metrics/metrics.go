@@ -90,7 +90,8 @@ type Metrics struct {
 	auths     map[string]*AuthMetrics
 	certs     map[CertificateKey]struct{} // the expiry series set
 
-	edge edgeMetrics // edge.go
+	edge  edgeMetrics    // edge.go
+	cache *cacheFamilies // cache.go
 }
 
 // NewRegistry returns an empty registry holding only the Go runtime and
@@ -190,6 +191,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	}
 	m.targetState = newTargetCollector(m)
 	m.accessDenied = newAccessDenied()
+	m.cache = newCacheFamilies()
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
 		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.authRequests, m.certExpiry, m.accessDenied,
@@ -200,6 +202,11 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		}
 	}
 	for _, c := range m.edge.init() { // edge.go
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range m.cache.collectors() { // cache.go
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

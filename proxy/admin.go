@@ -177,6 +177,7 @@ func (a *adminServer) routes() {
 	a.mux.HandleFunc("GET /api/v1/config", a.config)
 	a.mux.HandleFunc("GET /api/v1/upstreams", a.upstreams)
 	a.mux.HandleFunc("POST /api/v1/reload", a.reload)
+	a.mux.HandleFunc("POST /api/v1/cache/purge", a.purgeCache) // admin_cache.go
 }
 
 // ServeHTTP applies the checks of adminAccess, then hands over to the mux.

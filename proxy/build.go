@@ -44,6 +44,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 		if a.snap != nil {
 			a.snap.closeTLS()
 			closeNewAuth(a.snap, old) // auth.go
+			a.snap.closeCaches(old)
 		}
 		if policies != nil && !dryRun {
 			closeNew(policies, old)
@@ -82,6 +83,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 	if a.snap, err = buildSnapshot(cfg, old, s.reg, s.balancerOptions(), limits, s.metrics, tb, policies, s.workers); err != nil {
 		return nil, err
 	}
+	a.snap.redis = a.redis
 	if err = s.buildEdges(cfg, old, a.snap, dryRun); err != nil { // edge.go
 		return nil, err
 	}
@@ -99,6 +101,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 // a reload that fails after assemble (a listener cannot be bound).
 func (s *Server) discard(a *assembly, old *snapshot) {
 	a.snap.closeTLS()
+	a.snap.closeCaches(old)
 	closeNew(a.snap.waf, old)
 	closeNewAuth(a.snap, old) // auth.go
 	if old == nil || a.snap.access != old.access {
@@ -120,6 +123,7 @@ func retire(old, next *snapshot) {
 	}
 	time.AfterFunc(time.Minute, func() {
 		old.closeTLS()
+		old.closeCaches(next)
 		retireWAF(old, next)
 		retireAuth(old, next) // auth.go
 		if old.access != next.access {
@@ -163,7 +167,7 @@ func checkWAF(cfg *config.Config) (map[string]*waf.Policy, error) {
 // redis section is unchanged from old's, a new one otherwise, nil when none
 // is needed.
 func (s *Server) redisFor(cfg *config.Config, old *snapshot) (redis.UniversalClient, error) {
-	if cfg.Redis == nil || !(usesRedis(cfg) || usesRedisACME(cfg)) {
+	if cfg.Redis == nil || !(usesRedis(cfg) || usesRedisACME(cfg) || usesRedisCache(cfg)) {
 		return nil, nil
 	}
 	if s.redis != nil && old != nil && reflect.DeepEqual(old.cfg.Redis, cfg.Redis) {

@@ -13,13 +13,14 @@ package proxy
 //	compress.go  compression         route.compress   x.compressResponse
 //	trace.go     OpenTelemetry spans x.trace
 //
-// The order of a request's steps (docs/access.md, docs/edge.md): the
-// PROXY protocol (at accept), routing, allow/deny, rate limit, CORS
-// preflight, auth, the WAF (which inspects the request as the client sent
-// it), rewrites, the cache, mirroring, the upstream, with the request
-// header edits applied last, as the request is prepared for the target
-// (prepareRequest); on the way back: WAF response inspection, response
-// header edits and CORS headers, cache store, compression.
+// The order of a request's steps (docs/access.md, docs/edge.md,
+// docs/cache.md): the PROXY protocol (at accept), routing, allow/deny,
+// rate limit, CORS preflight, auth, the WAF (which inspects the request as
+// the client sent it), rewrites, the cache, mirroring, the upstream, with
+// the request header edits applied last, as the request is prepared for
+// the target (prepareRequest); on the way back: WAF response inspection,
+// cache store (the target's answer, before the edits; a hit gets them as a
+// miss does), response header edits and CORS headers, compression.
 
 import "github.com/rampart-proxy/rampart/config"
 

@@ -581,16 +581,16 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 		setFold(&out.Header, "Strict-Transport-Security", []byte(hstsValue)) // the route's policy, not the target's
 	}
 
+	if rt.cache != nil { // cache.go: stores the answer as the target gave it, before the edits
+		body = x.cacheResponse(t, body)
+	}
+
 	if rt.edits != nil { // edits.go
 		x.editResponse()
 	}
 
 	if rt.cors != nil { // cors.go
 		x.corsResponse()
-	}
-
-	if rt.cache != nil { // cache.go: stores the answer as the target gave it
-		body = x.cacheResponse(t, body)
 	}
 
 	if rt.compress != nil { // compress.go
@@ -846,6 +846,9 @@ func (x *exchange) finish(status int, body []byte) { x.answer(status, body, fals
 func (x *exchange) finishCopy(status int, body []byte) { x.answer(status, body, true) }
 
 func (x *exchange) answer(status int, body []byte, copyBody bool) {
+	if x.cacheX.pc != nil && x.cacheFinish(status) { // cache.go: stale-if-error
+		return
+	}
 	ctx := x.ctx
 	if x.rt != nil && x.rt.edits != nil { // edits.go: the route's answers made here too
 		x.editResponse()

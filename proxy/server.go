@@ -286,6 +286,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.snap.Load().closeTLS()
 	retireWAF(s.snap.Load(), nil)
 	retireAuth(s.snap.Load(), nil) // auth.go
+	s.snap.Load().closeCaches(nil) // before the Redis client they may write with
 	s.stopOnce.Do(func() {
 		close(s.stop)
 		if s.redis != nil {

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/config"
 	"github.com/rampart-proxy/rampart/metrics"
@@ -45,6 +47,10 @@ type snapshot struct {
 	// auths are the authentication policies by name (auth.go), kept by
 	// the next snapshot when unchanged.
 	auths map[string]*authPolicy
+	// caches are the response cache policies by name (cache_build.go);
+	// redis is the Redis client the snapshot's stores use (nil: none).
+	caches map[string]*cachePolicy
+	redis  redis.UniversalClient
 }
 
 // listenerRoutes is what one listener serves.

@@ -5,7 +5,8 @@
 // GET (and any method other than POST) returns a fixed body of -body-size bytes
 // ("Hello, World!" by default). POST reads the whole request body and returns a
 // small body naming its length. -delay adds a fixed latency to every response,
-// for balancing benchmarks. The server runs with GOMAXPROCS=1 and sends neither
+// for balancing benchmarks. -cache-control sets a Cache-Control field on
+// every GET answer (for the cache benchmark). The server runs with GOMAXPROCS=1 and sends neither
 // a Date nor a Server header.
 package main
 
@@ -30,6 +31,7 @@ func main() {
 	bodyFile := flag.String("body-file", "", "a file whose bytes are the GET response body (overrides -body-size)")
 	delay := flag.Duration("delay", 0, "fixed latency added to every response (0 = none)")
 	bodySize := flag.Int("body-size", len(defaultBody), "size of the GET response body in bytes")
+	cacheControl := flag.String("cache-control", "", "Cache-Control of GET answers (empty: none)")
 	flag.Parse()
 
 	runtime.GOMAXPROCS(1)
@@ -60,6 +62,9 @@ func main() {
 			out = strconv.AppendInt(out, int64(n), 10)
 			_, _ = buf.Write(out)
 			return
+		}
+		if *cacheControl != "" {
+			ctx.Response.Header.Set("Cache-Control", *cacheControl)
 		}
 		ctx.Response.SetBodyRaw(body)
 	}

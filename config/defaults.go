@@ -228,6 +228,10 @@ func (u *Upstream) applyDefaults() {
 		orDefault(&p.MaxEjectionPercent, DefaultMaxEjectionPercent)
 	}
 	orDefault(&u.Timeouts.Connect, Duration(DefaultConnectTimeout))
+	if u.ConnectRetries == nil {
+		n := u.DefaultConnectRetries()
+		u.ConnectRetries = &n
+	}
 	orDefault(&u.Timeouts.Read, Duration(DefaultUpstreamReadTimeout))
 	orDefault(&u.Timeouts.Write, Duration(DefaultUpstreamWriteTimeout))
 	orDefault(&u.Timeouts.Idle, Duration(DefaultUpstreamIdleTimeout))

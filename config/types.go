@@ -345,10 +345,18 @@ type Upstream struct {
 	Passive *Passive `yaml:"passive"`
 	// Timeouts bound connecting to and reading from a target.
 	Timeouts UpstreamTimeouts `yaml:"timeouts"`
-	// Retries is how many other targets are tried after a connect failure
-	// (any method) or, for idempotent methods, a 502/503/504 or timeout.
-	// Default 0.
+	// Retries is how many other targets are tried, for idempotent methods
+	// whose body is held whole, after the request was sent and met a
+	// 502/503/504, a timeout, or a connection dropped before the answer.
+	// Default 0. Connect failures are counted apart (ConnectRetries).
 	Retries int `yaml:"retries"`
+	// ConnectRetries is how many other targets are tried, for any method,
+	// after a failure to connect (refused, unreachable, connect timeout,
+	// TLS handshake): nothing was sent then, so it is always safe, as
+	// nginx's proxy_next_upstream error does by default. Omitted: one
+	// less than the number of targets, at most DefaultMaxConnectRetries;
+	// 0 turns it off (a connect failure answers 502).
+	ConnectRetries *int `yaml:"connect_retries"`
 	// MaxConnsPerTarget bounds the pooled connections to one target.
 	// Default DefaultMaxConnsPerTarget.
 	MaxConnsPerTarget int `yaml:"max_conns_per_target"`

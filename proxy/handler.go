@@ -414,7 +414,8 @@ func (x *exchange) forward() {
 
 	out := &ctx.Response
 	var tried uint64
-	for attempt := 0; ; attempt++ {
+	connects, resends := 0, 0 // the retries after a connect failure, and of sent requests
+	for {
 		x.ti = t.Index
 		tried |= balancer.Tried(t.Index)
 		tr := p.transports[t.Index]
@@ -444,24 +445,28 @@ func (x *exchange) forward() {
 		}
 		p.report(t, err != nil || status >= 500, start)
 		// Another target may be tried when nothing reached this one (a
-		// connect failure), or when an idempotent request whose body can be
-		// sent again met a timeout or a 502/503/504.
+		// connect failure: connect_retries), or when an idempotent request
+		// whose body can be sent again met a timeout or a 502/503/504
+		// (retries).
 		retry := false
-		if attempt < p.cfg.Retries {
-			switch {
-			case err != nil && http1.IsDialError(err):
-				retry = true
-			case err != nil:
-				// A timeout, or the connection dropped before an answer:
-				// the target failed as surely as with a 502.
-				retry = idempotent && replayable && (http1.IsTimeout(err) || http1.IsConnGone(err))
-			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
-				status == fasthttp.StatusGatewayTimeout:
-				retry = idempotent && replayable
-			}
+		dial := err != nil && http1.IsDialError(err)
+		switch {
+		case dial:
+			retry = connects < p.connectRetries
+			connects++
+		case resends >= p.cfg.Retries:
+		case err != nil:
+			// A timeout, or the connection dropped before an answer:
+			// the target failed as surely as with a 502.
+			retry = idempotent && replayable && (http1.IsTimeout(err) || http1.IsConnGone(err))
+			resends++
+		case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
+			status == fasthttp.StatusGatewayTimeout:
+			retry = idempotent && replayable
+			resends++
 		}
 		if retry {
-			if next := x.retryElsewhere(t, tried, http1.IsDialError(err), body); next != nil {
+			if next := x.retryElsewhere(t, tried, dial, body); next != nil {
 				t = next
 				continue
 			}

@@ -123,6 +123,9 @@ type pool struct {
 	h2 bool
 	// budget bounds the pool's retries.
 	budget *retryBudget
+	// connectRetries is how many other targets a connect failure may try
+	// (connect_retries); cfg.Retries counts the retries of sent requests.
+	connectRetries int
 	// targetMetrics are the targets' metrics by index.
 	targetMetrics []*metrics.TargetMetrics
 }
@@ -262,7 +265,7 @@ func (s *snapshot) closeTLS() {
 
 func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options, workers *http1.Workers) (*pool, error) {
 	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget(),
-		h2: up.Protocol == config.UpstreamHTTP2}
+		h2: up.Protocol == config.UpstreamHTTP2, connectRetries: up.ConnectRetryCount()}
 	targets := make([]*balancer.Target, 0, len(up.Targets))
 	for i, tc := range up.Targets {
 		t, err := transportFor(old, up, tc.URL, workers)

@@ -152,6 +152,7 @@ func (c *Config) ApplyDefaults() {
 		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)
 	}
 	orDefault(&c.AccessLog.Path, DefaultAccessLogPath)
+	orDefault(&c.AccessLog.Format, DefaultAccessLogFormat)
 	if c.AccessLog.RedactQuery == nil {
 		c.AccessLog.RedactQuery = strings.Fields(DefaultRedactQuery)
 	}

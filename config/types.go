@@ -707,10 +707,15 @@ type AccessLog struct {
 	// redacts nothing.
 	RedactQuery []string `yaml:"redact_query"`
 
-	// Format is json (the default) or combined.
+	// Format is json, one JSON object per line (the fields of
+	// docs/logs.md), or combined, the Apache and nginx combined format
+	// (client, user "-", time, request line, status, bytes sent, Referer,
+	// User-Agent) for classic log tooling. Default DefaultAccessLogFormat.
 	Format string `yaml:"format"`
 
-	// Fields lists the fields of a json line. Empty: the default set.
+	// Fields lists the fields of a json line, by name (docs/logs.md), in
+	// any order: a line has them in the reference's order. An unknown name
+	// is an error. Empty: every field. Only with format json.
 	Fields []string `yaml:"fields"`
 }
 

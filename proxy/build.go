@@ -86,8 +86,8 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 	}
 	if !dryRun {
 		if old != nil && old.cfg.AccessLog.Path == cfg.AccessLog.Path {
-			a.snap.access = old.access
-		} else if a.snap.access, err = openAccessLog(cfg.AccessLog.Path); err != nil {
+			a.snap.access = old.access.reformat(cfg.AccessLog) // the same file, the format anew
+		} else if a.snap.access, err = openAccessLog(cfg.AccessLog); err != nil {
 			return nil, err
 		}
 	}
@@ -99,7 +99,7 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 func (s *Server) discard(a *assembly, old *snapshot) {
 	a.snap.closeTLS()
 	closeNew(a.snap.waf, old)
-	if old == nil || a.snap.access != old.access {
+	if old == nil || !a.snap.access.shares(old.access) {
 		_ = a.snap.access.Close()
 	}
 	s.closeRedisIfNew(a.redis)
@@ -119,7 +119,7 @@ func retire(old, next *snapshot) {
 	time.AfterFunc(time.Minute, func() {
 		old.closeTLS()
 		retireWAF(old, next)
-		if old.access != next.access {
+		if !old.access.shares(next.access) {
 			_ = old.access.Close()
 		}
 		for _, t := range dropped {

@@ -65,12 +65,13 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 		tried |= balancer.Tried(t.Index)
 		c := p.transports[t.Index].h2
 		var start time.Time
-		if p.latency {
+		if p.latency || x.timed {
 			start = time.Now()
 		}
 		t.State.Acquire()
 		rbody, err := c.RoundTrip(sctx, req, body, out)
 		status := out.StatusCode()
+		x.up.record(start, status, err)
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
 			tm.Observe(0)

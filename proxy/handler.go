@@ -76,6 +76,13 @@ type exchange struct {
 	// held is an HTTP/1.1 client's request body streaming to an HTTP/2
 	// upstream, which the relay releases after the response (heldBody).
 	held *heldBody
+	// up is what the access log and traces know of the tries of targets;
+	// timed says they read its timing (accesslog_fields.go).
+	up    upstreamTry
+	timed bool
+	// http10 says the client spoke HTTP/1.0 (forwarding rewrites the
+	// request's version to HTTP/1.1), for the log.
+	http10 bool
 
 	// The edge features' per-request state (edge.go).
 	authX authExchange // auth.go
@@ -102,6 +109,7 @@ func (x *exchange) reset() {
 	x.verdictHeld = false
 	x.held = nil
 	x.pathChanged = false
+	x.up, x.timed, x.http10 = upstreamTry{}, false, false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 	x.received = x.received[:0]
 
@@ -163,6 +171,8 @@ func (x *exchange) serve() {
 	}
 	if x.snap.access != nil {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
+		x.timed = x.snap.access.timed
+		x.http10 = !ctx.Request.Header.IsHTTP11()
 	}
 	if l.srv.metrics != nil {
 		proto := metrics.ProtocolHTTP1
@@ -278,6 +288,7 @@ func (x *exchange) serve() {
 				v.Close()
 			}
 		}()
+		x.verdict = v // the log and traces read it, blocked too
 		if v != nil && v.BodyErr != nil {
 			// The client failed while the WAF read its body: nothing of
 			// it is forwarded.
@@ -420,12 +431,13 @@ func (x *exchange) forward() {
 		tried |= balancer.Tried(t.Index)
 		tr := p.transports[t.Index]
 		var start time.Time
-		if p.latency {
+		if p.latency || x.timed {
 			start = time.Now()
 		}
 		t.State.Acquire()
-		body, resent, err := tr.client.RoundTrip(req, out, replayable, idempotent)
+		body, resent, err := tr.client.RoundTripTimed(req, out, replayable, idempotent, x.up.connectTimer(x.timed))
 		status := out.StatusCode()
+		x.up.record(start, status, err)
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
 			tm.Observe(0) // no answer

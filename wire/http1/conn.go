@@ -58,6 +58,7 @@ type conn struct {
 	tlsConn    *tls.Conn
 	rec        *recordConn // under tlsConn
 	handshaken bool
+	tlsVersion uint16 // the handshake's (tls.VersionTLS13, ...)
 	subject    []byte
 	// trailers holds the trailer section of the burst's chunked request
 	// bodies, which nothing reads (see chunkedBody); nil until one comes.
@@ -82,6 +83,10 @@ func (cn *conn) Protocol() wire.Protocol { return wire.HTTP1 }
 
 // TLS reports whether the connection is TLS.
 func (cn *conn) TLS() bool { return cn.tlsConn != nil }
+
+// TLSVersion is the TLS version the connection negotiated (tls.VersionTLS13,
+// ...), 0 without TLS.
+func (cn *conn) TLSVersion() uint16 { return cn.tlsVersion }
 
 // ClientSubject is the verified client certificate's subject, or nil.
 func (cn *conn) ClientSubject() []byte { return cn.subject }

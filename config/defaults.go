@@ -153,6 +153,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	orDefault(&c.AccessLog.Path, DefaultAccessLogPath)
 	orDefault(&c.AccessLog.Format, DefaultAccessLogFormat)
+	if c.Tracing != nil {
+		c.Tracing.applyDefaults()
+	}
 	if c.AccessLog.RedactQuery == nil {
 		c.AccessLog.RedactQuery = strings.Fields(DefaultRedactQuery)
 	}

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -84,6 +85,9 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 	if err = s.buildEdges(cfg, old, a.snap, dryRun); err != nil { // edge.go
 		return nil, err
 	}
+	if a.snap.tracing, err = s.buildTracing(cfg, old, dryRun); err != nil { // trace.go
+		return nil, err
+	}
 	if !dryRun {
 		if old != nil && old.cfg.AccessLog.Path == cfg.AccessLog.Path {
 			a.snap.access = old.access.reformat(cfg.AccessLog) // the same file, the format anew
@@ -101,6 +105,9 @@ func (s *Server) discard(a *assembly, old *snapshot) {
 	closeNew(a.snap.waf, old)
 	if old == nil || !a.snap.access.shares(old.access) {
 		_ = a.snap.access.Close()
+	}
+	if old == nil || a.snap.tracing != old.tracing {
+		_ = a.snap.tracing.shutdown(context.Background())
 	}
 	s.closeRedisIfNew(a.redis)
 }
@@ -121,6 +128,9 @@ func retire(old, next *snapshot) {
 		retireWAF(old, next)
 		if !old.access.shares(next.access) {
 			_ = old.access.Close()
+		}
+		if old.tracing != next.tracing {
+			_ = old.tracing.shutdown(context.Background()) // flushes its spans
 		}
 		for _, t := range dropped {
 			t.closeIdle()

@@ -69,9 +69,11 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 			start = time.Now()
 		}
 		t.State.Acquire()
+		x.tryBegin(t.Index) // trace.go
 		rbody, err := c.RoundTrip(sctx, req, body, out)
 		status := out.StatusCode()
 		x.up.record(start, status, err)
+		x.traceX.tryEnd(status, err)
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
 			tm.Observe(0)

@@ -166,8 +166,8 @@ func (l *listener) ServeWire(ctx *fasthttp.RequestCtx, st wire.Stream) {
 // serve routes the request and answers it, or forwards it.
 func (x *exchange) serve() {
 	ctx, l, snap, lr := x.ctx, x.l, x.snap, x.lr
-	if x.snap.access != nil || l.srv.metrics != nil {
-		x.start = time.Now() // only the access log and the metrics read it
+	if x.snap.access != nil || l.srv.metrics != nil || x.snap.tracing != nil {
+		x.start = time.Now() // only the access log, the metrics and traces read it
 	}
 	if x.snap.access != nil {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
@@ -192,6 +192,9 @@ func (x *exchange) serve() {
 		x.reqID = append(x.reqID, reqID...)
 	} else {
 		x.reqID = appendRequestID(x.reqID)
+	}
+	if tr := snap.tracing; tr != nil { // trace.go
+		x.startTrace(tr)
 	}
 
 	if lr == nil { // listener removed by a reload while this connection lived
@@ -277,9 +280,11 @@ func (x *exchange) serve() {
 		// the method path and the metadata only. Only a call gRPC can
 		// make counts: a POST over HTTP/2 (gRPC has no HTTP/1.1 form), so
 		// that a content type alone cannot take a body past the WAF.
+		x.traceX.wafBegin()
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
 			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, x.st.ClientSubject()),
 			GRPC: rt.h2 && x.st.Protocol() == wire.HTTP2 && h.IsPost() && http2.IsGRPC(h)})
+		x.traceX.wafEnd(v)
 		// After forwarding: a streamed body is replayed from it. An HTTP/2
 		// upstream's relay closes it instead (verdictHeld), once the
 		// response is through: the request body streams on until then.
@@ -435,9 +440,11 @@ func (x *exchange) forward() {
 			start = time.Now()
 		}
 		t.State.Acquire()
+		x.tryBegin(t.Index) // trace.go
 		body, resent, err := tr.client.RoundTripTimed(req, out, replayable, idempotent, x.up.connectTimer(x.timed))
 		status := out.StatusCode()
 		x.up.record(start, status, err)
+		x.traceX.tryEnd(status, err)
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
 			tm.Observe(0) // no answer
@@ -623,6 +630,7 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 	}
 	rb := acquireRelay(x.snap.access, body, t.State, x.start, rt.metrics)
 	rb.status = out.StatusCode()
+	rb.span = x.endTrace() // ended once the body is through
 	if p.h2 && x.verdict != nil {
 		rb.verdict, x.verdictHeld = x.verdict, true
 	}
@@ -927,6 +935,7 @@ func (x *exchange) logResponse() {
 			x.snap.noRoute.Observe(ctx.Response.StatusCode(), time.Since(x.start))
 		}
 	}
+	endSpan(x.endTrace()) // trace.go
 	al := x.snap.access
 	if al == nil {
 		return

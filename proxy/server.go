@@ -292,6 +292,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.snap.Load().access.Close(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.snap.Load().tracing.shutdown(ctx); err != nil { // flushes the spans batched
+		errs = append(errs, fmt.Errorf("tracing: %w", err))
+	}
 	return errors.Join(errs...)
 }
 

@@ -42,6 +42,9 @@ type snapshot struct {
 	// access is the access log (nil: off), kept by the next snapshot
 	// when its path is the same.
 	access *accessLog
+	// tracing exports traces (nil: off), kept by the next snapshot when
+	// its settings are the same (trace.go).
+	tracing *tracing
 }
 
 // listenerRoutes is what one listener serves.

@@ -1,6 +1,351 @@
 package proxy
 
-// traceExchange is a request's tracing state (not built yet).
-type traceExchange struct{}
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
 
-func (t *traceExchange) reset() {}
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/waf"
+	"github.com/rampart-proxy/rampart/wire"
+)
+
+// tracing is the OpenTelemetry trace pipeline of a configuration: a
+// tracer provider with its OTLP exporter and batcher. A reload that keeps
+// the tracing section keeps it; one that changes it builds another, and
+// the old one is flushed and shut down once its requests are done.
+type tracing struct {
+	cfg      config.Tracing
+	provider *sdktrace.TracerProvider
+	tracer   trace.Tracer
+}
+
+// traceContext is W3C Trace Context: traceparent and tracestate.
+var traceContext propagation.TraceContext
+
+// The W3C Trace Context fields, which the proxy owns when tracing is on.
+const (
+	hdrTraceparent = "traceparent"
+	hdrTracestate  = "tracestate"
+)
+
+// buildTracing returns the tracing of cfg: old's when its settings are
+// the same, nil when off. A dry run checks what it can (the CA file) and
+// opens nothing.
+func (s *Server) buildTracing(cfg *config.Config, old *snapshot, dryRun bool) (*tracing, error) {
+	tc := cfg.Tracing
+	if tc == nil {
+		return nil, nil
+	}
+	if old != nil && old.tracing != nil && reflect.DeepEqual(old.tracing.cfg, *tc) {
+		return old.tracing, nil
+	}
+	tlsConf, err := traceTLS(tc)
+	if err != nil {
+		return nil, err
+	}
+	if dryRun {
+		return nil, nil
+	}
+	exp, err := newTraceExporter(tc, tlsConf)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	ratio := config.DefaultTraceSampleRatio
+	if tc.SampleRatio != nil {
+		ratio = *tc.SampleRatio
+	}
+	name := tc.ServiceName
+	if name == "" {
+		name = config.DefaultTraceServiceName
+	}
+	setTraceErrorLog(s.log)
+	provider := sdktrace.NewTracerProvider(
+		sdktrace.WithBatcher(exp),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name))),
+	)
+	return &tracing{cfg: *tc, provider: provider, tracer: provider.Tracer("github.com/rampart-proxy/rampart/proxy")}, nil
+}
+
+// traceErrorLog is where the OpenTelemetry SDK's errors (a failed export)
+// go: the Server's log. The SDK has one error handler per process.
+var traceErrorLog struct {
+	once sync.Once
+	mu   sync.Mutex // guards log
+	log  *slog.Logger
+}
+
+func setTraceErrorLog(log *slog.Logger) {
+	traceErrorLog.mu.Lock()
+	traceErrorLog.log = log
+	traceErrorLog.mu.Unlock()
+	traceErrorLog.once.Do(func() {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			traceErrorLog.mu.Lock()
+			l := traceErrorLog.log
+			traceErrorLog.mu.Unlock()
+			l.Warn("tracing: export failed", "error", err.Error())
+		}))
+	})
+}
+
+// traceTLS is the TLS configuration of an export over TLS: nil for plain
+// text (insecure, or an http:// endpoint), else the system's roots or
+// ca_file's.
+func traceTLS(tc *config.Tracing) (*tls.Config, error) {
+	if tc.Insecure || strings.HasPrefix(tc.Endpoint, "http://") {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if tc.CAFile != "" {
+		pem, err := os.ReadFile(tc.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tracing: ca_file %s: no PEM certificate", tc.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	return conf, nil
+}
+
+// newTraceExporter builds the OTLP exporter tc describes. Nothing is
+// dialed until the first export.
+func newTraceExporter(tc *config.Tracing, tlsConf *tls.Config) (sdktrace.SpanExporter, error) {
+	timeout := tc.Timeout.Std()
+	if timeout <= 0 {
+		timeout = config.DefaultTraceTimeout
+	}
+	isURL := strings.Contains(tc.Endpoint, "://")
+	ctx := context.Background()
+	if tc.Protocol == config.TraceGRPC {
+		opts := []otlptracegrpc.Option{otlptracegrpc.WithTimeout(timeout), otlptracegrpc.WithHeaders(tc.Headers)}
+		if isURL {
+			u, err := url.Parse(tc.Endpoint)
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, otlptracegrpc.WithEndpoint(u.Host))
+		} else {
+			opts = append(opts, otlptracegrpc.WithEndpoint(tc.Endpoint))
+		}
+		if tlsConf == nil {
+			opts = append(opts, otlptracegrpc.WithInsecure())
+		} else {
+			opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tlsConf)))
+		}
+		return otlptracegrpc.New(ctx, opts...)
+	}
+	opts := []otlptracehttp.Option{otlptracehttp.WithTimeout(timeout), otlptracehttp.WithHeaders(tc.Headers)}
+	if isURL {
+		opts = append(opts, otlptracehttp.WithEndpointURL(tc.Endpoint))
+	} else {
+		opts = append(opts, otlptracehttp.WithEndpoint(tc.Endpoint))
+	}
+	if tlsConf == nil {
+		opts = append(opts, otlptracehttp.WithInsecure())
+	} else {
+		opts = append(opts, otlptracehttp.WithTLSClientConfig(tlsConf))
+	}
+	return otlptracehttp.New(ctx, opts...)
+}
+
+// shutdown flushes the spans still batched and stops the exporter. A nil
+// t does nothing.
+func (t *tracing) shutdown(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	return t.provider.Shutdown(ctx)
+}
+
+// traceExchange is a request's tracing state: its server span and the
+// context that parents its child spans. All nil when tracing is off, and
+// then each step is one nil check.
+type traceExchange struct {
+	tracer trace.Tracer
+	span   trace.Span      // the request's server span; nil: not traced
+	ctx    context.Context // holds span
+	try  trace.Span      // the upstream try in flight
+	waf  trace.Span      // the WAF inspection in flight
+}
+
+// reset ends what a request left open (a tunnel, an answer that was not
+// logged) and clears the state.
+func (t *traceExchange) reset() {
+	if t.span != nil {
+		t.span.End()
+	}
+	*t = traceExchange{}
+}
+
+// headerCarrier reads and writes W3C Trace Context in a fasthttp header.
+type headerCarrier struct{ h *fasthttp.RequestHeader }
+
+func (c headerCarrier) Get(key string) string { return string(c.h.Peek(key)) }
+func (c headerCarrier) Set(key, value string) { c.h.Set(key, value) }
+func (c headerCarrier) Keys() []string        { return []string{hdrTraceparent, hdrTracestate} }
+
+// startTrace starts the request's server span: a child of the client's
+// traceparent when the client is a trusted proxy (trusted_proxies), else
+// the root of a new trace; an untrusted client's traceparent and tracestate
+// are not sent on (forwardTrace replaces them).
+func (x *exchange) startTrace(tr *tracing) {
+	ctx := context.Background()
+	h := &x.ctx.Request.Header
+	if isTrusted(x.st.Peer(), x.snap.trusted) {
+		ctx = traceContext.Extract(ctx, headerCarrier{h})
+	}
+	ctx, span := tr.tracer.Start(ctx, string(h.Method()), trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithTimestamp(x.start))
+	x.traceX.tracer, x.traceX.span, x.traceX.ctx = tr.tracer, span, ctx
+	x.timed = true
+	x.http10 = !h.IsHTTP11()
+}
+
+// wafBegin starts the WAF inspection's span.
+func (t *traceExchange) wafBegin() {
+	if t.span == nil {
+		return
+	}
+	_, t.waf = t.tracer.Start(t.ctx, "waf")
+}
+
+// wafEnd ends the WAF inspection's span with its verdict.
+func (t *traceExchange) wafEnd(v *waf.Verdict) {
+	if t.waf == nil {
+		return
+	}
+	if t.waf.IsRecording() {
+		t.waf.SetAttributes(attribute.String("rampart.waf.verdict", v.Outcome().String()),
+			attribute.String("rampart.waf.rules", string(v.AppendRuleIDs(nil, ','))))
+	}
+	t.waf.End()
+	t.waf = nil
+}
+
+// tryBegin starts the span of a try of target i, and sends its context to
+// the target in traceparent (and tracestate), replacing the client's.
+func (x *exchange) tryBegin(i int) {
+	t := &x.traceX
+	if t.span == nil {
+		return
+	}
+	h := &x.ctx.Request.Header
+	ctx, span := t.tracer.Start(t.ctx, string(h.Method()), trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("rampart.target", x.p.targetNames[i]),
+			attribute.String("rampart.upstream", x.p.name), attribute.Int("rampart.try", x.up.tries+1))
+	}
+	h.Del(hdrTraceparent)
+	h.Del(hdrTracestate)
+	traceContext.Inject(ctx, headerCarrier{h})
+	t.try = span
+}
+
+// tryEnd ends the span of the try in flight with its answer, or err.
+func (t *traceExchange) tryEnd(status int, err error) {
+	if t.try == nil {
+		return
+	}
+	if err != nil {
+		t.try.RecordError(err)
+		t.try.SetStatus(codes.Error, err.Error())
+	} else {
+		t.try.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			t.try.SetStatus(codes.Error, "")
+		}
+	}
+	t.try.End()
+	t.try = nil
+}
+
+// endTrace sets the server span's attributes from the answer and returns
+// it to be ended: now (end), or by the relay once the body is through.
+func (x *exchange) endTrace() trace.Span {
+	t := &x.traceX
+	span := t.span
+	if span == nil {
+		return nil
+	}
+	t.span = nil
+	if !span.IsRecording() {
+		return span
+	}
+	status := x.ctx.Response.StatusCode()
+	h := &x.ctx.Request.Header
+	attrs := make([]attribute.KeyValue, 0, 16)
+	attrs = append(attrs,
+		attribute.String("http.request.method", string(h.Method())),
+		attribute.String("url.path", string(x.ctx.Path())),
+		attribute.String("server.address", string(x.ctx.Host())),
+		attribute.String("client.address", string(x.client)),
+		attribute.Int("http.response.status_code", status),
+		attribute.String("rampart.request_id", string(x.reqID)),
+		attribute.String("rampart.listener", x.l.name))
+	if x.st.Protocol() == wire.HTTP2 {
+		attrs = append(attrs, attribute.String("network.protocol.version", "2"))
+	} else if x.http10 {
+		attrs = append(attrs, attribute.String("network.protocol.version", "1.0"))
+	} else {
+		attrs = append(attrs, attribute.String("network.protocol.version", "1.1"))
+	}
+	if v := tlsVersionName(x.st); v != "" {
+		attrs = append(attrs, attribute.String("tls.protocol.version", v))
+	}
+	if x.rt != nil {
+		attrs = append(attrs, attribute.String("http.route", x.rt.name))
+		span.SetName(string(h.Method()) + " " + x.rt.name)
+	}
+	if upstream, target := x.names(); upstream != "" {
+		attrs = append(attrs, attribute.String("rampart.upstream", upstream), attribute.Int("rampart.upstream.tries", x.up.tries))
+		if target != "" {
+			attrs = append(attrs, attribute.String("rampart.target", target))
+		}
+		if x.up.status != 0 {
+			attrs = append(attrs, attribute.Int("rampart.upstream.status_code", x.up.status))
+		}
+	}
+	if x.verdict != nil {
+		attrs = append(attrs, attribute.String("rampart.waf.verdict", x.verdict.Outcome().String()))
+	}
+	if c := x.cacheX.status(); c != "" {
+		attrs = append(attrs, attribute.String("rampart.cache.status", c))
+	}
+	span.SetAttributes(attrs...)
+	if status >= 500 {
+		span.SetStatus(codes.Error, strconv.Itoa(status))
+	}
+	return span
+}
+
+// endSpan ends a span handed over by endTrace (nil: none).
+func endSpan(span trace.Span) {
+	if span != nil {
+		span.End()
+	}
+}

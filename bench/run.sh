@@ -11,7 +11,7 @@
 #   CONNS      [50]    wrk connections (wrk -c)
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
-#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2]  (balance, ratelimit, tls, waf, h2: see bench/scenario_*.sh)
+#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2,trace]  (balance, ratelimit, tls, waf, h2, trace: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
 #              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp;
 #              evloop, not in the default: bench/evloop, an epoll loop on fasthttp's parsers, the floor of Go without goroutines)
@@ -34,7 +34,7 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
-SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2}
+SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2,trace}
 PROXIES=${PROXIES:-direct,rampart,rampart-metrics,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 IDLE_PROXIES=${IDLE_PROXIES:-rampart,nginx,haproxy}
@@ -55,6 +55,8 @@ source "$BENCH/scenario_tls.sh"
 source "$BENCH/scenario_waf.sh"
 # shellcheck source=bench/scenario_h2.sh
 source "$BENCH/scenario_h2.sh"
+# shellcheck source=bench/scenario_trace.sh
+source "$BENCH/scenario_trace.sh"
 OUT=$BENCH/.out
 LOGS=$OUT/logs
 RAW=$OUT/raw.tsv
@@ -681,6 +683,7 @@ report() {
 		if has "$SCENARIOS" tls; then tls_report; fi
 		if has "$SCENARIOS" waf; then waf_report; fi
 		if has "$SCENARIOS" h2; then h2_report; fi
+		if has "$SCENARIOS" trace; then trace_report; fi
 	} >"$RESULTS"
 	echo
 	cat "$RESULTS"
@@ -794,7 +797,7 @@ main() {
 	log "proxies: $PROXIES; scenarios: $SCENARIOS; $ROUNDS round(s) of $DURATION"
 
 	local load=() round name
-	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit || $s == tls || $s == waf || $s == h2 ]] || load+=("$s"); done
+	for s in ${SCENARIOS//,/ }; do [[ $s == idle || $s == balance || $s == ratelimit || $s == tls || $s == waf || $s == h2 || $s == trace ]] || load+=("$s"); done
 	if ((${#load[@]})); then
 		log "warming up ($WARMUP per proxy and scenario)"
 		for s in "${load[@]}"; do
@@ -821,6 +824,7 @@ main() {
 	if has "$SCENARIOS" tls; then tls_scenario; fi
 	if has "$SCENARIOS" waf; then waf_scenario; fi
 	if has "$SCENARIOS" h2; then h2_scenario; fi
+	if has "$SCENARIOS" trace; then trace_scenario; fi
 	report
 }
 

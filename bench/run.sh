@@ -702,7 +702,7 @@ main() {
 
 	local s
 	for s in ${SCENARIOS//,/ }; do
-		case $s in get | post16k | idle | balance | ratelimit | tls | waf | h2) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf, h2)" ;; esac
+		case $s in get | post16k | idle | balance | ratelimit | tls | waf | h2 | trace) ;; *) die "unknown scenario $s (known: get, post16k, idle, balance, ratelimit, tls, waf, h2, trace)" ;; esac
 	done
 	for s in ${PROXIES//,/ }; do
 		[[ -n ${PORT[$s]+x} ]] || die "unknown proxy $s (known: direct, rampart, rampart-metrics, rampart-base, nginx, haproxy, fasthttp, evloop)"

@@ -21,6 +21,8 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 // otlpReceiver collects the spans exported to it, over OTLP/HTTP
@@ -312,3 +314,166 @@ tracing:
 }
 
 func bytesEqual(a, b []byte) bool { return string(a) == string(b) && len(a) > 0 }
+
+// tracedConfig is a listener "web", upstream "app" with targets, a route
+// "traced" to it, and tracing to endpoint with the extra YAML lines.
+func tracedConfig(endpoint, extra string, targets ...string) string {
+	var ts strings.Builder
+	for _, t := range targets {
+		fmt.Fprintf(&ts, "      - url: %s\n", t)
+	}
+	return fmt.Sprintf(`
+listeners:
+  web: {address: "127.0.0.1:0"}
+upstreams:
+  app:
+    targets:
+%s
+routes:
+  - {name: traced, upstream: app}
+access_log: {path: "off"}
+tracing:
+  endpoint: %s
+  insecure: true
+%s
+`, ts.String(), endpoint, indent(extra, 2))
+}
+
+// tracedGet sends one GET through the proxy with the given traceparent
+// ("": none) and checks the 200.
+func tracedGet(t *testing.T, addr, traceparent string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/t", nil)
+	if traceparent != "" {
+		req.Header.Set("Traceparent", traceparent)
+	}
+	resp, err := (&http.Client{Timeout: e2eTimeout}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d; want 200", resp.StatusCode)
+	}
+}
+
+// TestE2ETracingTries: a connect failure retried on another target gives
+// the server span two try spans, the first marked as an error, and the
+// upstream sees the second's span as its parent.
+func TestE2ETracingTries(t *testing.T) {
+	recv := &otlpReceiver{}
+	up := &traceUpstream{}
+	live := "http://" + startHTTPUpstream(t, up).addr()
+	dead := "http://" + freeAddr(t)
+	p := startProxy(t, tracedConfig(startOTLPHTTP(t, recv), "", dead, live))
+	for range 2 { // round robin: the dead target comes first at least once
+		tracedGet(t, p.addr, "")
+	}
+	p.stop(t)
+	spans, _, _ := recv.snapshot()
+	tries := map[string][]*tracepb.Span{} // by trace id
+	for _, s := range spans {
+		if s.GetKind() == tracepb.Span_SPAN_KIND_CLIENT {
+			id := hex.EncodeToString(s.GetTraceId())
+			tries[id] = append(tries[id], s)
+		}
+	}
+	retried := 0
+	for id, ts := range tries {
+		if len(ts) != 2 {
+			continue
+		}
+		retried++
+		first, second := ts[0], ts[1]
+		if attrString(first.GetAttributes(), "rampart.try") == "2" {
+			first, second = second, first
+		}
+		if first.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR || attrString(first.GetAttributes(), "rampart.target") != dead {
+			t.Errorf("trace %s: first try %v on %q; want an error on the dead target", id, first.GetStatus(), attrString(first.GetAttributes(), "rampart.target"))
+		}
+		if attrString(second.GetAttributes(), "http.response.status_code") != "200" || attrString(second.GetAttributes(), "rampart.target") != live {
+			t.Errorf("trace %s: second try %v; want 200 from the live target", id, second.GetAttributes())
+		}
+	}
+	if retried == 0 || len(tries) != 2 {
+		t.Errorf("%d traces with two tries, of %d traces; want 2 traces, at least one with two", retried, len(tries))
+	}
+}
+
+// TestE2ETracingSampling: with sample_ratio 0 nothing of Rampart's own is
+// recorded, yet the upstream still gets a traceparent (not sampled) of a
+// new trace; a trusted client's sampled traceparent is still recorded
+// (parent-based sampling).
+func TestE2ETracingSampling(t *testing.T) {
+	recv := &otlpReceiver{}
+	up := &traceUpstream{}
+	p := startProxy(t, tracedConfig(startOTLPHTTP(t, recv), "sample_ratio: 0", "http://"+startHTTPUpstream(t, up).addr())+
+		"trusted_proxies: [127.0.0.1/32]\n")
+	tracedGet(t, p.addr, "")
+	tp, _ := up.last()
+	if _, _, flags := splitTraceparent(t, tp); flags != "00" {
+		t.Errorf("upstream traceparent %s; want flags 00 (not sampled)", tp)
+	}
+	tracedGet(t, p.addr, clientParent)
+	tp, _ = up.last()
+	if id, _, flags := splitTraceparent(t, tp); id != clientTraceID || flags != "01" {
+		t.Errorf("upstream traceparent %s; want the trusted client's trace, sampled", tp)
+	}
+	p.stop(t)
+	spans, _, _ := recv.snapshot()
+	for _, s := range spans {
+		if hex.EncodeToString(s.GetTraceId()) != clientTraceID {
+			t.Errorf("span %q of trace %x recorded; want only the trusted client's sampled trace", s.GetName(), s.GetTraceId())
+		}
+	}
+	if len(spans) != 2 {
+		t.Errorf("got %d spans; want 2 (the server span and its try, of the client's trace)", len(spans))
+	}
+}
+
+// TestE2ETracingReload: a reload that changes the tracing section replaces
+// the exporter (spans go to the new receiver; the old one got the earlier
+// request's, flushed), one that removes it stops tracing and lets the
+// client's traceparent through untouched, as without tracing.
+func TestE2ETracingReload(t *testing.T) {
+	first, second := &otlpReceiver{}, &otlpReceiver{}
+	firstAddr, secondAddr := startOTLPHTTP(t, first), startOTLPGRPC(t, second)
+	up := &traceUpstream{}
+	target := "http://" + startHTTPUpstream(t, up).addr()
+	p := startProxy(t, tracedConfig(firstAddr, "", target))
+	reload := func(yaml string) {
+		t.Helper()
+		cfg, err := config.Parse([]byte(yaml), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if changed, err := p.srv.Reload(cfg); err != nil || !changed {
+			t.Fatalf("Reload: changed %v, %v", changed, err)
+		}
+	}
+	tracedGet(t, p.addr, "")
+	reload(tracedConfig(secondAddr, "protocol: grpc", target))
+	tracedGet(t, p.addr, "")
+	secondTP, _ := up.last()
+	reload(oneUpstreamConfig(strings.TrimPrefix(target, "http://"), "", "", ""))
+	tracedGet(t, p.addr, clientParent)
+	if tp, _ := up.last(); tp != clientParent {
+		t.Errorf("without tracing the upstream saw traceparent %q; want the client's %q untouched", tp, clientParent)
+	}
+	// The replaced exporter flushes when the old configuration retires
+	// (a minute after the reload) or at shutdown: stop the proxy.
+	p.stop(t)
+	if !waitFor(e2eTimeout, func() bool { s, _, _ := first.snapshot(); return len(s) == 2 }) {
+		s, _, _ := first.snapshot()
+		t.Errorf("first receiver got %d spans; want the first request's 2", len(s))
+	}
+	spans, _, _ := second.snapshot()
+	if len(spans) != 2 {
+		t.Fatalf("second receiver got %d spans; want the second request's 2", len(spans))
+	}
+	id, _, _ := splitTraceparent(t, secondTP)
+	if got := hex.EncodeToString(spans[0].GetTraceId()); got != id {
+		t.Errorf("second receiver's trace %s; want the second request's %s", got, id)
+	}
+}

@@ -148,6 +148,7 @@ trace_scenario() {
 		wrk_run "http://127.0.0.1:${TRACE_PORTS[$v]}/" "$OUT/get.lua" "$WARMUP" "$LOGS/warmup-trace-$v.txt" ||
 			log "warm-up failed for trace/$v"
 	done
+	sleep 6 # the warm-ups' spans reach the receiver before the first count
 	for round in $(seq 1 "$ROUNDS"); do
 		for v in $TRACE_VARIANTS; do trace_measure "$v" "$round"; done
 	done

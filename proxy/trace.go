@@ -189,6 +189,8 @@ type traceExchange struct {
 	tracer trace.Tracer
 	span   trace.Span      // the request's server span; nil: not traced
 	ctx    context.Context // holds span
+	// recording says the trace is sampled: only then are child spans made.
+	recording bool
 	try  trace.Span      // the upstream try in flight
 	waf  trace.Span      // the WAF inspection in flight
 }
@@ -221,28 +223,31 @@ func (x *exchange) startTrace(tr *tracing) {
 	}
 	ctx, span := tr.tracer.Start(ctx, string(h.Method()), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(x.start))
-	x.traceX.tracer, x.traceX.span, x.traceX.ctx = tr.tracer, span, ctx
+	x.traceX.tracer, x.traceX.span, x.traceX.ctx, x.traceX.recording = tr.tracer, span, ctx, span.IsRecording()
 	x.timed = true
 	x.http10 = !h.IsHTTP11()
 }
 
+// The steps below are small wrappers that the compiler inlines, so that a
+// request that is not traced pays one nil check per step, not a call.
+
 // wafBegin starts the WAF inspection's span.
 func (t *traceExchange) wafBegin() {
-	if t.span == nil {
-		return
+	if t.recording {
+		_, t.waf = t.tracer.Start(t.ctx, "waf")
 	}
-	_, t.waf = t.tracer.Start(t.ctx, "waf")
 }
 
 // wafEnd ends the WAF inspection's span with its verdict.
 func (t *traceExchange) wafEnd(v *waf.Verdict) {
-	if t.waf == nil {
-		return
+	if t.waf != nil {
+		t.endWAF(v)
 	}
-	if t.waf.IsRecording() {
-		t.waf.SetAttributes(attribute.String("rampart.waf.verdict", v.Outcome().String()),
-			attribute.String("rampart.waf.rules", string(v.AppendRuleIDs(nil, ','))))
-	}
+}
+
+func (t *traceExchange) endWAF(v *waf.Verdict) {
+	t.waf.SetAttributes(attribute.String("rampart.waf.verdict", v.Outcome().String()),
+		attribute.String("rampart.waf.rules", string(v.AppendRuleIDs(nil, ','))))
 	t.waf.End()
 	t.waf = nil
 }
@@ -250,27 +255,60 @@ func (t *traceExchange) wafEnd(v *waf.Verdict) {
 // tryBegin starts the span of a try of target i, and sends its context to
 // the target in traceparent (and tracestate), replacing the client's.
 func (x *exchange) tryBegin(i int) {
+	if x.traceX.span != nil {
+		x.beginTry(i)
+	}
+}
+
+func (x *exchange) beginTry(i int) {
 	t := &x.traceX
-	if t.span == nil {
-		return
-	}
 	h := &x.ctx.Request.Header
-	ctx, span := t.tracer.Start(t.ctx, string(h.Method()), trace.WithSpanKind(trace.SpanKindClient))
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("rampart.target", x.p.targetNames[i]),
-			attribute.String("rampart.upstream", x.p.name), attribute.Int("rampart.try", x.up.tries+1))
-	}
 	h.Del(hdrTraceparent)
 	h.Del(hdrTracestate)
-	traceContext.Inject(ctx, headerCarrier{h})
-	t.try = span
+	sc := t.span.SpanContext()
+	if t.recording {
+		var span trace.Span
+		_, span = t.tracer.Start(t.ctx, string(h.Method()), trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("rampart.target", x.p.targetNames[i]),
+				attribute.String("rampart.upstream", x.p.name), attribute.Int("rampart.try", x.up.tries+1)))
+		t.try, sc = span, span.SpanContext()
+	}
+	// A trace that is not recorded gets no try span: the upstream sees the
+	// server span's context, which carries the trace id and the decision.
+	x.hdr = appendTraceparent(x.hdr[:0], sc)
+	h.SetBytesV(hdrTraceparent, x.hdr)
+	if ts := sc.TraceState(); ts.Len() > 0 {
+		h.Set(hdrTracestate, ts.String())
+	}
+}
+
+// appendTraceparent appends sc as a W3C traceparent (version 00) without
+// the allocations of the propagator's formatting.
+func appendTraceparent(dst []byte, sc trace.SpanContext) []byte {
+	tid, sid := sc.TraceID(), sc.SpanID()
+	dst = append(dst, "00-"...)
+	dst = hexAppend(dst, tid[:])
+	dst = append(dst, '-')
+	dst = hexAppend(dst, sid[:])
+	f := byte(sc.TraceFlags())
+	return append(dst, '-', hexDigits[f>>4], hexDigits[f&0xf])
+}
+
+func hexAppend(dst, b []byte) []byte {
+	for _, c := range b {
+		dst = append(dst, hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return dst
 }
 
 // tryEnd ends the span of the try in flight with its answer, or err.
 func (t *traceExchange) tryEnd(status int, err error) {
-	if t.try == nil {
-		return
+	if t.try != nil {
+		t.endTry(status, err)
 	}
+}
+
+func (t *traceExchange) endTry(status int, err error) {
 	if err != nil {
 		t.try.RecordError(err)
 		t.try.SetStatus(codes.Error, err.Error())
@@ -287,11 +325,15 @@ func (t *traceExchange) tryEnd(status int, err error) {
 // endTrace sets the server span's attributes from the answer and returns
 // it to be ended: now (end), or by the relay once the body is through.
 func (x *exchange) endTrace() trace.Span {
-	t := &x.traceX
-	span := t.span
-	if span == nil {
+	if x.traceX.span == nil {
 		return nil
 	}
+	return x.serverSpan()
+}
+
+func (x *exchange) serverSpan() trace.Span {
+	t := &x.traceX
+	span := t.span
 	t.span = nil
 	if !span.IsRecording() {
 		return span

@@ -191,8 +191,8 @@ type traceExchange struct {
 	ctx    context.Context // holds span
 	// recording says the trace is sampled: only then are child spans made.
 	recording bool
-	try  trace.Span      // the upstream try in flight
-	waf  trace.Span      // the WAF inspection in flight
+	try       trace.Span // the upstream try in flight
+	waf       trace.Span // the WAF inspection in flight
 }
 
 // reset ends what a request left open (a tunnel, an answer that was not

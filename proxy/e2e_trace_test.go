@@ -33,11 +33,22 @@ type otlpReceiver struct {
 	spans    []*tracepb.Span
 	services []string // service.name of each span's resource
 	bad      []string // requests that broke the protocol
+	// discard keeps no span (benchmarks): only n counts them.
+	discard bool
+	n       int
 }
 
 func (r *otlpReceiver) add(req *coltracepb.ExportTraceServiceRequest) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.discard {
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				r.n += len(ss.GetSpans())
+			}
+		}
+		return
+	}
 	for _, rs := range req.GetResourceSpans() {
 		service := attrString(rs.GetResource().GetAttributes(), "service.name")
 		for _, ss := range rs.GetScopeSpans() {
@@ -80,7 +91,7 @@ func (r *otlpReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 }
 
 // startOTLPHTTP serves r over OTLP/HTTP; it returns host:port.
-func startOTLPHTTP(t *testing.T, r *otlpReceiver) string {
+func startOTLPHTTP(t testing.TB, r *otlpReceiver) string {
 	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	return srv.Listener.Addr().String()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -38,6 +39,50 @@ type tracing struct {
 	cfg      config.Tracing
 	provider *sdktrace.TracerProvider
 	tracer   trace.Tracer
+	set      *traceSet // holds it until shut down
+	once     sync.Once // guards the shutdown
+	err      error     // the shutdown's
+}
+
+// traceSet holds the Server's exporters that are not shut down yet: the
+// running configuration's, and those of configurations replaced by a reload
+// whose shutdown (a minute later) has not come. Shutdown flushes them all.
+type traceSet struct {
+	mu  sync.Mutex // guards all
+	all map[*tracing]struct{}
+}
+
+func (s *traceSet) add(t *tracing) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.all == nil {
+		s.all = map[*tracing]struct{}{}
+	}
+	s.all[t] = struct{}{}
+	t.set = s
+}
+
+func (s *traceSet) remove(t *tracing) {
+	s.mu.Lock()
+	delete(s.all, t)
+	s.mu.Unlock()
+}
+
+// shutdown shuts every exporter down, flushing its spans, within ctx.
+func (s *traceSet) shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	all := make([]*tracing, 0, len(s.all))
+	for t := range s.all {
+		all = append(all, t)
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, t := range all {
+		if err := t.shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // traceContext is W3C Trace Context: traceparent and tracestate.
@@ -85,7 +130,9 @@ func (s *Server) buildTracing(cfg *config.Config, old *snapshot, dryRun bool) (*
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name))),
 	)
-	return &tracing{cfg: *tc, provider: provider, tracer: provider.Tracer("github.com/rampart-proxy/rampart/proxy")}, nil
+	t := &tracing{cfg: *tc, provider: provider, tracer: provider.Tracer("github.com/rampart-proxy/rampart/proxy")}
+	s.traces.add(t)
+	return t, nil
 }
 
 // traceErrorLog is where the OpenTelemetry SDK's errors (a failed export)
@@ -179,7 +226,11 @@ func (t *tracing) shutdown(ctx context.Context) error {
 	if t == nil {
 		return nil
 	}
-	return t.provider.Shutdown(ctx)
+	t.once.Do(func() {
+		t.err = t.provider.Shutdown(ctx)
+		t.set.remove(t)
+	})
+	return t.err
 }
 
 // traceExchange is a request's tracing state: its server span and the
@@ -221,7 +272,7 @@ func (x *exchange) startTrace(tr *tracing) {
 	if isTrusted(x.st.Peer(), x.snap.trusted) {
 		ctx = traceContext.Extract(ctx, headerCarrier{h})
 	}
-	ctx, span := tr.tracer.Start(ctx, string(h.Method()), trace.WithSpanKind(trace.SpanKindServer),
+	ctx, span := tr.tracer.Start(ctx, methodName(h.Method()), trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithTimestamp(x.start))
 	x.traceX.tracer, x.traceX.span, x.traceX.ctx, x.traceX.recording = tr.tracer, span, ctx, span.IsRecording()
 	x.timed = true
@@ -268,7 +319,7 @@ func (x *exchange) beginTry(i int) {
 	sc := t.span.SpanContext()
 	if t.recording {
 		var span trace.Span
-		_, span = t.tracer.Start(t.ctx, string(h.Method()), trace.WithSpanKind(trace.SpanKindClient),
+		_, span = t.tracer.Start(t.ctx, methodName(h.Method()), trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("rampart.target", x.p.targetNames[i]),
 				attribute.String("rampart.upstream", x.p.name), attribute.Int("rampart.try", x.up.tries+1)))
 		t.try, sc = span, span.SpanContext()
@@ -342,7 +393,7 @@ func (x *exchange) serverSpan() trace.Span {
 	h := &x.ctx.Request.Header
 	attrs := make([]attribute.KeyValue, 0, 16)
 	attrs = append(attrs,
-		attribute.String("http.request.method", string(h.Method())),
+		attribute.String("http.request.method", methodName(h.Method())),
 		attribute.String("url.path", string(x.ctx.Path())),
 		attribute.String("server.address", string(x.ctx.Host())),
 		attribute.String("client.address", string(x.client)),
@@ -361,7 +412,7 @@ func (x *exchange) serverSpan() trace.Span {
 	}
 	if x.rt != nil {
 		attrs = append(attrs, attribute.String("http.route", x.rt.name))
-		span.SetName(string(h.Method()) + " " + x.rt.name)
+		span.SetName(methodName(h.Method()) + " " + x.rt.name)
 	}
 	if upstream, target := x.names(); upstream != "" {
 		attrs = append(attrs, attribute.String("rampart.upstream", upstream), attribute.Int("rampart.upstream.tries", x.up.tries))
@@ -384,6 +435,19 @@ func (x *exchange) serverSpan() trace.Span {
 	}
 	return span
 }
+
+// methodName is m as a string, without an allocation for the usual
+// methods (a span's name is made before the sampler decides).
+func methodName(m []byte) string {
+	for _, k := range knownMethods {
+		if string(m) == k {
+			return k
+		}
+	}
+	return string(m)
+}
+
+var knownMethods = [...]string{"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
 
 // endSpan ends a span handed over by endTrace (nil: none).
 func endSpan(span trace.Span) {

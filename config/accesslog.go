@@ -26,7 +26,7 @@ var AccessLogFields = []LogField{
 	{Name: "request_id", Type: "string", Doc: "The X-Request-Id sent upstream and answered: the client's when it sent a valid one, else generated (a UUID)."},
 	{Name: "client_ip", Type: "string", Doc: "The client's address: the peer's, or the one a trusted proxy (trusted_proxies) gave in X-Forwarded-For."},
 	{Name: "listener", Type: "string", Doc: "The listener's name."},
-	{Name: "protocol", Type: "string", Doc: "The client's protocol: HTTP/1.0, HTTP/1.1 or HTTP/2."},
+	{Name: "protocol", Type: "string", Doc: "The client's protocol, as nginx's $server_protocol: HTTP/1.0, HTTP/1.1 or HTTP/2.0."},
 	{Name: "tls_version", Type: "string or null", Doc: "The client connection's TLS version (TLSv1.2, TLSv1.3); null without TLS."},
 	{Name: "method", Type: "string", Doc: "The request method."},
 	{Name: "host", Type: "string", Doc: "The Host header (HTTP/2: :authority) as received."},

@@ -52,7 +52,7 @@ var logAppenders = map[string]func(dst []byte, x *exchange) []byte{
 	"listener": func(dst []byte, x *exchange) []byte { return appendJSONString(dst, x.l.name) },
 	"protocol": func(dst []byte, x *exchange) []byte {
 		dst = append(dst, '"')
-		dst = appendProtocol(dst, x, false)
+		dst = appendProtocol(dst, x)
 		return append(dst, '"')
 	},
 	"tls_version": func(dst []byte, x *exchange) []byte {
@@ -154,15 +154,12 @@ func requestBytes(x *exchange) int64 {
 	return 0
 }
 
-// appendProtocol appends the client's protocol: HTTP/1.0 or HTTP/1.1 as
-// the request line says, or HTTP/2 (HTTP/2.0 in the combined format, as
-// nginx writes it).
-func appendProtocol(dst []byte, x *exchange, combined bool) []byte {
+// appendProtocol appends the client's protocol as nginx's
+// $server_protocol writes it: HTTP/1.0 or HTTP/1.1 as the request line
+// says, or HTTP/2.0.
+func appendProtocol(dst []byte, x *exchange) []byte {
 	if x.st.Protocol() == wire.HTTP2 {
-		if combined {
-			return append(dst, "HTTP/2.0"...)
-		}
-		return append(dst, "HTTP/2"...)
+		return append(dst, "HTTP/2.0"...)
 	}
 	if x.http10 {
 		return append(dst, "HTTP/1.0"...)
@@ -252,7 +249,7 @@ func appendCombinedPrefix(dst []byte, x *exchange) []byte {
 		dst = x.redact.appendQueryWith(dst, query, appendCLF)
 	}
 	dst = append(dst, ' ')
-	dst = appendProtocol(dst, x, true)
+	dst = appendProtocol(dst, x)
 	dst = append(dst, `" `...)
 	dst = strconv.AppendInt(dst, int64(x.ctx.Response.StatusCode()), 10)
 	// The bytes sent go here, once known: appendCombinedSuffix moves them

@@ -170,7 +170,7 @@ access_log: {path: %q}
 			}
 		}, nil},
 		{"TLS, HTTP/1.1", tls11get, map[string]any{"listener": "secure", "protocol": "HTTP/1.1", "tls_version": "TLSv1.3", "host": "log.example.com"}},
-		{"TLS, HTTP/2", h2get, map[string]any{"listener": "secure", "protocol": "HTTP/2", "tls_version": "TLSv1.3", "status": 200.0, "upstream_status": 200.0}},
+		{"TLS, HTTP/2", h2get, map[string]any{"listener": "secure", "protocol": "HTTP/2.0", "tls_version": "TLSv1.3", "status": 200.0, "upstream_status": 200.0}},
 	}
 	for i, tc := range cases {
 		tc.send(t, fmt.Sprintf("case-%d", i))

@@ -73,7 +73,7 @@ Example (one line, wrapped here):
 
 ` + "```json" + `
 {"time":"2026-12-07T16:19:28.123456789Z","request_id":"7b0c...","client_ip":"203.0.113.7",
- "listener":"web","protocol":"HTTP/2","tls_version":"TLSv1.3","method":"GET","host":"shop.example.com",
+ "listener":"web","protocol":"HTTP/2.0","tls_version":"TLSv1.3","method":"GET","host":"shop.example.com",
  "path":"/api/items","request_uri":"/api/items?page=2&token=[redacted]","query":"page=2&token=[redacted]",
  "user_agent":"curl/8.5.0","referer":"","status":200,"route":"api","upstream":"api",
  "target":"http://10.0.0.2:8080","upstream_status":200,"upstream_tries":1,"upstream_connect_ms":0.004,

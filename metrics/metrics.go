@@ -57,6 +57,7 @@ type Metrics struct {
 	wafRequests    *prometheus.CounterVec   // policy, action
 	wafMatches     *prometheus.CounterVec   // policy, rule_id
 	wafExhausted   *prometheus.CounterVec   // policy
+	traceErrors    prometheus.Counter       // tracing.go
 	rlDecisions    *prometheus.CounterVec   // policy, decision
 	rlDegraded     *prometheus.GaugeVec     // policy
 	certExpiry     *prometheus.GaugeVec     // host, source
@@ -176,10 +177,12 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		certs:     map[CertificateKey]struct{}{},
 	}
 	m.targetState = newTargetCollector(m)
+	m.traceErrors = newTraceErrors()
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
 		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.certExpiry,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
+		m.traceErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -488,3 +488,36 @@ func TestE2ETracingReload(t *testing.T) {
 		t.Errorf("second receiver's trace %s; want the second request's %s", got, id)
 	}
 }
+
+// TestE2ETracingExportErrors: a receiver that refuses the exports is
+// counted in rampart_trace_export_errors_total (the batcher exports every
+// 5 s), and requests are served all the same.
+func TestE2ETracingExportErrors(t *testing.T) {
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "no", http.StatusBadRequest) // not retried by the exporter
+	}))
+	t.Cleanup(refusing.Close)
+	up := &traceUpstream{}
+	p := startProxy(t, tracedConfig(refusing.Listener.Addr().String(), "", "http://"+startHTTPUpstream(t, up).addr())+
+		"admin: {address: 127.0.0.1:0}\n")
+	tracedGet(t, p.addr, "")
+	errorsCounted := func() float64 {
+		mfs, err := p.srv.registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "rampart_trace_export_errors_total" {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatal("no rampart_trace_export_errors_total")
+		return 0
+	}
+	if got := errorsCounted(); got != 0 {
+		t.Fatalf("export errors before any export: %v; want 0", got)
+	}
+	if !waitFor(3*e2eTimeout/2, func() bool { return errorsCounted() > 0 }) {
+		t.Errorf("rampart_trace_export_errors_total stayed 0 with a receiver answering 400")
+	}
+}

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/waf"
 	"github.com/rampart-proxy/rampart/wire"
 )
@@ -124,7 +125,7 @@ func (s *Server) buildTracing(cfg *config.Config, old *snapshot, dryRun bool) (*
 	if name == "" {
 		name = config.DefaultTraceServiceName
 	}
-	setTraceErrorLog(s.log)
+	setTraceErrorLog(s.log, s.metrics)
 	provider := sdktrace.NewTracerProvider(
 		sdktrace.WithBatcher(exp),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
@@ -136,22 +137,25 @@ func (s *Server) buildTracing(cfg *config.Config, old *snapshot, dryRun bool) (*
 }
 
 // traceErrorLog is where the OpenTelemetry SDK's errors (a failed export)
-// go: the Server's log. The SDK has one error handler per process.
+// go: the log and rampart_trace_export_errors_total of the Server that
+// last built a tracing section. The SDK has one error handler per process.
 var traceErrorLog struct {
-	once sync.Once
-	mu   sync.Mutex // guards log
-	log  *slog.Logger
+	once    sync.Once
+	mu      sync.Mutex // guards the fields below
+	log     *slog.Logger
+	metrics *metrics.Metrics
 }
 
-func setTraceErrorLog(log *slog.Logger) {
+func setTraceErrorLog(log *slog.Logger, m *metrics.Metrics) {
 	traceErrorLog.mu.Lock()
-	traceErrorLog.log = log
+	traceErrorLog.log, traceErrorLog.metrics = log, m
 	traceErrorLog.mu.Unlock()
 	traceErrorLog.once.Do(func() {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 			traceErrorLog.mu.Lock()
-			l := traceErrorLog.log
+			l, m := traceErrorLog.log, traceErrorLog.metrics
 			traceErrorLog.mu.Unlock()
+			m.TraceExportFailed()
 			l.Warn("tracing: export failed", "error", err.Error())
 		}))
 	})

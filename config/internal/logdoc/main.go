@@ -56,8 +56,9 @@ new path opens the new file and closes the old one).
 - Sizes are bytes (` + "`bytes_in`, `bytes_out`" + `).
 - ` + "`time`" + ` is RFC 3339 in UTC with nanoseconds, as in the WAF audit events; Rampart's
   own log lines (stderr, JSON) write theirs in local time with milliseconds.
-- A field that does not apply to a request is ` + "`null`" + ` (never left out), so every
-  line of a configuration has the same keys.
+- A field is never left out, so every line of a configuration has the same
+  keys: one that does not apply to a request is ` + "`null`" + `, or ` + "`\"\"`" + ` where the
+  table says so.
 
 ## JSON fields
 

@@ -11,7 +11,7 @@
 #   CONNS      [50]    wrk connections (wrk -c)
 #   THREADS    [1]     wrk threads (wrk -t)
 #   WARMUP     [2s]    warm-up run per proxy and scenario, not measured
-#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress,cache]  (balance, ratelimit, tls, waf, h2, auth, compress, cache: see bench/scenario_*.sh)
+#   SCENARIOS  [get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress,cache,trace]  (balance, ratelimit, tls, waf, h2, auth, compress, cache, trace: see bench/scenario_*.sh)
 #   PROXIES    [direct,rampart,rampart-metrics,nginx,haproxy]  (rampart-metrics: with the admin listener, so metrics are recorded;
 #              fasthttp, not in the default: bench/bareproxy, a bare fasthttp proxy, the floor of Go and fasthttp;
 #              evloop, not in the default: bench/evloop, an epoll loop on fasthttp's parsers, the floor of Go without goroutines)
@@ -34,10 +34,10 @@ ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-1}
 WARMUP=${WARMUP:-2s}
-SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress,cache}
+SCENARIOS=${SCENARIOS:-get,post16k,idle,balance,ratelimit,tls,waf,h2,auth,compress,cache,trace}
 # run.sh's own load loop measures get and post16k; every other scenario
 # measures and reports itself (idle here, the rest in bench/scenario_*.sh).
-OWN_SCENARIOS="idle balance ratelimit tls waf h2 auth compress cache"
+OWN_SCENARIOS="idle balance ratelimit tls waf h2 auth compress cache trace"
 is_own() { [[ " $OWN_SCENARIOS " == *" $1 "* ]]; }
 PROXIES=${PROXIES:-direct,rampart,rampart-metrics,nginx,haproxy}
 IDLE_CONNS=${IDLE_CONNS:-5000}
@@ -65,6 +65,8 @@ source "$BENCH/scenario_auth.sh"
 source "$BENCH/scenario_compress.sh"
 # shellcheck source=bench/scenario_cache.sh
 source "$BENCH/scenario_cache.sh"
+# shellcheck source=bench/scenario_trace.sh
+source "$BENCH/scenario_trace.sh"
 OUT=$BENCH/.out
 LOGS=$OUT/logs
 RAW=$OUT/raw.tsv
@@ -694,6 +696,7 @@ report() {
 		if has "$SCENARIOS" auth; then auth_report; fi
 		if has "$SCENARIOS" compress; then compress_report; fi
 		if has "$SCENARIOS" cache; then cache_report; fi
+		if has "$SCENARIOS" trace; then trace_report; fi
 	} >"$RESULTS"
 	echo
 	cat "$RESULTS"
@@ -837,6 +840,7 @@ main() {
 	if has "$SCENARIOS" auth; then auth_scenario; fi
 	if has "$SCENARIOS" compress; then compress_scenario; fi
 	if has "$SCENARIOS" cache; then cache_scenario; fi
+	if has "$SCENARIOS" trace; then trace_scenario; fi
 	report
 }
 

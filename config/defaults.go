@@ -160,6 +160,10 @@ func (c *Config) ApplyDefaults() {
 		orDefault(&c.Redis.KeyPrefix, DefaultRedisKeyPrefix)
 	}
 	orDefault(&c.AccessLog.Path, DefaultAccessLogPath)
+	orDefault(&c.AccessLog.Format, DefaultAccessLogFormat)
+	if c.Tracing != nil {
+		c.Tracing.applyDefaults()
+	}
 	if c.AccessLog.RedactQuery == nil {
 		c.AccessLog.RedactQuery = strings.Fields(DefaultRedactQuery)
 	}
@@ -237,6 +241,10 @@ func (u *Upstream) applyDefaults() {
 		orDefault(&p.MaxEjectionPercent, DefaultMaxEjectionPercent)
 	}
 	orDefault(&u.Timeouts.Connect, Duration(DefaultConnectTimeout))
+	if u.ConnectRetries == nil {
+		n := u.DefaultConnectRetries()
+		u.ConnectRetries = &n
+	}
 	orDefault(&u.Timeouts.Read, Duration(DefaultUpstreamReadTimeout))
 	orDefault(&u.Timeouts.Write, Duration(DefaultUpstreamWriteTimeout))
 	orDefault(&u.Timeouts.Idle, Duration(DefaultUpstreamIdleTimeout))

@@ -104,7 +104,7 @@ func TestParseFull(t *testing.T) {
 				MaxEjection: Duration(time.Minute), MaxEjectionPercent: 30},
 			Timeouts: UpstreamTimeouts{Connect: Duration(time.Second), Read: Duration(30 * time.Second),
 				Write: Duration(20 * time.Second), Idle: Duration(45 * time.Second)},
-			Retries: 2, MaxConnsPerTarget: 64,
+			Retries: 2, ConnectRetries: new(1), MaxConnsPerTarget: 64, // two targets: one other to try
 			TLS: &UpstreamTLS{CAFile: "/etc/rampart/internal-ca.pem", ServerName: "api.internal",
 				CertFile: "/etc/rampart/client.pem", KeyFile: "/etc/rampart/client-key.pem"},
 			Protocol: "http1",
@@ -147,7 +147,7 @@ func TestParseFull(t *testing.T) {
 			TLS: &RedisTLS{CAFile: "/etc/rampart/redis-ca.pem", ServerName: "redis.internal"}}},
 		{"trusted proxies", c.TrustedProxyPrefixes(), []netip.Prefix{
 			netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.1.1/32"), netip.MustParsePrefix("::1/128")}},
-		{"access log", c.AccessLog, AccessLog{Path: "/var/log/rampart/access.jsonl", RedactQuery: []string{"token", "X-Amz-Signature"}}},
+		{"access log", c.AccessLog, AccessLog{Path: "/var/log/rampart/access.jsonl", RedactQuery: []string{"token", "X-Amz-Signature"}, Format: AccessLogJSON}},
 		{"shutdown", c.Shutdown, Shutdown{GracePeriod: Duration(10 * time.Second)}},
 	}
 	for _, tt := range tests {

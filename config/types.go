@@ -345,10 +345,18 @@ type Upstream struct {
 	Passive *Passive `yaml:"passive"`
 	// Timeouts bound connecting to and reading from a target.
 	Timeouts UpstreamTimeouts `yaml:"timeouts"`
-	// Retries is how many other targets are tried after a connect failure
-	// (any method) or, for idempotent methods, a 502/503/504 or timeout.
-	// Default 0.
+	// Retries is how many other targets are tried, for idempotent methods
+	// whose body is held whole, after the request was sent and met a
+	// 502/503/504, a timeout, or a connection dropped before the answer.
+	// Default 0. Connect failures are counted apart (ConnectRetries).
 	Retries int `yaml:"retries"`
+	// ConnectRetries is how many other targets are tried, for any method,
+	// after a failure to connect (refused, unreachable, connect timeout,
+	// TLS handshake): nothing was sent then, so it is always safe, as
+	// nginx's proxy_next_upstream error does by default. Omitted: one
+	// less than the number of targets, at most DefaultMaxConnectRetries;
+	// 0 turns it off (a connect failure answers 502).
+	ConnectRetries *int `yaml:"connect_retries"`
 	// MaxConnsPerTarget bounds the pooled connections to one target.
 	// Default DefaultMaxConnsPerTarget.
 	MaxConnsPerTarget int `yaml:"max_conns_per_target"`
@@ -702,10 +710,15 @@ type AccessLog struct {
 	// redacts nothing.
 	RedactQuery []string `yaml:"redact_query"`
 
-	// Format is json (the default) or combined.
+	// Format is json, one JSON object per line (the fields of
+	// docs/logs.md), or combined, the Apache and nginx combined format
+	// (client, user "-", time, request line, status, bytes sent, Referer,
+	// User-Agent) for classic log tooling. Default DefaultAccessLogFormat.
 	Format string `yaml:"format"`
 
-	// Fields lists the fields of a json line. Empty: the default set.
+	// Fields lists the fields of a json line, by name (docs/logs.md), in
+	// any order: a line has them in the reference's order. An unknown name
+	// is an error. Empty: every field. Only with format json.
 	Fields []string `yaml:"fields"`
 }
 

@@ -153,6 +153,7 @@ func TestParseErrorClasses(t *testing.T) {
 		{"passive max_failures", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    passive:\n      max_failures: -1 # <-\n" + lis + rts, "upstreams.app.passive.max_failures: -1 must be at least 1"},
 		{"passive max_ejection_percent", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    passive:\n      max_ejection_percent: 101 # <-\n" + lis + rts, "upstreams.app.passive.max_ejection_percent: 101 must be from 0 to 100"},
 		{"retries", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    retries: -1 # <-\n" + lis + rts, "upstreams.app.retries: -1 must not be negative"},
+		{"connect_retries", "upstreams:\n  app:\n    targets: [{url: \"http://a:1\"}]\n    connect_retries: -2 # <-\n" + lis + rts, "upstreams.app.connect_retries: -2 must not be negative"},
 
 		// Routes.
 		{"route listener undefined", lis + ups + "routes:\n  - name: api\n    listeners: [web, webz] # <-\n    upstream: app\n", `routes[0] "api": listener "webz" is not defined`},
@@ -173,6 +174,18 @@ func TestParseErrorClasses(t *testing.T) {
 		{"redirect_https without a TLS listener", lis + ups + "routes:\n  - upstream: app\n    redirect_https: true # <-\n", `routes[0] "route-0": redirect_https needs a TLS listener; no listener has tls`},
 		{"redact_query name", lis + ups + rts + "access_log:\n  redact_query: [token, \"a=b\"] # <-\n", `access_log.redact_query[1]: "a=b" is not a query parameter name`},
 		{"respond status", lis + ups + "routes:\n  - respond:\n      status: 600 # <-\n", `routes[0] "route-0": respond status 600 is not from 100 to 599`},
+		{"tracing endpoint missing", lis + ups + rts + "tracing: # <-\n  protocol: http\n", `tracing: endpoint is required (host:port, or a URL)`},
+		{"tracing protocol", lis + ups + rts + "tracing:\n  endpoint: c:4318\n  protocol: zipkin # <-\n", `tracing.protocol: "zipkin" must be http or grpc`},
+		{"tracing endpoint", lis + ups + rts + "tracing:\n  endpoint: collector # <-\n", `tracing.endpoint: "collector" is not host:port or a URL`},
+		{"tracing endpoint scheme", lis + ups + rts + "tracing:\n  endpoint: ftp://c:4318 # <-\n", `tracing.endpoint: "ftp://c:4318": the scheme must be http or https`},
+		{"tracing insecure with a URL", lis + ups + rts + "tracing:\n  endpoint: https://c:4318/v1/traces\n  insecure: true # <-\n", `tracing.insecure: the endpoint's scheme says whether TLS is used; insecure goes with host:port only`},
+		{"tracing sample_ratio", lis + ups + rts + "tracing:\n  endpoint: c:4318\n  sample_ratio: 1.5 # <-\n", `tracing.sample_ratio: 1.5 must be from 0 to 1`},
+		{"tracing header name", lis + ups + rts + "tracing:\n  endpoint: c:4318\n  headers: # <-\n    \"x key\": v\n", `tracing.headers: invalid header name "x key"`},
+		{"access_log format", lis + ups + rts + "access_log:\n  format: clf # <-\n", `access_log.format: "clf" must be json or combined`},
+		{"access_log unknown field", lis + ups + rts + "access_log:\n  fields: [status, latency] # <-\n", `access_log.fields[1]: unknown field "latency" (the fields are listed in docs/logs.md)`},
+		{"access_log field misspelt", lis + ups + rts + "access_log:\n  fields: [stauts] # <-\n", `access_log.fields[0]: unknown field "stauts", did you mean "status"? (the fields are listed in docs/logs.md)`},
+		{"access_log duplicate field", lis + ups + rts + "access_log:\n  fields: [status, status] # <-\n", `access_log.fields[1]: "status" is already fields[0]`},
+		{"access_log fields with combined", lis + ups + rts + "access_log:\n  format: combined\n  fields: [status] # <-\n", `access_log.fields: fields choose the fields of json lines; combined has its own`},
 
 		// WAF.
 		{"waf mode", lis + ups + rts + "waf:\n  default:\n    mode: on # <-\n", `waf.default.mode: "on" must be off, detect or block`},

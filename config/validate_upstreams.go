@@ -44,6 +44,9 @@ func (v *validator) upstream(p string, u *Upstream) {
 	if u.Retries < 0 {
 		v.errorf(p+".retries", "%d must not be negative", u.Retries)
 	}
+	if u.ConnectRetries != nil && *u.ConnectRetries < 0 {
+		v.errorf(p+".connect_retries", "%d must not be negative", *u.ConnectRetries)
+	}
 	if u.MaxConnsPerTarget < 0 {
 		v.errorf(p+".max_conns_per_target", "%d must not be negative", u.MaxConnsPerTarget)
 	}

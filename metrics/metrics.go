@@ -61,6 +61,7 @@ type Metrics struct {
 	wafRequests    *prometheus.CounterVec   // policy, action
 	wafMatches     *prometheus.CounterVec   // policy, rule_id
 	wafExhausted   *prometheus.CounterVec   // policy
+	traceErrors    prometheus.Counter       // tracing.go
 	rlDecisions    *prometheus.CounterVec   // policy, decision
 	rlDegraded     *prometheus.GaugeVec     // policy
 	accessDenied   *prometheus.CounterVec   // route, reason (access.go)
@@ -192,10 +193,12 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 	m.targetState = newTargetCollector(m)
 	m.accessDenied = newAccessDenied()
 	m.cache = newCacheFamilies()
+	m.traceErrors = newTraceErrors()
 	for _, c := range []prometheus.Collector{
 		m.requests, m.duration, m.upRequests, m.targetState,
 		m.wafRequests, m.wafMatches, m.wafExhausted, m.wafBufferGauge(), m.rlDecisions, m.rlDegraded, m.authRequests, m.certExpiry, m.accessDenied,
 		m.reloads, m.reloadOK, m.reloadOKTime, m.activeConns, m.connsRefused, m.timeouts, m.protoRequests, m.buildInfo,
+		m.traceErrors,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

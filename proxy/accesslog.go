@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,10 +16,10 @@ import (
 	"github.com/rampart-proxy/rampart/config"
 )
 
-// accessLog writes one JSON line per request. Lines are built by the request
-// (no shared state), then appended to a buffer under a short lock and flushed
-// by a ticker, so a request never waits on the disk unless the buffer is full.
-type accessLog struct {
+// logSink is where access log lines go: a buffer appended to under a short
+// lock and flushed by a ticker, so a request never waits on the disk unless
+// the buffer is full. A reload that keeps the path keeps the sink.
+type logSink struct {
 	mu     sync.Mutex // guards w
 	w      *bufio.Writer
 	closer io.Closer // nil for stdout and stderr
@@ -27,12 +28,26 @@ type accessLog struct {
 	once   sync.Once // guards the closing of stop
 }
 
-// openAccessLog opens path ("stdout", "stderr", "off" or a file). It returns
-// nil for "off".
-func openAccessLog(path string) (*accessLog, error) {
+// accessLog writes one line per request, in the snapshot's format, to its
+// sink. Lines are built by the request (no shared state).
+type accessLog struct {
+	*logSink
+	// combined says the line is in the combined format; else JSON with
+	// fields (indices into logFields, in their order), bytes_out and
+	// duration_ms written last when out and dur say so.
+	combined bool
+	fields   []int
+	out, dur bool
+	// timed says a field reads the upstream's timing (x.up).
+	timed bool
+}
+
+// openAccessLog opens the log cfg describes: path "stdout", "stderr", "off"
+// or a file. It returns nil for "off".
+func openAccessLog(cfg config.AccessLog) (*accessLog, error) {
 	var out io.Writer
 	var closer io.Closer
-	switch path {
+	switch cfg.Path {
 	case "off":
 		return nil, nil
 	case "", "stdout":
@@ -40,18 +55,58 @@ func openAccessLog(path string) (*accessLog, error) {
 	case "stderr":
 		out = os.Stderr
 	default:
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("access log: %w", err)
 		}
 		out, closer = f, f
 	}
-	a := &accessLog{w: bufio.NewWriterSize(out, 64<<10), closer: closer, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &logSink{w: bufio.NewWriterSize(out, 64<<10), closer: closer, stop: make(chan struct{}), done: make(chan struct{})}
 	go a.flushLoop()
-	return a, nil
+	return newAccessLog(a, cfg), nil
 }
 
-func (a *accessLog) flushLoop() {
+// reformat returns a log writing to a's sink in cfg's format: a reload that
+// keeps the path keeps the file open. A nil a stays nil ("off").
+func (a *accessLog) reformat(cfg config.AccessLog) *accessLog {
+	if a == nil {
+		return nil
+	}
+	return newAccessLog(a.logSink, cfg)
+}
+
+func newAccessLog(sink *logSink, cfg config.AccessLog) *accessLog {
+	a := &accessLog{logSink: sink, combined: cfg.Format == config.AccessLogCombined}
+	if a.combined {
+		return a
+	}
+	want := func(name string) bool { return len(cfg.Fields) == 0 || slices.Contains(cfg.Fields, name) }
+	for i, f := range logFields {
+		if !want(f.name) {
+			continue
+		}
+		switch f.name {
+		case "bytes_out":
+			a.out = true
+		case "duration_ms":
+			a.dur = true
+		default:
+			a.fields = append(a.fields, i)
+			a.timed = a.timed || f.timed
+		}
+	}
+	return a
+}
+
+// shares reports whether a and b write to the same sink (nil: off).
+func (a *accessLog) shares(b *accessLog) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.logSink == b.logSink
+}
+
+func (a *logSink) flushLoop() {
 	defer close(a.done)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -67,11 +122,15 @@ func (a *accessLog) flushLoop() {
 	}
 }
 
-// Close flushes and closes the log.
+// Close flushes and closes the log's sink.
 func (a *accessLog) Close() error {
 	if a == nil {
 		return nil
 	}
+	return a.logSink.close()
+}
+
+func (a *logSink) close() error {
 	closed := false
 	a.once.Do(func() { close(a.stop); closed = true })
 	if !closed {
@@ -89,7 +148,7 @@ func (a *accessLog) Close() error {
 	return err
 }
 
-func (a *accessLog) writeLine(line []byte) {
+func (a *logSink) writeLine(line []byte) {
 	a.mu.Lock()
 	_, _ = a.w.Write(line)
 	a.mu.Unlock()
@@ -98,59 +157,46 @@ func (a *accessLog) writeLine(line []byte) {
 // appendPrefix appends every field known when the response headers are
 // ready; appendSuffix closes the line once the body has been sent.
 func (a *accessLog) appendPrefix(dst []byte, x *exchange) []byte {
-	ctx, rt := x.ctx, x.rt
-	upstream, target := x.names()
-	dst = append(dst, `{"time":"`...)
-	dst = x.start.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z07:00")
-	dst = append(dst, `","request_id":`...)
-	dst = appendJSONBytes(dst, x.reqID)
-	dst = append(dst, `,"client_ip":"`...)
-	dst = append(dst, x.client...)
-	dst = append(dst, `","listener":`...)
-	dst = appendJSONString(dst, x.l.name)
-	dst = append(dst, `,"protocol":"`...)
-	dst = append(dst, x.st.Protocol().String()...)
-	dst = append(dst, '"')
-	dst = append(dst, `,"method":`...)
-	dst = appendJSONBytes(dst, ctx.Method())
-	dst = append(dst, `,"host":`...)
-	dst = appendJSONBytes(dst, ctx.Host())
-	dst = append(dst, `,"path":`...)
-	dst = appendJSONBytes(dst, ctx.Path())
-	// The request target as received (path and query undecoded), and its
-	// query; path above is what the router matched.
-	uri := x.received
-	_, query, hasQuery := bytes.Cut(uri, questionMark)
-	dst = append(dst, `,"request_uri":`...)
-	dst = x.redact.appendURI(dst, uri)
-	dst = append(dst, `,"query":"`...)
-	if hasQuery {
-		dst = x.redact.appendQuery(dst, query)
+	if a.combined {
+		return appendCombinedPrefix(dst, x)
 	}
-	dst = append(dst, '"')
-	dst = append(dst, `,"status":`...)
-	dst = strconv.AppendInt(dst, int64(ctx.Response.StatusCode()), 10)
-	dst = append(dst, `,"route":`...)
-	if rt != nil {
-		dst = appendJSONString(dst, rt.name)
-	} else {
-		dst = append(dst, `null`...)
+	dst = append(dst, '{')
+	for i, fi := range a.fields {
+		f := &logFields[fi]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, f.key...)
+		dst = f.add(dst, x)
 	}
-	dst = append(dst, `,"upstream":`...)
-	dst = appendJSONString(dst, upstream)
-	dst = append(dst, `,"target":`...)
-	dst = appendJSONString(dst, target)
-	dst = append(dst, `,"bytes_in":`...)
-	dst = strconv.AppendInt(dst, int64(max(ctx.Request.Header.ContentLength(), 0)), 10)
 	return dst
 }
 
 func (a *accessLog) appendSuffix(dst []byte, bytesOut int64, d time.Duration) []byte {
-	dst = append(dst, `,"bytes_out":`...)
-	dst = strconv.AppendInt(dst, bytesOut, 10)
-	dst = append(dst, `,"duration_ms":`...)
-	dst = strconv.AppendFloat(dst, float64(d.Microseconds())/1000, 'f', 3, 64)
+	if a.combined {
+		return appendCombinedSuffix(dst, bytesOut)
+	}
+	if a.out {
+		if dst[len(dst)-1] != '{' {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"bytes_out":`...)
+		dst = strconv.AppendInt(dst, bytesOut, 10)
+	}
+	if a.dur {
+		if dst[len(dst)-1] != '{' {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `"duration_ms":`...)
+		dst = appendMillis(dst, d)
+	}
 	return append(dst, "}\n"...)
+}
+
+// appendMillis appends d in milliseconds with three decimals: the unit of
+// every duration of the access log (the _ms fields).
+func appendMillis(dst []byte, d time.Duration) []byte {
+	return strconv.AppendFloat(dst, float64(d.Microseconds())/1000, 'f', 3, 64)
 }
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
@@ -244,15 +290,20 @@ func (r *queryRedactor) appendURI(dst, uri []byte) []byte {
 // with the values of the parameters to hide replaced. The rest is kept
 // byte for byte.
 func (r *queryRedactor) appendQuery(dst, q []byte) []byte {
+	return r.appendQueryWith(dst, q, appendJSONEscaped)
+}
+
+// appendQueryWith is appendQuery with the escaping of a log format.
+func (r *queryRedactor) appendQueryWith(dst, q []byte, escape func(dst, b []byte) []byte) []byte {
 	for len(q) > 0 {
 		param, rest, more := bytes.Cut(q, ampersand)
 		name, _, hasValue := bytes.Cut(param, equalsSign)
 		if hasValue && r.hides(name) {
-			dst = appendJSONText(dst, name, utf8.DecodeRune)
+			dst = escape(dst, name)
 			dst = append(dst, '=')
 			dst = append(dst, redactedParam...)
 		} else {
-			dst = appendJSONText(dst, param, utf8.DecodeRune)
+			dst = escape(dst, param)
 		}
 		if more {
 			dst = append(dst, '&')

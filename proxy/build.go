@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -87,10 +88,13 @@ func (s *Server) assemble(cfg *config.Config, old *snapshot, dryRun bool) (_ *as
 	if err = s.buildEdges(cfg, old, a.snap, dryRun); err != nil { // edge.go
 		return nil, err
 	}
+	if a.snap.tracing, err = s.buildTracing(cfg, old, dryRun); err != nil { // trace.go
+		return nil, err
+	}
 	if !dryRun {
 		if old != nil && old.cfg.AccessLog.Path == cfg.AccessLog.Path {
-			a.snap.access = old.access
-		} else if a.snap.access, err = openAccessLog(cfg.AccessLog.Path); err != nil {
+			a.snap.access = old.access.reformat(cfg.AccessLog) // the same file, the format anew
+		} else if a.snap.access, err = openAccessLog(cfg.AccessLog); err != nil {
 			return nil, err
 		}
 	}
@@ -104,8 +108,11 @@ func (s *Server) discard(a *assembly, old *snapshot) {
 	a.snap.closeCaches(old)
 	closeNew(a.snap.waf, old)
 	closeNewAuth(a.snap, old) // auth.go
-	if old == nil || a.snap.access != old.access {
+	if old == nil || !a.snap.access.shares(old.access) {
 		_ = a.snap.access.Close()
+	}
+	if old == nil || a.snap.tracing != old.tracing {
+		_ = a.snap.tracing.shutdown(context.Background())
 	}
 	s.closeRedisIfNew(a.redis)
 }
@@ -126,8 +133,11 @@ func retire(old, next *snapshot) {
 		old.closeCaches(next)
 		retireWAF(old, next)
 		retireAuth(old, next) // auth.go
-		if old.access != next.access {
+		if !old.access.shares(next.access) {
 			_ = old.access.Close()
+		}
+		if old.tracing != next.tracing {
+			_ = old.tracing.shutdown(context.Background()) // flushes its spans
 		}
 		for _, t := range dropped {
 			t.closeIdle()

@@ -700,7 +700,9 @@ passive: {max_failures: 3, ejection: 300ms}`, ts...))
 	t.Run("connect errors", func(t *testing.T) {
 		good := startBalTarget(t, "good")
 		dead := freeAddr(t)
-		yaml := balanceConfig("passive: {max_failures: 2, ejection: 200ms}", good)
+		// connect_retries: 0, so that each connect error is the client's
+		// 502 and can be counted here (by default it is retried on good).
+		yaml := balanceConfig("passive: {max_failures: 2, ejection: 200ms}\nconnect_retries: 0", good)
 		yaml = strings.Replace(yaml, "    targets:\n", "    targets:\n      - url: http://"+dead+"\n", 1)
 		p := startProxy(t, yaml)
 		c := newLBClient(t, p.addr)

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,49 @@ func TestE2EBodyTimeoutNotEarly(t *testing.T) {
 	}
 	if got := len(up.last().body); got != size {
 		t.Errorf("upstream body: got %d bytes; want %d", got, size)
+	}
+}
+
+// TestE2EListenerReadTimeoutNotEarly: the listener's read_timeout (and the
+// header and idle timeouts, set the same way) never fires before its time
+// on a reused connection. A read deadline set for one request used to be
+// kept for the next when it was within a tenth of the timeout of the one
+// wanted, earlier included: read_timeout 2 s fired 1.85 s into a request
+// that began 150 ms after the one before it. Here the second request (its
+// header whole, its body short) is pipelined behind the first, whose body
+// ends 150 ms after it began; the second's 408 must not come before 2 s.
+func TestE2EListenerReadTimeoutNotEarly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits about 2 s")
+	}
+	const (
+		timeout = 2 * time.Second
+		gap     = 150 * time.Millisecond // under a tenth of the timeout
+	)
+	up := okUpstream(t)
+	p := startProxy(t, oneUpstreamConfig(up.addr(), fmt.Sprintf("limits: {read_timeout: %s, body_timeout: 0}", timeout), "", ""))
+	c := dialRaw(t, p.addr)
+	send := func(b string) {
+		t.Helper()
+		if _, err := c.conn.Write([]byte(b)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+	}
+	send("POST /first HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\n12345")
+	time.Sleep(gap)
+	start := time.Now()
+	send("67890" + "POST /second HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10\r\n\r\n12345")
+	if r, err := readRawResponse(c.br, "POST"); err != nil || r.status() != 200 {
+		t.Fatalf("first request: %v, %v; want 200", r, err)
+	}
+	r, err := readRawResponse(c.br, "POST")
+	took := time.Since(start)
+	switch {
+	case took < timeout:
+		t.Errorf("second request timed out after %s (response %v, error %v); want not before %s", took.Round(time.Millisecond), r, err, timeout)
+	case err == nil && r.status() != 408:
+		t.Errorf("second request, its body cut short: got %d after %s; want 408", r.status(), took.Round(time.Millisecond))
+	case err != nil && !errors.Is(err, io.EOF) && !isConnReset(err):
+		t.Errorf("second request: %v after %s; want 408 or the connection closed", err, took.Round(time.Millisecond))
 	}
 }

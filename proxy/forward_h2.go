@@ -23,7 +23,7 @@ import (
 // client that resets its stream or goes away resets the upstream one.
 //
 // Retries follow the HTTP/1.1 rules: a connect failure reached nothing and
-// tries another target (the body is untouched); an idempotent request whose
+// tries another target (connect_retries; the body is untouched); an idempotent request whose
 // body is held whole may try another after a timeout, a reset, or a
 // 502/503/504.
 func (x *exchange) forwardH2(t *balancer.Target) {
@@ -59,17 +59,21 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 
 	out := &ctx.Response
 	var tried uint64
-	for attempt := 0; ; attempt++ {
+	connects, resends := 0, 0 // the retries after a connect failure, and of sent requests
+	for {
 		x.ti = t.Index
 		tried |= balancer.Tried(t.Index)
 		c := p.transports[t.Index].h2
 		var start time.Time
-		if p.latency {
+		if p.latency || x.timed {
 			start = time.Now()
 		}
 		t.State.Acquire()
+		x.tryBegin(t.Index) // trace.go
 		rbody, err := c.RoundTrip(sctx, req, body, out)
 		status := out.StatusCode()
+		x.up.record(start, status, err)
+		x.traceX.tryEnd(status, err)
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
 			tm.Observe(0)
@@ -88,16 +92,18 @@ func (x *exchange) forwardH2(t *balancer.Target) {
 		p.report(t, err != nil || status >= 500, start)
 		connect := err != nil && errors.Is(err, http2.ErrConnect)
 		retry := false
-		if attempt < p.cfg.Retries {
-			switch {
-			case connect:
-				retry = true // nothing was sent; the body is untouched
-			case err != nil:
-				retry = idempotent && replayable && (errors.Is(err, http2.ErrTimeout) || errors.Is(err, http2.ErrReset))
-			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
-				status == fasthttp.StatusGatewayTimeout:
-				retry = idempotent && replayable
-			}
+		switch {
+		case connect:
+			retry = connects < p.connectRetries // nothing was sent; the body is untouched
+			connects++
+		case resends >= p.cfg.Retries:
+		case err != nil:
+			retry = idempotent && replayable && (errors.Is(err, http2.ErrTimeout) || errors.Is(err, http2.ErrReset))
+			resends++
+		case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
+			status == fasthttp.StatusGatewayTimeout:
+			retry = idempotent && replayable
+			resends++
 		}
 		if retry {
 			if next := x.retryElsewhere(t, tried, connect, rbody); next != nil {

@@ -76,6 +76,13 @@ type exchange struct {
 	// held is an HTTP/1.1 client's request body streaming to an HTTP/2
 	// upstream, which the relay releases after the response (heldBody).
 	held *heldBody
+	// up is what the access log and traces know of the tries of targets;
+	// timed says they read its timing (accesslog_fields.go).
+	up    upstreamTry
+	timed bool
+	// http10 says the client spoke HTTP/1.0 (forwarding rewrites the
+	// request's version to HTTP/1.1), for the log.
+	http10 bool
 
 	// The edge features' per-request state (edge.go).
 	corsX corsExchange // cors.go
@@ -104,6 +111,7 @@ func (x *exchange) reset() {
 	x.verdictHeld = false
 	x.held = nil
 	x.pathChanged = false
+	x.up, x.timed, x.http10 = upstreamTry{}, false, false
 	x.xff, x.reqID, x.peer, x.client, x.line = x.xff[:0], x.reqID[:0], x.peer[:0], x.client[:0], x.line[:0]
 	x.received = x.received[:0]
 
@@ -162,11 +170,13 @@ func (l *listener) ServeWire(ctx *fasthttp.RequestCtx, st wire.Stream) {
 // serve routes the request and answers it, or forwards it.
 func (x *exchange) serve() {
 	ctx, l, snap, lr := x.ctx, x.l, x.snap, x.lr
-	if x.snap.access != nil || l.srv.metrics != nil {
-		x.start = time.Now() // only the access log and the metrics read it
+	if x.snap.access != nil || l.srv.metrics != nil || x.snap.tracing != nil {
+		x.start = time.Now() // only the access log, the metrics and traces read it
 	}
 	if x.snap.access != nil {
 		x.received = append(x.received, ctx.Request.Header.RequestURI()...)
+		x.timed = x.snap.access.timed
+		x.http10 = !ctx.Request.Header.IsHTTP11()
 	}
 	if l.srv.metrics != nil {
 		proto := metrics.ProtocolHTTP1
@@ -186,6 +196,9 @@ func (x *exchange) serve() {
 		x.reqID = append(x.reqID, reqID...)
 	} else {
 		x.reqID = appendRequestID(x.reqID)
+	}
+	if tr := snap.tracing; tr != nil { // trace.go
+		x.startTrace(tr)
 	}
 
 	if lr == nil { // listener removed by a reload while this connection lived
@@ -271,9 +284,11 @@ func (x *exchange) serve() {
 		// the method path and the metadata only. Only a call gRPC can
 		// make counts: a POST over HTTP/2 (gRPC has no HTTP/1.1 form), so
 		// that a content type alone cannot take a body past the WAF.
+		x.traceX.wafBegin()
 		v := rt.waf.Inspect(ctx, waf.Request{ID: x.reqID, ClientIP: x.clientIP, Route: rt.name,
 			URI: x.forwardedTarget(ctx.URI()), Owned: x.ownedFields(ctx, lr, x.st.ClientSubject()),
 			GRPC: rt.h2 && x.st.Protocol() == wire.HTTP2 && h.IsPost() && http2.IsGRPC(h)})
+		x.traceX.wafEnd(v)
 		// After forwarding: a streamed body is replayed from it. An HTTP/2
 		// upstream's relay closes it instead (verdictHeld), once the
 		// response is through: the request body streams on until then.
@@ -282,6 +297,7 @@ func (x *exchange) serve() {
 				v.Close()
 			}
 		}()
+		x.verdict = v // the log and traces read it, blocked too
 		if v != nil && v.BodyErr != nil {
 			// The client failed while the WAF read its body: nothing of
 			// it is forwarded.
@@ -418,17 +434,21 @@ func (x *exchange) forward() {
 
 	out := &ctx.Response
 	var tried uint64
-	for attempt := 0; ; attempt++ {
+	connects, resends := 0, 0 // the retries after a connect failure, and of sent requests
+	for {
 		x.ti = t.Index
 		tried |= balancer.Tried(t.Index)
 		tr := p.transports[t.Index]
 		var start time.Time
-		if p.latency {
+		if p.latency || x.timed {
 			start = time.Now()
 		}
 		t.State.Acquire()
-		body, resent, err := tr.client.RoundTrip(req, out, replayable, idempotent)
+		x.tryBegin(t.Index) // trace.go
+		body, resent, err := tr.client.RoundTripTimed(req, out, replayable, idempotent, x.up.connectTimer(x.timed))
 		status := out.StatusCode()
+		x.up.record(start, status, err)
+		x.traceX.tryEnd(status, err)
 		tm := p.targetMetrics[t.Index]
 		if err != nil {
 			tm.Observe(0) // no answer
@@ -448,24 +468,28 @@ func (x *exchange) forward() {
 		}
 		p.report(t, err != nil || status >= 500, start)
 		// Another target may be tried when nothing reached this one (a
-		// connect failure), or when an idempotent request whose body can be
-		// sent again met a timeout or a 502/503/504.
+		// connect failure: connect_retries), or when an idempotent request
+		// whose body can be sent again met a timeout or a 502/503/504
+		// (retries).
 		retry := false
-		if attempt < p.cfg.Retries {
-			switch {
-			case err != nil && http1.IsDialError(err):
-				retry = true
-			case err != nil:
-				// A timeout, or the connection dropped before an answer:
-				// the target failed as surely as with a 502.
-				retry = idempotent && replayable && (http1.IsTimeout(err) || http1.IsConnGone(err))
-			case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
-				status == fasthttp.StatusGatewayTimeout:
-				retry = idempotent && replayable
-			}
+		dial := err != nil && http1.IsDialError(err)
+		switch {
+		case dial:
+			retry = connects < p.connectRetries
+			connects++
+		case resends >= p.cfg.Retries:
+		case err != nil:
+			// A timeout, or the connection dropped before an answer:
+			// the target failed as surely as with a 502.
+			retry = idempotent && replayable && (http1.IsTimeout(err) || http1.IsConnGone(err))
+			resends++
+		case status == fasthttp.StatusBadGateway || status == fasthttp.StatusServiceUnavailable ||
+			status == fasthttp.StatusGatewayTimeout:
+			retry = idempotent && replayable
+			resends++
 		}
 		if retry {
-			if next := x.retryElsewhere(t, tried, http1.IsDialError(err), body); next != nil {
+			if next := x.retryElsewhere(t, tried, dial, body); next != nil {
 				t = next
 				continue
 			}
@@ -610,6 +634,7 @@ func (x *exchange) relay(t *balancer.Target, body io.ReadCloser) {
 	}
 	rb := acquireRelay(x.snap.access, body, t.State, x.start, rt.metrics)
 	rb.status = out.StatusCode()
+	rb.span = x.endTrace() // ended once the body is through
 	if p.h2 && x.verdict != nil {
 		rb.verdict, x.verdictHeld = x.verdict, true
 	}
@@ -942,6 +967,7 @@ func (x *exchange) logResponse() {
 			x.snap.noRoute.Observe(ctx.Response.StatusCode(), time.Since(x.start))
 		}
 	}
+	endSpan(x.endTrace()) // trace.go
 	al := x.snap.access
 	if al == nil {
 		return

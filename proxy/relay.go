@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/rampart-proxy/rampart/balancer"
 	"github.com/rampart-proxy/rampart/metrics"
 	"github.com/rampart-proxy/rampart/waf"
@@ -31,6 +33,9 @@ type relay struct {
 	verdict *waf.Verdict
 	// held, when not nil, is released after the body (heldBody).
 	held *heldBody
+	// span, when not nil, is the request's server span, ended after the
+	// body (trace.go).
+	span trace.Span
 }
 
 var relayPool = sync.Pool{New: func() any { return &relay{line: make([]byte, 0, 512)} }}
@@ -78,7 +83,8 @@ func (r *relay) Close() error {
 	if r.verdict != nil {
 		r.verdict.Close()
 	}
-	r.body, r.state, r.log, r.route, r.verdict, r.held = nil, nil, nil, nil, nil, nil
+	endSpan(r.span)
+	r.body, r.state, r.log, r.route, r.verdict, r.held, r.span = nil, nil, nil, nil, nil, nil, nil
 	relayPool.Put(r)
 	return nil
 }

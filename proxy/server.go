@@ -47,6 +47,7 @@ type Server struct {
 	listeners map[string]*listener
 
 	tunnels  tunnelSet      // open WebSocket tunnels, closed at the end of a shutdown
+	traces   traceSet       // trace exporters not shut down yet, flushed by Shutdown (trace.go)
 	workers  *http1.Workers // serve requests for every listener
 	checkers []*balancer.Checker
 	redis    redis.UniversalClient // shared by Redis stores; nil when none is used
@@ -295,6 +296,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	})
 	if err := s.snap.Load().access.Close(); err != nil {
 		errs = append(errs, err)
+	}
+	if err := s.traces.shutdown(ctx); err != nil { // flushes the spans batched, retired exporters' too
+		errs = append(errs, fmt.Errorf("tracing: %w", err))
 	}
 	return errors.Join(errs...)
 }

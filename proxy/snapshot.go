@@ -51,6 +51,9 @@ type snapshot struct {
 	// redis is the Redis client the snapshot's stores use (nil: none).
 	caches map[string]*cachePolicy
 	redis  redis.UniversalClient
+	// tracing exports traces (nil: off), kept by the next snapshot when
+	// its settings are the same (trace.go).
+	tracing *tracing
 }
 
 // listenerRoutes is what one listener serves.
@@ -132,6 +135,9 @@ type pool struct {
 	h2 bool
 	// budget bounds the pool's retries.
 	budget *retryBudget
+	// connectRetries is how many other targets a connect failure may try
+	// (connect_retries); cfg.Retries counts the retries of sent requests.
+	connectRetries int
 	// targetMetrics are the targets' metrics by index.
 	targetMetrics []*metrics.TargetMetrics
 }
@@ -271,7 +277,7 @@ func (s *snapshot) closeTLS() {
 
 func buildPool(name string, up *config.Upstream, old, built map[transportKey]*transport, reg *balancer.Registry, opt balancer.Options, workers *http1.Workers) (*pool, error) {
 	p := &pool{name: name, cfg: up, latency: up.Balancer == config.BalancerP2C, budget: newRetryBudget(),
-		h2: up.Protocol == config.UpstreamHTTP2}
+		h2: up.Protocol == config.UpstreamHTTP2, connectRetries: up.ConnectRetryCount()}
 	targets := make([]*balancer.Target, 0, len(up.Targets))
 	for i, tc := range up.Targets {
 		t, err := transportFor(old, up, tc.URL, workers)

@@ -43,6 +43,9 @@ type upstreamClient interface {
 	// streams the rest (nil when it was read whole). See
 	// http1.Client.RoundTrip for the flags and the errors.
 	RoundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, resent int, err error)
+	// RoundTripTimed is RoundTrip that sets *connect (when not nil) to the
+	// wait for a connection (http1.Client.RoundTripTimed).
+	RoundTripTimed(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool, connect *time.Duration) (body io.ReadCloser, resent int, err error)
 }
 
 type transportKey struct {

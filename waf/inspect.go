@@ -137,6 +137,10 @@ type Verdict struct {
 	copyStr bool
 	// inEngine is set while Inspect holds an engine slot.
 	inEngine bool
+	// ruleIDs are the first logged rules matched, kept by finish for the
+	// access log and traces once the transaction is closed (logfields.go).
+	ruleIDs [maxLoggedIDs]int32
+	nRules  int
 }
 
 var verdictPool = sync.Pool{New: func() any { return new(Verdict) }}
@@ -503,6 +507,7 @@ func (v *Verdict) finish() {
 	logged := 0
 	for _, m := range matched {
 		if isLogged(m) {
+			v.keepRuleID(m.Rule().ID())
 			logged++
 			if p.hooks.RuleMatched != nil {
 				p.hooks.RuleMatched(p.name, m.Rule().ID())

@@ -29,7 +29,7 @@ type pooledConn interface {
 // connPool sends one request over a pooled upstream connection; hostPool is
 // the one implementation, generic in fasthttp's unexported connection type.
 type connPool interface {
-	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, resent int, err error)
+	roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool, connect *time.Duration) (body io.ReadCloser, resent int, err error)
 }
 
 // hostPool implements connPool on a fasthttp HostClient used as a connection
@@ -54,11 +54,18 @@ func newHostPool[C pooledConn](hc *fasthttp.HostClient, acquire func(time.Durati
 // maxStaleRetries bounds the fresh connections tried after stale ones.
 const maxStaleRetries = 2
 
-func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (io.ReadCloser, int, error) {
+func (p *hostPool[C]) roundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool, connect *time.Duration) (io.ReadCloser, int, error) {
 	req.URI().DisablePathNormalizing = true // forward the path as the client sent it
 	resent := 0
 	for attempt := 0; ; attempt++ {
+		var start time.Time
+		if connect != nil {
+			start = time.Now()
+		}
 		cc, err := p.acquire(0, false)
+		if connect != nil {
+			*connect = time.Since(start)
+		}
 		if err != nil {
 			return nil, resent, err
 		}
@@ -358,7 +365,15 @@ func NewClient(conf ClientConfig) *Client {
 // Errors that the request body's reader returned come back wrapped as they
 // were, so the caller can tell its own.
 func (c *Client) RoundTrip(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool) (body io.ReadCloser, resent int, err error) {
-	return c.pool.roundTrip(req, resp, replayable, idempotent)
+	return c.pool.roundTrip(req, resp, replayable, idempotent, nil)
+}
+
+// RoundTripTimed is RoundTrip that also sets *connect to the time the
+// exchange waited for its connection: a pooled one at once, a new one
+// dialed (and its TLS handshake), or one freed by another request when
+// max_conns_per_target were busy. With resent > 0 it is the last wait's.
+func (c *Client) RoundTripTimed(req *fasthttp.Request, resp *fasthttp.Response, replayable, idempotent bool, connect *time.Duration) (body io.ReadCloser, resent int, err error) {
+	return c.pool.roundTrip(req, resp, replayable, idempotent, connect)
 }
 
 // Timeouts are the client's read and write timeouts.

@@ -156,6 +156,7 @@ func (cn *conn) handshake(lim *config.Limits) bool {
 		cn.subject = []byte(subj)
 	}
 	cn.handshaken = true
+	cn.tlsVersion = cs.Version
 	if p := cs.NegotiatedProtocol; p != "" && p != "http/1.1" && cn.s.HandOff != nil {
 		cn.handOff = p
 		return false

@@ -211,6 +211,7 @@ type conn struct {
 	fc      *frameConn
 	peer    netip.Addr
 	tls     bool
+	tlsVer  uint16 // the negotiated TLS version; 0 without TLS
 	subject []byte
 	ip      *ipStreams
 }
@@ -224,6 +225,7 @@ func (s *Server) newConn(c net.Conn, buffered []byte) *conn {
 	if tc, ok := c.(connectionStater); ok {
 		cn.tls = true
 		cs := tc.ConnectionState()
+		cn.tlsVer = cs.Version
 		if subj, ok := proxytls.ClientSubject(&cs); ok {
 			cn.subject = []byte(subj)
 		}

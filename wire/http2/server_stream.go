@@ -47,6 +47,10 @@ func (st *stream) TLS() bool                { return st.c.tls }
 func (st *stream) ClientSubject() []byte    { return st.c.subject }
 func (st *stream) Context() context.Context { return st.ctx }
 
+// TLSVersion is the TLS version the connection negotiated (tls.VersionTLS13,
+// ...), 0 without TLS.
+func (st *stream) TLSVersion() uint16 { return st.c.tlsVer }
+
 // Hijack reports false: an HTTP/2 stream is not a connection to hand over.
 func (st *stream) Hijack(func(net.Conn, io.Reader, io.Writer)) bool { return false }
 

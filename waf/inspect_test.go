@@ -514,8 +514,11 @@ func TestAuditTargets(t *testing.T) {
 		if r.ID != 942100 {
 			continue
 		}
-		if !slices.Equal(r.Targets, []string{"ARGS:a", "ARGS:b"}) || r.Target != "ARGS:a" {
-			t.Errorf("942100: target %q, targets %q; want ARGS:a, and ARGS:a and ARGS:b", r.Target, r.Targets)
+		// The order the engine visits the arguments in is its own (stock
+		// and patched Coraza differ): Target is the first of Targets.
+		got := slices.Sorted(slices.Values(r.Targets))
+		if !slices.Equal(got, []string{"ARGS:a", "ARGS:b"}) || len(r.Targets) == 0 || r.Target != r.Targets[0] {
+			t.Errorf("942100: target %q, targets %q; want ARGS:a and ARGS:b, the target first", r.Target, r.Targets)
 		}
 		return
 	}

@@ -33,12 +33,15 @@ func TestPrefilter(t *testing.T) {
 		{"(?i)k", 1, "Kk", []string{"x"}, []string{"\u212a"}},
 		{"(?i)ks", 2, "Kk", []string{"ss"}, []string{"\u212a\u017f"}},
 		{"(?i)xk", 2, "Xx", []string{"zz"}, []string{"x\u212a", "\u212a\u212a"}},
-		// A non-ASCII byte always runs the expression.
-		{"abc;", 4, ";", nil, []string{"ab\xffc", "abc\u00e9"}},
+		// Bytes above 0x7F match no needed byte, except those that may
+		// start U+212A or U+017F.
+		{"abc;", 4, ";", []string{"ab\xffc", "abc\u00e9"}, []string{"abc;\xff"}},
+		{"(?i)ab[k;]", 3, "Bb", nil, []string{"ab\u212a"}},
+		{"(?i)x[k;]", 2, "Xx", nil, []string{"\xe2\x84\xaa", "\xc5\xbf\xc5"}},
 		{"[^a]", 1, "-", nil, []string{"b"}},
 		{"a{0}b", 1, "Bb", []string{"a"}, []string{"b"}},
 		{"(?:ab){2,}", 4, "Bb", []string{"aaaa", "ab"}, []string{"abab"}},
-		{"[\\x{100}-\\x{200}]", 1, "-", nil, []string{"a"}},
+		{"[\\x{100}-\\x{200}]", 1, "-", []string{"a"}, []string{"\u0150"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pattern, func(t *testing.T) {
@@ -188,6 +191,7 @@ func TestPrefilterLiterals(t *testing.T) {
 		{"ab|c", "-", nil, []string{"c"}}, // "c" is one byte: the need set's work
 		{"(?i)kelvin", "kelvin", []string{"kelvi"}, []string{"\u212aelvin", "KELVIN"}},
 		{"s\\x{e9}l", "-", nil, []string{"s\u00e9l"}},
+		{"(?i)kelvin", "kelvin", []string{"kelvi\xff", "\xffkelvi"}, []string{"\xc5\xbfkelvi", "\xe2kelvi"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pattern, func(t *testing.T) {
@@ -200,6 +204,43 @@ func TestPrefilterLiterals(t *testing.T) {
 			}
 			if got != c.lits {
 				t.Errorf("literals %q; want %q", got, c.lits)
+			}
+			checkMayMatch(t, &p, c.pattern, c.no, c.may)
+		})
+	}
+}
+
+// TestPrefilterClean: values made of letters, digits and " ,.-_:/" only
+// are held to the literals of the pattern without its other characters.
+func TestPrefilterClean(t *testing.T) {
+	cases := []struct {
+		pattern string
+		clean   string // the clean literals, sorted, space-separated; "-": none; "never"
+		no, may []string
+	}{
+		// The CRS's command words: quotes and backslashes may separate
+		// the letters; a clean value must spell the word.
+		{`(?i)\bc["'\x5c]*u["'\x5c]*r["'\x5c]*l\b|w["'\x5c]*g["'\x5c]*e["'\x5c]*t`, "curl wget",
+			[]string{"cu rl", "a w-get", "Cotton shirt, machine washable"},
+			[]string{"c'url", "CURL x", "w\\get", "x\"curl"}},
+		{`<[a-z]+>|x?;`, "never", []string{"", "b", "a b", "x"}, []string{"<b>", ";"}},
+		{`(?i)(?:^|[;|])s["\x5c]*h\b`, "sh", []string{"a sx", "s h"}, []string{"sh", ";s'h", "x|sh"}},
+		{`[a-z]+`, "-", nil, []string{"abc"}},
+	}
+	for _, c := range cases {
+		t.Run(c.pattern, func(t *testing.T) {
+			p := newPrefilter(c.pattern)
+			got := "-"
+			switch {
+			case p.cleanNever:
+				got = "never"
+			case p.clean != nil:
+				s := slices.Clone(p.clean.set)
+				slices.Sort(s)
+				got = strings.Join(s, " ")
+			}
+			if got != c.clean {
+				t.Errorf("clean literals %q; want %q", got, c.clean)
 			}
 			checkMayMatch(t, &p, c.pattern, c.no, c.may)
 		})

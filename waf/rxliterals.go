@@ -226,7 +226,9 @@ func newLiterals(set []string) *literals {
 }
 
 // containedIn reports whether s contains one of the strings without case,
-// or has a byte above 0x7F (then the answer is not known: true). Its work
+// or has a byte that may start a rune folding to ASCII (foldStart: then
+// the answer is not known, true). Other bytes above 0x7F match no byte of
+// a string (rxfilter.go says why). Its work
 // is bounded by a budget linear in len(s): strings that share long
 // prefixes could otherwise make a crafted value (a megabyte of "a") cost
 // len(s) times their total length; when the budget runs out the answer is
@@ -236,7 +238,10 @@ func (l *literals) containedIn(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			return true
+			if foldStart(c) {
+				return true
+			}
+			continue
 		}
 		if !l.first[c] {
 			continue
@@ -255,17 +260,15 @@ func (l *literals) containedIn(s string) bool {
 }
 
 // prefixFold reports whether s starts with w (lowercase ASCII) without
-// case, a byte above 0x7F in s counting as a match (not known), and how
-// many bytes it compared.
+// case, and how many bytes it compared. A byte above 0x7F in s matches no
+// byte of w: where it starts a rune that folds to ASCII, containedIn
+// answers true when it reaches it.
 func prefixFold(s, w string) (int, bool) {
 	if len(s) < len(w) {
 		return 1, false
 	}
 	for j := 0; j < len(w); j++ {
 		c := s[j]
-		if c >= utf8.RuneSelf {
-			return j + 1, true
-		}
 		if lowerASCII(c) != w[j] {
 			return j + 1, false
 		}

@@ -20,9 +20,8 @@ import (
 //     without case. Bytes above 0x7F never count as one of them: a valid
 //     multi-byte sequence decodes to a rune above 0x7F and an invalid byte
 //     to U+FFFD, and the only such runes that fold to ASCII under (?i) are
-//     U+212A (Kelvin sign, "k") and U+017F (long s, "s"). A value with a
-//     byte that starts either (0xE2, 0xC5) runs the expression whatever
-//     need says;
+//     U+212A (Kelvin sign, "k") and U+017F (long s, "s"). A value with
+//     either runs the expression whatever need says;
 //   - lits: every match contains one of these strings of two or more
 //     bytes, compared without case; bytes above 0x7F count as for need
 //     (rxliterals.go);
@@ -63,13 +62,13 @@ func (p *prefilter) mayMatch(s string) bool {
 	return true
 }
 
-// hasNeeded reports whether s has a needed byte, or a byte that may start
-// a rune folding to ASCII (foldStart).
+// hasNeeded reports whether s has a needed byte, or a rune that folds to
+// ASCII (foldsAt).
 func (p *prefilter) hasNeeded(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			if foldStart(c) {
+			if foldsAt(s, i) {
 				return true
 			}
 			continue
@@ -81,9 +80,17 @@ func (p *prefilter) hasNeeded(s string) bool {
 	return false
 }
 
-// foldStart reports whether c is the first byte of U+212A or U+017F in
-// UTF-8, the only runes above 0x7F that fold to ASCII letters (k and s).
-func foldStart(c byte) bool { return c == 0xE2 || c == 0xC5 }
+// foldsAt reports whether s holds U+212A or U+017F at i, in UTF-8: the
+// only runes above 0x7F that fold to ASCII letters (k and s).
+func foldsAt(s string, i int) bool {
+	switch s[i] {
+	case 0xE2:
+		return i+2 < len(s) && s[i+1] == 0x84 && s[i+2] == 0xAA
+	case 0xC5:
+		return i+1 < len(s) && s[i+1] == 0xBF
+	}
+	return false
+}
 
 // useful reports whether the prefilter can ever answer false.
 func (p *prefilter) useful() bool {

@@ -33,11 +33,12 @@ func TestPrefilter(t *testing.T) {
 		{"(?i)k", 1, "Kk", []string{"x"}, []string{"\u212a"}},
 		{"(?i)ks", 2, "Kk", []string{"ss"}, []string{"\u212a\u017f"}},
 		{"(?i)xk", 2, "Xx", []string{"zz"}, []string{"x\u212a", "\u212a\u212a"}},
-		// Bytes above 0x7F match no needed byte, except those that may
-		// start U+212A or U+017F.
+		// Bytes above 0x7F match no needed byte, except in U+212A and
+		// U+017F.
 		{"abc;", 4, ";", []string{"ab\xffc", "abc\u00e9"}, []string{"abc;\xff"}},
 		{"(?i)ab[k;]", 3, "Bb", nil, []string{"ab\u212a"}},
 		{"(?i)x[k;]", 2, "Xx", nil, []string{"\xe2\x84\xaa", "\xc5\xbf\xc5"}},
+		{"(?i)x[k;]", 2, "Xx", []string{"\xe2\x84\xab", "\xc5\xc5\xe2\x84", "\xe2\xe2\x84"}, nil},
 		{"[^a]", 1, "-", nil, []string{"b"}},
 		{"a{0}b", 1, "Bb", []string{"a"}, []string{"b"}},
 		{"(?:ab){2,}", 4, "Bb", []string{"aaaa", "ab"}, []string{"abab"}},
@@ -191,7 +192,7 @@ func TestPrefilterLiterals(t *testing.T) {
 		{"ab|c", "-", nil, []string{"c"}}, // "c" is one byte: the need set's work
 		{"(?i)kelvin", "kelvin", []string{"kelvi"}, []string{"\u212aelvin", "KELVIN"}},
 		{"s\\x{e9}l", "-", nil, []string{"s\u00e9l"}},
-		{"(?i)kelvin", "kelvin", []string{"kelvi\xff", "\xffkelvi"}, []string{"\xc5\xbfkelvi", "\xe2kelvi"}},
+		{"(?i)kelvin", "kelvin", []string{"kelvi\xff", "\xffkelvi"}, []string{"\xc5\xbfkelvi", "\xe2\x84\xaaelvi"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pattern, func(t *testing.T) {

@@ -226,8 +226,8 @@ func newLiterals(set []string) *literals {
 }
 
 // containedIn reports whether s contains one of the strings without case,
-// or has a byte that may start a rune folding to ASCII (foldStart: then
-// the answer is not known, true). Other bytes above 0x7F match no byte of
+// or has a rune that folds to ASCII (foldsAt: then the answer is not
+// known, true). Other bytes above 0x7F match no byte of
 // a string (rxfilter.go says why). Its work
 // is bounded by a budget linear in len(s): strings that share long
 // prefixes could otherwise make a crafted value (a megabyte of "a") cost
@@ -238,7 +238,7 @@ func (l *literals) containedIn(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			if foldStart(c) {
+			if foldsAt(s, i) {
 				return true
 			}
 			continue
@@ -262,7 +262,7 @@ func (l *literals) containedIn(s string) bool {
 // prefixFold reports whether s starts with w (lowercase ASCII) without
 // case, and how many bytes it compared. A byte above 0x7F in s matches no
 // byte of w: where it starts a rune that folds to ASCII, containedIn
-// answers true when it reaches it.
+// answers true when it reaches the rune.
 func prefixFold(s, w string) (int, bool) {
 	if len(s) < len(w) {
 		return 1, false

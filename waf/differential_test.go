@@ -161,23 +161,42 @@ func summarize(tx types.Transaction) string {
 }
 
 // compare runs raw through both engines and fails on any difference.
+//
+// A few CRS rules depend on the order in which a collection's values are
+// evaluated, which is Go's map order and differs from one transaction to
+// the next in Coraza itself (942130's chained rule compares the captures
+// of the last value that matched). So the engines get several tries: the
+// request passes when one outcome of Rampart's engine equals one of the
+// reference's. A real difference shows in every try.
 func (d *diffEngines) compare(t *testing.T, raw string) (rules int) {
 	t.Helper()
-	got := map[string]string{}
-	for _, p := range []*Policy{d.fast, d.ref} {
-		ctx := newCtx(t, raw)
-		v := p.Inspect(ctx, Request{ID: []byte("diff"), ClientIP: netip.MustParseAddr("192.0.2.7"), Route: "r"})
-		status, action := v.Status, v.Action
-		v.Close()
-		d.mu.Lock()
-		got[p.Name()] = fmt.Sprintf("status %d action %v\n%s", status, action, d.seen[p.Name()])
-		delete(d.seen, p.Name())
-		d.mu.Unlock()
+	const tries = 4
+	var fast, ref []string
+	for range tries {
+		fast = append(fast, d.run(t, d.fast, raw))
+		ref = append(ref, d.run(t, d.ref, raw))
+		for _, f := range fast {
+			if slices.Contains(ref, f) {
+				return strings.Count(f, "\n") - 1
+			}
+		}
 	}
-	if got["fast"] != got["ref"] {
-		t.Fatalf("request:\n%s\n\nRampart's engine:\n%s\nreference engine:\n%s", raw, got["fast"], got["ref"])
-	}
-	return strings.Count(got["fast"], "\n") - 1
+	t.Fatalf("request:\n%s\n\nRampart's engine:\n%s\nreference engine:\n%s", raw, fast[0], ref[0])
+	return 0
+}
+
+// run inspects raw with p and returns the verdict and the rules that
+// matched.
+func (d *diffEngines) run(t *testing.T, p *Policy, raw string) string {
+	ctx := newCtx(t, raw)
+	v := p.Inspect(ctx, Request{ID: []byte("diff"), ClientIP: netip.MustParseAddr("192.0.2.7"), Route: "r"})
+	status, action := v.Status, v.Action
+	v.Close()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := fmt.Sprintf("status %d action %v\n%s", status, action, d.seen[p.Name()])
+	delete(d.seen, p.Name())
+	return s
 }
 
 // reqGen turns fuzz bytes into a request.

@@ -4,6 +4,7 @@ package waf
 
 import (
 	"regexp/syntax"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -118,12 +119,11 @@ func newPrefilter(pattern string) prefilter {
 	if set := needLiterals(re).best(); len(set) > 0 && len(set) <= maxLiterals {
 		p.lits = newLiterals(set)
 	}
-	if p.lits == nil {
-		if c := cleanPattern(re); c == nil {
-			p.cleanNever = true
-		} else if set := needLiterals(c).best(); len(set) > 0 && len(set) <= maxLiterals {
-			p.clean = newLiterals(set)
-		}
+	if c := cleanPattern(re); c == nil {
+		p.cleanNever = true
+	} else if set := needLiterals(c).best(); len(set) > 0 && len(set) <= maxLiterals &&
+		(p.lits == nil || !slices.Equal(set, p.lits.set)) {
+		p.clean = newLiterals(set)
 	}
 	return p
 }

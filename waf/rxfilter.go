@@ -116,12 +116,12 @@ func newPrefilter(pattern string) prefilter {
 		}
 		p.need = need
 	}
-	if set := needLiterals(re).best(); len(set) > 0 && len(set) <= maxLiterals {
+	if set := needLiterals(re).best(defaultLimits); len(set) > 0 && len(set) <= maxLiterals {
 		p.lits = newLiterals(set)
 	}
 	if c := cleanPattern(re); c == nil {
 		p.cleanNever = true
-	} else if set := needLiterals(c).best(); len(set) > 0 && len(set) <= maxLiterals &&
+	} else if set := wideLimits.need(c).best(wideLimits); len(set) > 0 && len(set) <= maxWide &&
 		(p.lits == nil || !slices.Equal(set, p.lits.set)) {
 		p.clean = newLiterals(set)
 	}

@@ -3,6 +3,7 @@
 package waf
 
 import (
+	"fmt"
 	"io/fs"
 	"regexp"
 	"slices"
@@ -246,6 +247,32 @@ func TestPrefilterClean(t *testing.T) {
 			checkMayMatch(t, &p, c.pattern, c.no, c.may)
 		})
 	}
+}
+
+// TestPrefilterCleanWide: a clean pattern with more strings than the
+// pattern's own literals may have (the CRS's lists of command names) is
+// searched by byte pairs, and answers as the pattern does.
+func TestPrefilterCleanWide(t *testing.T) {
+	var words []string
+	for i := range 60 {
+		w := fmt.Sprintf("cmd%c%c", 'a'+i/26, 'a'+i%26)
+		var b strings.Builder
+		for j := range len(w) {
+			if j > 0 {
+				b.WriteString(`["'\x5c]*`)
+			}
+			b.WriteByte(w[j])
+		}
+		words = append(words, b.String())
+	}
+	pattern := `(?i)(?:^|;)(?:` + strings.Join(words, "|") + `)\b`
+	p := newPrefilter(pattern)
+	if p.clean == nil || len(p.clean.set) != 60 || p.clean.pairs == nil {
+		t.Fatalf("clean literals %v; want the 60 words, by pairs", p.clean)
+	}
+	checkMayMatch(t, &p, pattern,
+		[]string{"cmd", "cm dab", "cmdzz", "a cmd ab", "xcmdxx"},
+		[]string{"cmdab", "CMDBC", ";cmdaz", "c'mdab", "c\\mdab x", "x cmdab"})
 }
 
 // TestLiteralsBounded: strings with long shared prefixes on a long value

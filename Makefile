@@ -52,6 +52,11 @@ H2SPEC_MIN      ?= 142
 # (golang/go#75804, fixed in Go 1.27; seen here on FuzzHostHeader). 5000
 # inputs take 1-5 s per target on this machine.
 TEST_FUZZTIME ?= 5000x
+# FuzzEngineDifferential (waf) runs two CRS inspections or more per input,
+# a few inputs a second under the fuzzer: make test gives it a smoke count,
+# make fuzz a long run.
+TEST_DIFF_FUZZTIME ?= 20x
+DIFF_FUZZTIME ?= 5m
 RACE_PKGS ?= ./proxy/... ./wire/... ./balancer/... ./ratelimit/... ./tls/... ./metrics/... ./compress/... ./auth/... ./cache/...
 
 # Bounds each `go test` invocation so `make test` stays well inside 15 minutes.
@@ -75,7 +80,7 @@ help:
 	@echo "make test    what CI runs (9-13 min on 2 cores): apt-get installs missing test packages, then lint, tests, race, fuzz"
 	@echo "make lint    gofmt check and go vet"
 	@echo "make bench   bash bench/run.sh"
-	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
+	@echo "make fuzz    run every fuzz target for FUZZTIME ($(FUZZTIME)) each, FuzzEngineDifferential for DIFF_FUZZTIME ($(DIFF_FUZZTIME))"
 	@echo "make crs     the OWASP CRS regression suite through a running Rampart (part of make test)"
 	@echo "make interop grpc-go's interop suite through Rampart, h2c and TLS (interop-nginx: through nginx)"
 	@echo "make h2spec  h2spec against Rampart's TLS+h2 listener, at least H2SPEC_MIN ($(H2SPEC_MIN)) of 145 (h2spec-nginx, h2spec-caddy)"
@@ -95,7 +100,7 @@ $(CORAZA_MODFILE): go.mod go.sum waf/corazapatch/prepare.sh $(wildcard waf/coraz
 # cleared).
 coraza-test: $(CORAZA_MODFILE)
 	cd "$$(sed -n 's/^replace .* => //p' $(CORAZA_MODFILE))" && \
-		GOFLAGS= GOWORK=off $(GO) test -count=1 ./internal/collections/... ./internal/corazawaf/... ./internal/seclang/... ./testing/...
+		GOFLAGS= GOWORK=off $(GO) test -count=1 ./internal/collections/... ./internal/corazawaf/... ./internal/operators/... ./internal/seclang/... ./testing/...
 
 # The patch must change no verdict: the whole CRS regression suite, run in
 # process on stock and on patched Coraza, must fire the same rules for
@@ -201,7 +206,7 @@ test:
 	echo "$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT)" $$pkgs; \
 	$(call heartbeat,CGO_ENABLED=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $$pkgs)
 	$(call banner,fuzz: every fuzz target for $(TEST_FUZZTIME))
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TEST_FUZZTIME) DIFF_FUZZTIME=$(TEST_DIFF_FUZZTIME)
 	$(call banner,done)
 
 bench: $(CORAZA_MODFILE)
@@ -212,8 +217,9 @@ bench: $(CORAZA_MODFILE)
 fuzz: $(CORAZA_MODFILE)
 	@for pkg in $$($(GO) list ./...); do \
 		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "fuzz $$pkg $$f"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			t=$(FUZZTIME); [ "$$f" = FuzzEngineDifferential ] && t=$(DIFF_FUZZTIME); \
+			echo "fuzz $$pkg $$f ($$t)"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $$t $$pkg || exit 1; \
 		done; \
 	done
 

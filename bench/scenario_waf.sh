@@ -25,8 +25,8 @@
 #                         CONNS=50 each one waits seconds in line, close to
 #                         wrk's 5 s timeout, and a short run would measure
 #                         mostly the line filling up
-#   WAF_GET_TARGET  [2]   Rampart/nginx+ModSecurity req/s the GET must reach
-#   WAF_POST_TARGET [1]   the same for the POST
+#   WAF_GET_TARGET  [4]   Rampart/nginx+ModSecurity req/s the GET must reach (issue 19)
+#   WAF_POST_TARGET [10]  the same for the POST
 #   WAF_CPUPROFILE  [0]   1: profile Rampart (run --cpuprofile) over the whole
 #                         scenario; the top of `go tool pprof -top` goes to
 #                         bench/.out/logs/waf-pprof-top.txt
@@ -38,8 +38,8 @@
 # over rounds).
 
 WAF_PORT=${WAF_PORT:-$((BASE_PORT + 70))}
-WAF_GET_TARGET=${WAF_GET_TARGET:-2}
-WAF_POST_TARGET=${WAF_POST_TARGET:-1}
+WAF_GET_TARGET=${WAF_GET_TARGET:-4}
+WAF_POST_TARGET=${WAF_POST_TARGET:-10}
 WAF_CPUPROFILE=${WAF_CPUPROFILE:-0}
 WAF_POST_CONNS=${WAF_POST_CONNS:-8}
 WAF_CRS_RULES=/usr/share/modsecurity-crs/rules

@@ -3,6 +3,7 @@ package waf
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,6 +55,10 @@ type Options struct {
 	// Budget bounds the body bytes held for inspection, shared by every
 	// policy given it (waf_buffer_limit). Nil: no bound.
 	Budget *Budget
+
+	// root serves the CRS instead of crsFS (the differential test's
+	// reference engine). Nil: crsFS.
+	root fs.FS
 }
 
 // Policy is one compiled WAF policy. It is immutable and safe for
@@ -69,6 +74,7 @@ type Policy struct {
 	respLimit int64
 	respCut   bool // inspect the first respLimit bytes of larger responses
 	budget    *Budget
+	root      fs.FS // nil: crsFS
 	audit     *AuditLog
 	auditSet  *AuditLogs // where audit came from; nil when injected
 	hooks     Hooks
@@ -106,7 +112,7 @@ func (p *Policy) Close() error {
 // Compile builds the policy called name. A policy in mode off compiles to
 // a Policy whose Inspect does nothing (use Validate to check its rules).
 func Compile(name string, cfg *config.WAFPolicy, opt Options) (*Policy, error) {
-	p := &Policy{name: name, mode: cfg.Mode, cfg: cfg, hooks: opt.Hooks, inspectRx: cfg.InspectResponse, budget: opt.Budget}
+	p := &Policy{name: name, mode: cfg.Mode, cfg: cfg, hooks: opt.Hooks, inspectRx: cfg.InspectResponse, budget: opt.Budget, root: opt.root}
 	if p.mode == "" {
 		p.mode = config.DefaultWAFMode
 	}
@@ -221,8 +227,12 @@ func (p *Policy) build(baseDir string) error {
 	}
 
 	rules := make(map[int]struct{}, 1024)
+	root := p.root
+	if root == nil {
+		root = crsFS()
+	}
 	conf := func() coraza.WAFConfig {
-		c := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(crsFS()),
+		c := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(root),
 			func(r types.RuleMetadata) { rules[r.ID()] = struct{}{} }).
 			WithDirectives(engineSettings(&setup, p.bodyLimit, p.respLimit)).
 			WithDirectives(crsSetup(&setup)).

@@ -14,6 +14,7 @@ import (
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	re2 "github.com/wasilibs/go-re2"
 	"rsc.io/binaryregexp"
+	bsyntax "rsc.io/binaryregexp/syntax"
 )
 
 // The @rx operator is replaced with one that runs RE2 (github.com/
@@ -57,6 +58,32 @@ type rxCompiled struct {
 	stdOnce sync.Once
 	std     matcher
 	pattern string
+
+	// bytesLit: the byte matcher's pattern is this string of bytes and
+	// nothing else (the CRS's 944210, a Java serialization header), so a
+	// value without it cannot match. Empty: not such a pattern.
+	bytesLit string
+}
+
+// byteLiteral returns the bytes a byte matcher's pattern spells when it is
+// a plain literal (no case folding, no operators), else "".
+func byteLiteral(pattern string) string {
+	re, err := bsyntax.Parse(pattern, bsyntax.Perl)
+	if err != nil {
+		return ""
+	}
+	re = re.Simplify()
+	if re.Op != bsyntax.OpLiteral || re.Flags&bsyntax.FoldCase != 0 {
+		return ""
+	}
+	b := make([]byte, len(re.Rune))
+	for i, r := range re.Rune {
+		if r > 0xFF {
+			return ""
+		}
+		b[i] = byte(r)
+	}
+	return string(b)
 }
 
 func (c *rxCompiled) slow() matcher {
@@ -79,7 +106,7 @@ func newRX(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &rxCompiled{std: re}, nil
+			return &rxCompiled{std: re, bytesLit: byteLiteral(opt.Arguments)}, nil
 		}
 		// Parsing finds every error compiling would, and gives the same
 		// error as regexp.Compile.
@@ -112,6 +139,9 @@ func memoize(m plugintypes.Memoizer, key string, fn func() (any, error)) (any, e
 
 func (c *rxCompiled) Evaluate(tx plugintypes.TransactionState, value string) bool {
 	if c.pre != nil && !c.pre.mayMatch(value) {
+		return false
+	}
+	if c.bytesLit != "" && !strings.Contains(value, c.bytesLit) {
 		return false
 	}
 	re := c.fast

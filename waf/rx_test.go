@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"rsc.io/binaryregexp"
 )
 
 // captureState records what @rx captures.
@@ -119,5 +120,37 @@ func TestRXLazyStdConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// TestByteLiteral: a byte matcher's pattern that is a plain string of
+// bytes turns away values without it, and only those.
+func TestByteLiteral(t *testing.T) {
+	cases := []struct {
+		pattern, lit string
+		values       []string
+	}{
+		{`\xac\xed\x00\x05`, "\xac\xed\x00\x05", []string{"", "\xac\xed\x00", "a\xac\xed\x00\x05b", "\xac\xed\x00\x06"}},
+		{`\xac\xed|x`, "", []string{"x", "\xac\xed"}},
+		{`(?i)\xffab`, "", []string{"\xffAB", "\xffab"}},
+		{`\xff+`, "", []string{"\xff\xff"}},
+	}
+	for _, c := range cases {
+		t.Run(c.pattern, func(t *testing.T) {
+			if got := byteLiteral(c.pattern); got != c.lit {
+				t.Fatalf("byteLiteral = %q; want %q", got, c.lit)
+			}
+			op, err := newRX(plugintypes.OperatorOptions{Arguments: c.pattern})
+			if err != nil {
+				t.Fatal(err)
+			}
+			re := binaryregexp.MustCompile(c.pattern)
+			for _, v := range c.values {
+				st := &captureState{fields: map[int]string{}}
+				if got, want := op.Evaluate(st, v), re.MatchString(v); got != want {
+					t.Errorf("Evaluate(%q) = %v; the byte matcher says %v", v, got, want)
+				}
+			}
+		})
 	}
 }

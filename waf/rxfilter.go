@@ -4,6 +4,7 @@ package waf
 
 import (
 	"regexp/syntax"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -17,13 +18,21 @@ import (
 //   - minLen: every match is at least this many bytes long (each rune of
 //     a match takes at least one byte, an invalid byte included);
 //   - need: every match contains at least one of these bytes, compared
-//     without case. It is only consulted for values that are all ASCII:
-//     under (?i) a regular expression also folds "k" to U+212A and "s" to
-//     U+017F, and an invalid byte matches as U+FFFD, so a value with any
-//     byte above 0x7F runs the expression whatever need says;
+//     without case. Bytes above 0x7F never count as one of them: a valid
+//     multi-byte sequence decodes to a rune above 0x7F and an invalid byte
+//     to U+FFFD, and the only such runes that fold to ASCII under (?i) are
+//     U+212A (Kelvin sign, "k") and U+017F (long s, "s"). A value with
+//     either runs the expression whatever need says;
 //   - lits: every match contains one of these strings of two or more
-//     bytes, compared without case; consulted, like need, only for values
-//     that are all ASCII (rxliterals.go).
+//     bytes, compared without case; bytes above 0x7F count as for need
+//     (rxliterals.go);
+//   - clean: the literals of the pattern with every character that is not
+//     a letter, a digit or one of " ,.-_:/" taken out of it (cleanPattern).
+//     A value made of those characters only can match the pattern only as
+//     it matches the cleaned pattern, whose literals are often decisive
+//     where the pattern's own are not: the CRS's command rules allow quotes
+//     and backslashes between the letters of each word (b["'\\]*u...),
+//     which hides every literal, while a clean value must spell the word.
 //
 // All three are conservative: where the analysis is unsure it answers "may
 // match". FuzzRXPrefilter and TestRXPrefilterCRS hold it to that against
@@ -32,6 +41,9 @@ type prefilter struct {
 	minLen int
 	need   *[128]bool // nil: no byte requirement
 	lits   *literals  // nil: no literal requirement
+	clean  *literals  // for clean values; nil: none (see cleanNever)
+	// cleanNever: no clean value matches the pattern.
+	cleanNever bool
 }
 
 // mayMatch reports whether s can match; false is certain.
@@ -42,22 +54,49 @@ func (p *prefilter) mayMatch(s string) bool {
 	if p.need != nil && !p.hasNeeded(s) {
 		return false
 	}
-	return p.lits == nil || p.lits.containedIn(s)
+	if p.lits != nil && !p.lits.containedIn(s) {
+		return false
+	}
+	if (p.clean != nil || p.cleanNever) && isClean(s) {
+		return !p.cleanNever && p.clean.containedIn(s)
+	}
+	return true
 }
 
-// hasNeeded reports whether s has a needed byte, or one above 0x7F.
+// hasNeeded reports whether s has a needed byte, or a rune that folds to
+// ASCII (foldsAt).
 func (p *prefilter) hasNeeded(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= utf8.RuneSelf || p.need[c] {
+		if c >= utf8.RuneSelf {
+			if foldsAt(s, i) {
+				return true
+			}
+			continue
+		}
+		if p.need[c] {
 			return true
 		}
 	}
 	return false
 }
 
+// foldsAt reports whether s holds U+212A or U+017F at i, in UTF-8: the
+// only runes above 0x7F that fold to ASCII letters (k and s).
+func foldsAt(s string, i int) bool {
+	switch s[i] {
+	case 0xE2:
+		return i+2 < len(s) && s[i+1] == 0x84 && s[i+2] == 0xAA
+	case 0xC5:
+		return i+1 < len(s) && s[i+1] == 0xBF
+	}
+	return false
+}
+
 // useful reports whether the prefilter can ever answer false.
-func (p *prefilter) useful() bool { return p.minLen > 0 || p.need != nil || p.lits != nil }
+func (p *prefilter) useful() bool {
+	return p.minLen > 0 || p.need != nil || p.lits != nil || p.clean != nil || p.cleanNever
+}
 
 // maxMinLen bounds minLen's arithmetic (x{1000}{1000}).
 const maxMinLen = 1 << 20
@@ -77,8 +116,14 @@ func newPrefilter(pattern string) prefilter {
 		}
 		p.need = need
 	}
-	if set := needLiterals(re).best(); len(set) > 0 && len(set) <= maxLiterals {
+	if set := needLiterals(re).best(defaultLimits); len(set) > 0 && len(set) <= maxLiterals {
 		p.lits = newLiterals(set)
+	}
+	if c := cleanPattern(re); c == nil {
+		p.cleanNever = true
+	} else if set := wideLimits.need(c).best(wideLimits); len(set) > 0 && len(set) <= maxWide &&
+		(p.lits == nil || !slices.Equal(set, p.lits.set)) {
+		p.clean = newLiterals(set)
 	}
 	return p
 }
@@ -230,4 +275,132 @@ func cost(s byteSet) int {
 // through.
 func selective(s byteSet) bool {
 	return cost(s) < 4*(1<<8)
+}
+
+// cleanByte holds the bytes of a clean value: letters, digits, and
+// " ,.-_:/", which benign text, JSON values and paths are made of.
+var cleanByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range " ,.-_:/" {
+		t[c] = true
+	}
+	return t
+}()
+
+// isClean reports whether s is made of clean bytes only.
+func isClean(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !cleanByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// cleanPattern returns re with every character that is not a clean byte
+// taken out, or nil when what is left matches nothing. Every match of re
+// in a clean value is a match of the result: the parts of re that the
+// match used matched clean text only, and the result keeps exactly those.
+// re is not modified.
+func cleanPattern(re *syntax.Regexp) *syntax.Regexp {
+	switch re.Op {
+	case syntax.OpNoMatch:
+		return nil
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			if r >= utf8.RuneSelf || !cleanByte[r] {
+				return nil
+			}
+		}
+		return re
+	case syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		var ranges []rune
+		for c := rune(0); c < utf8.RuneSelf; c++ {
+			if cleanByte[c] && classHas(re, c) {
+				if n := len(ranges); n > 0 && ranges[n-1] == c-1 {
+					ranges[n-1] = c
+				} else {
+					ranges = append(ranges, c, c)
+				}
+			}
+		}
+		if len(ranges) == 0 {
+			return nil
+		}
+		return &syntax.Regexp{Op: syntax.OpCharClass, Flags: re.Flags, Rune: ranges}
+	case syntax.OpCapture, syntax.OpPlus:
+		sub := cleanPattern(re.Sub[0])
+		if sub == nil {
+			return nil
+		}
+		return withSubs(re, sub)
+	case syntax.OpStar, syntax.OpQuest:
+		sub := cleanPattern(re.Sub[0])
+		if sub == nil {
+			return &syntax.Regexp{Op: syntax.OpEmptyMatch, Flags: re.Flags}
+		}
+		return withSubs(re, sub)
+	case syntax.OpRepeat:
+		sub := cleanPattern(re.Sub[0])
+		if sub == nil {
+			if re.Min == 0 {
+				return &syntax.Regexp{Op: syntax.OpEmptyMatch, Flags: re.Flags}
+			}
+			return nil
+		}
+		return withSubs(re, sub)
+	case syntax.OpConcat:
+		subs := make([]*syntax.Regexp, len(re.Sub))
+		for i, s := range re.Sub {
+			if subs[i] = cleanPattern(s); subs[i] == nil {
+				return nil
+			}
+		}
+		return withSubs(re, subs...)
+	case syntax.OpAlternate:
+		var subs []*syntax.Regexp
+		for _, s := range re.Sub {
+			if c := cleanPattern(s); c != nil {
+				subs = append(subs, c)
+			}
+		}
+		switch len(subs) {
+		case 0:
+			return nil
+		case 1:
+			return subs[0]
+		}
+		return withSubs(re, subs...)
+	default: // empty-width assertions, empty match
+		return re
+	}
+}
+
+// classHas reports whether the one-character node re matches c.
+func classHas(re *syntax.Regexp, c rune) bool {
+	switch re.Op {
+	case syntax.OpAnyChar:
+		return true
+	case syntax.OpAnyCharNotNL:
+		return c != '\n'
+	}
+	for i := 0; i < len(re.Rune); i += 2 {
+		if re.Rune[i] <= c && c <= re.Rune[i+1] {
+			return true
+		}
+	}
+	return false
+}
+
+// withSubs returns a copy of re with the given sub-expressions.
+func withSubs(re *syntax.Regexp, subs ...*syntax.Regexp) *syntax.Regexp {
+	c := *re
+	c.Sub = subs
+	c.Sub0 = [1]*syntax.Regexp{}
+	return &c
 }

@@ -3,6 +3,7 @@
 package waf
 
 import (
+	"fmt"
 	"io/fs"
 	"regexp"
 	"slices"
@@ -33,12 +34,16 @@ func TestPrefilter(t *testing.T) {
 		{"(?i)k", 1, "Kk", []string{"x"}, []string{"\u212a"}},
 		{"(?i)ks", 2, "Kk", []string{"ss"}, []string{"\u212a\u017f"}},
 		{"(?i)xk", 2, "Xx", []string{"zz"}, []string{"x\u212a", "\u212a\u212a"}},
-		// A non-ASCII byte always runs the expression.
-		{"abc;", 4, ";", nil, []string{"ab\xffc", "abc\u00e9"}},
+		// Bytes above 0x7F match no needed byte, except in U+212A and
+		// U+017F.
+		{"abc;", 4, ";", []string{"ab\xffc", "abc\u00e9"}, []string{"abc;\xff"}},
+		{"(?i)ab[k;]", 3, "Bb", nil, []string{"ab\u212a"}},
+		{"(?i)x[k;]", 2, "Xx", nil, []string{"\xe2\x84\xaa", "\xc5\xbf\xc5"}},
+		{"(?i)x[k;]", 2, "Xx", []string{"\xe2\x84\xab", "\xc5\xc5\xe2\x84", "\xe2\xe2\x84"}, nil},
 		{"[^a]", 1, "-", nil, []string{"b"}},
 		{"a{0}b", 1, "Bb", []string{"a"}, []string{"b"}},
 		{"(?:ab){2,}", 4, "Bb", []string{"aaaa", "ab"}, []string{"abab"}},
-		{"[\\x{100}-\\x{200}]", 1, "-", nil, []string{"a"}},
+		{"[\\x{100}-\\x{200}]", 1, "-", []string{"a"}, []string{"\u0150"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pattern, func(t *testing.T) {
@@ -188,6 +193,7 @@ func TestPrefilterLiterals(t *testing.T) {
 		{"ab|c", "-", nil, []string{"c"}}, // "c" is one byte: the need set's work
 		{"(?i)kelvin", "kelvin", []string{"kelvi"}, []string{"\u212aelvin", "KELVIN"}},
 		{"s\\x{e9}l", "-", nil, []string{"s\u00e9l"}},
+		{"(?i)kelvin", "kelvin", []string{"kelvi\xff", "\xffkelvi"}, []string{"\xc5\xbfkelvi", "\xe2\x84\xaaelvi"}},
 	}
 	for _, c := range cases {
 		t.Run(c.pattern, func(t *testing.T) {
@@ -204,6 +210,69 @@ func TestPrefilterLiterals(t *testing.T) {
 			checkMayMatch(t, &p, c.pattern, c.no, c.may)
 		})
 	}
+}
+
+// TestPrefilterClean: values made of letters, digits and " ,.-_:/" only
+// are held to the literals of the pattern without its other characters.
+func TestPrefilterClean(t *testing.T) {
+	cases := []struct {
+		pattern string
+		clean   string // the clean literals, sorted, space-separated; "-": none; "never"
+		no, may []string
+	}{
+		// The CRS's command words: quotes and backslashes may separate
+		// the letters; a clean value must spell the word.
+		{`(?i)\bc["'\x5c]*u["'\x5c]*r["'\x5c]*l\b|w["'\x5c]*g["'\x5c]*e["'\x5c]*t`, "curl wget",
+			[]string{"cu rl", "a w-get", "Cotton shirt, machine washable"},
+			[]string{"c'url", "CURL x", "w\\get", "x\"curl"}},
+		{`<[a-z]+>|x?;`, "never", []string{"", "b", "a b", "x"}, []string{"<b>", ";"}},
+		{`(?i)(?:^|[;|])s["\x5c]*h\b`, "sh", []string{"a sx", "s h"}, []string{"sh", ";s'h", "x|sh"}},
+		{`[a-z]+`, "-", nil, []string{"abc"}},
+	}
+	for _, c := range cases {
+		t.Run(c.pattern, func(t *testing.T) {
+			p := newPrefilter(c.pattern)
+			got := "-"
+			switch {
+			case p.cleanNever:
+				got = "never"
+			case p.clean != nil:
+				s := slices.Clone(p.clean.set)
+				slices.Sort(s)
+				got = strings.Join(s, " ")
+			}
+			if got != c.clean {
+				t.Errorf("clean literals %q; want %q", got, c.clean)
+			}
+			checkMayMatch(t, &p, c.pattern, c.no, c.may)
+		})
+	}
+}
+
+// TestPrefilterCleanWide: a clean pattern with more strings than the
+// pattern's own literals may have (the CRS's lists of command names) is
+// searched by byte pairs, and answers as the pattern does.
+func TestPrefilterCleanWide(t *testing.T) {
+	var words []string
+	for i := range 60 {
+		w := fmt.Sprintf("cmd%c%c", 'a'+i/26, 'a'+i%26)
+		var b strings.Builder
+		for j := range len(w) {
+			if j > 0 {
+				b.WriteString(`["'\x5c]*`)
+			}
+			b.WriteByte(w[j])
+		}
+		words = append(words, b.String())
+	}
+	pattern := `(?i)(?:^|;)(?:` + strings.Join(words, "|") + `)\b`
+	p := newPrefilter(pattern)
+	if p.clean == nil || len(p.clean.set) != 60 || p.clean.pairs == nil {
+		t.Fatalf("clean literals %v; want the 60 words, by pairs", p.clean)
+	}
+	checkMayMatch(t, &p, pattern,
+		[]string{"cmd", "cm dab", "cmdzz", "a cmd ab", "xcmdxx"},
+		[]string{"cmdab", "CMDBC", ";cmdaz", "c'mdab", "c\\mdab x", "x cmdab"})
 }
 
 // TestLiteralsBounded: strings with long shared prefixes on a long value

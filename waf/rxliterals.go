@@ -25,6 +25,21 @@ const (
 	maxLiterals = 32 // strings in a required set
 )
 
+// litLimits bound the analysis. The pattern's own literals use the limits
+// above; the clean literals (rxfilter.go) larger ones, for the CRS's word
+// lists (932*: hundreds of command names), searched by byte pairs.
+type litLimits struct {
+	exact, exactLen, literals int
+}
+
+var (
+	defaultLimits = litLimits{maxExact, maxExactLen, maxLiterals}
+	wideLimits    = litLimits{maxWide, maxExactLen, maxWide}
+)
+
+// maxWide is the most strings of a set under wideLimits.
+const maxWide = 1024
+
 type litInfo struct {
 	exact []string // every string the node matches, lowercased; nil: unknown
 	req   []string // a match contains one of these; nil: nothing known
@@ -32,8 +47,8 @@ type litInfo struct {
 
 // best returns the node's most useful requirement: its exact set when no
 // string of it is empty, else its required set.
-func (l litInfo) best() []string {
-	if l.exact != nil && len(l.exact) <= maxLiterals && !slices.Contains(l.exact, "") {
+func (l litInfo) best(lim litLimits) []string {
+	if l.exact != nil && len(l.exact) <= lim.literals && !slices.Contains(l.exact, "") {
 		return l.exact
 	}
 	return l.req
@@ -41,7 +56,9 @@ func (l litInfo) best() []string {
 
 var emptyOnly = litInfo{exact: []string{""}}
 
-func needLiterals(re *syntax.Regexp) litInfo {
+func needLiterals(re *syntax.Regexp) litInfo { return defaultLimits.need(re) }
+
+func (lim litLimits) need(re *syntax.Regexp) litInfo {
 	switch re.Op {
 	case syntax.OpLiteral:
 		var b strings.Builder
@@ -71,39 +88,39 @@ func needLiterals(re *syntax.Regexp) litInfo {
 		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		return emptyOnly
 	case syntax.OpCapture:
-		return needLiterals(re.Sub[0])
+		return lim.need(re.Sub[0])
 	case syntax.OpQuest:
-		sub := needLiterals(re.Sub[0])
-		if sub.exact == nil || len(sub.exact) >= maxExact {
+		sub := lim.need(re.Sub[0])
+		if sub.exact == nil || len(sub.exact) >= lim.exact {
 			return litInfo{}
 		}
 		return litInfo{exact: addString(slices.Clone(sub.exact), "")}
 	case syntax.OpPlus:
-		return litInfo{req: needLiterals(re.Sub[0]).best()}
+		return litInfo{req: lim.need(re.Sub[0]).best(lim)}
 	case syntax.OpRepeat:
 		if re.Min == 0 {
 			return litInfo{}
 		}
-		sub := needLiterals(re.Sub[0])
+		sub := lim.need(re.Sub[0])
 		if re.Min == 1 && re.Max == 1 {
 			return sub
 		}
-		return litInfo{req: sub.best()}
+		return litInfo{req: sub.best(lim)}
 	case syntax.OpConcat:
-		return concatLiterals(re.Sub)
+		return lim.concat(re.Sub)
 	case syntax.OpAlternate:
 		var exact, req []string
 		exactKnown, reqKnown := true, true
 		for _, sub := range re.Sub {
-			l := needLiterals(sub)
-			if exactKnown && l.exact != nil && len(exact)+len(l.exact) <= maxExact {
+			l := lim.need(sub)
+			if exactKnown && l.exact != nil && len(exact)+len(l.exact) <= lim.exact {
 				for _, s := range l.exact {
 					exact = addString(exact, s)
 				}
 			} else {
 				exactKnown = false
 			}
-			if b := l.best(); reqKnown && b != nil && len(req)+len(b) <= maxLiterals {
+			if b := l.best(lim); reqKnown && b != nil && len(req)+len(b) <= lim.literals {
 				for _, s := range b {
 					req = addString(req, s)
 				}
@@ -124,25 +141,25 @@ func needLiterals(re *syntax.Regexp) litInfo {
 	}
 }
 
-// concatLiterals: the exact sets of consecutive parts multiply out (while
+// concat: the exact sets of consecutive parts multiply out (while
 // small); each run of them, and each part's own requirement, is a
 // requirement of the whole; the longest is kept.
-func concatLiterals(subs []*syntax.Regexp) litInfo {
+func (lim litLimits) concat(subs []*syntax.Regexp) litInfo {
 	var best []string
 	consider := func(set []string) {
-		if set == nil || slices.Contains(set, "") || len(set) > maxLiterals {
+		if set == nil || slices.Contains(set, "") || len(set) > lim.literals {
 			return
 		}
-		if best == nil || shortest(set) > shortest(best) ||
-			(shortest(set) == shortest(best) && len(set) < len(best)) {
+		if best == nil || lim.shortest(set) > lim.shortest(best) ||
+			(lim.shortest(set) == lim.shortest(best) && len(set) < len(best)) {
 			best = set
 		}
 	}
 	run, allExact := []string{""}, true
 	for _, sub := range subs {
-		l := needLiterals(sub)
+		l := lim.need(sub)
 		if l.exact != nil {
-			if next, ok := cross(run, l.exact); ok {
+			if next, ok := lim.cross(run, l.exact); ok {
 				run = next
 				continue
 			}
@@ -165,14 +182,14 @@ func concatLiterals(subs []*syntax.Regexp) litInfo {
 }
 
 // cross returns every a+b, or false when that is too many or too long.
-func cross(as, bs []string) ([]string, bool) {
-	if len(as)*len(bs) > maxExact {
+func (lim litLimits) cross(as, bs []string) ([]string, bool) {
+	if len(as)*len(bs) > lim.exact {
 		return nil, false
 	}
 	out := make([]string, 0, len(as)*len(bs))
 	for _, a := range as {
 		for _, b := range bs {
-			if len(a)+len(b) > maxExactLen {
+			if len(a)+len(b) > lim.exactLen {
 				return nil, false
 			}
 			out = addString(out, a+b)
@@ -181,8 +198,8 @@ func cross(as, bs []string) ([]string, bool) {
 	return out, true
 }
 
-func shortest(set []string) int {
-	n := maxExactLen + 1
+func (lim litLimits) shortest(set []string) int {
+	n := lim.exactLen + 1
 	for _, s := range set {
 		n = min(n, len(s))
 	}
@@ -208,7 +225,16 @@ func lowerASCII(c byte) byte {
 type literals struct {
 	first [128]bool // first bytes of the strings, both cases
 	set   []string
+
+	// For sets of more than maxLiterals strings: the strings by their
+	// first two bytes (pairKey), and the set of those pairs.
+	pairs  *[1 << 16 / 64]uint64
+	byPair map[uint16][]string
+	bucket int // bytes in the largest bucket of byPair
 }
+
+// pairKey is the key of two bytes, ASCII letters lowered.
+func pairKey(a, b byte) uint16 { return uint16(lowerASCII(a))<<8 | uint16(lowerASCII(b)) }
 
 func newLiterals(set []string) *literals {
 	l := &literals{}
@@ -222,26 +248,59 @@ func newLiterals(set []string) *literals {
 			l.first[s[0]-'a'+'A'] = true
 		}
 	}
+	if len(l.set) > maxLiterals {
+		l.pairs, l.byPair = new([1 << 16 / 64]uint64), map[uint16][]string{}
+		for _, s := range l.set {
+			k := pairKey(s[0], s[1])
+			l.pairs[k>>6] |= 1 << (k & 63)
+			l.byPair[k] = append(l.byPair[k], s)
+		}
+		for _, b := range l.byPair {
+			n := 0
+			for _, w := range b {
+				n += len(w)
+			}
+			l.bucket = max(l.bucket, n)
+		}
+	}
 	return l
 }
 
 // containedIn reports whether s contains one of the strings without case,
-// or has a byte above 0x7F (then the answer is not known: true). Its work
+// or has a rune that folds to ASCII (foldsAt: then the answer is not
+// known, true). Other bytes above 0x7F match no byte of
+// a string (rxfilter.go says why). Its work
 // is bounded by a budget linear in len(s): strings that share long
 // prefixes could otherwise make a crafted value (a megabyte of "a") cost
 // len(s) times their total length; when the budget runs out the answer is
 // true and RE2, linear in any case, decides.
 func (l *literals) containedIn(s string) bool {
-	budget := 4*len(s) + 64
+	// A wide set's budget allows one full bucket more: a bucket's strings
+	// share their first two bytes and are all compared where those are.
+	budget := 4*len(s) + 64 + l.bucket
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			return true
+			if foldsAt(s, i) {
+				return true
+			}
+			continue
 		}
 		if !l.first[c] {
 			continue
 		}
-		for _, w := range l.set {
+		set := l.set
+		if l.pairs != nil {
+			if i+1 >= len(s) {
+				break
+			}
+			k := pairKey(c, s[i+1])
+			if l.pairs[k>>6]&(1<<(k&63)) == 0 {
+				continue
+			}
+			set = l.byPair[k]
+		}
+		for _, w := range set {
 			n, ok := prefixFold(s[i:], w)
 			if ok {
 				return true
@@ -255,17 +314,15 @@ func (l *literals) containedIn(s string) bool {
 }
 
 // prefixFold reports whether s starts with w (lowercase ASCII) without
-// case, a byte above 0x7F in s counting as a match (not known), and how
-// many bytes it compared.
+// case, and how many bytes it compared. A byte above 0x7F in s matches no
+// byte of w: where it starts a rune that folds to ASCII, containedIn
+// answers true when it reaches the rune.
 func prefixFold(s, w string) (int, bool) {
 	if len(s) < len(w) {
 		return 1, false
 	}
 	for j := 0; j < len(w); j++ {
 		c := s[j]
-		if c >= utf8.RuneSelf {
-			return j + 1, true
-		}
 		if lowerASCII(c) != w[j] {
 			return j + 1, false
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -200,6 +201,12 @@ func (p *Policy) build(baseDir string) error {
 		}
 	}
 
+	for i, g := range cfg.RampartRulesDisabled {
+		if !slices.Contains(config.RampartRuleGroups, g) {
+			return p.errorf("rampart_rules_disabled[%d]: %q is not a group of Rampart's rules", i, g)
+		}
+	}
+
 	// The policy's own directives, each with its source and line.
 	user := splitDirectives("rules", cfg.Rules)
 	for _, f := range cfg.RuleFiles {
@@ -227,6 +234,7 @@ func (p *Policy) build(baseDir string) error {
 			WithDirectives(engineSettings(&setup, p.bodyLimit, p.respLimit)).
 			WithDirectives(crsSetup(&setup)).
 			WithDirectives(early.String()).
+			WithDirectives(rampartRules(cfg)).
 			WithDirectives(crsRules)
 		for _, d := range user {
 			c = c.WithDirectives(d.text)

@@ -1,0 +1,20 @@
+package config
+
+// DefaultRampartRules is WAFPolicy.RampartRules when omitted: Rampart's
+// own rules run on top of the CRS.
+const DefaultRampartRules = true
+
+// RampartRuleGroups are the groups of Rampart's own WAF rules, the names
+// WAFPolicy.RampartRulesDisabled accepts (docs/waf-rules.md):
+//   - decode: decoded forms of arguments, JSON values and cookies;
+//   - headers: values of non-standard request headers;
+//   - path: path segments and matrix parameters;
+//   - uploads: multipart field names and file names;
+//   - graphql: string arguments of GraphQL queries;
+//   - libinjection: libinjection SQLi and XSS on the forms above;
+//   - xxe: external entities, DOCTYPE declarations, XInclude;
+//   - ssti: server-side template expressions;
+//   - nosql: MongoDB query operators and JavaScript;
+//   - ldap: LDAP filter injection;
+//   - cmdi: shell command injection on the forms above.
+var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi"}

@@ -1,0 +1,123 @@
+package waf
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// Rampart's own rules (docs/waf-rules.md) have ids from rampartBaseID to
+// rampartLastID: no CRS rule (1 to 999999), no exclusion rule (95000000
+// and up) and no adapter note (951000xx) is in that range.
+const (
+	rampartBaseID = 9500000
+	rampartLastID = 9500999
+)
+
+// rampartRules returns the SecLang of Rampart's own rules for the policy,
+// or "" when rampart_rules is off. They load after the CRS setup and
+// before the CRS rules: the expansion pass (9500000) must run before the
+// CRS rules of phase 2 read ARGS, and the detection rules before the CRS
+// blocking evaluation (949110) adds up the score. Every detection rule is
+// of phase 2, after the CRS initialization (phase 1) has set the scores
+// to zero.
+func rampartRules(p *config.WAFPolicy) string {
+	if p.RampartRules != nil && !*p.RampartRules {
+		return ""
+	}
+	on := func(g string) bool { return !slices.Contains(p.RampartRulesDisabled, g) }
+	var b strings.Builder
+	var expand []string
+	for _, g := range [...]string{"decode", "headers", "path", "uploads", "graphql"} {
+		if on(g) {
+			expand = append(expand, g)
+		}
+	}
+	if len(expand) > 0 {
+		b.WriteString(`SecAction "id:9500000,phase:2,pass,nolog,t:none,rampart_expand:` + strings.Join(expand, "/") + `"
+SecRule TX:rampart_expand_over "@eq 1" "id:9500001,phase:2,block,t:none,msg:'Rampart: too many values to decode for inspection',tag:'rampart',tag:'rampart/decode',severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
+`)
+	}
+	for _, g := range ruleGroups {
+		if on(g.name) {
+			b.WriteString(g.rules)
+		}
+	}
+	return b.String()
+}
+
+// ruleGroup is a group of detection rules that can be switched off.
+type ruleGroup struct {
+	name  string
+	rules string
+}
+
+// Targets of the detection rules: every argument (the expanded values of
+// ARGS_PATH included), argument name, cookie and XML value.
+const (
+	allTargets = `ARGS|ARGS_NAMES|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|XML:/*|XML://@*`
+	// scoreCritical adds a critical finding to the CRS inbound score.
+	scoreCritical = `severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'`
+	logMatch      = `logdata:'Matched Data: %{TX.0} found within %{MATCHED_VAR_NAME}: %{MATCHED_VAR}'`
+)
+
+func detect(id, group, target, op, msg string) string {
+	op = strings.ReplaceAll(op, `"`, `\"`)
+	return `SecRule ` + target + ` "` + op + `" "id:` + id + `,phase:2,block,capture,t:none,msg:'Rampart: ` + msg + `',` + logMatch +
+		`,tag:'rampart',tag:'rampart/` + group + `',tag:'paranoia-level/1',` + scoreCritical + "\"\n"
+}
+
+var ruleGroups = []ruleGroup{
+	{"libinjection", detect("9500100", "libinjection", "ARGS_PATH", "@detectSQLi", "SQL injection in a decoded value (libinjection)") +
+		detect("9500101", "libinjection", "ARGS_PATH", "@detectXSS", "XSS in a decoded value (libinjection)")},
+	{"xxe", xxeRules},
+	{"ssti", sstiRules},
+	{"nosql", nosqlRules},
+	{"ldap", ldapRules},
+	{"cmdi", cmdiRules},
+}
+
+// xxeRules find XML external entities, entity declarations in a DOCTYPE's
+// internal subset (entity expansion), external DTDs other than the W3C's,
+// and XInclude, in the raw body (an XML body Coraza could not parse still
+// reaches the application's parser) and in every value.
+var xxeRules = detect("9500200", "xxe", "REQUEST_BODY|"+allTargets, `@rx <!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "XML external entity") +
+	detect("9500201", "xxe", "REQUEST_BODY|"+allTargets, `@rx <!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "XML entity declaration in a DOCTYPE") +
+	`SecRule REQUEST_BODY|` + allTargets + ` "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:SYSTEM\s*|PUBLIC\s*(?:\"[^\"]*\"|'[^']*')\s*)(?:\"[^\"]*\"|'[^']*')" "id:9500202,phase:2,block,capture,t:none,msg:'Rampart: XML document with an external DTD',` + logMatch + `,tag:'rampart',tag:'rampart/xxe',tag:'paranoia-level/1',` + scoreCritical + `,chain"
+SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none"
+` +
+	detect("9500203", "xxe", "REQUEST_BODY|"+allTargets, `@rx (?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "XInclude")
+
+// sstiRules find template expressions that compute (arithmetic on
+// literals), call, or reach for objects no template needs (dunder
+// attributes, class loaders, runtimes). A plain placeholder ({{name}},
+// ${HOME}, {{ user.name }}) does not match.
+var sstiRules = detect("9500300", "ssti", allTargets,
+	`@rx (?:\{\{|\{%|\$\{|#\{|\*\{|@\{|~\{|<%=?|\[\[|@\()[^}%\]]{0,200}?(?:\d\s*[-+*/%]\s*['"]?\d|['"]\w*['"]\s*[*+]\s*\d|__\w+__|\b(?:class|mro|subclasses|globals|builtins|getClass|forName|getRuntime|Runtime|ProcessBuilder|exec|popen|system|eval|import|require|constructor|lipsum|cycler|joiner|namespace|self|config|request|application|dump|range|getattr|attr)\b\s*[.(\[|]|\w\s*\(|\|\s*\w+\s*\()`,
+	"server-side template injection") +
+	detect("9500301", "ssti", allTargets, `@rx <#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "server-side template directive")
+
+// nosqlRules find MongoDB query operators in argument names
+// (user[$ne]=x, {"user": {"$ne": x}}) and values, and the server-side
+// JavaScript of $where.
+var nosqlRules = detect("9500400", "nosql", "ARGS_NAMES",
+	`@rx (?:^|[.\[])\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|function|accumulator|elemMatch|type|mod|all|size|jsonSchema|text)\]?$`,
+	"NoSQL operator in an argument name") +
+	detect("9500401", "nosql", allTargets,
+		`@rx \$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)`,
+		"NoSQL injection")
+
+// ldapRules find a value that closes an LDAP filter and opens another,
+// or an OR/AND/NOT filter of attribute assertions.
+var ldapRules = detect("9500500", "ldap", allTargets,
+	`@rx (?:\)\s*\(\s*[|&!]?\s*\(?\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\(\s*[|&!]\s*\(\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\*\s*\)\s*\(\s*[|&!(]|\*\s*\)\s*\)\s*(?:\x00|\(|$))`,
+	"LDAP filter injection")
+
+// cmdiRules find a shell command after a command separator, or in a
+// command substitution, where the CRS (at paranoia level 1) needs longer
+// command lines: ;id, |id, `id`, $(id), with the separator at the start of
+// the value or after a quote.
+var cmdiRules = detect("9500600", "cmdi", allTargets,
+	`@rx (?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`,
+	"shell command injection")

@@ -16,5 +16,7 @@ const DefaultRampartRules = true
 //   - ssti: server-side template expressions;
 //   - nosql: MongoDB query operators and JavaScript;
 //   - ldap: LDAP filter injection;
-//   - cmdi: shell command injection on the forms above.
-var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi"}
+//   - cmdi: shell command injection;
+//   - sqli: SQL and XPath injection libinjection misses;
+//   - redirect: open redirects.
+var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}

@@ -76,6 +76,8 @@ var ruleGroups = []ruleGroup{
 	{"nosql", nosqlRules},
 	{"ldap", ldapRules},
 	{"cmdi", cmdiRules},
+	{"sqli", sqliRules},
+	{"redirect", redirectRules},
 }
 
 // xxeRules find XML external entities, entity declarations in a DOCTYPE's
@@ -105,7 +107,7 @@ var nosqlRules = detect("9500400", "nosql", "ARGS_NAMES",
 	`@rx (?:^|[.\[])\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|function|accumulator|elemMatch|type|mod|all|size|jsonSchema|text)\]?$`,
 	"NoSQL operator in an argument name") +
 	detect("9500401", "nosql", allTargets,
-		`@rx \$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)`,
+		`@rx \$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`,
 		"NoSQL injection")
 
 // ldapRules find a value that closes an LDAP filter and opens another,
@@ -121,3 +123,23 @@ var ldapRules = detect("9500500", "ldap", allTargets,
 var cmdiRules = detect("9500600", "cmdi", allTargets,
 	`@rx (?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`,
 	"shell command injection")
+
+// sqliRules find what libinjection and the CRS at paranoia level 1 let
+// through: a quote that closes a string followed by a boolean comparison
+// (' or 'a'='a, x' or name()='x': SQL and XPath), and a value that starts
+// (after the literal it closes) with a tautology or an ORDER BY column
+// probe. Prose that mentions WHERE 1=1 does not start with it.
+var sqliRules = detect("9500700", "sqli", allTargets,
+	`@rx (?i)['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`,
+	"SQL or XPath injection: a closed string and a boolean comparison") +
+	detect("9500701", "sqli", allTargets,
+		`@rx (?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`,
+		"SQL injection: a tautology or a column probe")
+
+// redirectRules find values that send a redirect to another host in a
+// form a same-site check misses: a protocol-relative reference
+// (//host, /\host, /%09/host), a scheme after a slash (/https://host),
+// and credentials before the host (https://trusted@evil).
+var redirectRules = detect("9500800", "redirect", allTargets,
+	`@rx (?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`,
+	"open redirect")

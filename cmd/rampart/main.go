@@ -39,6 +39,10 @@ const usage = `usage:
                                    print the verdict, the anomaly score and the matched
                                    rules; exit 0 forwarded, 1 blocked, 2 error
                                    (rampart waf --help for the request options)
+  rampart waf eval [--config FILE --route NAME | --url URL]
+                                   replay the labelled attack and benign corpus through
+                                   a WAF policy; print block and pass rates
+                                   (rampart waf eval --help)
   rampart version                  print the version
 `
 

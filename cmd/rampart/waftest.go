@@ -76,11 +76,16 @@ func cmdWAF(args []string, stdout, stderr io.Writer) int {
 		_, _ = io.WriteString(stdout, wafUsage)
 		return 0
 	}
-	if len(args) == 0 || args[0] != "test" {
-		_, _ = io.WriteString(stderr, wafUsage)
-		return wafExitError
+	if len(args) > 0 {
+		switch args[0] {
+		case "test":
+			return cmdWAFTest(args[1:], stdout, stderr)
+		case "eval":
+			return cmdWAFEval(args[1:], stdout, stderr)
+		}
 	}
-	return cmdWAFTest(args[1:], stdout, stderr)
+	_, _ = io.WriteString(stderr, wafUsage)
+	return wafExitError
 }
 
 // wafTestArgs are the parsed arguments of rampart waf test.

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/waf/eval"
+)
+
+const wafEvalUsage = `usage: rampart waf eval [--config FILE --route NAME | --url URL] [options]
+
+Replays the labelled attack and benign corpus (docs/waf-eval.md) through a
+WAF policy and prints what was blocked: attacks by class, by placement and
+by encoding, and the benign requests passed, with the false positives and
+the rules that refused them.
+
+In process (the default), each request is parsed from its wire form by
+fasthttp and inspected by the route's compiled policy, as the proxy does;
+no upstream or listener is needed and no audit log is written. Without
+--config the policy is the default one: mode block, paranoia level 1,
+the default anomaly threshold (stock CRS). With --url the requests go to
+a running Rampart over HTTP/1.1, and a request answered with a status of
+--block-status counts as blocked (which rules matched is then unknown).
+
+Options:
+  --config FILE          the configuration file
+  --route NAME           the route whose policy inspects (required with --config)
+  --url URL              a running Rampart, http://host:port, instead
+  --host HOST            the Host sent with --url (default: the corpus's,
+                         ` + eval.DefaultHost + `)
+  --block-status LIST    statuses that mean blocked with --url (default 403)
+  --classes LIST         attack classes (default ` + "%s" + `;
+                         also: redirect)
+  --placements LIST      placements (default all: %s)
+  --encodings LIST       encodings (default all: %s)
+  --sample N             payloads of a class tried in each placement and
+                         encoding (default %d; 0: every payload)
+  --seed N               picks the sample (default %d)
+  --no-benign            attacks only
+  --corpus DIR           a corpus directory laid out as the embedded one
+  --markdown FILE        also write the tables as Markdown
+  --json FILE            also write the report as JSON
+  --fp N                 false positives listed (default 50; -1: all)
+  --timeout D            bound on the whole run (default 10m)
+
+Exit status: 0 when the run completed, 2 on a usage, configuration or
+network error.
+`
+
+func wafEvalHelp() string {
+	return fmt.Sprintf(wafEvalUsage, strings.Join(eval.DefaultClasses, ","),
+		strings.Join(eval.Placements, ","), strings.Join(eval.Encodings, ","), eval.DefaultSample, eval.DefaultSeed)
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("waf eval", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		cfgFile  = fs.String("config", "", "")
+		route    = fs.String("route", "", "")
+		target   = fs.String("url", "", "")
+		host     = fs.String("host", "", "")
+		blockSt  = fs.String("block-status", "403", "")
+		classes  = fs.String("classes", "", "")
+		places   = fs.String("placements", "", "")
+		encs     = fs.String("encodings", "", "")
+		sample   = fs.Int("sample", eval.DefaultSample, "")
+		seed     = fs.Uint64("seed", eval.DefaultSeed, "")
+		noBenign = fs.Bool("no-benign", false, "")
+		corpus   = fs.String("corpus", "", "")
+		mdFile   = fs.String("markdown", "", "")
+		jsonFile = fs.String("json", "", "")
+		maxFP    = fs.Int("fp", 50, "")
+		timeout  = fs.Duration("timeout", 10*time.Minute, "")
+		help     = fs.Bool("help", false, "")
+	)
+	fs.BoolVar(help, "h", false, "")
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "rampart waf eval: "+format+"\n", a...)
+		return wafExitError
+	}
+	if err := fs.Parse(args); err != nil {
+		fmt.Fprintf(stderr, "rampart waf eval: %v\n\n%s", err, wafEvalHelp())
+		return wafExitError
+	}
+	if *help {
+		_, _ = io.WriteString(stdout, wafEvalHelp())
+		return 0
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	if *sample < 0 {
+		return fail("--sample %d: want 0 or more", *sample)
+	}
+	sel := eval.Selection{Classes: splitList(*classes), Placements: splitList(*places),
+		Encodings: splitList(*encs), Sample: *sample, Seed: *seed, NoBenign: *noBenign}
+
+	var c *eval.Corpus
+	var err error
+	if *corpus != "" {
+		c, err = eval.Load(os.DirFS(*corpus))
+	} else {
+		c, err = eval.Embedded()
+	}
+	if err != nil {
+		return fail("%v", err)
+	}
+	cases, err := c.Cases(sel)
+	if err != nil {
+		return fail("%v", err)
+	}
+
+	var in eval.Inspector
+	var desc string
+	switch {
+	case *target != "":
+		if *cfgFile != "" {
+			return fail("--url and --config exclude each other")
+		}
+		u, err := url.Parse(*target)
+		if err != nil || u.Scheme != "http" || u.Host == "" {
+			return fail("--url %q: want http://host:port", *target)
+		}
+		addr := u.Host
+		if u.Port() == "" {
+			addr += ":80"
+		}
+		var statuses []int
+		for _, s := range splitList(*blockSt) {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 100 || n > 599 {
+				return fail("--block-status %q: want HTTP statuses", *blockSt)
+			}
+			statuses = append(statuses, n)
+		}
+		r := &eval.Remote{Addr: addr, Host: *host, BlockStatuses: statuses}
+		defer r.Close()
+		in, desc = r, *target
+	default:
+		pc, name, routeName, base := &config.WAFPolicy{}, "default", "eval", ""
+		desc = "the default policy (mode block, paranoia level 1, stock CRS)"
+		if *cfgFile != "" {
+			if *route == "" {
+				return fail("--config needs --route NAME")
+			}
+			cfg, err := config.Load(*cfgFile)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				return wafExitError
+			}
+			rt, err := findRoute(cfg, *route)
+			if err != nil {
+				return fail("%v", err)
+			}
+			pc, name, routeName, base = cfg.WAF[rt.WAF], rt.WAF, rt.Name, filepath.Dir(cfg.File)
+			desc = fmt.Sprintf("policy %q of route %q (%s)", name, routeName, cfg.File)
+		} else if *route != "" {
+			return fail("--route needs --config FILE")
+		}
+		l, err := eval.NewLocal(name, pc, base, routeName)
+		if err != nil {
+			return fail("%v", err)
+		}
+		defer l.Close()
+		in = l
+	}
+
+	start := time.Now()
+	results, err := eval.Run(in, cases, eval.Limits{Timeout: *timeout})
+	if err != nil {
+		return fail("%v", err)
+	}
+	rep := eval.NewReport(desc, sel, results)
+	if err := rep.WriteText(stdout, *maxFP); err != nil {
+		return fail("%v", err)
+	}
+	fmt.Fprintf(stdout, "%d cases in %v\n", len(results), time.Since(start).Round(time.Millisecond))
+	for _, out := range []struct {
+		file  string
+		write func(io.Writer) error
+	}{{*mdFile, rep.WriteMarkdown}, {*jsonFile, rep.WriteJSON}} {
+		if out.file == "" {
+			continue
+		}
+		f, err := os.Create(out.file)
+		if err != nil {
+			return fail("%v", err)
+		}
+		err = out.write(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fail("%v", err)
+		}
+	}
+	return 0
+}

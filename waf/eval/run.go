@@ -1,0 +1,247 @@
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/waf"
+)
+
+// Outcome is what became of one case.
+type Outcome struct {
+	// Blocked says the request was refused.
+	Blocked bool
+	// Status is the status of the answer (0 in process when forwarded).
+	Status int
+	// Rules are the ids of the rules that matched, sorted, without the
+	// CRS's evaluation and correlation rules (949xxx, 959xxx, 980xxx); nil
+	// when unknown (over HTTP).
+	Rules []int
+}
+
+// Inspector decides one case.
+type Inspector interface {
+	Inspect(c *Case) (Outcome, error)
+}
+
+// Local inspects cases in process with a compiled policy, as the proxy
+// does: the request is parsed by fasthttp from its wire form and given to
+// waf.Policy.Inspect. It is not safe for concurrent use.
+type Local struct {
+	p     *waf.Policy
+	route string
+	rules []int // filled by the policy's RuleMatched hook during Inspect
+	req   fasthttp.Request
+	raw   []byte
+	br    *bufio.Reader
+	rd    bytes.Reader
+}
+
+// NewLocal compiles the policy cfg called name for the route called
+// route; baseDir resolves its rule files. The policy's audit log is not
+// opened: the evaluation writes none.
+func NewLocal(name string, cfg *config.WAFPolicy, baseDir, route string) (*Local, error) {
+	c := *cfg
+	c.AuditLog = ""
+	l := &Local{route: route}
+	p, err := waf.Compile(name, &c, waf.Options{BaseDir: baseDir, Hooks: waf.Hooks{
+		RuleMatched: func(_ string, id int) { l.rules = append(l.rules, id) },
+	}})
+	if err != nil {
+		return nil, err
+	}
+	if p.Mode() == config.WAFModeOff {
+		return nil, fmt.Errorf("eval: policy %q is off: nothing would be inspected", name)
+	}
+	l.p = p
+	l.br = bufio.NewReaderSize(&l.rd, 64<<10)
+	return l, nil
+}
+
+// Close releases the policy.
+func (l *Local) Close() error { return l.p.Close() }
+
+var localAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 50000}
+
+// Inspect parses the case's request and inspects it.
+func (l *Local) Inspect(c *Case) (Outcome, error) {
+	l.raw = c.Req.AppendRaw(l.raw[:0])
+	l.rd.Reset(l.raw)
+	l.br.Reset(&l.rd)
+	l.req.Reset()
+	if err := l.req.Read(l.br); err != nil {
+		return Outcome{}, fmt.Errorf("%s: the request cannot be parsed: %w", c.Name, err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init(&l.req, localAddr, nil)
+	l.rules = l.rules[:0]
+	v := l.p.Inspect(&ctx, waf.Request{ID: []byte(c.Name), ClientIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Route: l.route})
+	o := Outcome{Blocked: v.Blocked()}
+	if v != nil {
+		o.Status = v.Status
+	}
+	v.Close()
+	o.Rules = scoring(l.rules)
+	return o, nil
+}
+
+// scoring returns the sorted distinct ids of ids, without the CRS's
+// evaluation and correlation rules.
+func scoring(ids []int) []int {
+	out := make([]int, 0, len(ids))
+	for _, id := range ids {
+		switch id / 1000 {
+		case 949, 959, 980:
+			continue
+		}
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Remote sends cases to a running Rampart over HTTP/1.1, one at a time on
+// a kept-alive connection, and reads the answer's status: a status in
+// BlockStatuses is a block.
+type Remote struct {
+	Addr string // host:port
+	// Host replaces the cases' Host when not empty.
+	Host string
+	// BlockStatuses are the statuses of a refusal (default 403).
+	BlockStatuses []int
+	// Timeout bounds each exchange (default 10 s).
+	Timeout time.Duration
+
+	conn net.Conn
+	br   *bufio.Reader
+	resp fasthttp.Response
+	raw  []byte
+}
+
+// Close closes the connection.
+func (r *Remote) Close() error {
+	if r.conn != nil {
+		return r.conn.Close()
+	}
+	return nil
+}
+
+// Inspect sends the case and reads the answer, reconnecting once when the
+// kept connection was closed.
+func (r *Remote) Inspect(c *Case) (Outcome, error) {
+	req := c.Req
+	if r.Host != "" {
+		req.Header = slices.Clone(req.Header)
+		for i := range req.Header {
+			if equalFold(req.Header[i][0], "Host") {
+				req.Header[i][1] = r.Host
+			}
+		}
+	}
+	r.raw = req.AppendRaw(r.raw[:0], [2]string{"X-Request-Id", c.Name})
+	var err error
+	for try := 0; try < 2; try++ {
+		var o Outcome
+		if o, err = r.exchange(); err == nil {
+			return o, nil
+		}
+		r.Close()
+		r.conn = nil
+	}
+	return Outcome{}, fmt.Errorf("%s: %w", c.Name, err)
+}
+
+func (r *Remote) exchange() (Outcome, error) {
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	if r.conn == nil {
+		d := net.Dialer{Timeout: timeout}
+		conn, err := d.DialContext(context.Background(), "tcp", r.Addr)
+		if err != nil {
+			return Outcome{}, err
+		}
+		r.conn = conn
+		if r.br == nil {
+			r.br = bufio.NewReaderSize(conn, 64<<10)
+		} else {
+			r.br.Reset(conn)
+		}
+	}
+	if err := r.conn.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return Outcome{}, err
+	}
+	if _, err := r.conn.Write(r.raw); err != nil {
+		return Outcome{}, err
+	}
+	r.resp.Reset()
+	if err := r.resp.Read(r.br); err != nil {
+		return Outcome{}, err
+	}
+	st := r.resp.StatusCode()
+	if r.resp.ConnectionClose() {
+		r.conn.Close()
+		r.conn = nil
+	}
+	statuses := r.BlockStatuses
+	if len(statuses) == 0 {
+		statuses = []int{fasthttp.StatusForbidden}
+	}
+	return Outcome{Blocked: slices.Contains(statuses, st), Status: st}, nil
+}
+
+// Result is a case and its outcome.
+type Result struct {
+	Case *Case
+	Outcome
+}
+
+// Limits bound a run.
+type Limits struct {
+	// Timeout bounds the whole run; 0 means no bound. Cases not run in
+	// time make Run fail.
+	Timeout time.Duration
+}
+
+// ErrTimeout is returned when a run is not done within its time.
+var ErrTimeout = errors.New("eval: the run took longer than its timeout")
+
+// Run decides every case with in, in order.
+func Run(in Inspector, cases []*Case, lim Limits) ([]Result, error) {
+	start := time.Now()
+	out := make([]Result, 0, len(cases))
+	for i, c := range cases {
+		if lim.Timeout > 0 && i%64 == 0 && time.Since(start) > lim.Timeout {
+			return out, fmt.Errorf("%w (%v, %d of %d cases run)", ErrTimeout, lim.Timeout, i, len(cases))
+		}
+		o, err := in.Inspect(c)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, Result{Case: c, Outcome: o})
+	}
+	return out, nil
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if a[i]|0x20 != b[i]|0x20 {
+			return false
+		}
+	}
+	return true
+}

@@ -110,7 +110,7 @@ func TestPathSegments(t *testing.T) {
 		}
 		got = append(got, v)
 	})
-	for _, want := range []string{"api", "items", "' or 1=1", "../../etc/passwd", "details"} {
+	for _, want := range []string{"api", "items;jsessionid=1;sort=' or 1=1", "' or 1=1", "../../etc/passwd", "details"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("segments %q; want %q among them", got, want)
 		}

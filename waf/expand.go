@@ -109,8 +109,8 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	}
 	if a.groups&expandHeaders != 0 {
 		for _, m := range vars.RequestHeaders().FindAll() {
-			if !standardHeader(m.Key()) {
-				add("header:"+m.Key(), m.Value())
+			if k := strings.ToLower(m.Key()); !standardHeader(k) {
+				add("header:"+k, m.Value())
 			}
 		}
 	}
@@ -184,19 +184,28 @@ func pathSegments(uri string, add func(k, v string)) {
 		} else {
 			uri = ""
 		}
-		for j, p := range strings.Split(seg, ";") {
-			if j > 0 {
-				if k := strings.IndexByte(p, '='); k >= 0 {
-					p = p[k+1:]
-				}
+		// The segment whole (a ';' may belong to an entity or a payload),
+		// then each matrix parameter's value.
+		pathValue(seg, add)
+		if strings.IndexByte(seg, ';') < 0 {
+			continue
+		}
+		for _, p := range strings.Split(seg, ";")[1:] {
+			if k := strings.IndexByte(p, '='); k >= 0 {
+				pathValue(p[k+1:], add)
 			}
-			if p == "" {
-				continue
-			}
-			if d, ok := decodeURL(p, 0); ok {
-				p = d
-			}
-			add("path", p)
 		}
 	}
+}
+
+// pathValue adds a path segment or matrix parameter value as the
+// application decodes it.
+func pathValue(p string, add func(k, v string)) {
+	if p == "" {
+		return
+	}
+	if d, ok := decodeURL(p, 0); ok {
+		p = d
+	}
+	add("path", p)
 }

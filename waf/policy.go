@@ -69,12 +69,15 @@ type Policy struct {
 	inspectRx bool // response inspection
 	respLimit int64
 	respCut   bool // inspect the first respLimit bytes of larger responses
-	budget    *Budget
-	audit     *AuditLog
-	auditSet  *AuditLogs // where audit came from; nil when injected
-	hooks     Hooks
-	rules     map[int]struct{} // ids of the loaded rules
-	open      atomic.Int64     // transactions not yet closed
+	// scanMarkup: Rampart's XXE rules are on; the adapter shows them the
+	// markup declarations of the raw body (markup.go).
+	scanMarkup bool
+	budget     *Budget
+	audit      *AuditLog
+	auditSet   *AuditLogs // where audit came from; nil when injected
+	hooks      Hooks
+	rules      map[int]struct{} // ids of the loaded rules
+	open       atomic.Int64     // transactions not yet closed
 }
 
 // Name returns the policy's name.
@@ -259,6 +262,7 @@ func (p *Policy) build(baseDir string) error {
 		return errors.New("waf: coraza engine lacks NewTransactionWithOptions")
 	}
 	p.waf, p.rules = ww, rules
+	_, p.scanMarkup = rules[9500200]
 	return nil
 }
 

@@ -125,12 +125,14 @@ var cmdiRules = detect("9500600", "cmdi", allTargets,
 	"shell command injection")
 
 // sqliRules find what libinjection and the CRS at paranoia level 1 let
-// through: a quote that closes a string followed by a boolean comparison
-// (' or 'a'='a, x' or name()='x': SQL and XPath), and a value that starts
+// through: a quote that closes the string the value was put in, followed
+// by a boolean comparison (' or 'a'='a, x' or name()='x': SQL and XPath;
+// a quoted string inside a filter expression, status = "Open" AND x = 1,
+// does not close anything), and a value that starts
 // (after the literal it closes) with a tautology or an ORDER BY column
 // probe. Prose that mentions WHERE 1=1 does not start with it.
 var sqliRules = detect("9500700", "sqli", allTargets,
-	`@rx (?i)['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`,
+	`@rx (?i)^[\w\s.@-]*['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`,
 	"SQL or XPath injection: a closed string and a boolean comparison") +
 	detect("9500701", "sqli", allTargets,
 		`@rx (?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`,

@@ -11,6 +11,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/valyala/fasthttp v1.78.0
+	github.com/vektah/gqlparser/v2 v2.5.64
 	github.com/wasilibs/go-re2 v1.13.0
 	golang.org/x/crypto v0.59.0
 	golang.org/x/net v0.63.0

@@ -629,8 +629,8 @@ type WAFPolicy struct {
 	RampartRules *bool `yaml:"rampart_rules"`
 	// RampartRulesDisabled switches groups of Rampart's rules off by name,
 	// for a policy that keeps the others (RampartRuleGroups: decode,
-	// headers, path, uploads, graphql, libinjection, xxe, ssti, nosql,
-	// ldap, cmdi, sqli, redirect; each with its false-positive risk in
+	// headers, path, uploads, graphql, prose, libinjection, xxe, ssti,
+	// nosql, ldap, cmdi, sqli, redirect; each with its false-positive risk in
 	// docs/waf-rules.md). Single rules are switched off with exclusions,
 	// as CRS rules are. Empty: every group on.
 	RampartRulesDisabled []string `yaml:"rampart_rules_disabled"`

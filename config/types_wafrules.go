@@ -18,5 +18,8 @@ const DefaultRampartRules = true
 //   - ldap: LDAP filter injection;
 //   - cmdi: shell command injection;
 //   - sqli: SQL and XPath injection libinjection misses;
-//   - redirect: open redirects.
-var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}
+//   - redirect: open redirects;
+//   - prose: CRS rules off for values that are prose, filter expressions
+//     (JQL, OData), GraphQL documents or binary data, whose shape the
+//     CRS mistakes for attacks.
+var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}

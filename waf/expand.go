@@ -1,9 +1,11 @@
 package waf
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/collection"
+	"github.com/corazawaf/coraza/v3/types/variables"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 )
@@ -35,11 +37,14 @@ const (
 	expandPath                // path segments and matrix parameters
 	expandUploads             // multipart field names and file names
 	expandGraphQL             // GraphQL string arguments and variables
+	expandProse               // CRS rules off for values of benign shapes (shapes.go)
 )
 
-// expandAction is rampart_expand:GROUP/GROUP...
+// expandAction is rampart_expand:GROUP/GROUP.../set=N, N naming the
+// policy's exemptRules in exemptSets.
 type expandAction struct {
 	groups int
+	exempt *exemptRules
 }
 
 func (a *expandAction) Init(_ plugintypes.RuleMetadata, data string) error {
@@ -55,6 +60,18 @@ func (a *expandAction) Init(_ plugintypes.RuleMetadata, data string) error {
 			a.groups |= expandUploads
 		case "graphql":
 			a.groups |= expandGraphQL
+		case "prose":
+			a.groups |= expandProse
+		default:
+			if n, ok := strings.CutPrefix(g, "set="); ok {
+				id, err := strconv.ParseUint(n, 10, 64)
+				if err != nil {
+					return err
+				}
+				if ex, ok := exemptSets.Load(id); ok {
+					a.exempt = ex.(*exemptRules)
+				}
+			}
 		}
 	}
 	return nil
@@ -67,6 +84,16 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	out := vars.ArgsPath()
 	var e expander
 	decode := a.groups&expandDecode != 0
+	graphql := a.groups&expandGraphQL != 0
+	var sh, shXML shapes
+	prose := a.groups&expandProse != 0 && a.exempt != nil
+	// put adds one value to ARGS_PATH and notes its shape.
+	put := func(key, v string) {
+		out.Add(key, v)
+		if prose {
+			sh.note(key, shapeOf(key, v, graphql))
+		}
+	}
 	// add puts a value the CRS never saw in its own form: as is when it
 	// may carry a payload, and its decoded forms.
 	add := func(key, v string) {
@@ -77,19 +104,22 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 			}
 			e.forms++
 			e.bytes += len(v)
-			out.Add(key, v)
+			put(key, v)
 		}
-		e.expand(v, func(f string) { out.Add(key, f) })
+		e.expand(v, func(f string) { put(key, f) })
 	}
 
 	for _, col := range [...]collection.Map{vars.ArgsGet(), vars.ArgsPost()} {
 		for _, m := range col.FindAll() {
 			k, v := m.Key(), m.Value()
+			if prose {
+				sh.note(k, shapeOf(k, v, graphql))
+			}
 			if decode {
-				e.expand(v, func(f string) { out.Add(k, f) })
+				e.expand(v, func(f string) { put(k, f) })
 				e.expand(k, func(f string) { out.Add(f, "") })
 			}
-			if a.groups&expandGraphQL != 0 {
+			if graphql {
 				graphqlArgs(k, v, add)
 			}
 		}
@@ -101,7 +131,10 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 		}
 		xml := vars.XML()
 		for _, v := range xml.Get("/*") {
-			e.expand(v, func(f string) { out.Add("xml", f) })
+			if prose {
+				shXML.note("/*", shapeOf("", v, false))
+			}
+			e.expand(v, func(f string) { put("xml", f) })
 		}
 		for _, v := range xml.Get("//@*") {
 			add("xml", v)
@@ -127,6 +160,10 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	}
 	if e.over {
 		vars.TX().Set("rampart_expand_over", []string{"1"})
+	}
+	if prose {
+		sh.apply(tx, a.exempt, variables.Args)
+		shXML.apply(tx, a.exempt, variables.XML)
 	}
 }
 

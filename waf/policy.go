@@ -231,13 +231,23 @@ func (p *Policy) build(baseDir string) error {
 	}
 
 	rules := make(map[int]struct{}, 1024)
+	// The CRS rules the prose group switches off, found by their tags as
+	// they load, for the expansion action (shapes.go).
+	exempt := new(exemptRules)
+	set := exemptSetSeq.Add(1)
+	exemptSets.Store(set, exempt)
+	defer exemptSets.Delete(set)
 	conf := func() coraza.WAFConfig {
+		*exempt = exemptRules{}
 		c := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(crsFS()),
-			func(r types.RuleMetadata) { rules[r.ID()] = struct{}{} }).
+			func(r types.RuleMetadata) {
+				rules[r.ID()] = struct{}{}
+				exempt.observe(r.ID(), r.Tags())
+			}).
 			WithDirectives(engineSettings(&setup, p.bodyLimit, p.respLimit)).
 			WithDirectives(crsSetup(&setup)).
 			WithDirectives(early.String()).
-			WithDirectives(rampartRules(cfg)).
+			WithDirectives(rampartRules(cfg, set)).
 			WithDirectives(crsRules)
 		for _, d := range user {
 			c = c.WithDirectives(d.text)

@@ -2,6 +2,7 @@ package waf
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/rampart-proxy/rampart/config"
@@ -22,19 +23,20 @@ const (
 // blocking evaluation (949110) adds up the score. Every detection rule is
 // of phase 2, after the CRS initialization (phase 1) has set the scores
 // to zero.
-func rampartRules(p *config.WAFPolicy) string {
+func rampartRules(p *config.WAFPolicy, exemptSet uint64) string {
 	if p.RampartRules != nil && !*p.RampartRules {
 		return ""
 	}
 	on := func(g string) bool { return !slices.Contains(p.RampartRulesDisabled, g) }
 	var b strings.Builder
 	var expand []string
-	for _, g := range [...]string{"decode", "headers", "path", "uploads", "graphql"} {
+	for _, g := range [...]string{"decode", "headers", "path", "uploads", "graphql", "prose"} {
 		if on(g) {
 			expand = append(expand, g)
 		}
 	}
 	if len(expand) > 0 {
+		expand = append(expand, "set="+strconv.FormatUint(exemptSet, 10))
 		b.WriteString(`SecAction "id:9500000,phase:2,pass,nolog,t:none,rampart_expand:` + strings.Join(expand, "/") + `"
 SecRule TX:rampart_expand_over "@eq 1" "id:9500001,phase:2,block,t:none,msg:'Rampart: too many values to decode for inspection',tag:'rampart',tag:'rampart/decode',severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
 `)
@@ -86,8 +88,8 @@ var ruleGroups = []ruleGroup{
 // reaches the application's parser) and in every value.
 var xxeRules = detect("9500200", "xxe", "REQUEST_BODY|"+allTargets, `@rx <!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "XML external entity") +
 	detect("9500201", "xxe", "REQUEST_BODY|"+allTargets, `@rx <!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "XML entity declaration in a DOCTYPE") +
-	`SecRule REQUEST_BODY|` + allTargets + ` "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:SYSTEM\s*|PUBLIC\s*(?:\"[^\"]*\"|'[^']*')\s*)(?:\"[^\"]*\"|'[^']*')" "id:9500202,phase:2,block,capture,t:none,msg:'Rampart: XML document with an external DTD',` + logMatch + `,tag:'rampart',tag:'rampart/xxe',tag:'paranoia-level/1',` + scoreCritical + `,chain"
-SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none"
+	`SecRule REQUEST_BODY|` + allTargets + ` "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:SYSTEM\s*|PUBLIC\s*(?:\"[^\"]*\"|'[^']*')\s*)(?:\"[^\"]*\"|'[^']*')" "id:9500202,phase:2,block,capture,t:none,msg:'Rampart: XML document with an external DTD',` + logMatch + `,tag:'rampart',tag:'rampart/xxe',tag:'paranoia-level/1',severity:'CRITICAL',chain"
+SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none,setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
 ` +
 	detect("9500203", "xxe", "REQUEST_BODY|"+allTargets, `@rx (?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "XInclude")
 

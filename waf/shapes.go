@@ -1,0 +1,229 @@
+package waf
+
+import (
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/corazawaf/coraza/v3/types/variables"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+)
+
+// The CRS at paranoia level 1 mistakes some ordinary values for attacks:
+// prose that mentions SQL words, shell commands or /etc paths, filter
+// expressions (JQL, OData, RSQL) that are SQL-like by design, a GraphQL
+// document, binary data in base64. The prose group recognizes these
+// shapes by their structure and switches the CRS attack rules that
+// misread them off for that argument only, in that request (as an
+// exclusion of ARGS:name would): an argument keeps them unless every
+// value of that name has the shape and none decodes to anything else.
+//
+//   - prose: at least 5 words, three in four of them plain words; no
+//     brackets, braces, backticks, $, =, ;, |, \, comment sequences, quotes
+//     other than apostrophes inside or after a word, or SQL statement
+//     skeletons (UNION SELECT, SELECT ... FROM, INSERT INTO, ...): the SQL,
+//     command and file rules are switched off. A payload needs what prose
+//     lacks, or stops being one inside a sentence;
+//   - a filter expression (filterExpr): field op value clauses joined by
+//     AND/OR, with calls and ORDER BY: the SQL rules. A clause must start
+//     with a field name, so a tautology (1=1, 'a'='a') is not one;
+//   - a GraphQL document that parses (query in a GET, json.query): the SQL,
+//     command, file and XSS rules; its string arguments are inspected one
+//     by one (the graphql group), so the group needs graphql on;
+//   - binary data: a data: URL of a non-text type, or a long base64 value,
+//     that decodes to bytes that are not text: every attack rule.
+
+// Shapes of a value.
+const (
+	shapeNone = iota
+	shapeProse
+	shapeFilter
+	shapeGraphQL
+	shapeBlob
+)
+
+// exemptRules are, per shape, the ids of the loaded CRS rules switched off
+// for it, filled by the rule observer while the policy compiles. They are
+// read only after Compile returns.
+type exemptRules struct {
+	byShape [shapeBlob + 1][]int
+}
+
+// tagsByShape are the CRS tags of the rules each shape switches off.
+var tagsByShape = [shapeBlob + 1][]string{
+	shapeProse:   {"attack-sqli", "attack-rce", "attack-lfi"},
+	shapeFilter:  {"attack-sqli"},
+	shapeGraphQL: {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss"},
+	shapeBlob:    {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss", "attack-injection-php", "attack-injection-generic", "attack-ssrf"},
+}
+
+// observe records a loaded rule's id under each shape whose tags it has.
+// Only CRS rules (ids below 1000000) are switched off.
+func (e *exemptRules) observe(id int, tags []string) {
+	if id >= 1000000 {
+		return
+	}
+	for s := range tagsByShape {
+		for _, t := range tagsByShape[s] {
+			if containsStr(tags, t) {
+				e.byShape[s] = append(e.byShape[s], id)
+				break
+			}
+		}
+	}
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// exemptSets hands a policy's exemptRules to its rampart_expand action:
+// the action's argument names the set by number while the policy compiles.
+var (
+	exemptSets   sync.Map // uint64 -> *exemptRules
+	exemptSetSeq atomic.Uint64
+)
+
+// keyShape tracks the shape shared by every value of one argument name.
+type keyShape struct {
+	key   string
+	shape int // shapeNone once two values differ, or a value has forms
+}
+
+// shapes collects the argument names whose values all have one shape.
+type shapes struct {
+	keys []keyShape
+}
+
+// note records value shape s for argument key.
+func (sh *shapes) note(key string, s int) {
+	for i := range sh.keys {
+		if sh.keys[i].key == key {
+			if sh.keys[i].shape != s {
+				sh.keys[i].shape = shapeNone
+			}
+			return
+		}
+	}
+	sh.keys = append(sh.keys, keyShape{key, s})
+}
+
+// apply switches the rules of each shape off for its arguments.
+func (sh *shapes) apply(tx any, ex *exemptRules, v variables.RuleVariable) {
+	rm, ok := tx.(targetRemover)
+	if !ok || ex == nil {
+		return
+	}
+	for _, k := range sh.keys {
+		if k.shape == shapeNone {
+			continue
+		}
+		for _, id := range ex.byShape[k.shape] {
+			rm.RemoveRuleTargetByID(id, v, k.key, nil)
+		}
+	}
+}
+
+// shapeOf returns the shape of an argument's value (k is its name).
+func shapeOf(k, v string, graphql bool) int {
+	switch {
+	case len(v) < 16:
+		return shapeNone
+	case graphql && (k == "query" || strings.HasSuffix(k, ".query")) && looksGraphQL(v) && validGraphQL(v):
+		return shapeGraphQL
+	case isBlob(v):
+		return shapeBlob
+	case isProse(v):
+		return shapeProse
+	case isFilterExpr(v):
+		return shapeFilter
+	}
+	return shapeNone
+}
+
+// validGraphQL reports whether v parses as a GraphQL executable document.
+func validGraphQL(v string) bool {
+	_, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: v}, 10000)
+	return err == nil
+}
+
+// isBlob reports whether v is base64 of binary data, bare or in a data:
+// URL of a type that is not text.
+func isBlob(v string) bool {
+	if rest, ok := strings.CutPrefix(v, "data:"); ok {
+		mt, data, ok := strings.Cut(rest, ",")
+		if !ok || !strings.HasSuffix(mt, ";base64") {
+			return false
+		}
+		for _, text := range [...]string{"text/", "html", "xml", "svg", "javascript", "json", "ecmascript"} {
+			if strings.Contains(strings.ToLower(mt), text) {
+				return false
+			}
+		}
+		v = data
+	}
+	if len(v) < 64 || !base64ish(v) {
+		return false
+	}
+	_, text := b64text(v[:min(len(v), 512)&^3])
+	return !text
+}
+
+// proseBytes are the bytes prose never holds (a single quote is handled
+// apart: an apostrophe inside or after a word).
+const proseBytes = "<>{}[]|\\`$;=\"*^"
+
+// sqlSkeleton finds the statement skeletons that make SQL of prose.
+var sqlSkeleton = regexp.MustCompile(`(?i)\bunion\s+(?:all\s+|distinct\s+)?select\b|\bselect\b[^.?!]{0,80}\bfrom\b|\binsert\s+into\b|\bdelete\s+from\b|\bupdate\s+\w+\s+set\b|\bdrop\s+(?:table|database|schema)\b|\b(?:sleep|benchmark|waitfor|pg_sleep)\b\s*\(|\bor\s+\d+\s*[<>]|\bexec(?:ute)?\s+(?:xp_|sp_)`)
+
+// isProse reports whether v reads as natural-language text.
+func isProse(v string) bool {
+	if len(v) > 8192 || strings.ContainsAny(v, proseBytes) || strings.Contains(v, "--") ||
+		strings.Contains(v, "/*") || strings.Contains(v, "&&") || strings.Contains(v, "#") {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' || c == 0x7f {
+			return false
+		}
+		if c == '\'' && (i == 0 || !isLetterByte(v[i-1])) {
+			return false // a quote that opens, not an apostrophe
+		}
+	}
+	for _, line := range strings.Split(v, "\n") {
+		if f := strings.Fields(line); len(f) == 1 || len(f) == 2 {
+			return false // a lone command on its own line
+		}
+	}
+	words, n := 0, 0
+	for _, f := range strings.Fields(v) {
+		n++
+		f = strings.Trim(f, ".,!?:()")
+		if f != "" && plainWord(f) {
+			words++
+		}
+	}
+	return n >= 5 && words*4 >= n*3 && !sqlSkeleton.MatchString(v)
+}
+
+func isLetterByte(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' || c >= 0x80 }
+
+// plainWord reports whether f is letters, with an apostrophe and a hyphen
+// allowed inside or at the end (don't, O'Brien, users', well-known).
+func plainWord(f string) bool {
+	for i := 0; i < len(f); i++ {
+		c := f[i]
+		if !isLetterByte(c) && !((c == '\'' || c == '-') && i > 0) {
+			return false
+		}
+	}
+	return true
+}

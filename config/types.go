@@ -629,7 +629,7 @@ type WAFPolicy struct {
 	RampartRules *bool `yaml:"rampart_rules"`
 	// RampartRulesDisabled switches groups of Rampart's rules off by name,
 	// for a policy that keeps the others (RampartRuleGroups: decode,
-	// headers, path, uploads, graphql, prose, libinjection, xxe, ssti,
+	// headers, path, uploads, graphql, prose, api, libinjection, xxe, ssti,
 	// nosql, ldap, cmdi, sqli, redirect; each with its false-positive risk in
 	// docs/waf-rules.md). Single rules are switched off with exclusions,
 	// as CRS rules are. Empty: every group on.

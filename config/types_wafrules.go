@@ -19,7 +19,9 @@ const DefaultRampartRules = true
 //   - cmdi: shell command injection;
 //   - sqli: SQL and XPath injection libinjection misses;
 //   - redirect: open redirects;
+//   - api: PUT, PATCH and DELETE allowed, +json and +xml media types
+//     allowed and parsed;
 //   - prose: CRS rules off for values that are prose, filter expressions
 //     (JQL, OData), GraphQL documents or binary data, whose shape the
 //     CRS mistakes for attacks.
-var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}
+var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "api", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}

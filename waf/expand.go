@@ -85,13 +85,13 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	var e expander
 	decode := a.groups&expandDecode != 0
 	graphql := a.groups&expandGraphQL != 0
-	var sh, shXML shapes
+	var sh, shXML, shNames shapes
 	prose := a.groups&expandProse != 0 && a.exempt != nil
 	// put adds one value to ARGS_PATH and notes its shape.
 	put := func(key, v string) {
 		out.Add(key, v)
 		if prose {
-			sh.note(key, shapeOf(key, v, graphql))
+			sh.note(key, shapeOf(key, v, graphql), v)
 		}
 	}
 	// add puts a value the CRS never saw in its own form: as is when it
@@ -113,7 +113,10 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 		for _, m := range col.FindAll() {
 			k, v := m.Key(), m.Value()
 			if prose {
-				sh.note(k, shapeOf(k, v, graphql))
+				sh.note(k, shapeOf(k, v, graphql), v)
+				if odataOption(k) {
+					shNames.note(k, shapeFilter, "$")
+				}
 			}
 			if decode {
 				e.expand(v, func(f string) { put(k, f) })
@@ -132,7 +135,7 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 		xml := vars.XML()
 		for _, v := range xml.Get("/*") {
 			if prose {
-				shXML.note("/*", shapeOf("", v, false))
+				shXML.note("/*", shapeOf("", v, false), v)
 			}
 			e.expand(v, func(f string) { put("xml", f) })
 		}
@@ -164,6 +167,7 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	if prose {
 		sh.apply(tx, a.exempt, variables.Args)
 		shXML.apply(tx, a.exempt, variables.XML)
+		shNames.apply(tx, a.exempt, variables.ArgsNames)
 	}
 }
 

@@ -41,6 +41,9 @@ func rampartRules(p *config.WAFPolicy, exemptSet uint64) string {
 SecRule TX:rampart_expand_over "@eq 1" "id:9500001,phase:2,block,t:none,msg:'Rampart: too many values to decode for inspection',tag:'rampart',tag:'rampart/decode',severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
 `)
 	}
+	if on("api") {
+		b.WriteString(apiRules)
+	}
 	for _, g := range ruleGroups {
 		if on(g.name) {
 			b.WriteString(g.rules)
@@ -71,8 +74,8 @@ func detect(id, group, target, op, msg string) string {
 }
 
 var ruleGroups = []ruleGroup{
-	{"libinjection", detect("9500100", "libinjection", "ARGS_PATH", "@detectSQLi", "SQL injection in a decoded value (libinjection)") +
-		detect("9500101", "libinjection", "ARGS_PATH", "@detectXSS", "XSS in a decoded value (libinjection)")},
+	{"libinjection", strings.Replace(detect("9500100", "libinjection", "ARGS_PATH", "@detectSQLi", "SQL injection in a decoded value (libinjection)"), "tag:'rampart',", "tag:'rampart',tag:'attack-sqli',", 1) +
+		strings.Replace(detect("9500101", "libinjection", "ARGS_PATH", "@detectXSS", "XSS in a decoded value (libinjection)"), "tag:'rampart',", "tag:'rampart',tag:'attack-xss',", 1)},
 	{"xxe", xxeRules},
 	{"ssti", sstiRules},
 	{"nosql", nosqlRules},
@@ -147,3 +150,13 @@ var sqliRules = detect("9500700", "sqli", allTargets,
 var redirectRules = detect("9500800", "redirect", allTargets,
 	`@rx (?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`,
 	"open redirect")
+
+// apiRules let REST APIs through the CRS's protocol rules: PUT, PATCH and
+// DELETE are allowed methods (CRS 911100 allows GET, HEAD, POST and OPTIONS
+// only; the CRS initialization keeps a value set before it), and a media
+// type with a +json or +xml suffix (application/merge-patch+json,
+// application/rss+xml) is allowed (CRS 920420) and parsed as JSON or XML.
+const apiRules = `SecAction "id:9500010,phase:1,pass,nolog,t:none,setvar:'tx.allowed_methods=GET HEAD POST OPTIONS PUT PATCH DELETE'"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=XML"
+`

@@ -60,9 +60,10 @@ var tagsByShape = [shapeBlob + 1][]string{
 }
 
 // observe records a loaded rule's id under each shape whose tags it has.
-// Only CRS rules (ids below 1000000) are switched off.
+// Only CRS rules (ids below 1000000) and Rampart's libinjection rules are
+// switched off.
 func (e *exemptRules) observe(id int, tags []string) {
-	if id >= 1000000 {
+	if id >= 1000000 && !containsStr(tags, "rampart/libinjection") {
 		return
 	}
 	for s := range tagsByShape {
@@ -102,8 +103,13 @@ type shapes struct {
 	keys []keyShape
 }
 
-// note records value shape s for argument key.
-func (sh *shapes) note(key string, s int) {
+// note records value shape s for argument key. A value of letters,
+// digits and - _ . : @ + , only (interesting is false) carries nothing,
+// whatever its shape, and does not count.
+func (sh *shapes) note(key string, s int, v string) {
+	if !interesting(v) {
+		return
+	}
 	for i := range sh.keys {
 		if sh.keys[i].key == key {
 			if sh.keys[i].shape != s {
@@ -183,8 +189,20 @@ const proseBytes = "<>{}[]|\\`$;=\"*^"
 // sqlSkeleton finds the statement skeletons that make SQL of prose.
 var sqlSkeleton = regexp.MustCompile(`(?i)\bunion\s+(?:all\s+|distinct\s+)?select\b|\bselect\b[^.?!]{0,80}\bfrom\b|\binsert\s+into\b|\bdelete\s+from\b|\bupdate\s+\w+\s+set\b|\bdrop\s+(?:table|database|schema)\b|\b(?:sleep|benchmark|waitfor|pg_sleep)\b\s*\(|\bor\s+\d+\s*[<>]|\bexec(?:ute)?\s+(?:xp_|sp_)`)
 
-// isProse reports whether v reads as natural-language text.
+// isProse reports whether v reads as natural-language text, Markdown
+// code spans (`make test`) aside.
 func isProse(v string) bool {
+	if strings.Count(v, "`") >= 2 && strings.Count(v, "`")%2 == 0 {
+		var b strings.Builder
+		for i, part := range strings.Split(v, "`") {
+			if i%2 == 0 {
+				b.WriteString(part)
+			} else {
+				b.WriteString(" code ")
+			}
+		}
+		v = b.String()
+	}
 	if len(v) > 8192 || strings.ContainsAny(v, proseBytes) || strings.Contains(v, "--") ||
 		strings.Contains(v, "/*") || strings.Contains(v, "&&") || strings.Contains(v, "#") {
 		return false
@@ -226,4 +244,16 @@ func plainWord(f string) bool {
 		}
 	}
 	return true
+}
+
+// odataOption reports whether an argument name is an OData system query
+// option ($filter, $select, ...), which the CRS's NoSQL rule 942290 reads
+// as a MongoDB operator.
+func odataOption(name string) bool {
+	switch name {
+	case "$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$search",
+		"$format", "$apply", "$compute", "$levels", "$skiptoken", "$deltatoken", "$inlinecount":
+		return true
+	}
+	return false
 }

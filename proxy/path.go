@@ -313,3 +313,26 @@ func unhex(c byte) byte {
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
+
+// NormalizedTarget returns the request target the WAF inspects for a
+// request whose target has the path raw (as received) and the query, on a
+// listener that normalizes paths (the default path_handling): nil when the
+// target is inspected as received, and ok false when the proxy refuses
+// the request with 400 before the WAF sees it. For tools that inspect
+// requests as the proxy does (rampart waf eval).
+func NormalizedTarget(raw, query []byte) (target []byte, ok bool) {
+	if !pathNeedsLook(raw) {
+		return nil, true
+	}
+	out, ok := normalizePath(nil, raw)
+	if !ok {
+		return nil, false
+	}
+	if bytes.Equal(out, raw) {
+		return nil, true
+	}
+	if len(query) > 0 {
+		out = append(append(out, '?'), query...)
+	}
+	return out, true
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,10 @@ type RuleMatch struct {
 	Severity string `json:"severity,omitempty"`
 	// Target is the variable that matched, such as ARGS:q.
 	Target string `json:"target,omitempty"`
+	// Targets are every variable that matched, Target first, when the
+	// rule matched more than one (at most MaxTargets): what an exclusion
+	// by target must name (rampart waf report).
+	Targets []string `json:"targets,omitempty"`
 	// Data is the rule's logdata, or else the matched value, cut to
 	// MaxMatchedData bytes.
 	Data string `json:"data,omitempty"`
@@ -118,12 +123,20 @@ func (v *Verdict) event(tx types.Transaction, matched []types.MatchedRule) *Even
 		}
 		if mds := m.MatchedDatas(); len(mds) > 0 {
 			md := mds[0]
-			rm.Target = md.Variable().Name()
-			if k := md.Key(); k != "" {
-				rm.Target += ":" + cut(k)
-			}
+			rm.Target = target(md)
 			if rm.Data == "" {
 				rm.Data = cut(md.Value())
+			}
+			for _, md := range mds[1:] {
+				if len(rm.Targets) == MaxTargets {
+					break
+				}
+				if t := target(md); t != rm.Target && !slices.Contains(rm.Targets, t) {
+					if rm.Targets == nil {
+						rm.Targets = append(rm.Targets, rm.Target)
+					}
+					rm.Targets = append(rm.Targets, t)
+				}
 			}
 		}
 		if secret {
@@ -140,6 +153,18 @@ func (v *Verdict) event(tx types.Transaction, matched []types.MatchedRule) *Even
 		}
 	}
 	return e
+}
+
+// MaxTargets bounds the Targets of a rule in an audit event.
+const MaxTargets = 16
+
+// target names the variable md matched: VARIABLE or VARIABLE:key.
+func target(md types.MatchData) string {
+	t := md.Variable().Name()
+	if k := md.Key(); k != "" {
+		t += ":" + cut(k)
+	}
+	return t
 }
 
 func clone(s string) string { return string([]byte(s)) }

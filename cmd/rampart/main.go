@@ -43,6 +43,9 @@ const usage = `usage:
                                    replay the labelled attack and benign corpus through
                                    a WAF policy; print block and pass rates
                                    (rampart waf eval --help)
+  rampart waf report --audit-log FILE
+                                   summarize a WAF audit log by route, path and parameter
+                                   and print the exclusions that would stop its matches
   rampart version                  print the version
 `
 

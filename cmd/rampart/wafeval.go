@@ -27,8 +27,10 @@ fasthttp and inspected by the route's compiled policy, as the proxy does;
 no upstream or listener is needed and no audit log is written. Without
 --config the policy is the default one: mode block, paranoia level 1,
 the default anomaly threshold (stock CRS). With --url the requests go to
-a running Rampart over HTTP/1.1, and a request answered with a status of
---block-status counts as blocked (which rules matched is then unknown).
+a running Rampart over HTTP/1.1: a request answered with Rampart's WAF
+refusal (whatever its status) or a status of --block-status counts as
+blocked, and the rules that matched are read from the policy's audit log
+when --audit-log names it.
 
 Options:
   --config FILE          the configuration file
@@ -36,7 +38,11 @@ Options:
   --url URL              a running Rampart, http://host:port, instead
   --host HOST            the Host sent with --url (default: the corpus's,
                          ` + eval.DefaultHost + `)
-  --block-status LIST    statuses that mean blocked with --url (default 403)
+  --block-status LIST    more statuses that mean blocked with --url
+                         (default 403)
+  --audit-log FILE       with --url: the audit log of the policy evaluated,
+                         read after the run for the rules that matched each
+                         request (its requests carry X-Request-Id eval-...)
   --classes LIST         attack classes (default ` + "%s" + `;
                          also: redirect)
   --placements LIST      placements (default all: %s)
@@ -44,10 +50,20 @@ Options:
   --sample N             payloads of a class tried in each placement and
                          encoding (default %d; 0: every payload)
   --seed N               picks the sample (default %d)
+  --source S             where the attacks come from: patt (default: the
+                         corpus's payloads, placed and encoded), crs (the CRS
+                         regression tests of the attack rules, as written)
+                         or all
+  --crs-paranoia N       with crs: tests of the rules up to this paranoia
+                         level (default: the policy's, or 1 with --url)
   --no-benign            attacks only
+  --no-attacks           benign requests only (to make an audit log of
+                         legitimate traffic for rampart waf report)
   --corpus DIR           a corpus directory laid out as the embedded one
   --markdown FILE        also write the tables as Markdown
   --json FILE            also write the report as JSON
+  --cases FILE           also write every case and its outcome, a JSON line
+                         each
   --fp N                 false positives listed (default 50; -1: all)
   --timeout D            bound on the whole run (default 10m)
 
@@ -81,6 +97,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		route    = fs.String("route", "", "")
 		target   = fs.String("url", "", "")
 		host     = fs.String("host", "", "")
+		auditLog = fs.String("audit-log", "", "")
 		blockSt  = fs.String("block-status", "403", "")
 		classes  = fs.String("classes", "", "")
 		places   = fs.String("placements", "", "")
@@ -88,9 +105,13 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		sample   = fs.Int("sample", eval.DefaultSample, "")
 		seed     = fs.Uint64("seed", eval.DefaultSeed, "")
 		noBenign = fs.Bool("no-benign", false, "")
+		noAttack = fs.Bool("no-attacks", false, "")
+		source   = fs.String("source", eval.SourcePATT, "")
+		crsPL    = fs.Int("crs-paranoia", 0, "")
 		corpus   = fs.String("corpus", "", "")
 		mdFile   = fs.String("markdown", "", "")
 		jsonFile = fs.String("json", "", "")
+		casesOut = fs.String("cases", "", "")
 		maxFP    = fs.Int("fp", 50, "")
 		timeout  = fs.Duration("timeout", 10*time.Minute, "")
 		help     = fs.Bool("help", false, "")
@@ -115,7 +136,8 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		return fail("--sample %d: want 0 or more", *sample)
 	}
 	sel := eval.Selection{Classes: splitList(*classes), Placements: splitList(*places),
-		Encodings: splitList(*encs), Sample: *sample, Seed: *seed, NoBenign: *noBenign}
+		Encodings: splitList(*encs), Sample: *sample, Seed: *seed, NoBenign: *noBenign, NoAttacks: *noAttack,
+		Source: *source, CRSParanoia: *crsPL}
 
 	var c *eval.Corpus
 	var err error
@@ -127,13 +149,13 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail("%v", err)
 	}
-	cases, err := c.Cases(sel)
-	if err != nil {
-		return fail("%v", err)
+	if *crsPL < 0 || *crsPL > 4 {
+		return fail("--crs-paranoia %d: want 1 to 4", *crsPL)
 	}
 
 	var in eval.Inspector
 	var desc string
+	var remote *eval.Remote
 	switch {
 	case *target != "":
 		if *cfgFile != "" {
@@ -155,10 +177,14 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 			}
 			statuses = append(statuses, n)
 		}
-		r := &eval.Remote{Addr: addr, Host: *host, BlockStatuses: statuses}
+		r := &eval.Remote{Addr: addr, Host: *host, BlockStatuses: statuses,
+			IDPrefix: fmt.Sprintf("eval-%x-", time.Now().UnixNano())}
 		defer r.Close()
-		in, desc = r, *target
+		in, desc, remote = r, *target, r
 	default:
+		if *auditLog != "" {
+			return fail("--audit-log goes with --url: in process, the rules are known without it")
+		}
 		pc, name, routeName, base := &config.WAFPolicy{}, "default", "eval", ""
 		desc = "the default policy (mode block, paranoia level 1, stock CRS)"
 		if *cfgFile != "" {
@@ -179,6 +205,9 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		} else if *route != "" {
 			return fail("--route needs --config FILE")
 		}
+		if sel.CRSParanoia == 0 {
+			sel.CRSParanoia = pc.ParanoiaLevel
+		}
 		l, err := eval.NewLocal(name, pc, base, routeName)
 		if err != nil {
 			return fail("%v", err)
@@ -187,10 +216,19 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		in = l
 	}
 
+	cases, err := c.Cases(sel)
+	if err != nil {
+		return fail("%v", err)
+	}
 	start := time.Now()
 	results, err := eval.Run(in, cases, eval.Limits{Timeout: *timeout})
 	if err != nil {
 		return fail("%v", err)
+	}
+	if remote != nil && *auditLog != "" {
+		if err := remote.AttachAudit(results, *auditLog, 10*time.Second); err != nil {
+			return fail("%v", err)
+		}
 	}
 	rep := eval.NewReport(desc, sel, results)
 	if err := rep.WriteText(stdout, *maxFP); err != nil {
@@ -200,7 +238,8 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 	for _, out := range []struct {
 		file  string
 		write func(io.Writer) error
-	}{{*mdFile, rep.WriteMarkdown}, {*jsonFile, rep.WriteJSON}} {
+	}{{*mdFile, rep.WriteMarkdown}, {*jsonFile, rep.WriteJSON},
+		{*casesOut, func(w io.Writer) error { return eval.WriteCases(w, results) }}} {
 		if out.file == "" {
 			continue
 		}

@@ -23,6 +23,8 @@ import (
 )
 
 const wafUsage = `usage: rampart waf test --config FILE --route NAME [options] [URL | PATH]
+       rampart waf eval [options]             (rampart waf eval --help)
+       rampart waf report --audit-log FILE    (rampart waf report --help)
 
 Runs one request through the WAF policy of route NAME, as the proxy would
 inspect it, without any upstream or listener, and prints the verdict, the
@@ -82,6 +84,8 @@ func cmdWAF(args []string, stdout, stderr io.Writer) int {
 			return cmdWAFTest(args[1:], stdout, stderr)
 		case "eval":
 			return cmdWAFEval(args[1:], stdout, stderr)
+		case "report":
+			return cmdWAFReport(args[1:], stdout, stderr)
 		}
 	}
 	_, _ = io.WriteString(stderr, wafUsage)

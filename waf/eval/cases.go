@@ -19,9 +19,23 @@ type Selection struct {
 	Sample int
 	// Seed picks the sample.
 	Seed uint64
-	// NoBenign leaves out the benign cases.
-	NoBenign bool
+	// NoBenign leaves out the benign cases, NoAttacks the attacks.
+	NoBenign, NoAttacks bool
+	// Source says where the attacks come from: SourcePATT (the default,
+	// the corpus's payloads placed and encoded), SourceCRS (the CRS
+	// regression tests of the attack rules, see CRSCases) or SourceAll.
+	Source string
+	// CRSParanoia is the highest paranoia level of the CRS rules whose
+	// tests are taken (0: 1).
+	CRSParanoia int
 }
+
+// Attack sources.
+const (
+	SourcePATT = "patt"
+	SourceCRS  = "crs"
+	SourceAll  = "all"
+)
 
 // DefaultSample and DefaultSeed are the sample `rampart waf eval` takes
 // unless told otherwise: 30 payloads of each class in each placement and
@@ -56,7 +70,15 @@ func (c *Corpus) Cases(sel Selection) ([]*Case, error) {
 			}
 		}
 	}
+	switch sel.Source {
+	case "", SourcePATT, SourceCRS, SourceAll:
+	default:
+		return nil, fmt.Errorf("eval: unknown source %q (known: patt, crs, all)", sel.Source)
+	}
 	var cases []*Case
+	if sel.NoAttacks || sel.Source == SourceCRS {
+		classes = nil
+	}
 	for _, class := range classes {
 		payloads := c.Attacks[class]
 		n := len(payloads)
@@ -91,6 +113,13 @@ func (c *Corpus) Cases(sel Selection) ([]*Case, error) {
 				cell++
 			}
 		}
+	}
+	if !sel.NoAttacks && (sel.Source == SourceCRS || sel.Source == SourceAll) {
+		crs, err := CRSCases(max(sel.CRSParanoia, 1))
+		if err != nil {
+			return nil, err
+		}
+		cases = append(cases, crs...)
 	}
 	if sel.NoBenign {
 		return cases, nil

@@ -150,16 +150,18 @@ const MaxPayload = 2048
 //     by single dots: "cn", "admin", "wp-login.php"): a lone quote or
 //     separator (";", "'\"", "||", "%0a") or a bare word is a probe, not
 //     an attack, and an application sees such values in ordinary traffic
-//     ("O'Brien", "a || b");
+//     ("O'Brien", "a || b"); the word may be %-encoded; a template expression ("{{7*7}}", "${3*3}",
+//     "#{3*3}", "<%= 7*7 %>") needs no word;
 //   - lines longer than MaxPayload bytes or with control characters
 //     (other than tab) are dropped;
 //   - in traversal and file inclusion lists, the placeholder "{FILE}" (of
-//     deep_traversal.txt) is replaced by "etc/passwd"; their payloads
-//     must hold a traversal (".."
-//     in any common encoding), a wrapper or scheme ("php://", "file:"),
-//     a NUL byte form or an absolute path into a system directory
-//     (/etc, /proc, /var, /usr, /root, /home, /dev, /bin, c:\, windows):
-//     "/robots.txt" and "wp-login.php" are names, not attacks;
+//     deep_traversal.txt) is replaced by "etc/passwd"; their payloads need
+//     no word (a bare "../../../../" is an attack) but must hold, as
+//     written or %-decoded, a traversal ("..", "%2e", overlong UTF-8
+//     forms), a wrapper or scheme ("php://", "file:"), a NUL byte form or
+//     an absolute path into a system directory (/etc, /proc, /var, /usr,
+//     /root, /home, /dev, /bin, c:\, windows): "/robots.txt" and
+//     "wp-login.php" are names, not attacks;
 //   - XXE payloads must declare an entity ("<!ENTITY") or use XInclude:
 //     the lists also hold plain XML and XPath probes.
 func Keep(class, line string) string {
@@ -177,13 +179,14 @@ func Keep(class, line string) string {
 			return DropControl
 		}
 	}
-	if !hasWord(t) || isBareWord(t) {
+	fileClass := class == ClassTraversal || class == ClassLFI
+	if d := pctDecode(pctDecode(t)); !fileClass && !hasWord(d) && !hasTemplate(d) || isBareWord(t) {
 		return DropBareWord
 	}
 	lower := strings.ToLower(t)
 	switch class {
 	case ClassTraversal, ClassLFI:
-		if !isFileAttack(lower) {
+		if !isFileAttack(lower) && !isFileAttack(strings.ToLower(pctDecode(pctDecode(t)))) {
 			return DropNotLFI
 		}
 	case ClassXXE:
@@ -200,6 +203,40 @@ func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 func hasWord(s string) bool {
 	for i := 1; i < len(s); i++ {
 		if isLetter(s[i-1]) && isLetter(s[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// pctDecode decodes the valid %XX escapes of s.
+func pctDecode(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]) {
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+			continue
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c | 0x20 - 'a' + 10
+}
+
+// hasTemplate reports whether s opens a template expression.
+func hasTemplate(s string) bool {
+	for _, open := range []string{"{{", "${", "#{", "<%", "{%", "@("} {
+		if strings.Contains(s, open) {
 			return true
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 )
@@ -185,7 +186,9 @@ func Build(class, placement, enc, payload string, variant int) Request {
 			r.Body = []byte(`{"operationName":"Search","query":` + jsonString(query) + `,"variables":{}}`)
 		} else {
 			r.Method = "GET"
-			r.Target = "/graphql?operationName=Search&query=" + escapeURL(query)
+			// The whole query is one argument: escaped in full, so
+			// that the framework's decoding gives the query as built.
+			r.Target = "/graphql?operationName=Search&query=" + url.QueryEscape(query)
 		}
 	default:
 		panic(fmt.Sprintf("eval: unknown placement %q", placement))

@@ -151,6 +151,43 @@ func NewReport(target string, sel Selection, results []Result) *Report {
 	return rep
 }
 
+// matrixColumns returns the encodings of the matrix, in report order
+// (Encodings first, then others as met).
+func (rep *Report) matrixColumns() []string {
+	var cols []string
+	for _, e := range Encodings {
+		for _, row := range rep.Matrix {
+			if rowCell(row, e) != nil && !slices.Contains(cols, e) {
+				cols = append(cols, e)
+			}
+		}
+	}
+	for _, row := range rep.Matrix {
+		for _, c := range row.Cells {
+			if !slices.Contains(cols, c.Name) {
+				cols = append(cols, c.Name)
+			}
+		}
+	}
+	return cols
+}
+
+func rowCell(row MatrixRow, enc string) *Rate {
+	for i := range row.Cells {
+		if row.Cells[i].Name == enc {
+			return &row.Cells[i]
+		}
+	}
+	return nil
+}
+
+func cellPct(row MatrixRow, enc string) string {
+	if c := rowCell(row, enc); c != nil {
+		return pct(*c)
+	}
+	return "-"
+}
+
 // excerpt cuts s to n bytes on a character boundary, newlines as \n.
 func excerpt(s string, n int) string {
 	s = strings.ReplaceAll(s, "\n", `\n`)
@@ -186,15 +223,16 @@ func (rep *Report) WriteText(w io.Writer, maxFP int) error {
 	table("placement", "blocked", rep.ByPlacement)
 	table("encoding", "blocked", rep.ByEncoding)
 	if len(rep.Matrix) > 0 {
+		cols := rep.matrixColumns()
 		fmt.Fprint(tw, "blocked\t")
-		for _, c := range rep.Matrix[0].Cells {
-			fmt.Fprintf(tw, "%s\t", c.Name)
+		for _, c := range cols {
+			fmt.Fprintf(tw, "%s\t", c)
 		}
 		fmt.Fprintln(tw)
 		for _, row := range rep.Matrix {
 			fmt.Fprintf(tw, "%s\t", row.Placement)
-			for _, c := range row.Cells {
-				fmt.Fprintf(tw, "%s\t", pct(c))
+			for _, c := range cols {
+				fmt.Fprintf(tw, "%s\t", cellPct(row, c))
 			}
 			fmt.Fprintln(tw)
 		}
@@ -246,17 +284,18 @@ func (rep *Report) WriteMarkdown(w io.Writer) error {
 	table("placement", "blocked", rep.ByPlacement)
 	table("encoding", "blocked", rep.ByEncoding)
 	if len(rep.Matrix) > 0 {
+		cols := rep.matrixColumns()
 		b.WriteString("| blocked |")
 		sep := "|---|"
-		for _, c := range rep.Matrix[0].Cells {
-			fmt.Fprintf(&b, " %s |", c.Name)
+		for _, c := range cols {
+			fmt.Fprintf(&b, " %s |", c)
 			sep += "---:|"
 		}
 		b.WriteString("\n" + sep + "\n")
 		for _, row := range rep.Matrix {
 			fmt.Fprintf(&b, "| %s |", row.Placement)
-			for _, c := range row.Cells {
-				fmt.Fprintf(&b, " %s |", pct(c))
+			for _, c := range cols {
+				fmt.Fprintf(&b, " %s |", cellPct(row, c))
 			}
 			b.WriteString("\n")
 		}
@@ -301,4 +340,31 @@ func printable(s string) string {
 		}
 	}
 	return s
+}
+
+// caseLine is one line of WriteCases.
+type caseLine struct {
+	Case      string `json:"case"`
+	Attack    bool   `json:"attack"`
+	Class     string `json:"class"`
+	Placement string `json:"placement"`
+	Encoding  string `json:"encoding"`
+	Blocked   bool   `json:"blocked"`
+	Status    int    `json:"status"`
+	Rules     []int  `json:"rules"`
+	Payload   string `json:"payload"`
+}
+
+// WriteCases writes every result as a JSON line: the case, its labels, the
+// outcome and the payload, to find what was missed or refused.
+func WriteCases(w io.Writer, results []Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for _, r := range results {
+		c := r.Case
+		if err := enc.Encode(caseLine{c.Name, c.Attack, c.Class, c.Placement, c.Encoding, r.Blocked, r.Status, r.Rules, c.Payload}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -34,6 +34,9 @@ type Request struct {
 	Target string
 	Header [][2]string
 	Body   []byte
+	// Raw, when set, is the whole request as sent; the fields above are
+	// then unused (the CRS regression tests).
+	Raw []byte
 }
 
 // Get returns the value of the first header field called name.
@@ -73,6 +76,16 @@ func (r *Request) addDefaults() {
 // and without Connection: close. extra fields are added after the
 // request's own (X-Request-Id).
 func (r *Request) AppendRaw(dst []byte, extra ...[2]string) []byte {
+	if r.Raw != nil {
+		// The extra fields go right after the request line.
+		line, rest, _ := strings.Cut(string(r.Raw), "\r\n")
+		b := append(dst, line...)
+		b = append(b, "\r\n"...)
+		for _, h := range extra {
+			b = append(b, h[0]+": "+h[1]+"\r\n"...)
+		}
+		return append(b, rest...)
+	}
 	b := append(dst, r.Method...)
 	b = append(b, ' ')
 	b = append(b, r.Target...)

@@ -9,11 +9,13 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/rampart-proxy/rampart/config"
+	"github.com/rampart-proxy/rampart/proxy"
 	"github.com/rampart-proxy/rampart/waf"
 )
 
@@ -35,7 +37,9 @@ type Inspector interface {
 }
 
 // Local inspects cases in process with a compiled policy, as the proxy
-// does: the request is parsed by fasthttp from its wire form and given to
+// does: the request is parsed by fasthttp from its wire form, its path put
+// in the proxy's normal form (a path without one is refused, as the proxy
+// refuses it with 400 before the WAF: it counts as blocked), and given to
 // waf.Policy.Inspect. It is not safe for concurrent use.
 type Local struct {
 	p     *waf.Policy
@@ -82,10 +86,19 @@ func (l *Local) Inspect(c *Case) (Outcome, error) {
 	if err := l.req.Read(l.br); err != nil {
 		return Outcome{}, fmt.Errorf("%s: the request cannot be parsed: %w", c.Name, err)
 	}
+	// The proxy puts the path in its normal form before the WAF, which
+	// inspects the target the upstream receives, and refuses a path
+	// without one (as a listener does by default, path_handling
+	// normalize).
+	u := l.req.URI()
+	target, ok := proxy.NormalizedTarget(u.PathOriginal(), u.QueryString())
+	if !ok {
+		return Outcome{Blocked: true, Status: fasthttp.StatusBadRequest}, nil
+	}
 	var ctx fasthttp.RequestCtx
 	ctx.Init(&l.req, localAddr, nil)
 	l.rules = l.rules[:0]
-	v := l.p.Inspect(&ctx, waf.Request{ID: []byte(c.Name), ClientIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Route: l.route})
+	v := l.p.Inspect(&ctx, waf.Request{ID: []byte(c.Name), ClientIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Route: l.route, URI: target})
 	o := Outcome{Blocked: v.Blocked()}
 	if v != nil {
 		o.Status = v.Status
@@ -111,8 +124,12 @@ func scoring(ids []int) []int {
 }
 
 // Remote sends cases to a running Rampart over HTTP/1.1, one at a time on
-// a kept-alive connection, and reads the answer's status: a status in
-// BlockStatuses is a block.
+// a kept-alive connection, and reads the answer: Rampart's WAF refusal
+// (recognized by its body, whatever its status: 403 for a rule, 400 for a
+// body the engine cannot parse, 413 for one over the limit), the proxy's
+// own 400 (a path without a normal form, refused before the WAF) or a
+// status in BlockStatuses is a block. The route evaluated should answer
+// everything else with a 2xx (a respond route does).
 type Remote struct {
 	Addr string // host:port
 	// Host replaces the cases' Host when not empty.
@@ -122,10 +139,25 @@ type Remote struct {
 	// Timeout bounds each exchange (default 10 s).
 	Timeout time.Duration
 
+	// IDPrefix starts the X-Request-Id of every request sent: the i-th
+	// is IDPrefix followed by i, so that the audit events of a run can be
+	// told from others (see AttachAudit). Empty: "eval-".
+	IDPrefix string
+
+	sent int
 	conn net.Conn
 	br   *bufio.Reader
 	resp fasthttp.Response
 	raw  []byte
+}
+
+// requestID returns the id of the i-th request.
+func (r *Remote) requestID(i int) string {
+	p := r.IDPrefix
+	if p == "" {
+		p = "eval-"
+	}
+	return p + strconv.Itoa(i)
 }
 
 // Close closes the connection.
@@ -148,7 +180,8 @@ func (r *Remote) Inspect(c *Case) (Outcome, error) {
 			}
 		}
 	}
-	r.raw = req.AppendRaw(r.raw[:0], [2]string{"X-Request-Id", c.Name})
+	r.raw = req.AppendRaw(r.raw[:0], [2]string{"X-Request-Id", r.requestID(r.sent)})
+	r.sent++
 	var err error
 	for try := 0; try < 2; try++ {
 		var o Outcome
@@ -190,6 +223,9 @@ func (r *Remote) exchange() (Outcome, error) {
 		return Outcome{}, err
 	}
 	st := r.resp.StatusCode()
+	body := r.resp.Body()
+	refused := st >= 400 && bytes.Contains(body, wafAnswer) ||
+		st == fasthttp.StatusBadRequest && bytes.Equal(body, proxyBadRequest)
 	if r.resp.ConnectionClose() {
 		r.conn.Close()
 		r.conn = nil
@@ -198,8 +234,17 @@ func (r *Remote) exchange() (Outcome, error) {
 	if len(statuses) == 0 {
 		statuses = []int{fasthttp.StatusForbidden}
 	}
-	return Outcome{Blocked: slices.Contains(statuses, st), Status: st}, nil
+	return Outcome{Blocked: refused || slices.Contains(statuses, st), Status: st}, nil
 }
+
+// wafAnswer is in the body of every answer of Rampart's WAF to a request
+// it refuses (waf.Verdict.AppendBody).
+var wafAnswer = []byte("the web application firewall")
+
+// proxyBadRequest is the body of the proxy's own 400, such as for a path
+// it cannot put in a normal form: the request was refused before the WAF,
+// and not forwarded.
+var proxyBadRequest = []byte("400 Bad Request\n")
 
 // Result is a case and its outcome.
 type Result struct {

@@ -1,13 +1,11 @@
 package waf
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
-	"github.com/corazawaf/coraza/v3/types/variables"
 )
 
 // The expansion pass is a Coraza action, rampart_expand, run by rule
@@ -37,14 +35,11 @@ const (
 	expandPath                // path segments and matrix parameters
 	expandUploads             // multipart field names and file names
 	expandGraphQL             // GraphQL string arguments and variables
-	expandProse               // CRS rules off for values of benign shapes (shapes.go)
 )
 
-// expandAction is rampart_expand:GROUP/GROUP.../set=N, N naming the
-// policy's exemptRules in exemptSets.
+// expandAction is rampart_expand:GROUP/GROUP...
 type expandAction struct {
 	groups int
-	exempt *exemptRules
 }
 
 func (a *expandAction) Init(_ plugintypes.RuleMetadata, data string) error {
@@ -60,18 +55,6 @@ func (a *expandAction) Init(_ plugintypes.RuleMetadata, data string) error {
 			a.groups |= expandUploads
 		case "graphql":
 			a.groups |= expandGraphQL
-		case "prose":
-			a.groups |= expandProse
-		default:
-			if n, ok := strings.CutPrefix(g, "set="); ok {
-				id, err := strconv.ParseUint(n, 10, 64)
-				if err != nil {
-					return err
-				}
-				if ex, ok := exemptSets.Load(id); ok {
-					a.exempt = ex.(*exemptRules)
-				}
-			}
 		}
 	}
 	return nil
@@ -85,15 +68,7 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	var e expander
 	decode := a.groups&expandDecode != 0
 	graphql := a.groups&expandGraphQL != 0
-	var sh, shXML, shNames shapes
-	prose := a.groups&expandProse != 0 && a.exempt != nil
-	// put adds one value to ARGS_PATH and notes its shape.
-	put := func(key, v string) {
-		out.Add(key, v)
-		if prose {
-			sh.note(key, shapeOf(key, v, graphql), v)
-		}
-	}
+	put := func(key, v string) { out.Add(key, v) }
 	// add puts a value the CRS never saw in its own form: as is when it
 	// may carry a payload, and its decoded forms.
 	add := func(key, v string) {
@@ -112,12 +87,6 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	for _, col := range [...]collection.Map{vars.ArgsGet(), vars.ArgsPost()} {
 		for _, m := range col.FindAll() {
 			k, v := m.Key(), m.Value()
-			if prose {
-				sh.note(k, shapeOf(k, v, graphql), v)
-				if odataOption(k) {
-					shNames.note(k, shapeFilter, "$")
-				}
-			}
 			if decode {
 				e.expand(v, func(f string) { put(k, f) })
 				e.expand(k, func(f string) { out.Add(f, "") })
@@ -134,9 +103,6 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 		}
 		xml := vars.XML()
 		for _, v := range xml.Get("/*") {
-			if prose {
-				shXML.note("/*", shapeOf("", v, false), v)
-			}
 			e.expand(v, func(f string) { put("xml", f) })
 		}
 		for _, v := range xml.Get("//@*") {
@@ -164,11 +130,7 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	if e.over {
 		vars.TX().Set("rampart_expand_over", []string{"1"})
 	}
-	if prose {
-		sh.apply(tx, a.exempt, variables.Args)
-		shXML.apply(tx, a.exempt, variables.XML)
-		shNames.apply(tx, a.exempt, variables.ArgsNames)
-	}
+
 }
 
 // interesting reports whether v has a byte that a payload needs (quotes,

@@ -247,8 +247,8 @@ func (p *Policy) build(baseDir string) error {
 			WithDirectives(engineSettings(&setup, p.bodyLimit, p.respLimit)).
 			WithDirectives(crsSetup(&setup)).
 			WithDirectives(early.String()).
-			WithDirectives(rampartRules(cfg, set)).
-			WithDirectives(crsRules)
+			WithDirectives(rampartRules(cfg)).
+			WithDirectives(crsWithUnscore(cfg, set))
 		for _, d := range user {
 			c = c.WithDirectives(d.text)
 		}

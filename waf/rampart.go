@@ -23,20 +23,19 @@ const (
 // blocking evaluation (949110) adds up the score. Every detection rule is
 // of phase 2, after the CRS initialization (phase 1) has set the scores
 // to zero.
-func rampartRules(p *config.WAFPolicy, exemptSet uint64) string {
+func rampartRules(p *config.WAFPolicy) string {
 	if p.RampartRules != nil && !*p.RampartRules {
 		return ""
 	}
 	on := func(g string) bool { return !slices.Contains(p.RampartRulesDisabled, g) }
 	var b strings.Builder
 	var expand []string
-	for _, g := range [...]string{"decode", "headers", "path", "uploads", "graphql", "prose"} {
+	for _, g := range [...]string{"decode", "headers", "path", "uploads", "graphql"} {
 		if on(g) {
 			expand = append(expand, g)
 		}
 	}
 	if len(expand) > 0 {
-		expand = append(expand, "set="+strconv.FormatUint(exemptSet, 10))
 		b.WriteString(`SecAction "id:9500000,phase:2,pass,nolog,t:none,rampart_expand:` + strings.Join(expand, "/") + `"
 SecRule TX:rampart_expand_over "@eq 1" "id:9500001,phase:2,block,t:none,msg:'Rampart: too many values to decode for inspection',tag:'rampart',tag:'rampart/decode',severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
 `)
@@ -160,3 +159,23 @@ const apiRules = `SecAction "id:9500010,phase:1,pass,nolog,t:none,setvar:'tx.all
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=XML"
 `
+
+// crsWithUnscore returns the directives that load the CRS rules with rule
+// 9500900 of the prose group between the detection rules and the blocking
+// evaluation (REQUEST-949), or crsRules when the group is off.
+func crsWithUnscore(p *config.WAFPolicy, exemptSet uint64) string {
+	if p.RampartRules != nil && !*p.RampartRules || slices.Contains(p.RampartRulesDisabled, "prose") {
+		return crsRules
+	}
+	gq := ""
+	if !slices.Contains(p.RampartRulesDisabled, "graphql") {
+		gq = "/graphql"
+	}
+	return `Include @owasp_crs/REQUEST-9[0-3]*.conf
+Include @owasp_crs/REQUEST-94[0-4]*.conf
+SecAction "id:9500900,phase:2,pass,nolog,t:none,rampart_unscore:set=` + strconv.FormatUint(exemptSet, 10) + gq + `"
+Include @owasp_crs/REQUEST-949*.conf
+Include @owasp_crs/REQUEST-999*.conf
+Include @owasp_crs/RESPONSE-*.conf
+`
+}

@@ -1,11 +1,16 @@
 package waf
 
 import (
+	"errors"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
 	"github.com/corazawaf/coraza/v3/types/variables"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -13,12 +18,14 @@ import (
 
 // The CRS at paranoia level 1 mistakes some ordinary values for attacks:
 // prose that mentions SQL words, shell commands or /etc paths, filter
-// expressions (JQL, OData, RSQL) that are SQL-like by design, a GraphQL
-// document, binary data in base64. The prose group recognizes these
-// shapes by their structure and switches the CRS attack rules that
-// misread them off for that argument only, in that request (as an
-// exclusion of ARGS:name would): an argument keeps them unless every
-// value of that name has the shape and none decodes to anything else.
+// expressions (JQL, OData), a GraphQL document, binary data in base64. The
+// prose group recognizes these shapes by their structure. Rule 9500900,
+// an action run after the CRS detection rules and before the CRS blocking
+// evaluation (REQUEST-949), takes back the score of each CRS rule of the
+// shape's attack tags whose every match is on a value of that shape: the
+// match stays in the audit event, scored nothing. Nothing is computed for a
+// request no such rule matched. A decoded form of a value is a value of
+// its own: a payload in it is not prose, and keeps its score.
 //
 //   - prose: at least 5 words, three in four of them plain words; no
 //     brackets, braces, backticks, $, =, ;, |, \, comment sequences, quotes
@@ -85,57 +92,12 @@ func containsStr(list []string, s string) bool {
 	return false
 }
 
-// exemptSets hands a policy's exemptRules to its rampart_expand action:
+// exemptSets hands a policy's exemptRules to its rampart_unscore action:
 // the action's argument names the set by number while the policy compiles.
 var (
 	exemptSets   sync.Map // uint64 -> *exemptRules
 	exemptSetSeq atomic.Uint64
 )
-
-// keyShape tracks the shape shared by every value of one argument name.
-type keyShape struct {
-	key   string
-	shape int // shapeNone once two values differ, or a value has forms
-}
-
-// shapes collects the argument names whose values all have one shape.
-type shapes struct {
-	keys []keyShape
-}
-
-// note records value shape s for argument key. A value of letters,
-// digits and - _ . : @ + , only (interesting is false) carries nothing,
-// whatever its shape, and does not count.
-func (sh *shapes) note(key string, s int, v string) {
-	if !interesting(v) {
-		return
-	}
-	for i := range sh.keys {
-		if sh.keys[i].key == key {
-			if sh.keys[i].shape != s {
-				sh.keys[i].shape = shapeNone
-			}
-			return
-		}
-	}
-	sh.keys = append(sh.keys, keyShape{key, s})
-}
-
-// apply switches the rules of each shape off for its arguments.
-func (sh *shapes) apply(tx any, ex *exemptRules, v variables.RuleVariable) {
-	rm, ok := tx.(targetRemover)
-	if !ok || ex == nil {
-		return
-	}
-	for _, k := range sh.keys {
-		if k.shape == shapeNone {
-			continue
-		}
-		for _, id := range ex.byShape[k.shape] {
-			rm.RemoveRuleTargetByID(id, v, k.key, nil)
-		}
-	}
-}
 
 // shapeOf returns the shape of an argument's value (k is its name).
 func shapeOf(k, v string, graphql bool) int {
@@ -256,4 +218,106 @@ func odataOption(name string) bool {
 		return true
 	}
 	return false
+}
+
+func init() {
+	plugins.RegisterAction("rampart_unscore", func() plugintypes.Action { return new(unscoreAction) })
+}
+
+// unscoreAction is rampart_unscore:set=N[/graphql], N naming the policy's
+// exemptRules in exemptSets.
+type unscoreAction struct {
+	exempt *exemptRules
+	// graphql: the graphql group inspects a document's strings one by one,
+	// so a document that parses is a shape.
+	graphql bool
+	// shapeOfRule maps a rule id to the shapes that exempt it.
+	shapeOfRule map[int]uint8
+}
+
+func (a *unscoreAction) Init(_ plugintypes.RuleMetadata, data string) error {
+	data, gq := strings.CutSuffix(data, "/graphql")
+	a.graphql = gq
+	n, ok := strings.CutPrefix(data, "set=")
+	if !ok {
+		return errors.New("rampart_unscore: want set=N")
+	}
+	id, err := strconv.ParseUint(n, 10, 64)
+	if err != nil {
+		return err
+	}
+	if ex, ok := exemptSets.Load(id); ok {
+		a.exempt = ex.(*exemptRules)
+	}
+	return nil
+}
+
+func (a *unscoreAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+// scoreVars are the TX variables of each severity's score, by
+// types.RuleSeverity (emergency 0 to debug 7).
+var scoreVars = [...]string{"critical_anomaly_score", "critical_anomaly_score", "critical_anomaly_score",
+	"critical_anomaly_score", "error_anomaly_score", "warning_anomaly_score", "notice_anomaly_score", ""}
+
+func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	mt, ok := tx.(interface{ MatchedRules() []types.MatchedRule })
+	if !ok || a.exempt == nil {
+		return
+	}
+	if a.shapeOfRule == nil { // built on first use, after the policy compiled
+		m := make(map[int]uint8)
+		for s, ids := range a.exempt.byShape {
+			for _, id := range ids {
+				m[id] |= 1 << s
+			}
+		}
+		a.shapeOfRule = m
+	}
+	tv := tx.Variables().TX()
+	for _, mr := range mt.MatchedRules() {
+		r := mr.Rule()
+		shapes := a.shapeOfRule[r.ID()]
+		if shapes == 0 || len(mr.MatchedDatas()) == 0 {
+			continue
+		}
+		n := 0
+		for _, md := range mr.MatchedDatas() {
+			s := shapeOf(md.Key(), md.Value(), a.graphql)
+			if md.Variable() == variables.ArgsNames && odataOption(md.Value()) {
+				s = shapeFilter
+			}
+			if shapes&(1<<s) == 0 {
+				n = -1
+				break
+			}
+			n++
+		}
+		sev := int(r.Severity())
+		if n <= 0 || sev < 0 || sev >= len(scoreVars) || scoreVars[sev] == "" {
+			continue
+		}
+		pl := paranoiaOf(r.Tags())
+		key := "inbound_anomaly_score_pl" + strconv.Itoa(pl)
+		per, _ := strconv.Atoi(first(tv.Get(scoreVars[sev])))
+		cur, _ := strconv.Atoi(first(tv.Get(key)))
+		tv.Set(key, []string{strconv.Itoa(max(0, cur-n*per))})
+	}
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// paranoiaOf returns the paranoia level of a CRS rule's tags (1 when
+// none says).
+func paranoiaOf(tags []string) int {
+	for _, t := range tags {
+		if l, ok := strings.CutPrefix(t, "paranoia-level/"); ok && len(l) == 1 && l[0] >= '1' && l[0] <= '4' {
+			return int(l[0] - '0')
+		}
+	}
+	return 1
 }

@@ -161,8 +161,16 @@ func (p *filterParser) term(depth int) bool {
 	if t.kind != tokName || isFilterKeyword(t.text) {
 		return false
 	}
-	if p.punct("(") { // a boolean call: contains(Name,'x')
-		return p.args()
+	if p.punct("(") { // a call, boolean (contains(Name,'x')) or compared (year(d) eq 2026)
+		if !p.args() {
+			return false
+		}
+		if op := p.peek(); op.kind == tokPunct && op.text != "(" && op.text != ")" && op.text != "," ||
+			op.kind == tokName && isComparison(op.text) {
+			p.i++
+			return p.value()
+		}
+		return true
 	}
 	switch op := p.peek(); {
 	case op.kind == tokPunct && op.text != "(" && op.text != ")" && op.text != ",":

@@ -168,6 +168,7 @@ var rrCRSFalsePositives = []struct{ name, raw string }{
 	{"dotfile in prose", postReq("/support", "application/x-www-form-urlencoded", "text="+url.QueryEscape("My ~/.bashrc sets PATH twice, see the attached file"))},
 	{"JQL filter", getReq("/rest/api/search?jql=" + url.QueryEscape(`project = WEB AND status = "In Progress" ORDER BY created DESC`))},
 	{"JQL with a function", getReq("/rest/api/search?jql=" + url.QueryEscape(`assignee = currentUser() AND resolution = Unresolved`))},
+	{"OData compared calls", getReq("/odata/Orders?filter=" + url.QueryEscape(`year(OrderDate) eq 2026 and month(OrderDate) ge 10`))},
 	{"OData functions", getReq("/odata/Products?filter=" + url.QueryEscape(`contains(Name,'trail') or startswith(Sku,'TR-')`))},
 	{"base64 image in JSON", postReq("/api/avatar", "application/json", `{"image":"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}`)},
 }

@@ -145,8 +145,9 @@ func isBlob(v string) bool {
 }
 
 // proseBytes are the bytes prose never holds (a single quote is handled
-// apart: an apostrophe inside or after a word).
-const proseBytes = "<>{}[]|\\`$;=\"*^"
+// apart: an apostrophe inside or after a word; a backslash is allowed, for
+// Windows paths, but not in a traversal).
+const proseBytes = "<>{}[]|`$;=\"*^"
 
 // sqlSkeleton finds the statement skeletons that make SQL of prose.
 var sqlSkeleton = regexp.MustCompile(`(?i)\bunion\s+(?:all\s+|distinct\s+)?select\b|\bselect\b[^.?!]{0,80}\bfrom\b|\binsert\s+into\b|\bdelete\s+from\b|\bupdate\s+\w+\s+set\b|\bdrop\s+(?:table|database|schema)\b|\b(?:sleep|benchmark|waitfor|pg_sleep)\b\s*\(|\bor\s+\d+\s*[<>]|\bexec(?:ute)?\s+(?:xp_|sp_)`)
@@ -166,7 +167,8 @@ func isProse(v string) bool {
 		v = b.String()
 	}
 	if len(v) > 8192 || strings.ContainsAny(v, proseBytes) || strings.Contains(v, "--") ||
-		strings.Contains(v, "/*") || strings.Contains(v, "&&") || strings.Contains(v, "#") {
+		strings.Contains(v, "/*") || strings.Contains(v, "&&") || strings.Contains(v, "#") ||
+		strings.Contains(v, "../") || strings.Contains(v, "..\\") {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
@@ -282,11 +284,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 		}
 		n := 0
 		for _, md := range mr.MatchedDatas() {
-			s := shapeOf(md.Key(), md.Value(), a.graphql)
-			if md.Variable() == variables.ArgsNames && odataOption(md.Value()) {
-				s = shapeFilter
-			}
-			if shapes&(1<<s) == 0 {
+			if !a.exempted(tx.Variables(), md, shapes) {
 				n = -1
 				break
 			}
@@ -320,4 +318,40 @@ func paranoiaOf(tags []string) int {
 		}
 	}
 	return 1
+}
+
+// exempted reports whether the value a rule matched has one of shapes. A
+// match holds the value as the rule's transformations left it, so the
+// shape is read from the request's own values of that name: every value
+// of the argument (its decoded forms included) must have the shape, or
+// carry nothing (interesting is false). XML text is one name, "/*".
+func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types.MatchData, shapes uint8) bool {
+	var vals [][]string
+	switch md.Variable() {
+	case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsPath:
+		k := md.Key()
+		vals = [][]string{vars.ArgsGet().Get(k), vars.ArgsPost().Get(k), vars.ArgsPath().Get(k)}
+	case variables.XML:
+		if md.Key() != "/*" {
+			return false
+		}
+		vals = [][]string{vars.XML().Get("/*")}
+	case variables.ArgsNames:
+		return shapes&(1<<shapeFilter) != 0 && odataOption(md.Value())
+	default:
+		return false
+	}
+	seen := false
+	for _, vs := range vals {
+		for _, v := range vs {
+			if !interesting(v) {
+				continue
+			}
+			if shapes&(1<<shapeOf(md.Key(), v, a.graphql)) == 0 {
+				return false
+			}
+			seen = true
+		}
+	}
+	return seen
 }

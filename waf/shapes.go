@@ -331,7 +331,7 @@ func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types
 	case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsPath:
 		k := md.Key()
 		vals = [][]string{vars.ArgsGet().Get(k), vars.ArgsPost().Get(k), vars.ArgsPath().Get(k)}
-	case variables.XML:
+	case variables.XML, variables.RequestXML:
 		if md.Key() != "/*" {
 			return false
 		}

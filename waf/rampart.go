@@ -88,36 +88,36 @@ var ruleGroups = []ruleGroup{
 // internal subset (entity expansion), external DTDs other than the W3C's,
 // and XInclude, in the raw body (an XML body Coraza could not parse still
 // reaches the application's parser) and in every value.
-var xxeRules = detect("9500200", "xxe", "REQUEST_BODY|"+allTargets, `@rx <!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "XML external entity") +
-	detect("9500201", "xxe", "REQUEST_BODY|"+allTargets, `@rx <!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "XML entity declaration in a DOCTYPE") +
+var xxeRules = detect("9500200", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-entity", `<!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "", "<!ENTITY"), "XML external entity") +
+	detect("9500201", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-subset", `<!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "", "<!DOCTYPE"), "XML entity declaration in a DOCTYPE") +
 	`SecRule REQUEST_BODY|` + allTargets + ` "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:SYSTEM\s*|PUBLIC\s*(?:\"[^\"]*\"|'[^']*')\s*)(?:\"[^\"]*\"|'[^']*')" "id:9500202,phase:2,block,capture,t:none,msg:'Rampart: XML document with an external DTD',` + logMatch + `,tag:'rampart',tag:'rampart/xxe',tag:'paranoia-level/1',severity:'CRITICAL',chain"
 SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none,setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
 ` +
-	detect("9500203", "xxe", "REQUEST_BODY|"+allTargets, `@rx (?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "XInclude")
+	detect("9500203", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-xinclude", `(?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "", "XInclude", "xi:include", "XINCLUDE", "xinclude"), "XInclude")
 
 // sstiRules find template expressions that compute (arithmetic on
 // literals), call, or reach for objects no template needs (dunder
 // attributes, class loaders, runtimes). A plain placeholder ({{name}},
 // ${HOME}, {{ user.name }}) does not match.
 var sstiRules = detect("9500300", "ssti", allTargets,
-	`@rx (?:\{\{|\{%|\$\{|#\{|\*\{|@\{|~\{|<%=?|\[\[|@\()[^}%\]]{0,200}?(?:\d\s*[-+*/%]\s*['"]?\d|['"]\w*['"]\s*[*+]\s*\d|__\w+__|\b(?:class|mro|subclasses|globals|builtins|getClass|forName|getRuntime|Runtime|ProcessBuilder|exec|popen|system|eval|import|require|constructor|lipsum|cycler|joiner|namespace|self|config|request|application|dump|range|getattr|attr)\b\s*[.(\[|]|\w\s*\(|\|\s*\w+\s*\()`,
+	pattern("ssti-expr", `(?:\{\{|\{%|\$\{|#\{|\*\{|@\{|~\{|<%=?|\[\[|@\()[^}%\]]{0,200}?(?:\d\s*[-+*/%]\s*['"]?\d|['"]\w*['"]\s*[*+]\s*\d|__\w+__|\b(?:class|mro|subclasses|globals|builtins|getClass|forName|getRuntime|Runtime|ProcessBuilder|exec|popen|system|eval|import|require|constructor|lipsum|cycler|joiner|namespace|self|config|request|application|dump|range|getattr|attr)\b\s*[.(\[|]|\w\s*\(|\|\s*\w+\s*\()`, "{[(<@"),
 	"server-side template injection") +
-	detect("9500301", "ssti", allTargets, `@rx <#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "server-side template directive")
+	detect("9500301", "ssti", allTargets, pattern("ssti-directive", `<#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "<?#$T{", "freemarker"), "server-side template directive")
 
 // nosqlRules find MongoDB query operators in argument names
 // (user[$ne]=x, {"user": {"$ne": x}}) and values, and the server-side
 // JavaScript of $where.
 var nosqlRules = detect("9500400", "nosql", "ARGS_NAMES",
-	`@rx (?:^|[.\[])\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|function|accumulator|elemMatch|type|mod|all|size|jsonSchema|text)\]?$`,
+	pattern("nosql-name", `(?:^|[.\[])\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|function|accumulator|elemMatch|type|mod|all|size|jsonSchema|text)\]?$`, "$"),
 	"NoSQL operator in an argument name") +
 	detect("9500401", "nosql", allTargets,
-		`@rx \$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`,
+		pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$.|&;("),
 		"NoSQL injection")
 
 // ldapRules find a value that closes an LDAP filter and opens another,
 // or an OR/AND/NOT filter of attribute assertions.
 var ldapRules = detect("9500500", "ldap", allTargets,
-	`@rx (?:\)\s*\(\s*[|&!]?\s*\(?\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\(\s*[|&!]\s*\(\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\*\s*\)\s*\(\s*[|&!(]|\*\s*\)\s*\)\s*(?:\x00|\(|$))`,
+	pattern("ldap", `(?:\)\s*\(\s*[|&!]?\s*\(?\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\(\s*[|&!]\s*\(\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\*\s*\)\s*\(\s*[|&!(]|\*\s*\)\s*\)\s*(?:\x00|\(|$))`, "()*"),
 	"LDAP filter injection")
 
 // cmdiRules find a shell command after a command separator, or in a
@@ -125,7 +125,7 @@ var ldapRules = detect("9500500", "ldap", allTargets,
 // command lines: ;id, |id, `id`, $(id), with the separator at the start of
 // the value or after a quote.
 var cmdiRules = detect("9500600", "cmdi", allTargets,
-	`@rx (?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`,
+	pattern("cmdi", `(?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`, ";|&\n\r`$"),
 	"shell command injection")
 
 // sqliRules find what libinjection and the CRS at paranoia level 1 let
@@ -136,10 +136,10 @@ var cmdiRules = detect("9500600", "cmdi", allTargets,
 // (after the literal it closes) with a tautology or an ORDER BY column
 // probe. Prose that mentions WHERE 1=1 does not start with it.
 var sqliRules = detect("9500700", "sqli", allTargets,
-	`@rx (?i)^[\w\s.@-]*['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`,
+	pattern("sqli-quote", `(?i)^[\w\s.@-]*['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`, "'\"\x60"),
 	"SQL or XPath injection: a closed string and a boolean comparison") +
 	detect("9500701", "sqli", allTargets,
-		`@rx (?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`,
+		pattern("sqli-start", `(?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`, "=<>Bb"),
 		"SQL injection: a tautology or a column probe")
 
 // redirectRules find values that send a redirect to another host in a
@@ -147,7 +147,7 @@ var sqliRules = detect("9500700", "sqli", allTargets,
 // (//host, /\host, /%09/host), a scheme after a slash (/https://host),
 // and credentials before the host (https://trusted@evil).
 var redirectRules = detect("9500800", "redirect", allTargets,
-	`@rx (?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`,
+	pattern("redirect", `(?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`, "/\\"),
 	"open redirect")
 
 // apiRules let REST APIs through the CRS's protocol rules: PUT, PATCH and

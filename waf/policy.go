@@ -69,7 +69,7 @@ type Policy struct {
 	inspectRx bool // response inspection
 	respLimit int64
 	respCut   bool // inspect the first respLimit bytes of larger responses
-	// scanMarkup: Rampart's XXE rules are on; the adapter shows them the
+	// scanMarkup: the xxe group is on (rule 9500202); the adapter shows its rules the
 	// markup declarations of the raw body (markup.go).
 	scanMarkup bool
 	budget     *Budget
@@ -272,7 +272,7 @@ func (p *Policy) build(baseDir string) error {
 		return errors.New("waf: coraza engine lacks NewTransactionWithOptions")
 	}
 	p.waf, p.rules = ww, rules
-	_, p.scanMarkup = rules[9500200]
+	_, p.scanMarkup = rules[9500202]
 	return nil
 }
 

@@ -48,7 +48,33 @@ SecRule TX:rampart_expand_over "@eq 1" "id:9500001,phase:2,block,t:none,msg:'Ram
 			b.WriteString(g.rules)
 		}
 	}
+	// The value patterns of every group on, in one rule (operator.go).
+	var names []string
+	for _, g := range valuePatterns {
+		if on(g.group) {
+			names = append(names, g.names...)
+		}
+	}
+	if len(names) > 0 {
+		b.WriteString(`SecRule ` + allTargets + ` "@rampart ` + strings.Join(names, "|") + `" "id:9500300,phase:2,block,capture,t:none,msg:'Rampart: %{tx.rampart_detect}',` + logMatch +
+			`,tag:'rampart',tag:'rampart/patterns',tag:'paranoia-level/1',` + scoreCritical + "\"\n")
+	}
 	return b.String()
+}
+
+// valuePatterns are the detectors of rule 9500300 by group; its message
+// names the one that matched (xxe-entity, ssti-expr, cmdi, ...).
+var valuePatterns = []struct {
+	group string
+	names []string
+}{
+	{"xxe", []string{"xxe-entity", "xxe-subset", "xxe-xinclude"}},
+	{"ssti", []string{"ssti-expr", "ssti-directive"}},
+	{"nosql", []string{"nosql-value"}},
+	{"ldap", []string{"ldap"}},
+	{"cmdi", []string{"cmdi"}},
+	{"sqli", []string{"sqli-quote", "sqli-start"}},
+	{"redirect", []string{"redirect"}},
 }
 
 // ruleGroup is a group of detection rules that can be switched off.
@@ -75,14 +101,13 @@ func detect(id, group, target, op, msg string) string {
 var ruleGroups = []ruleGroup{
 	{"libinjection", strings.Replace(detect("9500100", "libinjection", "ARGS_PATH", "@detectSQLi", "SQL injection in a decoded value (libinjection)"), "tag:'rampart',", "tag:'rampart',tag:'attack-sqli',", 1) +
 		strings.Replace(detect("9500101", "libinjection", "ARGS_PATH", "@detectXSS", "XSS in a decoded value (libinjection)"), "tag:'rampart',", "tag:'rampart',tag:'attack-xss',", 1)},
-	{"xxe", xxeRules},
-	{"ssti", sstiRules},
-	{"nosql", nosqlRules},
-	{"ldap", ldapRules},
-	{"cmdi", cmdiRules},
-	{"sqli", sqliRules},
-	{"redirect", redirectRules},
+	{"xxe", xxeDTDRule},
+	{"nosql", nosqlNameRule},
 }
+
+// The patterns are registered by these declarations (pattern); rule
+// 9500300 runs those of the groups on.
+var _ = []string{xxeRules, sstiRules, nosqlRules, ldapRules, cmdiRules, sqliRules, redirectRules}
 
 // xxeRules find XML external entities, entity declarations in a DOCTYPE's
 // internal subset (entity expansion), external DTDs other than the W3C's,
@@ -90,10 +115,15 @@ var ruleGroups = []ruleGroup{
 // reaches the application's parser) and in every value.
 var xxeRules = detect("9500200", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-entity", `<!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "", "<!ENTITY"), "XML external entity") +
 	detect("9500201", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-subset", `<!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "", "<!DOCTYPE"), "XML entity declaration in a DOCTYPE") +
-	`SecRule REQUEST_BODY|` + allTargets + ` "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:SYSTEM\s*|PUBLIC\s*(?:\"[^\"]*\"|'[^']*')\s*)(?:\"[^\"]*\"|'[^']*')" "id:9500202,phase:2,block,capture,t:none,msg:'Rampart: XML document with an external DTD',` + logMatch + `,tag:'rampart',tag:'rampart/xxe',tag:'paranoia-level/1',severity:'CRITICAL',chain"
-SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none,setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
-` +
+	xxeDTDRule +
 	detect("9500203", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-xinclude", `(?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "", "XInclude", "xi:include", "XINCLUDE", "xinclude"), "XInclude")
+
+// xxeDTDRule (9500202) finds a DOCTYPE with an external DTD that is not
+// the W3C's (XHTML's own DOCTYPE is allowed). The markup scan (markup.go)
+// shows it the raw body's declarations as ARGS_PATH.
+var xxeDTDRule = `SecRule ARGS|XML:/*|XML://@* "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:SYSTEM\s*|PUBLIC\s*(?:\"[^\"]*\"|'[^']*')\s*)(?:\"[^\"]*\"|'[^']*')" "id:9500202,phase:2,block,capture,t:none,msg:'Rampart: XML document with an external DTD',` + logMatch + `,tag:'rampart',tag:'rampart/xxe',tag:'paranoia-level/1',severity:'CRITICAL',chain"
+SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none,setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
+`
 
 // sstiRules find template expressions that compute (arithmetic on
 // literals), call, or reach for objects no template needs (dunder
@@ -107,12 +137,13 @@ var sstiRules = detect("9500300", "ssti", allTargets,
 // nosqlRules find MongoDB query operators in argument names
 // (user[$ne]=x, {"user": {"$ne": x}}) and values, and the server-side
 // JavaScript of $where.
-var nosqlRules = detect("9500400", "nosql", "ARGS_NAMES",
+var nosqlNameRule = detect("9500400", "nosql", "ARGS_NAMES",
 	pattern("nosql-name", `(?:^|[.\[])\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|function|accumulator|elemMatch|type|mod|all|size|jsonSchema|text)\]?$`, "$"),
-	"NoSQL operator in an argument name") +
-	detect("9500401", "nosql", allTargets,
-		pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$.|&;("),
-		"NoSQL injection")
+	"NoSQL operator in an argument name")
+
+var nosqlRules = detect("9500401", "nosql", allTargets,
+	pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$.|&;("),
+	"NoSQL injection")
 
 // ldapRules find a value that closes an LDAP filter and opens another,
 // or an OR/AND/NOT filter of attribute assertions.

@@ -187,6 +187,8 @@ func TestParseErrorClasses(t *testing.T) {
 		{"exclusion of argument limit", lis + ups + rts + "waf:\n  default:\n    exclusions:\n      - rule_ids: [200005] # <-\n", "waf.default.exclusions[0].rule_ids[0]: excluding rule 200005 would let arguments past max_arguments go uninspected; raise max_arguments instead"},
 		{"waf max arguments", lis + ups + rts + "waf:\n  default:\n    max_arguments: -1 # <-\n", "waf.default.max_arguments: must not be negative"},
 		{"waf limit status", lis + ups + rts + "waf:\n  default:\n    limit_status: 413 # <-\n", "waf.default.limit_status: 413 must be 400 or 403"},
+		{"waf rampart rule group", lis + ups + rts + "waf:\n  default:\n    rampart_rules_disabled: [xxe, sqlx] # <-\n", `waf.default.rampart_rules_disabled[1]: "sqlx" is not a group of Rampart's rules`},
+		{"waf rampart rules not a switch", lis + ups + rts + "waf:\n  default:\n    rampart_rules: maybe # <-\n", "rampart_rules"},
 		{"waf response body limit action", lis + ups + rts + "waf:\n  default:\n    response_body_limit_action: stream # <-\n", `waf.default.response_body_limit_action: "stream" must be reject or partial`},
 		{"waf body limit over buffer", lis + ups + rts + "waf_buffer_limit: 1MiB\nwaf:\n  default:\n    request_body_limit: 1MiB # <-\n", "waf.default.request_body_limit: 1MiB must be below waf_buffer_limit (1MiB), which bounds the bodies held for inspection at once"},
 		{"waf response limit over buffer", lis + ups + rts + "waf_buffer_limit: 2MiB\nwaf:\n  default:\n    inspect_response: true\n    response_body_limit: 3MiB # <-\n", "waf.default.response_body_limit: 3MiB must not exceed waf_buffer_limit (2MiB), which bounds the bodies held for inspection at once"},

@@ -94,7 +94,13 @@ const (
 
 func detect(id, group, target, op, msg string) string {
 	op = strings.ReplaceAll(op, `"`, `\"`)
-	return `SecRule ` + target + ` "` + op + `" "id:` + id + `,phase:2,block,capture,t:none,msg:'Rampart: ` + msg + `',` + logMatch +
+	lm := logMatch
+	if !strings.HasPrefix(op, "@rampart ") && !strings.HasPrefix(op, "@rx ") {
+		// An operator that captures nothing (libinjection) would log
+		// whatever an earlier rule left in TX.0.
+		lm = `logdata:'Matched Data: found within %{MATCHED_VAR_NAME}: %{MATCHED_VAR}'`
+	}
+	return `SecRule ` + target + ` "` + op + `" "id:` + id + `,phase:2,block,capture,t:none,msg:'Rampart: ` + msg + `',` + lm +
 		`,tag:'rampart',tag:'rampart/` + group + `',tag:'paranoia-level/1',` + scoreCritical + "\"\n"
 }
 

@@ -111,18 +111,15 @@ var ruleGroups = []ruleGroup{
 	{"nosql", nosqlNameRule},
 }
 
-// The patterns are registered by these declarations (pattern); rule
-// 9500300 runs those of the groups on.
-var _ = []string{xxeRules, sstiRules, nosqlRules, ldapRules, cmdiRules, sqliRules, redirectRules}
-
-// xxeRules find XML external entities, entity declarations in a DOCTYPE's
-// internal subset (entity expansion), external DTDs other than the W3C's,
-// and XInclude, in the raw body (an XML body Coraza could not parse still
-// reaches the application's parser) and in every value.
-var xxeRules = detect("9500200", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-entity", `<!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "", "<!ENTITY"), "XML external entity") +
-	detect("9500201", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-subset", `<!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "", "<!DOCTYPE"), "XML entity declaration in a DOCTYPE") +
-	xxeDTDRule +
-	detect("9500203", "xxe", "REQUEST_BODY|"+allTargets, pattern("xxe-xinclude", `(?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "", "XInclude", "xi:include", "XINCLUDE", "xinclude"), "XInclude")
+// The value patterns of rule 9500300 (operator.go), each with its
+// prefilter: the bytes or substrings without which it cannot match.
+var (
+	// XML external entities, entity declarations in a DOCTYPE's internal
+	// subset (entity expansion), and XInclude.
+	_ = pattern("xxe-entity", `<!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "", "<!ENTITY")
+	_ = pattern("xxe-subset", `<!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "", "<!DOCTYPE")
+	_ = pattern("xxe-xinclude", `(?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "", "XInclude", "xi:include", "XINCLUDE", "xinclude")
+)
 
 // xxeDTDRule (9500202) finds a DOCTYPE with an external DTD that is not
 // the W3C's (XHTML's own DOCTYPE is allowed). The markup scan (markup.go)
@@ -131,61 +128,59 @@ var xxeDTDRule = `SecRule ARGS|XML:/*|XML://@* "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:S
 SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none,setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
 `
 
-// sstiRules find template expressions that compute (arithmetic on
+// ssti patterns find template expressions that compute (arithmetic on
 // literals), call, or reach for objects no template needs (dunder
 // attributes, class loaders, runtimes). A plain placeholder ({{name}},
 // ${HOME}, {{ user.name }}) does not match.
-var sstiRules = detect("9500300", "ssti", allTargets,
-	pattern("ssti-expr", `(?:\{\{|\{%|\$\{|#\{|\*\{|@\{|~\{|<%=?|\[\[|@\()[^}%\]]{0,200}?(?:\d\s*[-+*/%]\s*['"]?\d|['"]\w*['"]\s*[*+]\s*\d|__\w+__|\b(?:class|mro|subclasses|globals|builtins|getClass|forName|getRuntime|Runtime|ProcessBuilder|exec|popen|system|eval|import|require|constructor|lipsum|cycler|joiner|namespace|self|config|request|application|dump|range|getattr|attr)\b\s*[.(\[|]|\w\s*\(|\|\s*\w+\s*\()`, "{[(<@"),
-	"server-side template injection") +
-	detect("9500301", "ssti", allTargets, pattern("ssti-directive", `<#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "<?#$T{", "freemarker"), "server-side template directive")
+var (
+	_ = pattern("ssti-expr", `(?:\{\{|\{%|\$\{|#\{|\*\{|@\{|~\{|<%=?|\[\[|@\()[^}%\]]{0,200}?(?:\d\s*[-+*/%]\s*['"]?\d|['"]\w*['"]\s*[*+]\s*\d|__\w+__|\b(?:class|mro|subclasses|globals|builtins|getClass|forName|getRuntime|Runtime|ProcessBuilder|exec|popen|system|eval|import|require|constructor|lipsum|cycler|joiner|namespace|self|config|request|application|dump|range|getattr|attr)\b\s*[.(\[|]|\w\s*\(|\|\s*\w+\s*\()`, "{[(<@")
+	_ = pattern("ssti-directive", `<#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "<?#$T{", "freemarker")
+)
 
-// nosqlRules find MongoDB query operators in argument names
-// (user[$ne]=x, {"user": {"$ne": x}}) and values, and the server-side
-// JavaScript of $where.
+// nosqlNameRule (9500400) finds MongoDB query operators in argument names
+// (user[$ne]=x, {"user": {"$ne": x}}); the nosql-value pattern finds them
+// in values, and the server-side JavaScript of $where.
 var nosqlNameRule = detect("9500400", "nosql", "ARGS_NAMES",
 	pattern("nosql-name", `(?:^|[.\[])\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|function|accumulator|elemMatch|type|mod|all|size|jsonSchema|text)\]?$`, "$"),
 	"NoSQL operator in an argument name")
 
-var nosqlRules = detect("9500401", "nosql", allTargets,
-	pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$.|&;("),
-	"NoSQL injection")
+var (
+	_ = pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$.|&;(")
+)
 
-// ldapRules find a value that closes an LDAP filter and opens another,
+// The ldap pattern finds a value that closes an LDAP filter and opens another,
 // or an OR/AND/NOT filter of attribute assertions.
-var ldapRules = detect("9500500", "ldap", allTargets,
-	pattern("ldap", `(?:\)\s*\(\s*[|&!]?\s*\(?\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\(\s*[|&!]\s*\(\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\*\s*\)\s*\(\s*[|&!(]|\*\s*\)\s*\)\s*(?:\x00|\(|$))`, "()*"),
-	"LDAP filter injection")
+var (
+	_ = pattern("ldap", `(?:\)\s*\(\s*[|&!]?\s*\(?\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\(\s*[|&!]\s*\(\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\*\s*\)\s*\(\s*[|&!(]|\*\s*\)\s*\)\s*(?:\x00|\(|$))`, "()*")
+)
 
-// cmdiRules find a shell command after a command separator, or in a
+// The cmdi pattern finds a shell command after a command separator, or in a
 // command substitution, where the CRS (at paranoia level 1) needs longer
 // command lines: ;id, |id, `id`, $(id), with the separator at the start of
 // the value or after a quote.
-var cmdiRules = detect("9500600", "cmdi", allTargets,
-	pattern("cmdi", `(?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`, ";|&\n\r`$"),
-	"shell command injection")
+var (
+	_ = pattern("cmdi", `(?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`, ";|&\n\r`$")
+)
 
-// sqliRules find what libinjection and the CRS at paranoia level 1 let
+// The sqli patterns find what libinjection and the CRS at paranoia level 1 let
 // through: a quote that closes the string the value was put in, followed
 // by a boolean comparison (' or 'a'='a, x' or name()='x': SQL and XPath;
 // a quoted string inside a filter expression, status = "Open" AND x = 1,
 // does not close anything), and a value that starts
 // (after the literal it closes) with a tautology or an ORDER BY column
 // probe. Prose that mentions WHERE 1=1 does not start with it.
-var sqliRules = detect("9500700", "sqli", allTargets,
-	pattern("sqli-quote", `(?i)^[\w\s.@-]*['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`, "'\"\x60"),
-	"SQL or XPath injection: a closed string and a boolean comparison") +
-	detect("9500701", "sqli", allTargets,
-		pattern("sqli-start", `(?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`, "=<>Bb"),
-		"SQL injection: a tautology or a column probe")
+var (
+	_ = pattern("sqli-quote", `(?i)^[\w\s.@-]*['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`, "'\"\x60")
+	_ = pattern("sqli-start", `(?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`, "=<>Bb")
+)
 
-// redirectRules find values that send a redirect to another host in a
+// The redirect pattern finds values that send a redirect to another host in a
 // form a same-site check misses: a protocol-relative reference
 // (//host, /\host, /%09/host), a scheme after a slash (/https://host),
 // and credentials before the host (https://trusted@evil).
-var redirectRules = detect("9500800", "redirect", allTargets,
-	pattern("redirect", `(?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`, "/\\"),
-	"open redirect")
+var (
+	_ = pattern("redirect", `(?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`, "/\\")
+)
 
 // apiRules let REST APIs through the CRS's protocol rules: PUT, PATCH and
 // DELETE are allowed methods (CRS 911100 allows GET, HEAD, POST and OPTIONS

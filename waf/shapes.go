@@ -233,7 +233,10 @@ type unscoreAction struct {
 	// graphql: the graphql group inspects a document's strings one by one,
 	// so a document that parses is a shape.
 	graphql bool
-	// shapeOfRule maps a rule id to the shapes that exempt it.
+	// shapeOfRule maps a rule id to the shapes that exempt it, built once
+	// on first use (after the policy compiled: the rules load after the
+	// action) by any of the transactions that run the action at once.
+	once        sync.Once
 	shapeOfRule map[int]uint8
 }
 
@@ -266,7 +269,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	if !ok || a.exempt == nil {
 		return
 	}
-	if a.shapeOfRule == nil { // built on first use, after the policy compiled
+	a.once.Do(func() {
 		m := make(map[int]uint8)
 		for s, ids := range a.exempt.byShape {
 			for _, id := range ids {
@@ -274,7 +277,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 			}
 		}
 		a.shapeOfRule = m
-	}
+	})
 	tv := tx.Variables().TX()
 	for _, mr := range mt.MatchedRules() {
 		r := mr.Rule()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -497,4 +498,26 @@ func TestVerdictCloseTwice(t *testing.T) {
 	if n := p.OpenTransactions(); n != 0 {
 		t.Errorf("%d transactions open; want 0", n)
 	}
+}
+
+// TestAuditTargets: a rule that matched several variables names each in
+// its event, the first as Target, so that an exclusion by target can be
+// complete (rampart waf report).
+func TestAuditTargets(t *testing.T) {
+	p := blockPolicy(t)
+	_, id := inspect(t, p, "GET /search?a=1%27%20or%201%3D1--&b=2%27%20or%202%3D2--&c=shoes HTTP/1.1\n"+browserHeaders+"\n\n")
+	e := testAudit.event(t, id)
+	if e == nil {
+		t.Fatal("no audit event")
+	}
+	for _, r := range e.Rules {
+		if r.ID != 942100 {
+			continue
+		}
+		if !slices.Equal(r.Targets, []string{"ARGS:a", "ARGS:b"}) || r.Target != "ARGS:a" {
+			t.Errorf("942100: target %q, targets %q; want ARGS:a, and ARGS:a and ARGS:b", r.Target, r.Targets)
+		}
+		return
+	}
+	t.Fatalf("942100 not in %v", ruleIDs(e))
 }

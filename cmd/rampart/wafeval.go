@@ -23,13 +23,15 @@ by encoding, and the benign requests passed, with the false positives and
 the rules that refused them.
 
 In process (the default), each request is parsed from its wire form by
-fasthttp and inspected by the route's compiled policy, as the proxy does;
-no upstream or listener is needed and no audit log is written. Without
+fasthttp, its path put in the proxy's normal form (one without is refused,
+as the proxy refuses it with 400: that counts as blocked) and inspected by
+the route's compiled policy, as the proxy does; no upstream or listener is
+needed and no audit log is written. Without
 --config the policy is the default one: mode block, paranoia level 1,
 the default anomaly threshold (stock CRS). With --url the requests go to
-a running Rampart over HTTP/1.1: a request answered with Rampart's WAF
-refusal (whatever its status) or a status of --block-status counts as
-blocked, and the rules that matched are read from the policy's audit log
+a running Rampart over HTTP/1.1: a request answered with Rampart's
+refusal (the WAF's, whatever its status, or the proxy's own 400) or a
+status of --block-status counts as blocked, and the rules that matched are read from the policy's audit log
 when --audit-log names it.
 
 Options:
@@ -46,7 +48,8 @@ Options:
   --classes LIST         attack classes (default ` + "%s" + `;
                          also: redirect)
   --placements LIST      placements (default all: %s)
-  --encodings LIST       encodings (default all: %s)
+  --encodings LIST       encodings (default %s;
+                         also: pct-u, overlong-utf8)
   --sample N             payloads of a class tried in each placement and
                          encoding (default %d; 0: every payload)
   --seed N               picks the sample (default %d)
@@ -64,6 +67,9 @@ Options:
   --json FILE            also write the report as JSON
   --cases FILE           also write every case and its outcome, a JSON line
                          each
+  --baseline FILE        a JSON report of an earlier run (--json): print a
+                         table of its rates beside this run's, as Markdown
+                         (also appended to --markdown)
   --fp N                 false positives listed (default 50; -1: all)
   --timeout D            bound on the whole run (default 10m)
 
@@ -112,6 +118,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		mdFile   = fs.String("markdown", "", "")
 		jsonFile = fs.String("json", "", "")
 		casesOut = fs.String("cases", "", "")
+		baseline = fs.String("baseline", "", "")
 		maxFP    = fs.Int("fp", 50, "")
 		timeout  = fs.Duration("timeout", 10*time.Minute, "")
 		help     = fs.Bool("help", false, "")
@@ -235,10 +242,34 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 		return fail("%v", err)
 	}
 	fmt.Fprintf(stdout, "%d cases in %v\n", len(results), time.Since(start).Round(time.Millisecond))
+	var compare func(io.Writer) error
+	if *baseline != "" {
+		f, err := os.Open(*baseline)
+		if err != nil {
+			return fail("%v", err)
+		}
+		base, err := eval.ReadReport(f)
+		f.Close()
+		if err != nil {
+			return fail("%s: %v", *baseline, err)
+		}
+		compare = func(w io.Writer) error {
+			return rep.WriteComparison(w, base, filepath.Base(*baseline), "this run")
+		}
+		fmt.Fprintf(stdout, "\ncompared with %s:\n\n", *baseline)
+		if err := compare(stdout); err != nil {
+			return fail("%v", err)
+		}
+	}
 	for _, out := range []struct {
 		file  string
 		write func(io.Writer) error
-	}{{*mdFile, rep.WriteMarkdown}, {*jsonFile, rep.WriteJSON},
+	}{{*mdFile, func(w io.Writer) error {
+		if err := rep.WriteMarkdown(w); err != nil || compare == nil {
+			return err
+		}
+		return compare(w)
+	}}, {*jsonFile, rep.WriteJSON},
 		{*casesOut, func(w io.Writer) error { return eval.WriteCases(w, results) }}} {
 		if out.file == "" {
 			continue

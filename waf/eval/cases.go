@@ -63,7 +63,7 @@ func (c *Corpus) Cases(sel Selection) ([]*Case, error) {
 	for _, l := range []struct {
 		what      string
 		got, from []string
-	}{{"class", classes, AllClasses}, {"placement", places, Placements}, {"encoding", encs, Encodings}} {
+	}{{"class", classes, AllClasses}, {"placement", places, Placements}, {"encoding", encs, AllEncodings}} {
 		for _, x := range l.got {
 			if !slices.Contains(l.from, x) {
 				return nil, fmt.Errorf("eval: unknown %s %q (known: %v)", l.what, x, l.from)

@@ -41,8 +41,18 @@ const (
 	EncHTML      = "html-entities" // & < > " ' as named entities, other punctuation as &#xHH;
 )
 
-// Encodings are every encoding, in report order.
+// Encodings are the encodings evaluated by default, in report order.
 var Encodings = []string{EncPlain, EncURL, EncDoubleURL, EncBase64, EncUnicode, EncHTML}
+
+// Encodings evaluated only when asked for (--encodings): forms that only
+// some application stacks decode.
+const (
+	EncPctU     = "pct-u"         // every byte but letters and digits as %uXXXX (IIS, old ASP)
+	EncOverlong = "overlong-utf8" // every byte but letters and digits as a 2-byte overlong UTF-8 sequence, %-encoded
+)
+
+// AllEncodings are every encoding Encode knows.
+var AllEncodings = append(append([]string(nil), Encodings...), EncPctU, EncOverlong)
 
 // Skip returns why class is not evaluated in placement with encoding, or
 // "". An XXE payload is an XML document: it is sent as an XML body or an
@@ -74,6 +84,32 @@ func Encode(enc, payload string) string {
 		return unicodeEscape(payload)
 	case EncHTML:
 		return htmlEntities(payload)
+	case EncPctU:
+		var b strings.Builder
+		for _, r := range payload {
+			if r < 0x80 && (isLetter(byte(r)) || r >= '0' && r <= '9') {
+				b.WriteRune(r)
+			} else if r <= 0xffff {
+				fmt.Fprintf(&b, "%%u%04X", r)
+			} else {
+				b.WriteString(pctAll(string(r)))
+			}
+		}
+		return b.String()
+	case EncOverlong:
+		var b strings.Builder
+		for i := 0; i < len(payload); i++ {
+			c := payload[i]
+			switch {
+			case isLetter(c) || c >= '0' && c <= '9':
+				b.WriteByte(c)
+			case c < 0x80:
+				fmt.Fprintf(&b, "%%%02X%%%02X", 0xc0|c>>6, 0x80|c&0x3f)
+			default:
+				fmt.Fprintf(&b, "%%%02X", c)
+			}
+		}
+		return b.String()
 	}
 	return payload
 }

@@ -27,6 +27,8 @@ func TestEncode(t *testing.T) {
 		{EncBase64, base64.StdEncoding.EncodeToString([]byte(p))},
 		{EncUnicode, `\u0027 OR \u0022a\u0022\u003cb\u003e\u002d\u002d`},
 		{EncHTML, `&#39; OR &quot;a&quot;&lt;b&gt;&#x2D;&#x2D;`},
+		{EncPctU, `%u0027%u0020OR%u0020%u0022a%u0022%u003Cb%u003E%u002D%u002D`},
+		{EncOverlong, `%C0%A7%C0%A0OR%C0%A0%C0%A2a%C0%A2%C0%BCb%C0%BE%C0%AD%C0%AD`},
 	}
 	for _, c := range cases {
 		t.Run(c.enc, func(t *testing.T) {
@@ -169,7 +171,7 @@ func received(t *testing.T, placement, enc, payload string, variant int, req *fa
 // read exactly the encoded payload.
 func TestBuildRoundTrip(t *testing.T) {
 	for _, placement := range Placements {
-		for _, enc := range Encodings {
+		for _, enc := range AllEncodings {
 			for i, p := range payloads {
 				for variant := range 3 {
 					t.Run(placement+"/"+enc, func(t *testing.T) {

@@ -155,7 +155,7 @@ func NewReport(target string, sel Selection, results []Result) *Report {
 // (Encodings first, then others as met).
 func (rep *Report) matrixColumns() []string {
 	var cols []string
-	for _, e := range Encodings {
+	for _, e := range AllEncodings {
 		for _, row := range rep.Matrix {
 			if rowCell(row, e) != nil && !slices.Contains(cols, e) {
 				cols = append(cols, e)
@@ -367,4 +367,57 @@ func WriteCases(w io.Writer, results []Result) error {
 		}
 	}
 	return nil
+}
+
+// ReadReport reads a report written by WriteJSON.
+func ReadReport(r io.Reader) (*Report, error) {
+	var rep Report
+	if err := json.NewDecoder(r).Decode(&rep); err != nil {
+		return nil, fmt.Errorf("eval: report: %w", err)
+	}
+	return &rep, nil
+}
+
+// comparisonRows are the rows of a comparison: overall, by placement, by
+// encoding, by class, benign, in this report's order.
+func (rep *Report) comparisonRows() []Rate {
+	rows := []Rate{rep.Attacks}
+	for _, g := range []struct {
+		prefix string
+		rows   []Rate
+	}{{"placement: ", rep.ByPlacement}, {"encoding: ", rep.ByEncoding}, {"class: ", rep.ByClass}} {
+		for _, r := range g.rows {
+			r.Name = g.prefix + r.Name
+			rows = append(rows, r)
+		}
+	}
+	return append(rows, rep.Benign)
+}
+
+// WriteComparison writes a Markdown table of base's rates beside rep's,
+// row by row (a row missing from one is "-"), with the change in
+// percentage points: the README's rampart_rules off and on columns.
+func (rep *Report) WriteComparison(w io.Writer, base *Report, baseName, name string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| rate | %s | %s | change |\n|---|---:|---:|---:|\n", mdEscape(baseName), mdEscape(name))
+	old := map[string]Rate{}
+	for _, r := range base.comparisonRows() {
+		old[r.Name] = r
+	}
+	cell := func(r Rate, ok bool) string {
+		if !ok || r.Total == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%% (%d/%d)", r.Rate, r.Good, r.Total)
+	}
+	for _, r := range rep.comparisonRows() {
+		o, ok := old[r.Name]
+		change := "-"
+		if ok && o.Total > 0 && r.Total > 0 {
+			change = fmt.Sprintf("%+.1f", r.Rate-o.Rate)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdEscape(r.Name), cell(o, ok), cell(r, true), change)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }

@@ -151,7 +151,7 @@ func interesting(v string) bool {
 }
 
 // standardHeader reports whether the header (lower case) is one whose
-// syntax is fixed, that the CRS inspects itself, or that carries
+// syntax is fixed by a specification, that the CRS inspects itself, or that carries
 // credentials that must not be copied into audit events (Authorization).
 func standardHeader(name string) bool {
 	switch name {
@@ -159,7 +159,11 @@ func standardHeader(name string) bool {
 		"content-type", "content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive",
 		"cookie", "cache-control", "pragma", "if-modified-since", "if-unmodified-since", "if-none-match",
 		"if-match", "if-range", "range", "te", "trailer", "upgrade", "upgrade-insecure-requests", "dnt",
-		"origin", "expect", "priority", "authorization", "proxy-authorization", "x-crs-test":
+		"origin", "expect", "priority", "authorization", "proxy-authorization", "x-crs-test",
+		// Structured fields of IETF and W3C specifications: trace context
+		// (W3C), digests (RFC 9530), HTTP message signatures (RFC 9421).
+		"traceparent", "tracestate", "baggage", "content-digest", "repr-digest", "want-content-digest",
+		"want-repr-digest", "digest", "signature", "signature-input":
 		return true
 	}
 	return strings.HasPrefix(name, "sec-")

@@ -99,6 +99,8 @@ var rrBenign = []struct{ name, raw string }{
 	{"apostrophes", getReq("/search?q=" + url.QueryEscape("O'Brien's and Smith's orders"))},
 	{"request id headers", getReq("/api/v1/items", "X-Request-Id: 3f2a9c4e-7b1d-4c8e-9a7d-41c83b0f5c2e", "X-Forwarded-For: 203.0.113.7, 10.0.0.1", "X-Api-Key: sk_live_4eC39HqLyjWDarjtT1zdp7dc")},
 	{"plain path", getReq("/api/v1/items/42/details;jsessionid=A1B2C3")},
+	{"trace context and signature headers", getReq("/api/v1/orders", "Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		"Baggage: userId=alice,serverNode=DF%2028,isProduction=false", `Signature-Input: sig1=("@method" "@path");created=1765100000;keyid="k"`)},
 	{"GraphQL with arguments", postReq("/graphql", "application/json", `{"query":"query Search($q: String!) { products(filter: \"red shoes\", first: 10) { id name } }","variables":{"q":"red shoes"}}`)},
 	{"absolute URL argument", getReq("/login?next=" + url.QueryEscape("https://shop.example.com/account"))},
 	{"XHTML DOCTYPE in a field", postReq("/cms/page", "application/x-www-form-urlencoded", "html="+url.QueryEscape(`<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">`))},

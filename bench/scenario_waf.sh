@@ -10,6 +10,11 @@
 # limit, no response inspection, no audit log. The CRS versions differ:
 # Rampart embeds CRS v4 (coraza-coreruleset), Debian ships CRS 3.3.
 #
+# Rampart runs twice: "rampart" with its default policy (Rampart's own rules
+# on top of the CRS, docs/waf-rules.md) and "rampart-stock" with
+# rampart_rules: off (stock CRS), so that the rules' cost is read from the
+# same run (issue 20: at most 15%).
+#
 # Two benign requests, each driven by wrk like run.sh's get scenario:
 #   get   GET /search with five query arguments and browser headers (a cookie
 #         included), Host shop.example.com (a numeric Host is a CRS finding)
@@ -48,9 +53,9 @@ WAF_NGINX_MODULE=/usr/lib/nginx/modules/ngx_http_modsecurity_module.so
 WAF_HOST=shop.example.com
 WAF_GET_PATH="/search?q=running+shoes&category=sport&page=2&sort=price_asc&lang=en"
 WAF_ATTACK_PATH="/?id=1%27%20OR%20%271%27%3D%271" # ?id=1' OR '1'='1
-declare -A WAF_PORTS=([rampart]=$WAF_PORT [nginx-modsec]=$((WAF_PORT + 1)))
+declare -A WAF_PORTS=([rampart]=$WAF_PORT [nginx-modsec]=$((WAF_PORT + 1)) [rampart-stock]=$((WAF_PORT + 2)))
 declare -A WAF_PIDS=()
-WAF_PROXIES="rampart nginx-modsec"
+WAF_PROXIES="rampart rampart-stock nginx-modsec"
 WAF_VERSIONS=""
 
 # waf_install: the nginx module and the CRS from apt when missing; 1 when
@@ -127,6 +132,9 @@ routes:
     waf: crs
 access_log: {path: off}
 EOF
+	sed -e "s/127.0.0.1:${WAF_PORTS[rampart]}/127.0.0.1:${WAF_PORTS[rampart-stock]}/" \
+		-e 's/^    request_body_limit: 1MiB$/    request_body_limit: 1MiB\n    rampart_rules: off/' \
+		"$OUT/rampart-waf.yaml" >"$OUT/rampart-waf-stock.yaml"
 
 	# As Rampart's engine settings (waf/seclang.go) and the CRS setup with
 	# the same level and threshold.
@@ -312,6 +320,10 @@ waf_start() {
 		((WAF_CPUPROFILE)) && prof=(--cpuprofile "$OUT/waf/rampart.cpu.pprof")
 		start_bg "$LOGS/rampart-waf.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
 			"$OUT/rampart" run --config "$OUT/rampart-waf.yaml" "${prof[@]}"
+		;;
+	rampart-stock)
+		start_bg "$LOGS/rampart-waf-stock.log" env GOMAXPROCS=1 taskset -c "$PROXY_CPU" \
+			"$OUT/rampart" run --config "$OUT/rampart-waf-stock.yaml"
 		;;
 	nginx-modsec)
 		rm -f "$OUT/waf/nginx/nginx.pid"
@@ -549,6 +561,22 @@ waf_report() {
 		}')
 		printf '| %s | %s | >= %sx | %s | %s | %s |\n' "$v" "$(ratio "$r_rps" "$n_rps")" "$target" \
 			"$(ratio "$r_p99" "$n_p99")" "$(ratio "$(waf_med "$v" rampart 7)" "$(waf_med "$v" nginx-modsec 7)")" "$met"
+	done
+	echo
+	echo "Cost of Rampart's own rules (rampart with rampart_rules on, the default, against rampart-stock with it off; same run; target at most 1.15x):"
+	echo
+	echo "| request | CPU/req on/off | req/s off/on | verdict |"
+	echo "|---|---:|---:|---|"
+	local c_on c_off
+	for v in get post; do
+		c_on=$(waf_med "$v" rampart 7)
+		c_off=$(waf_med "$v" rampart-stock 7)
+		met=$(awk -v a="$c_on" -v b="$c_off" 'BEGIN {
+			if (a == "-" || b == "-" || b + 0 == 0) { print "no figures"; exit }
+			print (a / b <= 1.15) ? "met" : "NOT met"
+		}')
+		printf '| %s | %s | %s | %s |\n' "$v" "$(ratio "$c_on" "$c_off")" \
+			"$(ratio "$(waf_med "$v" rampart-stock 4)" "$(waf_med "$v" rampart 4)")" "$met"
 	done
 	errs=$(awk -F'\t' '$10 + $11 > 0 { printf "%s/%s round %s: %s socket errors, %s non-2xx/3xx; ", $1, $2, $3, $10, $11 }' "$OUT/waf.tsv")
 	[[ -n $errs ]] && {

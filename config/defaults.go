@@ -274,6 +274,7 @@ func (p *WAFPolicy) applyDefaults() {
 	orDefault(&p.LimitStatus, DefaultLimitStatus)
 	orDefault(&p.ResponseBodyLimit, DefaultResponseBodyLimit)
 	orDefault(&p.ResponseBodyLimitAction, DefaultResponseBodyLimitAction)
+	orDefaultPtr(&p.RampartRules, DefaultRampartRules)
 	for i := range p.Exclusions {
 		upper(p.Exclusions[i].Methods)
 	}

@@ -136,7 +136,8 @@ func TestParseFull(t *testing.T) {
 			RuleFiles: []string{"/etc/rampart/extra.conf"},
 			Exclusions: []Exclusion{{RuleIDs: []int{942100, 942200}, PathPrefix: "/search",
 				Methods: []string{"POST"}, Targets: []string{"ARGS:q"}}},
-			AuditLog: "/var/log/rampart/waf.jsonl",
+			AuditLog:     "/var/log/rampart/waf.jsonl",
+			RampartRules: ptr(DefaultRampartRules),
 		}},
 		{"per_ip", *pip, RateLimit{Key: "client_ip", Rate: Rate{N: 100, Per: time.Second}, Burst: 200,
 			Store: "redis", OnStoreError: "deny"}},
@@ -417,3 +418,5 @@ func durationPtr(d time.Duration) *Duration {
 	v := Duration(d)
 	return &v
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -626,6 +626,25 @@ type WAFPolicy struct {
 	RuleFiles []string `yaml:"rule_files"`
 	// Exclusions switch rules off for some requests.
 	Exclusions []Exclusion `yaml:"exclusions"`
+	// RampartRules switches Rampart's own rules on top of the CRS
+	// (docs/waf-rules.md): every value (arguments, JSON values, cookies,
+	// non-standard headers, path segments, multipart names and file names,
+	// XML text, GraphQL arguments) is also inspected in the forms an
+	// application would decode it to (base64, nested URL encoding, %u,
+	// JSON and JavaScript escapes, HTML entities, overlong UTF-8), and rules
+	// of their own (ids 9500000 to 9500999) look for XXE, template,
+	// NoSQL, LDAP, SQL and command injection and open redirects. Their scores add to the CRS
+	// inbound anomaly score, so mode and anomaly_threshold decide as for
+	// the CRS. on or off (also true or false). Default on
+	// (DefaultRampartRules); off decides exactly as stock Coraza + CRS.
+	RampartRules *bool `yaml:"rampart_rules"`
+	// RampartRulesDisabled switches groups of Rampart's rules off by name,
+	// for a policy that keeps the others (RampartRuleGroups: decode,
+	// headers, path, uploads, graphql, prose, api, libinjection, xxe, ssti,
+	// nosql, ldap, cmdi, sqli, redirect; each with its false-positive risk in
+	// docs/waf-rules.md). Single rules are switched off with exclusions,
+	// as CRS rules are. Empty: every group on.
+	RampartRulesDisabled []string `yaml:"rampart_rules_disabled"`
 	// AuditLog is a file, stdout or stderr. Empty: no audit log.
 	AuditLog string `yaml:"audit_log"`
 }

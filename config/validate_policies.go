@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,6 +58,11 @@ func (v *validator) waf(p string, w *WAFPolicy) {
 	for i, f := range w.RuleFiles {
 		if f == "" {
 			v.errorf(p+".rule_files["+strconv.Itoa(i)+"]", "empty file name")
+		}
+	}
+	for i, g := range w.RampartRulesDisabled {
+		if !slices.Contains(RampartRuleGroups, g) {
+			v.errorf(p+".rampart_rules_disabled["+strconv.Itoa(i)+"]", "%q is not a group of Rampart's rules (%s)", g, strings.Join(RampartRuleGroups, ", "))
 		}
 	}
 	for i := range w.Exclusions {

@@ -26,8 +26,16 @@ func benchJSON() string {
 	return b.String()
 }
 
-func benchInspect(b *testing.B, raw string) {
-	p := policy(b, "bench", config.WAFPolicy{Mode: config.WAFModeBlock})
+// benchInspect inspects raw with the default policy, Rampart's rules on
+// (the default) or off: the Off benchmarks are the baseline the rules'
+// cost is read against (the rules must cost at most 15%, issue 20).
+func benchInspect(b *testing.B, raw string, rules ...bool) {
+	cfg := config.WAFPolicy{Mode: config.WAFModeBlock}
+	name := "bench"
+	if len(rules) > 0 && !rules[0] {
+		cfg.RampartRules, name = &rules[0], "bench-rules-off"
+	}
+	p := policy(b, name, cfg)
 	ctx := newCtx(b, raw)
 	info := Request{ID: []byte("bench-request-id"), ClientIP: netip.MustParseAddr("192.0.2.7"), Route: "r"}
 	b.ReportAllocs()
@@ -73,3 +81,20 @@ func BenchmarkInspectGETSearch(b *testing.B) {
 		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\nAccept-Language: en-GB,en;q=0.5\n"+
 		"Referer: https://shop.example.com/\nCookie: session=3f2a9c4e7b1d; theme=dark\n\n")
 }
+
+const (
+	benchGET       = "GET /products/42?page=2&sort=price HTTP/1.1\n" + browserHeaders + "\nCookie: session=abc123; theme=dark\n\n"
+	benchGETSearch = "GET /search?q=running+shoes&category=sport&page=2&sort=price_asc&lang=en HTTP/1.1\nHost: shop.example.com\n" +
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\n" +
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\nAccept-Language: en-GB,en;q=0.5\n" +
+		"Referer: https://shop.example.com/\nCookie: session=3f2a9c4e7b1d; theme=dark\n\n"
+)
+
+func benchPOST16K() string {
+	body := benchJSON()
+	return "POST /api/orders HTTP/1.1\n" + browserHeaders + "\nContent-Type: application/json\nContent-Length: " + strconv.Itoa(len(body)) + "\n\n" + body
+}
+
+func BenchmarkInspectGETRulesOff(b *testing.B)       { benchInspect(b, benchGET, false) }
+func BenchmarkInspectGETSearchRulesOff(b *testing.B) { benchInspect(b, benchGETSearch, false) }
+func BenchmarkInspectPOST16KRulesOff(b *testing.B)   { benchInspect(b, benchPOST16K(), false) }

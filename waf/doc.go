@@ -13,6 +13,20 @@
 // (one JSON line per transaction that matched a rule) are written off the
 // request path by an AuditLog; Hooks report counts to the metrics package.
 //
+// Rampart's own rules (rampart.go, docs/waf-rules.md) load between the
+// CRS setup and the CRS rules when the policy's rampart_rules is on. The
+// decoding layer (decode.go, expand.go) is a Go pass, a Coraza action run
+// once at the start of phase 2, that adds the decoded forms of every value
+// and the values the CRS does not read (custom headers, path segments,
+// multipart names, GraphQL strings) to ARGS_PATH, so that every CRS rule
+// and Rampart's patterns inspect them as arguments. It was chosen over
+// Coraza transformations or operators by cost: those run once per rule and
+// target, hundreds of times per value, where the pass reads each value
+// once and adds nothing for an ordinary one. Rampart's patterns run in one
+// rule with byte prefilters (operator.go); the prose group (shapes.go)
+// takes back the score of CRS matches on values whose shape the CRS
+// misreads, before the CRS blocking evaluation.
+//
 // The Makefile builds Coraza with a patch of Rampart's that makes its rule
 // engine cheaper and changes no verdict (corazapatch/README.md);
 // CorazaBuild says whether a binary has it.

@@ -269,6 +269,9 @@ func (p *Policy) Inspect(ctx *fasthttp.RequestCtx, info Request) *Verdict {
 			v.writeBody(req)
 		}
 		if !tx.IsInterrupted() && v.Status == 0 && v.BodyErr == nil {
+			if p.scanMarkup && !info.GRPC {
+				v.scanMarkup(req, tx)
+			}
 			if cl := req.Header.ContentLength(); stock && !info.GRPC && (cl >= largeBody || cl == -1) {
 				borrowBigCache(tx)
 			}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -73,13 +74,16 @@ type Policy struct {
 	inspectRx bool // response inspection
 	respLimit int64
 	respCut   bool // inspect the first respLimit bytes of larger responses
-	budget    *Budget
-	root      fs.FS // nil: crsFS
-	audit     *AuditLog
-	auditSet  *AuditLogs // where audit came from; nil when injected
-	hooks     Hooks
-	rules     map[int]struct{} // ids of the loaded rules
-	open      atomic.Int64     // transactions not yet closed
+	// scanMarkup: the xxe group is on (rule 9500202); the adapter shows its rules the
+	// markup declarations of the raw body (markup.go).
+	scanMarkup bool
+	budget     *Budget
+	root       fs.FS // nil: crsFS
+	audit      *AuditLog
+	auditSet   *AuditLogs // where audit came from; nil when injected
+	hooks      Hooks
+	rules      map[int]struct{} // ids of the loaded rules
+	open       atomic.Int64     // transactions not yet closed
 }
 
 // Name returns the policy's name.
@@ -206,6 +210,12 @@ func (p *Policy) build(baseDir string) error {
 		}
 	}
 
+	for i, g := range cfg.RampartRulesDisabled {
+		if !slices.Contains(config.RampartRuleGroups, g) {
+			return p.errorf("rampart_rules_disabled[%d]: %q is not a group of Rampart's rules", i, g)
+		}
+	}
+
 	// The policy's own directives, each with its source and line.
 	user := splitDirectives("rules", cfg.Rules)
 	for _, f := range cfg.RuleFiles {
@@ -231,13 +241,24 @@ func (p *Policy) build(baseDir string) error {
 	if root == nil {
 		root = crsFS()
 	}
+	// The CRS rules the prose group switches off, found by their tags as
+	// they load, for the expansion action (shapes.go).
+	exempt := new(exemptRules)
+	set := exemptSetSeq.Add(1)
+	exemptSets.Store(set, exempt)
+	defer exemptSets.Delete(set)
 	conf := func() coraza.WAFConfig {
+		*exempt = exemptRules{}
 		c := experimental.WAFConfigWithRuleObserver(coraza.NewWAFConfig().WithRootFS(root),
-			func(r types.RuleMetadata) { rules[r.ID()] = struct{}{} }).
+			func(r types.RuleMetadata) {
+				rules[r.ID()] = struct{}{}
+				exempt.observe(r.ID(), r.Tags())
+			}).
 			WithDirectives(engineSettings(&setup, p.bodyLimit, p.respLimit)).
 			WithDirectives(crsSetup(&setup)).
 			WithDirectives(early.String()).
-			WithDirectives(crsRules)
+			WithDirectives(rampartRules(cfg)).
+			WithDirectives(crsWithUnscore(cfg, set))
 		for _, d := range user {
 			c = c.WithDirectives(d.text)
 		}
@@ -261,6 +282,7 @@ func (p *Policy) build(baseDir string) error {
 		return errors.New("waf: coraza engine lacks NewTransactionWithOptions")
 	}
 	p.waf, p.rules = ww, rules
+	_, p.scanMarkup = rules[9500202]
 	return nil
 }
 

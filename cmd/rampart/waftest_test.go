@@ -55,7 +55,7 @@ waf:
   tuned:
     mode: block
     exclusions:
-      - rule_ids: [942100]
+      - rule_ids: [942100, 9500300]
         path_prefix: /search
       - rule_ids: [941100, 941110, 941160, 941390]
         targets: ["ARGS:comment"]

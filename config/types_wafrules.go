@@ -1,0 +1,27 @@
+package config
+
+// DefaultRampartRules is WAFPolicy.RampartRules when omitted: Rampart's
+// own rules run on top of the CRS.
+const DefaultRampartRules = true
+
+// RampartRuleGroups are the groups of Rampart's own WAF rules, the names
+// WAFPolicy.RampartRulesDisabled accepts (docs/waf-rules.md):
+//   - decode: decoded forms of arguments, JSON values and cookies;
+//   - headers: values of non-standard request headers;
+//   - path: path segments and matrix parameters;
+//   - uploads: multipart field names and file names;
+//   - graphql: string arguments of GraphQL queries;
+//   - libinjection: libinjection SQLi and XSS on the forms above;
+//   - xxe: external entities, DOCTYPE declarations, XInclude;
+//   - ssti: server-side template expressions;
+//   - nosql: MongoDB query operators and JavaScript;
+//   - ldap: LDAP filter injection;
+//   - cmdi: shell command injection;
+//   - sqli: SQL and XPath injection libinjection misses;
+//   - redirect: open redirects;
+//   - api: PUT, PATCH and DELETE allowed, +json and +xml media types
+//     allowed and parsed;
+//   - prose: CRS rules off for values that are prose, filter expressions
+//     (JQL, OData), GraphQL documents or binary data, whose shape the
+//     CRS mistakes for attacks.
+var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "api", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}

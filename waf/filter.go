@@ -1,0 +1,248 @@
+package waf
+
+import "strings"
+
+// isFilterExpr reports whether v is a whole filter expression of the
+// query languages applications take in an argument (JQL, OData $filter,
+// RSQL, search syntaxes):
+//
+//	expr    = term { (AND | OR) term } [ ORDER BY field [ASC|DESC] { , field [ASC|DESC] } ]
+//	term    = [NOT] ( "(" expr ")" | call | field op value | field [NOT] IN "(" values ")"
+//	          | field IS [NOT] (EMPTY | NULL) )
+//	op      = = != ~ !~ > < >= <= eq ne gt lt ge le like
+//	value   = number | 'string' | "string" | name | call
+//	call    = name "(" [ value { , value } ] ")"
+//
+// A comparison must start with a field name: a tautology of literals
+// (1=1, 'a'='a') or a quote left open is not a filter expression.
+func isFilterExpr(v string) bool {
+	p := filterParser{toks: filterTokens(v)}
+	if p.toks == nil {
+		return false
+	}
+	if !p.expr(0) {
+		return false
+	}
+	if p.keyword("order") {
+		if !p.keyword("by") {
+			return false
+		}
+		for {
+			if p.next().kind != tokName {
+				return false
+			}
+			_ = p.keyword("asc") || p.keyword("desc")
+			if !p.punct(",") {
+				break
+			}
+		}
+	}
+	return p.i == len(p.toks)
+}
+
+const (
+	tokName = iota + 1
+	tokNumber
+	tokString
+	tokPunct
+)
+
+type filterTok struct {
+	kind int
+	text string
+}
+
+// filterTokens splits v into tokens, or returns nil when v holds what no
+// filter expression does (an unterminated string, an unknown character).
+func filterTokens(v string) []filterTok {
+	var toks []filterTok
+	for i := 0; i < len(v); {
+		c := v[i]
+		switch {
+		case c == ' ' || c == '\t':
+			i++
+		case isLetterByte(c) || c == '_':
+			j := i + 1
+			for j < len(v) && (isLetterByte(v[j]) || v[j] >= '0' && v[j] <= '9' || v[j] == '_' || v[j] == '.' || v[j] == '-' || v[j] == '/') {
+				j++
+			}
+			toks = append(toks, filterTok{tokName, v[i:j]})
+			i = j
+		case c >= '0' && c <= '9' || c == '-' && i+1 < len(v) && v[i+1] >= '0' && v[i+1] <= '9':
+			j := i + 1
+			for j < len(v) && (v[j] >= '0' && v[j] <= '9' || v[j] == '.' || v[j] == ':' || v[j] == '-' || v[j] == 'T' || v[j] == 'Z') {
+				j++
+			}
+			toks = append(toks, filterTok{tokNumber, v[i:j]})
+			i = j
+		case c == '\'' || c == '"':
+			j := strings.IndexByte(v[i+1:], c)
+			if j < 0 {
+				return nil
+			}
+			s := v[i+1 : i+1+j]
+			if strings.ContainsAny(s, "'\"\\;") {
+				return nil
+			}
+			toks = append(toks, filterTok{tokString, s})
+			i += j + 2
+		default:
+			for _, op := range [...]string{"!=", ">=", "<=", "!~", "=", "~", ">", "<", "(", ")", ","} {
+				if strings.HasPrefix(v[i:], op) {
+					toks = append(toks, filterTok{tokPunct, op})
+					i += len(op)
+					goto next
+				}
+			}
+			return nil
+		next:
+		}
+	}
+	return toks
+}
+
+type filterParser struct {
+	toks []filterTok
+	i    int
+}
+
+func (p *filterParser) peek() filterTok {
+	if p.i < len(p.toks) {
+		return p.toks[p.i]
+	}
+	return filterTok{}
+}
+
+func (p *filterParser) next() filterTok {
+	t := p.peek()
+	if p.i < len(p.toks) {
+		p.i++
+	}
+	return t
+}
+
+func (p *filterParser) keyword(w string) bool {
+	if t := p.peek(); t.kind == tokName && strings.EqualFold(t.text, w) {
+		p.i++
+		return true
+	}
+	return false
+}
+
+func (p *filterParser) punct(s string) bool {
+	if t := p.peek(); t.kind == tokPunct && t.text == s {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// expr parses terms joined by AND and OR; depth bounds the nesting.
+func (p *filterParser) expr(depth int) bool {
+	if depth > 16 {
+		return false
+	}
+	for {
+		if !p.term(depth) {
+			return false
+		}
+		if !(p.keyword("and") || p.keyword("or")) {
+			return true
+		}
+	}
+}
+
+func (p *filterParser) term(depth int) bool {
+	_ = p.keyword("not")
+	if p.punct("(") {
+		return p.expr(depth+1) && p.punct(")")
+	}
+	t := p.next()
+	if t.kind != tokName || isFilterKeyword(t.text) {
+		return false
+	}
+	if p.punct("(") { // a call, boolean (contains(Name,'x')) or compared (year(d) eq 2026)
+		if !p.args() {
+			return false
+		}
+		if op := p.peek(); op.kind == tokPunct && op.text != "(" && op.text != ")" && op.text != "," ||
+			op.kind == tokName && isComparison(op.text) {
+			p.i++
+			return p.value()
+		}
+		return true
+	}
+	switch op := p.peek(); {
+	case op.kind == tokPunct && op.text != "(" && op.text != ")" && op.text != ",":
+		p.i++
+		return p.value()
+	case op.kind == tokName && isComparison(op.text):
+		p.i++
+		return p.value()
+	case op.kind == tokName && strings.EqualFold(op.text, "in"), op.kind == tokName && strings.EqualFold(op.text, "not"):
+		p.i++
+		if strings.EqualFold(op.text, "not") && !p.keyword("in") {
+			return false
+		}
+		return p.punct("(") && p.args()
+	case op.kind == tokName && strings.EqualFold(op.text, "is"):
+		p.i++
+		_ = p.keyword("not")
+		return p.keyword("empty") || p.keyword("null")
+	}
+	return false
+}
+
+// args parses call arguments up to the closing parenthesis.
+func (p *filterParser) args() bool {
+	if p.punct(")") {
+		return true
+	}
+	for {
+		if !p.value() {
+			return false
+		}
+		if p.punct(")") {
+			return true
+		}
+		if !p.punct(",") {
+			return false
+		}
+	}
+}
+
+func (p *filterParser) value() bool {
+	t := p.next()
+	switch t.kind {
+	case tokNumber, tokString:
+		return true
+	case tokName:
+		if isFilterKeyword(t.text) {
+			return false
+		}
+		if p.punct("(") {
+			return p.args()
+		}
+		return true
+	}
+	return false
+}
+
+func isComparison(w string) bool {
+	switch strings.ToLower(w) {
+	case "eq", "ne", "gt", "lt", "ge", "le", "like", "has":
+		return true
+	}
+	return false
+}
+
+// isFilterKeyword: words that cannot be a field or a value, so that
+// "a = 1 or or" and SQL keywords do not parse.
+func isFilterKeyword(w string) bool {
+	switch strings.ToLower(w) {
+	case "and", "or", "not", "in", "is", "order", "by", "select", "union", "from", "where", "having",
+		"insert", "update", "delete", "drop", "exec", "execute", "sleep", "benchmark", "waitfor", "declare":
+		return true
+	}
+	return false
+}

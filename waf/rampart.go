@@ -1,0 +1,213 @@
+package waf
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/rampart-proxy/rampart/config"
+)
+
+// Rampart's own rules (docs/waf-rules.md) have ids from rampartBaseID to
+// rampartLastID: no CRS rule (1 to 999999), no exclusion rule (95000000
+// and up) and no adapter note (951000xx) is in that range.
+const (
+	rampartBaseID = 9500000
+	rampartLastID = 9500999
+)
+
+// rampartRules returns the SecLang of Rampart's own rules for the policy,
+// or "" when rampart_rules is off. They load after the CRS setup and
+// before the CRS rules: the expansion pass (9500000) must run before the
+// CRS rules of phase 2 read ARGS, and the detection rules before the CRS
+// blocking evaluation (949110) adds up the score. Every detection rule is
+// of phase 2, after the CRS initialization (phase 1) has set the scores
+// to zero.
+func rampartRules(p *config.WAFPolicy) string {
+	if p.RampartRules != nil && !*p.RampartRules {
+		return ""
+	}
+	on := func(g string) bool { return !slices.Contains(p.RampartRulesDisabled, g) }
+	var b strings.Builder
+	var expand []string
+	for _, g := range [...]string{"decode", "headers", "path", "uploads", "graphql"} {
+		if on(g) {
+			expand = append(expand, g)
+		}
+	}
+	if len(expand) > 0 {
+		b.WriteString(`SecAction "id:9500000,phase:2,pass,nolog,t:none,rampart_expand:` + strings.Join(expand, "/") + `"
+SecRule TX:rampart_expand_over "@eq 1" "id:9500001,phase:2,block,t:none,msg:'Rampart: too many values to decode for inspection',tag:'rampart',tag:'rampart/decode',severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
+`)
+	}
+	if on("api") {
+		b.WriteString(apiRules)
+	}
+	for _, g := range ruleGroups {
+		if on(g.name) {
+			b.WriteString(g.rules)
+		}
+	}
+	// The value patterns of every group on, in one rule (operator.go).
+	var names []string
+	for _, g := range valuePatterns {
+		if on(g.group) {
+			names = append(names, g.names...)
+		}
+	}
+	if len(names) > 0 {
+		b.WriteString(`SecRule ` + allTargets + ` "@rampart ` + strings.Join(names, "|") + `" "id:9500300,phase:2,block,capture,t:none,msg:'Rampart: %{tx.rampart_detect}',` + logMatch +
+			`,tag:'rampart',tag:'rampart/patterns',tag:'paranoia-level/1',` + scoreCritical + "\"\n")
+	}
+	return b.String()
+}
+
+// valuePatterns are the detectors of rule 9500300 by group; its message
+// names the one that matched (xxe-entity, ssti-expr, cmdi, ...).
+var valuePatterns = []struct {
+	group string
+	names []string
+}{
+	{"xxe", []string{"xxe-entity", "xxe-subset", "xxe-xinclude"}},
+	{"ssti", []string{"ssti-expr", "ssti-directive"}},
+	{"nosql", []string{"nosql-value"}},
+	{"ldap", []string{"ldap"}},
+	{"cmdi", []string{"cmdi"}},
+	{"sqli", []string{"sqli-quote", "sqli-start"}},
+	{"redirect", []string{"redirect"}},
+}
+
+// ruleGroup is a group of detection rules that can be switched off.
+type ruleGroup struct {
+	name  string
+	rules string
+}
+
+// Targets of the detection rules: every argument (the expanded values of
+// ARGS_PATH included), argument name, cookie and XML value.
+const (
+	allTargets = `ARGS|ARGS_NAMES|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|XML:/*|XML://@*`
+	// scoreCritical adds a critical finding to the CRS inbound score.
+	scoreCritical = `severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'`
+	logMatch      = `logdata:'Matched Data: %{TX.0} found within %{MATCHED_VAR_NAME}: %{MATCHED_VAR}'`
+)
+
+func detect(id, group, target, op, msg string) string {
+	op = strings.ReplaceAll(op, `"`, `\"`)
+	lm := logMatch
+	if !strings.HasPrefix(op, "@rampart ") && !strings.HasPrefix(op, "@rx ") {
+		// An operator that captures nothing (libinjection) would log
+		// whatever an earlier rule left in TX.0.
+		lm = `logdata:'Matched Data: found within %{MATCHED_VAR_NAME}: %{MATCHED_VAR}'`
+	}
+	return `SecRule ` + target + ` "` + op + `" "id:` + id + `,phase:2,block,capture,t:none,msg:'Rampart: ` + msg + `',` + lm +
+		`,tag:'rampart',tag:'rampart/` + group + `',tag:'paranoia-level/1',` + scoreCritical + "\"\n"
+}
+
+var ruleGroups = []ruleGroup{
+	{"libinjection", strings.Replace(detect("9500100", "libinjection", "ARGS_PATH", "@detectSQLi", "SQL injection in a decoded value (libinjection)"), "tag:'rampart',", "tag:'rampart',tag:'attack-sqli',", 1) +
+		strings.Replace(detect("9500101", "libinjection", "ARGS_PATH", "@detectXSS", "XSS in a decoded value (libinjection)"), "tag:'rampart',", "tag:'rampart',tag:'attack-xss',", 1)},
+	{"xxe", xxeDTDRule},
+	{"nosql", nosqlNameRule},
+}
+
+// The value patterns of rule 9500300 (operator.go), each with its
+// prefilter: the bytes or substrings without which it cannot match.
+var (
+	// XML external entities, entity declarations in a DOCTYPE's internal
+	// subset (entity expansion), and XInclude.
+	_ = pattern("xxe-entity", `<!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "", "<!ENTITY")
+	_ = pattern("xxe-subset", `<!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "", "<!DOCTYPE")
+	_ = pattern("xxe-xinclude", `(?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "", "XInclude", "xi:include", "XINCLUDE", "xinclude")
+)
+
+// xxeDTDRule (9500202) finds a DOCTYPE with an external DTD that is not
+// the W3C's (XHTML's own DOCTYPE is allowed). The markup scan (markup.go)
+// shows it the raw body's declarations as ARGS_PATH.
+var xxeDTDRule = `SecRule ARGS|XML:/*|XML://@* "@rx <!DOCTYPE\s+[^\s>\[]+\s+(?:SYSTEM\s*|PUBLIC\s*(?:\"[^\"]*\"|'[^']*')\s*)(?:\"[^\"]*\"|'[^']*')" "id:9500202,phase:2,block,capture,t:none,msg:'Rampart: XML document with an external DTD',` + logMatch + `,tag:'rampart',tag:'rampart/xxe',tag:'paranoia-level/1',severity:'CRITICAL',chain"
+SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none,setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
+`
+
+// ssti patterns find template expressions that compute (arithmetic on
+// literals), call, or reach for objects no template needs (dunder
+// attributes, class loaders, runtimes). A plain placeholder ({{name}},
+// ${HOME}, {{ user.name }}) does not match.
+var (
+	_ = pattern("ssti-expr", `(?:\{\{|\{%|\$\{|#\{|\*\{|@\{|~\{|<%=?|\[\[|@\()[^}%\]]{0,200}?(?:\d\s*[-+*/%]\s*['"]?\d|['"]\w*['"]\s*[*+]\s*\d|__\w+__|\b(?:class|mro|subclasses|globals|builtins|getClass|forName|getRuntime|Runtime|ProcessBuilder|exec|popen|system|eval|import|require|constructor|lipsum|cycler|joiner|namespace|self|config|request|application|dump|range|getattr|attr)\b\s*[.(\[|]|\w\s*\(|\|\s*\w+\s*\()`, "{[(<@")
+	_ = pattern("ssti-directive", `<#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "<?#$T{", "freemarker")
+)
+
+// nosqlNameRule (9500400) finds MongoDB query operators in argument names
+// (user[$ne]=x, {"user": {"$ne": x}}); the nosql-value pattern finds them
+// in values, and the server-side JavaScript of $where.
+var nosqlNameRule = detect("9500400", "nosql", "ARGS_NAMES",
+	pattern("nosql-name", `(?:^|[.\[])\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|function|accumulator|elemMatch|type|mod|all|size|jsonSchema|text)\]?$`, "$"),
+	"NoSQL operator in an argument name")
+
+var (
+	_ = pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$.|&;(")
+)
+
+// The ldap pattern finds a value that closes an LDAP filter and opens another,
+// or an OR/AND/NOT filter of attribute assertions.
+var (
+	_ = pattern("ldap", `(?:\)\s*\(\s*[|&!]?\s*\(?\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\(\s*[|&!]\s*\(\s*[a-zA-Z][\w.;-]*\s*[~<>]?=|\*\s*\)\s*\(\s*[|&!(]|\*\s*\)\s*\)\s*(?:\x00|\(|$))`, "()*")
+)
+
+// The cmdi pattern finds a shell command after a command separator, or in a
+// command substitution, where the CRS (at paranoia level 1) needs longer
+// command lines: ;id, |id, `id`, $(id), with the separator at the start of
+// the value or after a quote.
+var (
+	_ = pattern("cmdi", `(?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`, ";|&\n\r`$")
+)
+
+// The sqli patterns find what libinjection and the CRS at paranoia level 1 let
+// through: a quote that closes the string the value was put in, followed
+// by a boolean comparison (' or 'a'='a, x' or name()='x': SQL and XPath;
+// a quoted string inside a filter expression, status = "Open" AND x = 1,
+// does not close anything), and a value that starts
+// (after the literal it closes) with a tautology or an ORDER BY column
+// probe. Prose that mentions WHERE 1=1 does not start with it.
+var (
+	_ = pattern("sqli-quote", `(?i)^[\w\s.@-]*['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`, "'\"\x60")
+	_ = pattern("sqli-start", `(?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`, "=<>Bb")
+)
+
+// The redirect pattern finds values that send a redirect to another host in a
+// form a same-site check misses: a protocol-relative reference
+// (//host, /\host, /%09/host), a scheme after a slash (/https://host),
+// and credentials before the host (https://trusted@evil).
+var (
+	_ = pattern("redirect", `(?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`, "/\\")
+)
+
+// apiRules let REST APIs through the CRS's protocol rules: PUT, PATCH and
+// DELETE are allowed methods (CRS 911100 allows GET, HEAD, POST and OPTIONS
+// only; the CRS initialization keeps a value set before it), and a media
+// type with a +json or +xml suffix (application/merge-patch+json,
+// application/rss+xml) is allowed (CRS 920420) and parsed as JSON or XML.
+const apiRules = `SecAction "id:9500010,phase:1,pass,nolog,t:none,setvar:'tx.allowed_methods=GET HEAD POST OPTIONS PUT PATCH DELETE'"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=XML"
+`
+
+// crsWithUnscore returns the directives that load the CRS rules with rule
+// 9500900 of the prose group between the detection rules and the blocking
+// evaluation (REQUEST-949), or crsRules when the group is off.
+func crsWithUnscore(p *config.WAFPolicy, exemptSet uint64) string {
+	if p.RampartRules != nil && !*p.RampartRules || slices.Contains(p.RampartRulesDisabled, "prose") {
+		return crsRules
+	}
+	gq := ""
+	if !slices.Contains(p.RampartRulesDisabled, "graphql") {
+		gq = "/graphql"
+	}
+	return `Include @owasp_crs/REQUEST-9[0-3]*.conf
+Include @owasp_crs/REQUEST-94[0-4]*.conf
+SecAction "id:9500900,phase:2,pass,nolog,t:none,rampart_unscore:set=` + strconv.FormatUint(exemptSet, 10) + gq + `"
+Include @owasp_crs/REQUEST-949*.conf
+Include @owasp_crs/REQUEST-999*.conf
+Include @owasp_crs/RESPONSE-*.conf
+`
+}

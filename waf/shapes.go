@@ -1,0 +1,360 @@
+package waf
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins"
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	"github.com/corazawaf/coraza/v3/types"
+	"github.com/corazawaf/coraza/v3/types/variables"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/parser"
+)
+
+// The CRS at paranoia level 1 mistakes some ordinary values for attacks:
+// prose that mentions SQL words, shell commands or /etc paths, filter
+// expressions (JQL, OData), a GraphQL document, binary data in base64. The
+// prose group recognizes these shapes by their structure. Rule 9500900,
+// an action run after the CRS detection rules and before the CRS blocking
+// evaluation (REQUEST-949), takes back the score of each CRS rule of the
+// shape's attack tags whose every match is on a value of that shape: the
+// match stays in the audit event, scored nothing. Nothing is computed for a
+// request no such rule matched. A decoded form of a value is a value of
+// its own: a payload in it is not prose, and keeps its score.
+//
+//   - prose: at least 5 words, three in four of them plain words; no
+//     brackets, braces, backticks, $, =, ;, |, \, comment sequences, quotes
+//     other than apostrophes inside or after a word, or SQL statement
+//     skeletons (UNION SELECT, SELECT ... FROM, INSERT INTO, ...): the SQL,
+//     command and file rules are switched off. A payload needs what prose
+//     lacks, or stops being one inside a sentence;
+//   - a filter expression (filterExpr): field op value clauses joined by
+//     AND/OR, with calls and ORDER BY: the SQL rules. A clause must start
+//     with a field name, so a tautology (1=1, 'a'='a') is not one;
+//   - a GraphQL document that parses (query in a GET, json.query): the SQL,
+//     command, file and XSS rules; its string arguments are inspected one
+//     by one (the graphql group), so the group needs graphql on;
+//   - binary data: a data: URL of a non-text type, or a long base64 value,
+//     that decodes to bytes that are not text: every attack rule.
+
+// Shapes of a value.
+const (
+	shapeNone = iota
+	shapeProse
+	shapeFilter
+	shapeGraphQL
+	shapeBlob
+)
+
+// exemptRules are, per shape, the ids of the loaded CRS rules switched off
+// for it, filled by the rule observer while the policy compiles. They are
+// read only after Compile returns.
+type exemptRules struct {
+	byShape [shapeBlob + 1][]int
+}
+
+// tagsByShape are the CRS tags of the rules each shape switches off.
+var tagsByShape = [shapeBlob + 1][]string{
+	shapeProse:   {"attack-sqli", "attack-rce", "attack-lfi"},
+	shapeFilter:  {"attack-sqli"},
+	shapeGraphQL: {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss"},
+	shapeBlob:    {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss", "attack-injection-php", "attack-injection-generic", "attack-ssrf"},
+}
+
+// observe records a loaded rule's id under each shape whose tags it has.
+// Only CRS rules (ids below 1000000) and Rampart's libinjection rules are
+// switched off.
+func (e *exemptRules) observe(id int, tags []string) {
+	if id >= 1000000 && !containsStr(tags, "rampart/libinjection") {
+		return
+	}
+	for s := range tagsByShape {
+		for _, t := range tagsByShape[s] {
+			if containsStr(tags, t) {
+				e.byShape[s] = append(e.byShape[s], id)
+				break
+			}
+		}
+	}
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// exemptSets hands a policy's exemptRules to its rampart_unscore action:
+// the action's argument names the set by number while the policy compiles.
+var (
+	exemptSets   sync.Map // uint64 -> *exemptRules
+	exemptSetSeq atomic.Uint64
+)
+
+// shapeOf returns the shape of an argument's value (k is its name).
+func shapeOf(k, v string, graphql bool) int {
+	switch {
+	case len(v) < 16:
+		return shapeNone
+	case graphql && (k == "query" || strings.HasSuffix(k, ".query")) && looksGraphQL(v) && validGraphQL(v):
+		return shapeGraphQL
+	case isBlob(v):
+		return shapeBlob
+	case isProse(v):
+		return shapeProse
+	case isFilterExpr(v):
+		return shapeFilter
+	}
+	return shapeNone
+}
+
+// validGraphQL reports whether v parses as a GraphQL executable document.
+func validGraphQL(v string) bool {
+	_, err := parser.ParseQueryWithTokenLimit(&ast.Source{Input: v}, 10000)
+	return err == nil
+}
+
+// isBlob reports whether v is base64 of binary data, bare or in a data:
+// URL of a type that is not text.
+func isBlob(v string) bool {
+	if rest, ok := strings.CutPrefix(v, "data:"); ok {
+		mt, data, ok := strings.Cut(rest, ",")
+		if !ok || !strings.HasSuffix(mt, ";base64") {
+			return false
+		}
+		for _, text := range [...]string{"text/", "html", "xml", "svg", "javascript", "json", "ecmascript"} {
+			if strings.Contains(strings.ToLower(mt), text) {
+				return false
+			}
+		}
+		v = data
+	}
+	if len(v) < 64 || !base64ish(v) {
+		return false
+	}
+	_, text := b64text(v[:min(len(v), 512)&^3])
+	return !text
+}
+
+// proseBytes are the bytes prose never holds (a single quote is handled
+// apart: an apostrophe inside or after a word; a backslash is allowed, for
+// Windows paths, but not in a traversal).
+const proseBytes = "<>{}[]|`$;=\"*^"
+
+// sqlSkeleton finds the statement skeletons that make SQL of prose.
+var sqlSkeleton = regexp.MustCompile(`(?i)\bunion\s+(?:all\s+|distinct\s+)?select\b|\bselect\b[^.?!]{0,80}\bfrom\b|\binsert\s+into\b|\bdelete\s+from\b|\bupdate\s+\w+\s+set\b|\bdrop\s+(?:table|database|schema)\b|\b(?:sleep|benchmark|waitfor|pg_sleep)\b\s*\(|\bor\s+\d+\s*[<>]|\bexec(?:ute)?\s+(?:xp_|sp_)`)
+
+// isProse reports whether v reads as natural-language text, Markdown
+// code spans (`make test`) aside.
+func isProse(v string) bool {
+	if strings.Count(v, "`") >= 2 && strings.Count(v, "`")%2 == 0 {
+		var b strings.Builder
+		for i, part := range strings.Split(v, "`") {
+			if i%2 == 0 {
+				b.WriteString(part)
+			} else {
+				b.WriteString(" code ")
+			}
+		}
+		v = b.String()
+	}
+	if len(v) > 8192 || strings.ContainsAny(v, proseBytes) || strings.Contains(v, "--") ||
+		strings.Contains(v, "/*") || strings.Contains(v, "&&") || strings.Contains(v, "#") ||
+		strings.Contains(v, "../") || strings.Contains(v, "..\\") {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' || c == 0x7f {
+			return false
+		}
+		if c == '\'' && (i == 0 || !isLetterByte(v[i-1])) {
+			return false // a quote that opens, not an apostrophe
+		}
+	}
+	for _, line := range strings.Split(v, "\n") {
+		if f := strings.Fields(line); len(f) == 1 || len(f) == 2 {
+			return false // a lone command on its own line
+		}
+	}
+	words, n := 0, 0
+	for _, f := range strings.Fields(v) {
+		n++
+		f = strings.Trim(f, ".,!?:()")
+		if f != "" && plainWord(f) {
+			words++
+		}
+	}
+	return n >= 5 && words*4 >= n*3 && !sqlSkeleton.MatchString(v)
+}
+
+func isLetterByte(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' || c >= 0x80 }
+
+// plainWord reports whether f is letters, with an apostrophe and a hyphen
+// allowed inside or at the end (don't, O'Brien, users', well-known).
+func plainWord(f string) bool {
+	for i := 0; i < len(f); i++ {
+		c := f[i]
+		if !isLetterByte(c) && !((c == '\'' || c == '-') && i > 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// odataOption reports whether an argument name is an OData system query
+// option ($filter, $select, ...), which the CRS's NoSQL rule 942290 reads
+// as a MongoDB operator.
+func odataOption(name string) bool {
+	switch name {
+	case "$filter", "$select", "$expand", "$orderby", "$top", "$skip", "$count", "$search",
+		"$format", "$apply", "$compute", "$levels", "$skiptoken", "$deltatoken", "$inlinecount":
+		return true
+	}
+	return false
+}
+
+func init() {
+	plugins.RegisterAction("rampart_unscore", func() plugintypes.Action { return new(unscoreAction) })
+}
+
+// unscoreAction is rampart_unscore:set=N[/graphql], N naming the policy's
+// exemptRules in exemptSets.
+type unscoreAction struct {
+	exempt *exemptRules
+	// graphql: the graphql group inspects a document's strings one by one,
+	// so a document that parses is a shape.
+	graphql bool
+	// shapeOfRule maps a rule id to the shapes that exempt it, built once
+	// on first use (after the policy compiled: the rules load after the
+	// action) by any of the transactions that run the action at once.
+	once        sync.Once
+	shapeOfRule map[int]uint8
+}
+
+func (a *unscoreAction) Init(_ plugintypes.RuleMetadata, data string) error {
+	data, gq := strings.CutSuffix(data, "/graphql")
+	a.graphql = gq
+	n, ok := strings.CutPrefix(data, "set=")
+	if !ok {
+		return errors.New("rampart_unscore: want set=N")
+	}
+	id, err := strconv.ParseUint(n, 10, 64)
+	if err != nil {
+		return err
+	}
+	if ex, ok := exemptSets.Load(id); ok {
+		a.exempt = ex.(*exemptRules)
+	}
+	return nil
+}
+
+func (a *unscoreAction) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }
+
+// scoreVars are the TX variables of each severity's score, by
+// types.RuleSeverity (emergency 0 to debug 7).
+var scoreVars = [...]string{"critical_anomaly_score", "critical_anomaly_score", "critical_anomaly_score",
+	"critical_anomaly_score", "error_anomaly_score", "warning_anomaly_score", "notice_anomaly_score", ""}
+
+func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.TransactionState) {
+	mt, ok := tx.(interface{ MatchedRules() []types.MatchedRule })
+	if !ok || a.exempt == nil {
+		return
+	}
+	a.once.Do(func() {
+		m := make(map[int]uint8)
+		for s, ids := range a.exempt.byShape {
+			for _, id := range ids {
+				m[id] |= 1 << s
+			}
+		}
+		a.shapeOfRule = m
+	})
+	tv := tx.Variables().TX()
+	for _, mr := range mt.MatchedRules() {
+		r := mr.Rule()
+		shapes := a.shapeOfRule[r.ID()]
+		if shapes == 0 || len(mr.MatchedDatas()) == 0 {
+			continue
+		}
+		n := 0
+		for _, md := range mr.MatchedDatas() {
+			if !a.exempted(tx.Variables(), md, shapes) {
+				n = -1
+				break
+			}
+			n++
+		}
+		sev := int(r.Severity())
+		if n <= 0 || sev < 0 || sev >= len(scoreVars) || scoreVars[sev] == "" {
+			continue
+		}
+		pl := paranoiaOf(r.Tags())
+		key := "inbound_anomaly_score_pl" + strconv.Itoa(pl)
+		per, _ := strconv.Atoi(first(tv.Get(scoreVars[sev])))
+		cur, _ := strconv.Atoi(first(tv.Get(key)))
+		tv.Set(key, []string{strconv.Itoa(max(0, cur-n*per))})
+	}
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// paranoiaOf returns the paranoia level of a CRS rule's tags (1 when
+// none says).
+func paranoiaOf(tags []string) int {
+	for _, t := range tags {
+		if l, ok := strings.CutPrefix(t, "paranoia-level/"); ok && len(l) == 1 && l[0] >= '1' && l[0] <= '4' {
+			return int(l[0] - '0')
+		}
+	}
+	return 1
+}
+
+// exempted reports whether the value a rule matched has one of shapes. A
+// match holds the value as the rule's transformations left it, so the
+// shape is read from the request's own values of that name: every value
+// of the argument (its decoded forms included) must have the shape, or
+// carry nothing (interesting is false). XML text is one name, "/*".
+func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types.MatchData, shapes uint8) bool {
+	var vals [][]string
+	switch md.Variable() {
+	case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsPath:
+		k := md.Key()
+		vals = [][]string{vars.ArgsGet().Get(k), vars.ArgsPost().Get(k), vars.ArgsPath().Get(k)}
+	case variables.XML, variables.RequestXML:
+		if md.Key() != "/*" {
+			return false
+		}
+		vals = [][]string{vars.XML().Get("/*")}
+	case variables.ArgsNames:
+		return shapes&(1<<shapeFilter) != 0 && odataOption(md.Value())
+	default:
+		return false
+	}
+	seen := false
+	for _, vs := range vals {
+		for _, v := range vs {
+			if !interesting(v) {
+				continue
+			}
+			if shapes&(1<<shapeOf(md.Key(), v, a.graphql)) == 0 {
+				return false
+			}
+			seen = true
+		}
+	}
+	return seen
+}

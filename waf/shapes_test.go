@@ -1,0 +1,44 @@
+package waf
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+)
+
+func TestShapes(t *testing.T) {
+	png := base64.StdEncoding.EncodeToString([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x02\x00\x00\x00\x90\x91h6\x00\x00\x01\x96IDATx\xda\x15\xd1Q\x15D!\x10EQ\x8c\x18\xc8\x18H\x08\x81\x84"))
+	for _, tc := range []struct {
+		name, key, value string
+		want             int
+	}{
+		{"prose with SQL words", "q", "We should union our efforts and select a single vendor.", shapeProse},
+		{"prose with a dotfile", "q", "Where is the ~/.bashrc file on a Mac? I want to add an alias.", shapeProse},
+		{"prose with a code span", "q", "Run `make test` before pushing, please.", shapeProse},
+		{"prose with a Windows path", "q", `The installer puts it in C:\Program Files\Shop by default, as usual`, shapeProse},
+		{"JQL", "jql", `project = WEB AND status = "In Progress" ORDER BY created DESC`, shapeFilter},
+		{"OData", "$filter", `contains(Name,'trail') or startswith(Sku,'TR-')`, shapeFilter},
+		{"OData compared call", "$filter", `year(OrderDate) eq 2026 and month(OrderDate) ge 10`, shapeFilter},
+		{"GraphQL document", "json.query", `query Search { products(filter: "red shoes", first: 10) { id name } }`, shapeGraphQL},
+		{"data URL image", "json.data", "data:image/png;base64," + png, shapeBlob},
+		// Attacks have none of the shapes.
+		{"quote break", "q", "admin' or '1'='1' -- and some more words here", shapeNone},
+		{"union select", "q", "1 union select password from users where id is known", shapeNone},
+		{"tautology in a filter", "q", "id = 1 OR 1 = 1", shapeNone},
+		{"stacked query", "q", "name = 'x'; drop table users", shapeNone},
+		{"SQL keyword as a value", "q", "a = 1 or b = select", shapeNone},
+		{"command after a separator", "q", "please run this now; cat /etc/passwd", shapeNone},
+		{"command substitution in prose", "q", "hello there my friend $(id) how are you", shapeNone},
+		{"traversal in prose", "q", "open the file at ../../../../etc/passwd for me please now", shapeNone},
+		{"lone command line", "q", "hello\nid", shapeNone},
+		{"XSS in prose", "q", "nice picture <img src=x onerror=alert(1)> of the cat", shapeNone},
+		{"invalid GraphQL", "json.query", `{ user(id: 1 OR 1=1) { name } }`, shapeNone},
+		{"data URL of HTML", "json.data", "data:text/html;base64," + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("<script>alert(1)</script>", 4))), shapeNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := shapeOf(tc.key, tc.value, true); got != tc.want {
+				t.Errorf("shapeOf(%q, %q) = %d; want %d", tc.key, tc.value, got, tc.want)
+			}
+		})
+	}
+}

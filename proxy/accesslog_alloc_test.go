@@ -1,14 +1,11 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/rampart-proxy/rampart/config"
 )
@@ -57,31 +54,7 @@ func TestAccessLogAllocs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := startLoggedProxy(t, up, fmt.Sprintf(tc.accessLog, filepath.Join(t.TempDir(), "access.log")), "")
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			req := []byte("GET /hello?a=1&token=x HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: alloc/1\r\nReferer: http://r/\r\n\r\n")
-			br := bufio.NewReaderSize(c, 4<<10)
-			var failed error
-			do := func() {
-				_ = c.SetDeadline(time.Now().Add(e2eTimeout))
-				if _, err := c.Write(req); err != nil {
-					failed = err
-					return
-				}
-				if err := discardResponse(br); err != nil {
-					failed = err
-				}
-			}
-			for range 200 {
-				do()
-			}
-			n := testing.AllocsPerRun(500, do)
-			if failed != nil {
-				t.Fatal(failed)
-			}
+			n := requestAllocs(t, addr, "GET /hello?a=1&token=x HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: alloc/1\r\nReferer: http://r/\r\n\r\n")
 			if n > 0 {
 				t.Errorf("got %v allocations per logged request; want 0", n)
 			}

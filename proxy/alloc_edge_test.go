@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -83,31 +81,7 @@ access_log: {path: "off"}
 			if got, _ := m.get(tt.check); got != tt.val {
 				t.Fatalf("%s %q; want %q", tt.check, got, tt.val)
 			}
-			c, err := net.Dial("tcp", srv.Addr("web"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			req := []byte(tt.req)
-			br := bufio.NewReaderSize(c, 8<<10)
-			var failed error
-			do := func() {
-				_ = c.SetDeadline(time.Now().Add(e2eTimeout))
-				if _, err := c.Write(req); err != nil {
-					failed = err
-					return
-				}
-				if err := discardResponse(br); err != nil {
-					failed = err
-				}
-			}
-			for range 200 {
-				do()
-			}
-			n := testing.AllocsPerRun(300, do)
-			if failed != nil {
-				t.Fatal(failed)
-			}
+			n := requestAllocs(t, srv.Addr("web"), tt.req)
 			if n > tt.want {
 				t.Errorf("got %v allocations per proxied request; want %v", n, tt.want)
 			}

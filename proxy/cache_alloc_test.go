@@ -1,15 +1,12 @@
 package proxy
 
 import (
-	"bufio"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/rampart-proxy/rampart/config"
 )
@@ -28,31 +25,7 @@ func TestCacheHitAllocs(t *testing.T) {
 		_, _ = io.WriteString(w, "a cached answer")
 	}))
 	p := startProxy(t, cacheConfig(up.addr(), "max_size: 1MiB", ""))
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /hit HTTP/1.1\r\nHost: bench.local\r\n\r\n")
-	br := bufio.NewReaderSize(c, 4<<10)
-	var failed error
-	do := func() {
-		_ = c.SetDeadline(time.Now().Add(e2eTimeout))
-		if _, err := c.Write(req); err != nil {
-			failed = err
-			return
-		}
-		if err := discardResponse(br); err != nil {
-			failed = err
-		}
-	}
-	for range 200 {
-		do()
-	}
-	n := testing.AllocsPerRun(500, do)
-	if failed != nil {
-		t.Fatal(failed)
-	}
+	n := requestAllocs(t, p.addr, "GET /hit HTTP/1.1\r\nHost: bench.local\r\n\r\n")
 	if got := calls.Load(); got != 1 {
 		t.Fatalf("upstream requests: got %d; want 1 (every other one a hit)", got)
 	}

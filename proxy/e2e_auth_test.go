@@ -5,14 +5,12 @@ package proxy
 // authentication service, net/http as the client.
 
 import (
-	"bufio"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -631,31 +629,7 @@ func TestAuthBasicAllocs(t *testing.T) {
 	}
 	cfg := authConfig(benchUpstream(t), fmt.Sprintf("basic:\n  users: {alice: %q}", bcryptHash(t, "pw", bcrypt.MinCost)), "")
 	p := startProxy(t, cfg)
-	c, err := net.Dial("tcp", p.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	req := []byte("GET /p/hello HTTP/1.1\r\nHost: bench.local\r\nAuthorization: " + basicAuth("alice", "pw") + "\r\n\r\n")
-	br := bufio.NewReaderSize(c, 4<<10)
-	var failed error
-	do := func() {
-		_ = c.SetDeadline(time.Now().Add(e2eTimeout))
-		if _, err := c.Write(req); err != nil {
-			failed = err
-			return
-		}
-		if err := discardResponse(br); err != nil {
-			failed = err
-		}
-	}
-	for range 200 {
-		do()
-	}
-	n := testing.AllocsPerRun(500, do)
-	if failed != nil {
-		t.Fatal(failed)
-	}
+	n := requestAllocs(t, p.addr, "GET /p/hello HTTP/1.1\r\nHost: bench.local\r\nAuthorization: "+basicAuth("alice", "pw")+"\r\n\r\n")
 	if n > 0 {
 		t.Errorf("got %v allocations per request with remembered credentials; want 0", n)
 	}

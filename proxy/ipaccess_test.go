@@ -1,16 +1,13 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/gaissmai/bart"
 
@@ -98,31 +95,7 @@ access_log: {path: "off"}
 	}
 	t.Cleanup(func() { _ = srv.Shutdown(t.Context()) })
 	for _, origin := range []string{"https://app.example.com", "https://a.example.net", "https://other.example"} {
-		c, err := net.Dial("tcp", srv.Addr("web"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		req := []byte("GET /hello HTTP/1.1\r\nHost: bench.local\r\nOrigin: " + origin + "\r\n\r\n")
-		br := bufio.NewReaderSize(c, 4<<10)
-		var failed error
-		do := func() {
-			_ = c.SetDeadline(time.Now().Add(e2eTimeout))
-			if _, err := c.Write(req); err != nil {
-				failed = err
-				return
-			}
-			if err := discardResponse(br); err != nil {
-				failed = err
-			}
-		}
-		for range 200 {
-			do()
-		}
-		n := testing.AllocsPerRun(500, do)
-		if failed != nil {
-			t.Fatal(failed)
-		}
+		n := requestAllocs(t, srv.Addr("web"), "GET /hello HTTP/1.1\r\nHost: bench.local\r\nOrigin: "+origin+"\r\n\r\n")
 		if n > 0 {
 			t.Errorf("%s: got %v allocations per request; want 0", origin, n)
 		}

@@ -234,7 +234,11 @@ func (x *exchange) usable(e *cache.Entry, now time.Time) bool {
 // refresh per key at a time). It reports whether it answered.
 func (x *exchange) staleWhileRevalidate(e *cache.Entry, now time.Time) bool {
 	c := &x.cacheX
-	if e.NoCache || e.MustRevalidate || c.reqCC.NoCache || c.reqCC.MaxAge == 0 || -e.TTL(now) > e.WhileRevalidate {
+	// Only a stale entry, and only for a request that set no freshness
+	// bound of its own: an entry still fresh but refused by the request's
+	// max-age or min-fresh is what the client asked not to get.
+	if e.NoCache || e.MustRevalidate || c.reqCC.NoCache || c.reqCC.MaxAge >= 0 || c.reqCC.MinFresh >= 0 ||
+		e.TTL(now) > 0 || -e.TTL(now) > e.WhileRevalidate {
 		return false
 	}
 	x.refreshInBackground(e)

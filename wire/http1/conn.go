@@ -288,6 +288,10 @@ func (cn *conn) serveBurst() (keep bool) {
 		stream := ctx.Request.BodyStream()
 		closeAfter := ctx.Request.Header.ConnectionClose()
 		http11 := ctx.Request.Header.IsHTTP11()
+		// A HEAD's answer has no body, whatever the handler left (an
+		// answer of its own, a stream from an HTTP/2 upstream); read
+		// before the handler, which may rewrite the method for upstream.
+		head := ctx.Request.Header.IsHead()
 		ctx.Response.Header.SetNoDefaultContentType(true)
 
 		s.Handler.ServeWire(ctx, cn)
@@ -325,6 +329,9 @@ func (cn *conn) serveBurst() (keep bool) {
 			} else if moveDeadline(&cn.send.dl, time.Now(), wt) {
 				_ = cn.c.SetWriteDeadline(cn.send.dl)
 			}
+		}
+		if head {
+			ctx.Response.SkipBody = true
 		}
 		if err := writeResponse(ctx, bw, http11); err != nil {
 			cn.writeFailed(err)

@@ -274,7 +274,7 @@ func (cn *conn) answer(bw *bufio.Writer, status int, body []byte) {
 // closing the connection.
 func writeResponse(ctx *fasthttp.RequestCtx, bw *bufio.Writer, http11 bool) error {
 	resp := &ctx.Response
-	if http11 || resp.BodyStream() == nil || resp.Header.ContentLength() >= 0 {
+	if http11 || resp.BodyStream() == nil || resp.Header.ContentLength() >= 0 || resp.SkipBody {
 		return resp.Write(bw)
 	}
 	resp.SetConnectionClose()

@@ -29,19 +29,9 @@ func newTestJWT(t *testing.T, url string, min time.Duration) *JWT {
 	return j
 }
 
-func startIssuer(t *testing.T, keys ...*authtest.Key) *authtest.Issuer {
-	t.Helper()
-	is, err := authtest.NewIssuer(keys...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Close)
-	return is
-}
-
 func TestJWTVerify(t *testing.T) {
 	rsaKey, ecKey, edKey, psKey := authtest.NewKey("rsa", "RS256"), authtest.NewKey("ec", "ES256"), authtest.NewKey("ed", "EdDSA"), authtest.NewKey("ps", "PS256")
-	is := startIssuer(t, rsaKey, ecKey, edKey, psKey)
+	is := authtest.Start(t, rsaKey, ecKey, edKey, psKey)
 	j := newTestJWT(t, is.URL, time.Hour)
 	good := func() jwt.MapClaims { return authtest.Claims("alice", testIss, testAud, time.Minute) }
 	with := func(k string, v any) jwt.MapClaims { c := good(); c[k] = v; return c }
@@ -111,7 +101,7 @@ func TestJWTVerify(t *testing.T) {
 // fetches within the interval.
 func TestJWTRotation(t *testing.T) {
 	old, next := authtest.NewKey("k1", "RS256"), authtest.NewKey("k2", "ES256")
-	is := startIssuer(t, old)
+	is := authtest.Start(t, old)
 	j := newTestJWT(t, is.URL, time.Hour)
 	if _, err := j.Verify(old.Sign(authtest.Claims("a", testIss, testAud, time.Minute))); err != nil {
 		t.Fatalf("the first key: %v", err)
@@ -138,7 +128,7 @@ func TestJWTRotation(t *testing.T) {
 // a verifier that never got any answers ErrNoKeys.
 func TestJWTIssuerDown(t *testing.T) {
 	k := authtest.NewKey("k1", "RS256")
-	is := startIssuer(t, k)
+	is := authtest.Start(t, k)
 	j := newTestJWT(t, is.URL, time.Nanosecond)
 	is.SetDown(true)
 	// An unknown kid makes it fetch (and fail) while down.
@@ -149,7 +139,7 @@ func TestJWTIssuerDown(t *testing.T) {
 		t.Errorf("a known key while the issuer is down: %v", err)
 	}
 
-	down := startIssuer(t, k)
+	down := authtest.Start(t, k)
 	down.SetDown(true)
 	j2 := newTestJWT(t, down.URL, time.Nanosecond)
 	_, err := j2.Verify(k.Sign(authtest.Claims("a", testIss, testAud, time.Minute)))
@@ -187,11 +177,7 @@ func TestNewJWTRefuses(t *testing.T) {
 // key against a JWKS of one key.
 func BenchmarkJWTVerify(b *testing.B) {
 	key := authtest.NewKey("k1", "RS256")
-	is, err := authtest.NewIssuer(key)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer is.Close()
+	is := authtest.Start(b, key)
 	j, err := NewJWT(JWTOptions{JWKSURL: is.URL, Issuer: testIss, Audience: testAud, Algorithms: []string{"RS256"},
 		Leeway: 30 * time.Second, RefreshInterval: time.Hour, MinRefreshInterval: time.Hour, FetchTimeout: 2 * time.Second})
 	if err != nil {

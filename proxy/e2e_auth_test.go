@@ -91,11 +91,7 @@ const (
 
 func TestAuthJWTEndToEnd(t *testing.T) {
 	key, ecKey := authtest.NewKey("k1", "RS256"), authtest.NewKey("k2", "ES256")
-	is, err := authtest.NewIssuer(key, ecKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Close)
+	is := authtest.Start(t, key, ecKey)
 	up := okUpstream(t)
 	p := startProxy(t, authConfig(up.addr(), fmt.Sprintf(`jwt:
   jwks_url: %s
@@ -223,11 +219,7 @@ func TestAuthJWTEndToEnd(t *testing.T) {
 // while the issuer fails.
 func TestAuthJWTIssuerDownKeepsKeys(t *testing.T) {
 	key := authtest.NewKey("k1", "RS256")
-	is, err := authtest.NewIssuer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Close)
+	is := authtest.Start(t, key)
 	up := okUpstream(t)
 	p := startProxy(t, authConfig(up.addr(), fmt.Sprintf("jwt:\n  jwks_url: %s\n  refresh_interval: 100ms\n  min_refresh_interval: 100ms", is.URL), ""))
 	tok := key.Sign(authtest.Claims("alice", e2eIss, e2eAud, time.Minute))
@@ -573,11 +565,7 @@ func TestAuthBasicFlood(t *testing.T) {
 // fetched again); a changed one is rebuilt and the old one stopped.
 func TestAuthReload(t *testing.T) {
 	key := authtest.NewKey("k1", "RS256")
-	is, err := authtest.NewIssuer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Close)
+	is := authtest.Start(t, key)
 	up := okUpstream(t)
 	policy := func(aud string) string {
 		return fmt.Sprintf("jwt:\n  jwks_url: %s\n  audience: %s", is.URL, aud)
@@ -713,11 +701,7 @@ func TestAuthBasicUsersFile(t *testing.T) {
 // TestAuthHTTP2: the policies work the same for an HTTP/2 client (h2c).
 func TestAuthHTTP2(t *testing.T) {
 	key := authtest.NewKey("k1", "ES256")
-	is, err := authtest.NewIssuer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Close)
+	is := authtest.Start(t, key)
 	up := okUpstream(t)
 	src := authConfig(up.addr(), fmt.Sprintf("jwt:\n  jwks_url: %s\n  claims_to_headers: {sub: X-User}", is.URL), "")
 	src = strings.Replace(src, "    address: 127.0.0.1:0\n", "    address: 127.0.0.1:0\n    protocols: [h2c, http1]\n", 1)
@@ -760,11 +744,7 @@ func TestAuthHTTP2(t *testing.T) {
 // the claim headers; a bad token is still refused.
 func TestAuthJWTOptional(t *testing.T) {
 	key := authtest.NewKey("k1", "RS256")
-	is, err := authtest.NewIssuer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Close)
+	is := authtest.Start(t, key)
 	up := okUpstream(t)
 	p := startProxy(t, authConfig(up.addr(), fmt.Sprintf("jwt:\n  jwks_url: %s\n  optional: true\n  claims_to_headers: {sub: X-User}", is.URL), ""))
 	client := noRedirects()
@@ -784,11 +764,7 @@ func TestAuthJWTOptional(t *testing.T) {
 // fetches no JWKS.
 func TestCheckAuth(t *testing.T) {
 	key := authtest.NewKey("k1", "RS256")
-	is, err := authtest.NewIssuer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(is.Close)
+	is := authtest.Start(t, key)
 	tests := []struct {
 		name    string
 		policy  string

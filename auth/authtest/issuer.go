@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/MicahParks/jwkset"
@@ -88,6 +89,18 @@ func NewIssuer(keys ...*Key) (*Issuer, error) {
 	is.srv = &http.Server{Handler: is, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = is.srv.Serve(ln) }()
 	return is, nil
+}
+
+// Start is NewIssuer for a test: it fails tb when the issuer cannot
+// listen and closes it when tb ends.
+func Start(tb testing.TB, keys ...*Key) *Issuer {
+	tb.Helper()
+	is, err := NewIssuer(keys...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(is.Close)
+	return is
 }
 
 // ServeHTTP answers the JWKS, or 503 while Down.

@@ -9,9 +9,9 @@ package proxy
 //	auth.go      basic, forward, JWT route.auth       x.authenticate
 //	edits.go     rewrites, headers   route.edits      x.editRequest, x.editResponse
 //	mirror.go    mirroring           route.mirror     x.mirrorRequest
-//	cache.go     response cache      route.cache      x.serveCached, x.cacheResponse
+//	cache.go     response cache      route.cache      x.serveCached, x.cacheResponse (policies: cache_build.go)
 //	compress.go  compression         route.compress   x.compressResponse
-//	trace.go     OpenTelemetry spans x.trace
+//	trace.go     OpenTelemetry spans snapshot.tracing x.startTrace, x.traceX (spans of the WAF and each try)
 //
 // The order of a request's steps (docs/access.md, docs/edge.md,
 // docs/cache.md): the PROXY protocol (at accept), routing, allow/deny,

@@ -22,7 +22,11 @@ func TestSoakShort(t *testing.T) {
 	w := &testWriter{t: t}
 	defer w.flush()
 	o.Out = w
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// The bound covers building rampart and the demo upstream (the go build
+	// of a package whose dependencies go test has not built: minutes on a
+	// busy 2-core machine) as well as the 20 s soak; the package's own
+	// go test -timeout (10 minutes in make test) is the outer bound.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	pass, err := run(ctx, o)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
@@ -293,16 +294,23 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 			}
 			n++
 		}
-		sev := int(r.Severity())
-		if n <= 0 || sev < 0 || sev >= len(scoreVars) || scoreVars[sev] == "" {
-			continue
+		if n > 0 {
+			takeBack(tv, r, n)
 		}
-		pl := paranoiaOf(r.Tags())
-		key := "inbound_anomaly_score_pl" + strconv.Itoa(pl)
-		per, _ := strconv.Atoi(first(tv.Get(scoreVars[sev])))
-		cur, _ := strconv.Atoi(first(tv.Get(key)))
-		tv.Set(key, []string{strconv.Itoa(max(0, cur-n*per))})
 	}
+}
+
+// takeBack subtracts n times the score of rule r's severity from the
+// inbound anomaly score of its paranoia level (never below zero).
+func takeBack(tv collection.Map, r types.RuleMetadata, n int) {
+	sev := int(r.Severity())
+	if sev < 0 || sev >= len(scoreVars) || scoreVars[sev] == "" {
+		return
+	}
+	key := "inbound_anomaly_score_pl" + strconv.Itoa(paranoiaOf(r.Tags()))
+	per, _ := strconv.Atoi(first(tv.Get(scoreVars[sev])))
+	cur, _ := strconv.Atoi(first(tv.Get(key)))
+	tv.Set(key, []string{strconv.Itoa(max(0, cur-n*per))})
 }
 
 func first(v []string) string {

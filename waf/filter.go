@@ -10,7 +10,7 @@ import "strings"
 //	term    = [NOT] ( "(" expr ")" | call | field op value | field [NOT] IN "(" values ")"
 //	          | field IS [NOT] (EMPTY | NULL) )
 //	op      = = != ~ !~ > < >= <= eq ne gt lt ge le like
-//	value   = number | 'string' | "string" | name | call
+//	value   = number [unit] | 'string' | "string" | name | call
 //	call    = name "(" [ value { , value } ] ")"
 //
 // A comparison must start with a field name: a tautology of literals
@@ -72,6 +72,16 @@ func filterTokens(v string) []filterTok {
 			j := i + 1
 			for j < len(v) && (v[j] >= '0' && v[j] <= '9' || v[j] == '.' || v[j] == ':' || v[j] == '-' || v[j] == 'T' || v[j] == 'Z') {
 				j++
+			}
+			// A unit (JQL's relative dates -30d, 4w; sizes 10MB): at
+			// most two letters, then the token ends.
+			if k := j; k < len(v) && isLetterByte(v[k]) && v[k] < 0x80 {
+				for k < len(v) && k < j+3 && isLetterByte(v[k]) && v[k] < 0x80 {
+					k++
+				}
+				if k-j <= 2 && (k == len(v) || !isLetterByte(v[k]) && !(v[k] >= '0' && v[k] <= '9')) {
+					j = k
+				}
 			}
 			toks = append(toks, filterTok{tokNumber, v[i:j]})
 			i = j
@@ -245,4 +255,17 @@ func isFilterKeyword(w string) bool {
 		return true
 	}
 	return false
+}
+
+// shellInert reports whether the strings of filter expression v hold no
+// shell metacharacter: outside its strings a filter expression holds none
+// but comparison operators (the tokenizer refuses ; | & $ ` and line
+// breaks), so the whole value is then inert on a command line.
+func shellInert(v string) bool {
+	for _, t := range filterTokens(v) {
+		if t.kind == tokString && strings.ContainsAny(t.text, "$`|&;<>\n\r\\") {
+			return false
+		}
+	}
+	return true
 }

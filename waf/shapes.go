@@ -48,6 +48,9 @@ const (
 	shapeNone = iota
 	shapeProse
 	shapeFilter
+	// shapeFilterInert is a filter expression whose strings hold no shell
+	// metacharacter (shellInert): nothing in it reaches a shell.
+	shapeFilterInert
 	shapeGraphQL
 	shapeBlob
 )
@@ -61,10 +64,13 @@ type exemptRules struct {
 
 // tagsByShape are the CRS tags of the rules each shape switches off.
 var tagsByShape = [shapeBlob + 1][]string{
-	shapeProse:   {"attack-sqli", "attack-rce", "attack-lfi"},
-	shapeFilter:  {"attack-sqli"},
-	shapeGraphQL: {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss"},
-	shapeBlob:    {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss", "attack-injection-php", "attack-injection-generic", "attack-ssrf"},
+	shapeProse:  {"attack-sqli", "attack-rce", "attack-lfi"},
+	shapeFilter: {"attack-sqli"},
+	// shapeFilterInert: a filter expression (field op value) reads as
+	// shell words to the CRS's command rules (status!=done).
+	shapeFilterInert: {"attack-sqli", "attack-rce"},
+	shapeGraphQL:     {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss"},
+	shapeBlob:        {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss", "attack-injection-php", "attack-injection-generic", "attack-ssrf"},
 }
 
 // observe records a loaded rule's id under each shape whose tags it has.
@@ -112,6 +118,9 @@ func shapeOf(k, v string, graphql bool) int {
 	case isProse(v):
 		return shapeProse
 	case isFilterExpr(v):
+		if shellInert(v) {
+			return shapeFilterInert
+		}
 		return shapeFilter
 	}
 	return shapeNone

@@ -257,13 +257,18 @@ func isFilterKeyword(w string) bool {
 	return false
 }
 
-// shellInert reports whether the strings of filter expression v hold no
-// shell metacharacter: outside its strings a filter expression holds none
-// but comparison operators (the tokenizer refuses ; | & $ ` and line
-// breaks), so the whole value is then inert on a command line.
+// shellInert reports whether filter expression v is inert on a command
+// line: it calls nothing (Process.spawn("id") parses as a call), and its
+// strings hold no shell metacharacter. Outside its strings a filter
+// expression holds none but comparison operators (the tokenizer refuses
+// ; | & $ ` and line breaks).
 func shellInert(v string) bool {
-	for _, t := range filterTokens(v) {
-		if t.kind == tokString && strings.ContainsAny(t.text, "$`|&;<>\n\r\\") {
+	toks := filterTokens(v)
+	for i, t := range toks {
+		switch {
+		case t.kind == tokString && strings.ContainsAny(t.text, "$`|&;<>\n\r\\"):
+			return false
+		case t.kind == tokName && !isFilterKeyword(t.text) && i+1 < len(toks) && toks[i+1].kind == tokPunct && toks[i+1].text == "(":
 			return false
 		}
 	}

@@ -20,8 +20,8 @@ func TestShapes(t *testing.T) {
 		{"JQL relative date and bare list", "jql", `project = WEB AND labels in (frontend, css) AND created >= -30d ORDER BY updated DESC`, shapeFilterInert},
 		{"search syntax without spaces", "q", `project=ops AND label=database AND status!=done ORDER BY updated DESC`, shapeFilterInert},
 		{"filter with shell syntax in a string", "q", `summary ~ "$(id)" AND status = Open`, shapeFilter},
-		{"OData", "$filter", `contains(Name,'trail') or startswith(Sku,'TR-')`, shapeFilterInert},
-		{"OData compared call", "$filter", `year(OrderDate) eq 2026 and month(OrderDate) ge 10`, shapeFilterInert},
+		{"OData", "$filter", `contains(Name,'trail') or startswith(Sku,'TR-')`, shapeFilter},
+		{"OData compared call", "$filter", `year(OrderDate) eq 2026 and month(OrderDate) ge 10`, shapeFilter},
 		{"GraphQL document", "json.query", `query Search { products(filter: "red shoes", first: 10) { id name } }`, shapeGraphQL},
 		{"data URL image", "json.data", "data:image/png;base64," + png, shapeBlob},
 		// Attacks have none of the shapes.
@@ -30,6 +30,8 @@ func TestShapes(t *testing.T) {
 		{"tautology in a filter", "q", "id = 1 OR 1 = 1", shapeNone},
 		{"stacked query", "q", "name = 'x'; drop table users", shapeNone},
 		{"SQL keyword as a value", "q", "a = 1 or b = select", shapeNone},
+		{"Windows FOR loop", "q", "for %variable in (set) do command", shapeNone},
+		{"a call as a filter", "q", `Process.spawn("id")`, shapeFilter},
 		{"unit glued to a keyword", "q", "id = 1union select password from users", shapeNone},
 		{"long unit", "q", "id = 1 and b = 2union", shapeNone},
 		{"command after a separator", "q", "please run this now; cat /etc/passwd", shapeNone},
@@ -43,6 +45,39 @@ func TestShapes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := shapeOf(tc.key, tc.value, true); got != tc.want {
 				t.Errorf("shapeOf(%q, %q) = %d; want %d", tc.key, tc.value, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMixedText(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        bool
+	}{
+		{"SQL statement in a sentence", "SELECT name FROM products WHERE price < 50 is what I'd expect the filter to do", true},
+		{"Windows path in a sentence", `Backslashes in Windows paths: C:\Program Files\Shop\shop.exe`, true},
+		{"shell variable in a sentence", "Set PATH=$HOME/bin:$PATH in your shell profile.", true},
+		{"dotfiles in a ticket", "I added the token to ~/.bashrc as export SHOP_TOKEN=... and ran source ~/.bashrc but it fails", true},
+		// What an injection needs breaks out, or the words are code.
+		{"tautology of keywords", "1 or 1=1 and name is not null", false},
+		{"quote that opens", "we want the select statement' or '1'='1 thanks a lot", false},
+		{"comment", "2 > 1 and 1 < 2 -- basic maths and more words", false},
+		{"command separator", "hello there my friend; cat /etc/passwd now please", false},
+		{"pipe", "kubectl get pods -n shop | grep checkout", false},
+		{"and-and", "python3 -m venv .venv && source .venv/bin/activate", false},
+		{"substitution", "hello there my good friend $(id) how are you", false},
+		{"markup", "nice picture here <script>alert(1)</script> thanks", false},
+		{"traversal", "please open the file ../../etc/passwd for me", false},
+		{"line break", "please run this for me\ncat /etc/passwd > /tmp/x now", false},
+		{"double quote", `the search "trail runner" OR "trail shoe" gives nothing`, false},
+		{"template", "the greeting says {{7*7}} to every user here", false},
+		{"Windows command variable", "for /d %variable in (set) do command", false},
+		{"too few words", "C:/Windows/win.ini and /etc/passwd here", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := mixedText(tc.value); got != tc.want {
+				t.Errorf("mixedText(%q) = %v; want %v", tc.value, got, tc.want)
 			}
 		})
 	}

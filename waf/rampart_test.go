@@ -238,6 +238,7 @@ func TestCorroboration(t *testing.T) {
 		{"Windows path in a sentence", getReq("/search?q=" + path), false},
 		{"both in one request", getReq("/search?q=" + sql + "&note=" + path), true},
 		{"with a comment", getReq("/search?q=" + url.QueryEscape("2 > 1 and 1 < 2 -- basic maths")), true},
+		{"Windows IF command, prose-shaped", getReq("/search?q=" + url.QueryEscape("IF EXIST data.xls Echo The file was found.")), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v, id := inspect(t, on, tc.raw)

@@ -78,6 +78,13 @@ var tagsByShape = [shapeMixed + 1][]string{
 	shapeMixed: {"attack-sqli", "attack-rce", "attack-lfi"},
 }
 
+// ruleWindowsCommand is CRS 932140, whose pattern is the grammar of a
+// cmd.exe FOR or IF command (if exist x, if not defined x, for %a in
+// (set) do x): English does not write it, and such a command reads as
+// prose otherwise (IF EXIST data.xls ECHO The file was found). Text
+// shapes never take its score back.
+const ruleWindowsCommand = 932140
+
 // observe records a loaded rule's id under each shape whose tags it has.
 // Only CRS rules (ids below 1000000) and Rampart's libinjection rules are
 // switched off.
@@ -86,6 +93,9 @@ func (e *exemptRules) observe(id int, tags []string) {
 		return
 	}
 	for s := range tagsByShape {
+		if id == ruleWindowsCommand && (s == shapeProse || s == shapeMixed) {
+			continue
+		}
 		for _, t := range tagsByShape[s] {
 			if containsStr(tags, t) {
 				e.byShape[s] = append(e.byShape[s], id)

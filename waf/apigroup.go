@@ -13,7 +13,7 @@ import (
 // HEAD, POST and OPTIONS) and 920420 (request media type not allowed) still
 // match, and are in the audit event, but rule 9500013, run after them and
 // before the CRS blocking evaluation, takes their score back when the
-// method is PUT, PATCH or DELETE, or the media type has a +json or +xml
+// method is PUT, PATCH, DELETE or one of WebDAV's, or the media type has a +json or +xml
 // suffix (application/merge-patch+json, application/rss+xml). Rules
 // 9500011 and 9500012 parse such bodies as JSON or XML. An exclusion that
 // removes 911100 or 920420 leaves nothing to take back: the action reads
@@ -53,10 +53,12 @@ func (apiAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transaction
 	}
 }
 
-// apiMethod reports whether the api group allows method beyond the CRS's.
+// apiMethod reports whether the api group allows method beyond the CRS's:
+// REST's and WebDAV's (RFC 4918). TRACE, TRACK, CONNECT and unknown
+// methods keep the CRS's score.
 func apiMethod(method string) bool {
 	switch method {
-	case "PUT", "PATCH", "DELETE":
+	case "PUT", "PATCH", "DELETE", "PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK":
 		return true
 	}
 	return false

@@ -30,6 +30,7 @@ func TestAPIGroup(t *testing.T) {
 		{"DELETE", methodReq("DELETE", "/api/items/42", "application/json", `{}`), 911100, false},
 		{"PATCH merge-patch", methodReq("PATCH", "/api/items/42", "application/merge-patch+json", `{"price":12}`), 920420, false},
 		{"POST RSS", methodReq("POST", "/feeds", "application/rss+xml", `<?xml version="1.0"?><rss version="2.0"><channel><title>News</title></channel></rss>`), 920420, false},
+		{"WebDAV PROPFIND", "PROPFIND /dav/files/jane/Photos%20(2026)/ HTTP/1.1\n" + browserHeaders + "\nDepth: 1\n\n", 911100, false},
 		{"TRACE stays refused", methodReq("TRACE", "/api/items/42", "application/json", `{}`), 911100, true},
 		{"unknown type stays refused", methodReq("POST", "/api/items", "application/x-evil", `a=b`), 920420, true},
 		{"XSS in a merge patch", methodReq("PATCH", "/api/items/42", "application/merge-patch+json", `{"bio":"<script>alert(document.cookie)</script>"}`), 941100, true},

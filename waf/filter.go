@@ -274,3 +274,123 @@ func shellInert(v string) bool {
 	}
 	return true
 }
+
+// isODataExpand reports whether v is a whole OData $expand value:
+// navigation paths, each with options in parentheses separated by ';'
+// ($filter and $search a filter expression, $select and $orderby lists of
+// names, $expand again, $top, $skip and $levels numbers, $count a
+// boolean), joined by commas: Orders($filter=Year eq 2026;$select=Id).
+func isODataExpand(v string, depth int) bool {
+	if depth > 4 || v == "" {
+		return false
+	}
+	for _, item := range splitTop(v, ',') {
+		item = strings.TrimSpace(item)
+		path, opts, hasOpts := strings.Cut(item, "(")
+		if !odataPath(path) {
+			return false
+		}
+		if !hasOpts {
+			continue
+		}
+		opts, ok := strings.CutSuffix(opts, ")")
+		if !ok {
+			return false
+		}
+		for _, o := range splitTop(opts, ';') {
+			name, val, ok := strings.Cut(strings.TrimSpace(o), "=")
+			if !ok || !odataOptionValue(name, val, depth) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func odataOptionValue(name, val string, depth int) bool {
+	switch name {
+	case "$filter", "$search":
+		return isFilterExpr(val)
+	case "$expand":
+		return isODataExpand(val, depth+1)
+	case "$select", "$orderby":
+		for _, f := range strings.Split(val, ",") {
+			w := strings.Fields(f)
+			if len(w) == 0 || len(w) > 2 || !odataPath(w[0]) ||
+				len(w) == 2 && !strings.EqualFold(w[1], "asc") && !strings.EqualFold(w[1], "desc") {
+				return false
+			}
+		}
+		return true
+	case "$top", "$skip", "$levels":
+		if name == "$levels" && val == "max" {
+			return true
+		}
+		for i := 0; i < len(val); i++ {
+			if val[i] < '0' || val[i] > '9' {
+				return false
+			}
+		}
+		return val != "" && len(val) <= 9
+	case "$count":
+		return val == "true" || val == "false"
+	}
+	return false
+}
+
+// odataPath reports whether p is a navigation path (Orders,
+// Customer/Address, *, Orders/$count, Orders/$ref).
+func odataPath(p string) bool {
+	if p == "*" {
+		return true
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if i > 0 && i == len(segs)-1 && (s == "$ref" || s == "$count") {
+			continue
+		}
+		if s == "" || len(s) > 128 {
+			return false
+		}
+		for j := 0; j < len(s); j++ {
+			c := s[j]
+			if !(isLetterByte(c) && c < 0x80 || c == '_' || j > 0 && (c >= '0' && c <= '9' || c == '.')) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// splitTop splits s at sep outside parentheses and quotes, or returns nil
+// when its parentheses do not balance.
+func splitTop(s string, sep byte) []string {
+	var out []string
+	depth, start := 0, 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth < 0 {
+				return nil
+			}
+		case c == sep && depth == 0:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	if depth != 0 || quote != 0 {
+		return nil
+	}
+	return append(out, s[start:])
+}

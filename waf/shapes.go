@@ -56,17 +56,22 @@ const (
 	// shapeMixed is text with code in it (mixedText): its rules' score is
 	// taken back only when nothing else in the request corroborates them.
 	shapeMixed
+	// shapeQuantifier is a value whose brace groups with a comma hold
+	// digits only (a regular expression's {2,} or {7,20}): the CRS's
+	// brace expansion rule (932280) reads them as bash's {a,b}, which
+	// needs words to make a command.
+	shapeQuantifier
 )
 
 // exemptRules are, per shape, the ids of the loaded CRS rules switched off
 // for it, filled by the rule observer while the policy compiles. They are
 // read only after Compile returns.
 type exemptRules struct {
-	byShape [shapeMixed + 1][]int
+	byShape [shapeQuantifier + 1][]int
 }
 
 // tagsByShape are the CRS tags of the rules each shape switches off.
-var tagsByShape = [shapeMixed + 1][]string{
+var tagsByShape = [shapeQuantifier + 1][]string{
 	shapeProse:  {"attack-sqli", "attack-rce", "attack-lfi"},
 	shapeFilter: {"attack-sqli"},
 	// shapeFilterInert: a filter expression (field op value) reads as
@@ -85,12 +90,19 @@ var tagsByShape = [shapeMixed + 1][]string{
 // shapes never take its score back.
 const ruleWindowsCommand = 932140
 
+// ruleBraceExpansion is CRS 932280 (bash brace expansion, {cat,/etc/passwd}),
+// the one rule shapeQuantifier takes back.
+const ruleBraceExpansion = 932280
+
 // observe records a loaded rule's id under each shape whose tags it has.
 // Only CRS rules (ids below 1000000) and Rampart's libinjection rules are
 // switched off.
 func (e *exemptRules) observe(id int, tags []string) {
 	if id >= 1000000 && !containsStr(tags, "rampart/libinjection") {
 		return
+	}
+	if id == ruleBraceExpansion {
+		e.byShape[shapeQuantifier] = append(e.byShape[shapeQuantifier], id)
 	}
 	for s := range tagsByShape {
 		if id == ruleWindowsCommand && (s == shapeProse || s == shapeMixed) {
@@ -132,6 +144,8 @@ func shapeOf(k, v string, graphql bool) int {
 		return shapeBlob
 	case isProse(v):
 		return shapeProse
+	case k == "$expand" && isODataExpand(v, 0):
+		return shapeFilter
 	case isFilterExpr(v):
 		if shellInert(v) {
 			return shapeFilterInert
@@ -139,6 +153,8 @@ func shapeOf(k, v string, graphql bool) int {
 		return shapeFilter
 	case mixedText(v):
 		return shapeMixed
+	case numericBraces(v):
+		return shapeQuantifier
 	}
 	return shapeNone
 }
@@ -538,4 +554,29 @@ func cmdVariable(v string, i int) bool {
 	}
 	c := v[i+1]
 	return c == '%' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '~'
+}
+
+// numericBraces reports whether v has a brace group with a comma and every
+// such group holds digits and commas only ({2,}, {7,20}).
+func numericBraces(v string) bool {
+	found := false
+	for i := strings.IndexByte(v, '{'); i >= 0; {
+		j := strings.IndexByte(v[i:], '}')
+		if j < 0 {
+			break
+		}
+		g := v[i+1 : i+j]
+		if strings.IndexByte(g, ',') >= 0 {
+			if strings.Trim(g, "0123456789,") != "" || strings.Trim(g, ",") == "" {
+				return false
+			}
+			found = true
+		}
+		k := strings.IndexByte(v[i+j:], '{')
+		if k < 0 {
+			break
+		}
+		i += j + k
+	}
+	return found
 }

@@ -22,6 +22,13 @@ func TestShapes(t *testing.T) {
 		{"filter with shell syntax in a string", "q", `summary ~ "$(id)" AND status = Open`, shapeFilter},
 		{"OData", "$filter", `contains(Name,'trail') or startswith(Sku,'TR-')`, shapeFilter},
 		{"OData compared call", "$filter", `year(OrderDate) eq 2026 and month(OrderDate) ge 10`, shapeFilter},
+		{"OData expand with nested options", "$expand", `Orders($filter=Year eq 2026;$select=Id,Total;$orderby=Total desc;$top=5),Customer/Address`, shapeFilter},
+		{"OData expand with SQL in a nested filter", "$expand", `Orders($filter=Year eq 2026 or 1=1;$select=Id)`, shapeNone},
+		{"OData expand with a statement", "$expand", `Orders($select=Id);drop table users`, shapeNone},
+		{"expand that is not an option", "q", `Orders($filter=Year eq 2026;$select=Id,Total)`, shapeNone},
+		{"regular expression quantifiers", "json.fields.0.pattern", `^[^@\s]+@[^@\s]+\.[a-z]{2,}$`, shapeQuantifier},
+		{"brace expansion", "q", `{cat,/etc/passwd} and {ls,-la}`, shapeNone},
+		{"quantifier beside a brace expansion", "q", `[a-z]{2,} then {cat,/etc/passwd}`, shapeNone},
 		{"GraphQL document", "json.query", `query Search { products(filter: "red shoes", first: 10) { id name } }`, shapeGraphQL},
 		{"data URL image", "json.data", "data:image/png;base64," + png, shapeBlob},
 		// Attacks have none of the shapes.

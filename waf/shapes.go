@@ -323,11 +323,10 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	})
 	tv := tx.Variables().TX()
 	matched := mt.MatchedRules()
-	// Detections left once the shapes took back theirs: the one left
-	// alone may be taken back on mixed text (below).
-	// left are the detections the shapes did not take back; libinjection
-	// twins (CRS 942100 and Rampart's 9500100, 941100 and 9500101: one
-	// detector, the second on the decoded forms) count as one.
+	// left are the detections the shapes did not take back (a lone one
+	// may be taken back on mixed text, below); libinjection twins (CRS
+	// 942100 and Rampart's 9500100, 941100 and 9500101: one detector,
+	// the second on the decoded forms) count as one kind.
 	var left [4]int
 	n, kinds := 0, 0
 	var kind [2]bool // sqli, xss libinjection seen
@@ -400,9 +399,8 @@ func (a *unscoreAction) allExempted(vars plugintypes.TransactionVariables, mr ty
 }
 
 // detection reports whether rule r finds an attack: a CRS rule with a
-// severity tagged
-// attack-* (protocol checks aside), or one of Rampart's detection rules
-// (tagged rampart; its bookkeeping actions have no tag).
+// severity tagged attack-* (protocol checks aside), or one of Rampart's
+// detection rules (tagged rampart; its bookkeeping actions have no tag).
 func detection(r types.RuleMetadata) bool {
 	if r.Severity() == types.RuleSeverityUnset {
 		return false // bookkeeping (922140 counts multipart headers)

@@ -19,9 +19,11 @@ const DefaultRampartRules = true
 //   - cmdi: shell command injection;
 //   - sqli: SQL and XPath injection libinjection misses;
 //   - redirect: open redirects;
-//   - api: PUT, PATCH and DELETE allowed, +json and +xml media types
-//     allowed and parsed;
-//   - prose: CRS rules off for values that are prose, filter expressions
-//     (JQL, OData), GraphQL documents or binary data, whose shape the
-//     CRS mistakes for attacks.
+//   - api: PUT, PATCH, DELETE and WebDAV's methods, +json and +xml media
+//     types scored nothing by the CRS (911100 and 920420 still match and
+//     are logged), such bodies parsed;
+//   - prose: CRS rules scored nothing for values that are prose, filter
+//     expressions (JQL, OData), GraphQL documents or binary data, whose
+//     shape the CRS mistakes for attacks, and for a lone detection on
+//     text with a little code in it.
 var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "api", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}

@@ -163,7 +163,8 @@ func decodePlus(s string, depth int) (string, bool) {
 
 // decodeEscapes undoes JSON and JavaScript string escapes: \uXXXX (with
 // surrogate pairs), \u{X...}, \xXX, and the one-letter escapes. Other
-// backslashes are kept.
+// backslashes are kept. A value whose only escapes are escaped
+// backslashes has no other form.
 func decodeEscapes(s string, _ int) (string, bool) {
 	i := strings.IndexByte(s, '\\')
 	if i < 0 {
@@ -215,7 +216,11 @@ func decodeEscapes(s string, _ int) (string, bool) {
 			if r, ok := shortEscape(n); ok {
 				b = append(b, r)
 				i++
-				changed = true
+				// An escaped backslash alone makes no new form: the
+				// value already shows the backslash, and a form with
+				// one of two removed would invent escape sequences
+				// (\\c is a backslash and a c, not \c).
+				changed = changed || n != '\\'
 			} else {
 				b = append(b, c)
 			}
@@ -242,14 +247,70 @@ func shortEscape(c byte) (byte, bool) {
 }
 
 // decodeEntities undoes HTML character references, named and numeric,
-// with or without the closing semicolon where HTML allows it.
+// with or without the closing semicolon where HTML allows it. A reference
+// to '<' before a '?' stays as written: no reader of decoded entities
+// takes "<?" for code (an HTML parser reads a bogus comment, and PHP,
+// whose open tag it is, never decodes entities), so &lt;? in text is
+// text, as the CRS's own tests of 933100 expect.
 func decodeEntities(s string, _ int) (string, bool) {
 	i := strings.IndexByte(s, '&')
 	if i < 0 || i+2 >= len(s) {
 		return "", false
 	}
 	u := html.UnescapeString(s)
+	if strings.Count(u, "<?") > strings.Count(s, "<?") {
+		u = unescapeKeepingPI(s)
+	}
 	return u, u != s
+}
+
+// unescapeKeepingPI decodes s reference by reference as
+// html.UnescapeString does, keeping a reference to '<' that a '?' (as
+// written or as a reference) follows.
+func unescapeKeepingPI(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for len(s) > 0 {
+		i := strings.IndexByte(s, '&')
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		s = s[i:]
+		ref := s[:refLen(s)]
+		d := html.UnescapeString(ref)
+		s = s[len(ref):]
+		if d == "<" && (strings.HasPrefix(s, "?") || strings.HasPrefix(s, "&") && strings.HasPrefix(html.UnescapeString(s[:refLen(s)]), "?")) {
+			d = ref
+		}
+		b.WriteString(d)
+	}
+	return b.String()
+}
+
+// refLen returns the length of the character reference s starts with
+// ('&', then '#' and digits, '#x' and hex digits, or a name; then an
+// optional ';'), 1 for a lone '&'.
+func refLen(s string) int {
+	n := 1
+	if n < len(s) && s[n] == '#' {
+		n++
+		if n < len(s) && (s[n] == 'x' || s[n] == 'X') {
+			n++
+		}
+		for n < len(s) && ishex(s[n]) {
+			n++
+		}
+	} else {
+		for n < len(s) && (isLetterByte(s[n]) && s[n] < 0x80 || s[n] >= '0' && s[n] <= '9') {
+			n++
+		}
+	}
+	if n < len(s) && s[n] == ';' {
+		n++
+	}
+	return n
 }
 
 // decodeUnicode folds the forms some decoders map to ASCII: overlong

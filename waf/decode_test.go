@@ -40,6 +40,9 @@ func TestExpandFinds(t *testing.T) {
 		{"basic credential", "Basic " + b64([]byte("admin' --:x")), "admin' --:x"},
 		{"jwt claims", "eyJhbGciOiJIUzI1NiJ9." + strings.TrimRight(base64.URLEncoding.EncodeToString([]byte(`{"sub":"' or 1=1--"}`)), "=") + ".c2lnbmF0dXJl", `{"sub":"' or 1=1--"}`},
 		{"html inside json escape", `\u0026lt;script\u0026gt;`, "<script>"},
+		{"html after a kept PI opener", "&lt;?&gt;&lt;script&gt;alert(1)", "&lt;?><script>alert(1)"},
+		{"html PI opener, both referenced", "&#60;&#x3f;php", "&#60;?php"},
+		{"escapes beside escaped backslashes", `\\\u003cscript\u003e`, `\<script>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := forms(tc.in)
@@ -68,6 +71,8 @@ func TestExpandLeavesAlone(t *testing.T) {
 		{"random bytes", base64.StdEncoding.EncodeToString([]byte{0x01, 0xfe, 0x33, 0x80, 0x00, 0x9c, 0x10, 0xff, 0x42})},
 		{"backslash path", `C:\Program Files\App`},
 		{"lone ampersand", "Tom & Jerry"},
+		{"escaped backslashes", `\\server\\share\\c`},
+		{"html PI opener", "&lt;? should not trigger"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := forms(tc.in); len(got) > 0 {

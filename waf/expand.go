@@ -87,7 +87,12 @@ func (a *expandAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Trans
 	for _, col := range [...]collection.Map{vars.ArgsGet(), vars.ArgsPost()} {
 		for _, m := range col.FindAll() {
 			k, v := m.Key(), m.Value()
-			if decode {
+			// A GraphQL document the graphql group reads is not decoded
+			// whole: its strings are, one by one (graphqlArgs). Undoing
+			// the escapes of the whole document would join its strings
+			// to the text around them, and show the CRS a document that
+			// no longer parses where a quote ends a string.
+			if decode && !(graphql && graphqlDoc(k, v)) {
 				e.expand(v, func(f string) { put(k, f) })
 				e.expand(k, func(f string) { out.Add(f, "") })
 			}

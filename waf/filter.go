@@ -10,7 +10,7 @@ import "strings"
 //	term    = [NOT] ( "(" expr ")" | call | field op value | field [NOT] IN "(" values ")"
 //	          | field IS [NOT] (EMPTY | NULL) )
 //	op      = = != ~ !~ > < >= <= eq ne gt lt ge le like
-//	value   = number | 'string' | "string" | name | call
+//	value   = number [unit] | 'string' | "string" | name | call
 //	call    = name "(" [ value { , value } ] ")"
 //
 // A comparison must start with a field name: a tautology of literals
@@ -72,6 +72,16 @@ func filterTokens(v string) []filterTok {
 			j := i + 1
 			for j < len(v) && (v[j] >= '0' && v[j] <= '9' || v[j] == '.' || v[j] == ':' || v[j] == '-' || v[j] == 'T' || v[j] == 'Z') {
 				j++
+			}
+			// A unit (JQL's relative dates -30d, 4w; sizes 10MB): at
+			// most two letters, then the token ends.
+			if k := j; k < len(v) && isLetterByte(v[k]) && v[k] < 0x80 {
+				for k < len(v) && k < j+3 && isLetterByte(v[k]) && v[k] < 0x80 {
+					k++
+				}
+				if k-j <= 2 && (k == len(v) || !isLetterByte(v[k]) && !(v[k] >= '0' && v[k] <= '9')) {
+					j = k
+				}
 			}
 			toks = append(toks, filterTok{tokNumber, v[i:j]})
 			i = j
@@ -245,4 +255,142 @@ func isFilterKeyword(w string) bool {
 		return true
 	}
 	return false
+}
+
+// shellInert reports whether filter expression v is inert on a command
+// line: it calls nothing (Process.spawn("id") parses as a call), and its
+// strings hold no shell metacharacter. Outside its strings a filter
+// expression holds none but comparison operators (the tokenizer refuses
+// ; | & $ ` and line breaks).
+func shellInert(v string) bool {
+	toks := filterTokens(v)
+	for i, t := range toks {
+		switch {
+		case t.kind == tokString && strings.ContainsAny(t.text, "$`|&;<>\n\r\\"):
+			return false
+		case t.kind == tokName && !isFilterKeyword(t.text) && i+1 < len(toks) && toks[i+1].kind == tokPunct && toks[i+1].text == "(":
+			return false
+		}
+	}
+	return true
+}
+
+// isODataExpand reports whether v is a whole OData $expand value:
+// navigation paths, each with options in parentheses separated by ';'
+// ($filter and $search a filter expression, $select and $orderby lists of
+// names, $expand again, $top, $skip and $levels numbers, $count a
+// boolean), joined by commas: Orders($filter=Year eq 2026;$select=Id).
+func isODataExpand(v string, depth int) bool {
+	if depth > 4 || v == "" {
+		return false
+	}
+	for _, item := range splitTop(v, ',') {
+		item = strings.TrimSpace(item)
+		path, opts, hasOpts := strings.Cut(item, "(")
+		if !odataPath(path) {
+			return false
+		}
+		if !hasOpts {
+			continue
+		}
+		opts, ok := strings.CutSuffix(opts, ")")
+		if !ok {
+			return false
+		}
+		for _, o := range splitTop(opts, ';') {
+			name, val, ok := strings.Cut(strings.TrimSpace(o), "=")
+			if !ok || !odataOptionValue(name, val, depth) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func odataOptionValue(name, val string, depth int) bool {
+	switch name {
+	case "$filter", "$search":
+		return isFilterExpr(val)
+	case "$expand":
+		return isODataExpand(val, depth+1)
+	case "$select", "$orderby":
+		for _, f := range strings.Split(val, ",") {
+			w := strings.Fields(f)
+			if len(w) == 0 || len(w) > 2 || !odataPath(w[0]) ||
+				len(w) == 2 && !strings.EqualFold(w[1], "asc") && !strings.EqualFold(w[1], "desc") {
+				return false
+			}
+		}
+		return true
+	case "$top", "$skip", "$levels":
+		if name == "$levels" && val == "max" {
+			return true
+		}
+		for i := 0; i < len(val); i++ {
+			if val[i] < '0' || val[i] > '9' {
+				return false
+			}
+		}
+		return val != "" && len(val) <= 9
+	case "$count":
+		return val == "true" || val == "false"
+	}
+	return false
+}
+
+// odataPath reports whether p is a navigation path (Orders,
+// Customer/Address, *, Orders/$count, Orders/$ref).
+func odataPath(p string) bool {
+	if p == "*" {
+		return true
+	}
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		if i > 0 && i == len(segs)-1 && (s == "$ref" || s == "$count") {
+			continue
+		}
+		if s == "" || len(s) > 128 {
+			return false
+		}
+		for j := 0; j < len(s); j++ {
+			c := s[j]
+			if !(isLetterByte(c) && c < 0x80 || c == '_' || j > 0 && (c >= '0' && c <= '9' || c == '.')) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// splitTop splits s at sep outside parentheses and quotes, or returns nil
+// when its parentheses do not balance.
+func splitTop(s string, sep byte) []string {
+	var out []string
+	depth, start := 0, 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+			if depth < 0 {
+				return nil
+			}
+		case c == sep && depth == 0:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	if depth != 0 || quote != 0 {
+		return nil
+	}
+	return append(out, s[start:])
 }

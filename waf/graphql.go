@@ -34,6 +34,12 @@ func graphqlArgs(k, v string, add func(k, v string)) {
 	}
 }
 
+// graphqlDoc reports whether argument k holds a GraphQL document that
+// parses (query in a GET request, json.query in a JSON POST body).
+func graphqlDoc(k, v string) bool {
+	return (k == "query" || strings.HasSuffix(k, ".query")) && looksGraphQL(v) && validGraphQL(v)
+}
+
 // looksGraphQL reports whether v starts as a GraphQL executable document.
 func looksGraphQL(v string) bool {
 	t := strings.TrimLeft(v, " \t\r\n,")

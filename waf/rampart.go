@@ -182,31 +182,41 @@ var (
 	_ = pattern("redirect", `(?i)^\s*(?:[/\\]\s*){2,}[\w.-]+\.[a-z]{2,}|^\s*[/\\]+\s*(?:https?|ftp|javascript|data)\s*:|^\s*(?:[a-z][a-z0-9+.-]*:)?(?:[/\\]\s*){2,}[^/\\?#\s@]+@[\w-]+\.`, "/\\")
 )
 
-// apiRules let REST APIs through the CRS's protocol rules: PUT, PATCH and
-// DELETE are allowed methods (CRS 911100 allows GET, HEAD, POST and OPTIONS
-// only; the CRS initialization keeps a value set before it), and a media
-// type with a +json or +xml suffix (application/merge-patch+json,
-// application/rss+xml) is allowed (CRS 920420) and parsed as JSON or XML.
-const apiRules = `SecAction "id:9500010,phase:1,pass,nolog,t:none,setvar:'tx.allowed_methods=GET HEAD POST OPTIONS PUT PATCH DELETE'"
-SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=JSON"
-SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=XML"
+// apiRules hand a body of a media type with a +json or +xml suffix
+// (application/merge-patch+json, application/rss+xml) to the JSON or XML
+// body processor; rule 9500013 (apigroup.go, loaded with the CRS by
+// crsWithUnscore) takes back the score CRS 911100 and 920420 give the
+// methods and media types the group allows.
+const apiRules = `SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=XML"
 `
 
-// crsWithUnscore returns the directives that load the CRS rules with rule
-// 9500900 of the prose group between the detection rules and the blocking
-// evaluation (REQUEST-949), or crsRules when the group is off.
+// crsWithUnscore returns the directives that load the CRS rules with the
+// rules that take scores back between the CRS detection rules and the
+// blocking evaluation (REQUEST-949): 9500013 of the api group (phase 1,
+// after 911100 and 920420, before the early blocking of 949111) and
+// 9500900 of the prose group. It returns crsRules when both are off.
 func crsWithUnscore(p *config.WAFPolicy, exemptSet uint64) string {
-	if p.RampartRules != nil && !*p.RampartRules || slices.Contains(p.RampartRulesDisabled, "prose") {
+	if p.RampartRules != nil && !*p.RampartRules {
 		return crsRules
 	}
-	gq := ""
-	if !slices.Contains(p.RampartRulesDisabled, "graphql") {
-		gq = "/graphql"
+	var mid strings.Builder
+	if !slices.Contains(p.RampartRulesDisabled, "api") {
+		mid.WriteString(`SecAction "id:9500013,phase:1,pass,nolog,t:none,rampart_api"` + "\n")
+	}
+	if !slices.Contains(p.RampartRulesDisabled, "prose") {
+		gq := ""
+		if !slices.Contains(p.RampartRulesDisabled, "graphql") {
+			gq = "/graphql"
+		}
+		mid.WriteString(`SecAction "id:9500900,phase:2,pass,nolog,t:none,rampart_unscore:set=` + strconv.FormatUint(exemptSet, 10) + gq + `"` + "\n")
+	}
+	if mid.Len() == 0 {
+		return crsRules
 	}
 	return `Include @owasp_crs/REQUEST-9[0-3]*.conf
 Include @owasp_crs/REQUEST-94[0-4]*.conf
-SecAction "id:9500900,phase:2,pass,nolog,t:none,rampart_unscore:set=` + strconv.FormatUint(exemptSet, 10) + gq + `"
-Include @owasp_crs/REQUEST-949*.conf
+` + mid.String() + `Include @owasp_crs/REQUEST-949*.conf
 Include @owasp_crs/REQUEST-999*.conf
 Include @owasp_crs/RESPONSE-*.conf
 `

@@ -221,3 +221,33 @@ func TestRampartRulesDisabledUnknown(t *testing.T) {
 		t.Errorf("got %v; want an error naming \"sqlx\"", err)
 	}
 }
+
+// TestCorroboration: text with code in it that sets off one CRS rule
+// passes, the same text twice in a request (two detections) is refused,
+// and a payload that breaks out of its context is refused alone.
+func TestCorroboration(t *testing.T) {
+	on, noProse := rrPolicy(t, true), rrPolicy(t, true, "prose")
+	sql := url.QueryEscape("SELECT name FROM products WHERE price < 50 is what I'd expect the filter to do")
+	path := url.QueryEscape(`Backslashes in Windows paths: C:\Program Files\Shop\shop.exe`)
+	for _, tc := range []struct {
+		name    string
+		raw     string
+		blocked bool
+	}{
+		{"SQL in a sentence", getReq("/search?q=" + sql), false},
+		{"Windows path in a sentence", getReq("/search?q=" + path), false},
+		{"both in one request", getReq("/search?q=" + sql + "&note=" + path), true},
+		{"with a comment", getReq("/search?q=" + url.QueryEscape("2 > 1 and 1 < 2 -- basic maths")), true},
+		{"Windows IF command, prose-shaped", getReq("/search?q=" + url.QueryEscape("IF EXIST data.xls Echo The file was found.")), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, id := inspect(t, on, tc.raw)
+			if v.Blocked() != tc.blocked {
+				t.Fatalf("got blocked %v (score %d, rules %v); want %v", v.Blocked(), v.Score, ruleIDsOf(testAudit.event(t, id)), tc.blocked)
+			}
+			if v, _ := inspect(t, noProse, tc.raw); !v.Blocked() {
+				t.Errorf("prose group off: got status %d; want blocked", v.Status)
+			}
+		})
+	}
+}

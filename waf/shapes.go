@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/corazawaf/coraza/v3/collection"
 	"github.com/corazawaf/coraza/v3/experimental/plugins"
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	"github.com/corazawaf/coraza/v3/types"
@@ -47,24 +48,51 @@ const (
 	shapeNone = iota
 	shapeProse
 	shapeFilter
+	// shapeFilterInert is a filter expression whose strings hold no shell
+	// metacharacter (shellInert): nothing in it reaches a shell.
+	shapeFilterInert
 	shapeGraphQL
 	shapeBlob
+	// shapeMixed is text with code in it (mixedText): its rules' score is
+	// taken back only when nothing else in the request corroborates them.
+	shapeMixed
+	// shapeQuantifier is a value whose brace groups with a comma hold
+	// digits only (a regular expression's {2,} or {7,20}): the CRS's
+	// brace expansion rule (932280) reads them as bash's {a,b}, which
+	// needs words to make a command.
+	shapeQuantifier
 )
 
 // exemptRules are, per shape, the ids of the loaded CRS rules switched off
 // for it, filled by the rule observer while the policy compiles. They are
 // read only after Compile returns.
 type exemptRules struct {
-	byShape [shapeBlob + 1][]int
+	byShape [shapeQuantifier + 1][]int
 }
 
 // tagsByShape are the CRS tags of the rules each shape switches off.
-var tagsByShape = [shapeBlob + 1][]string{
-	shapeProse:   {"attack-sqli", "attack-rce", "attack-lfi"},
-	shapeFilter:  {"attack-sqli"},
-	shapeGraphQL: {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss"},
-	shapeBlob:    {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss", "attack-injection-php", "attack-injection-generic", "attack-ssrf"},
+var tagsByShape = [shapeQuantifier + 1][]string{
+	shapeProse:  {"attack-sqli", "attack-rce", "attack-lfi"},
+	shapeFilter: {"attack-sqli"},
+	// shapeFilterInert: a filter expression (field op value) reads as
+	// shell words to the CRS's command rules (status!=done).
+	shapeFilterInert: {"attack-sqli", "attack-rce"},
+	shapeGraphQL:     {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss"},
+	shapeBlob:        {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss", "attack-injection-php", "attack-injection-generic", "attack-ssrf"},
+	// shapeMixed: only for a detection nothing corroborates (Evaluate).
+	shapeMixed: {"attack-sqli", "attack-rce", "attack-lfi"},
 }
+
+// ruleWindowsCommand is CRS 932140, whose pattern is the grammar of a
+// cmd.exe FOR or IF command (if exist x, if not defined x, for %a in
+// (set) do x): English does not write it, and such a command reads as
+// prose otherwise (IF EXIST data.xls ECHO The file was found). Text
+// shapes never take its score back.
+const ruleWindowsCommand = 932140
+
+// ruleBraceExpansion is CRS 932280 (bash brace expansion, {cat,/etc/passwd}),
+// the one rule shapeQuantifier takes back.
+const ruleBraceExpansion = 932280
 
 // observe records a loaded rule's id under each shape whose tags it has.
 // Only CRS rules (ids below 1000000) and Rampart's libinjection rules are
@@ -73,7 +101,13 @@ func (e *exemptRules) observe(id int, tags []string) {
 	if id >= 1000000 && !containsStr(tags, "rampart/libinjection") {
 		return
 	}
+	if id == ruleBraceExpansion {
+		e.byShape[shapeQuantifier] = append(e.byShape[shapeQuantifier], id)
+	}
 	for s := range tagsByShape {
+		if id == ruleWindowsCommand && (s == shapeProse || s == shapeMixed) {
+			continue
+		}
 		for _, t := range tagsByShape[s] {
 			if containsStr(tags, t) {
 				e.byShape[s] = append(e.byShape[s], id)
@@ -110,8 +144,17 @@ func shapeOf(k, v string, graphql bool) int {
 		return shapeBlob
 	case isProse(v):
 		return shapeProse
-	case isFilterExpr(v):
+	case k == "$expand" && isODataExpand(v, 0):
 		return shapeFilter
+	case isFilterExpr(v):
+		if shellInert(v) {
+			return shapeFilterInert
+		}
+		return shapeFilter
+	case mixedText(v):
+		return shapeMixed
+	case numericBraces(v):
+		return shapeQuantifier
 	}
 	return shapeNone
 }
@@ -173,7 +216,7 @@ func isProse(v string) bool {
 	}
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' || c == 0x7f {
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' || c == 0x7f || cmdVariable(v, i) {
 			return false
 		}
 		if c == '\'' && (i == 0 || !isLetterByte(v[i-1])) {
@@ -279,30 +322,109 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 		a.shapeOfRule = m
 	})
 	tv := tx.Variables().TX()
-	for _, mr := range mt.MatchedRules() {
+	matched := mt.MatchedRules()
+	// left are the detections the shapes did not take back (a lone one
+	// may be taken back on mixed text, below); libinjection twins (CRS
+	// 942100 and Rampart's 9500100, 941100 and 9500101: one detector,
+	// the second on the decoded forms) count as one kind.
+	var left [4]int
+	n, kinds := 0, 0
+	var kind [2]bool // sqli, xss libinjection seen
+	for i, mr := range matched {
 		r := mr.Rule()
-		shapes := a.shapeOfRule[r.ID()]
-		if shapes == 0 || len(mr.MatchedDatas()) == 0 {
+		if !detection(r) {
 			continue
 		}
-		n := 0
-		for _, md := range mr.MatchedDatas() {
-			if !a.exempted(tx.Variables(), md, shapes) {
-				n = -1
-				break
-			}
-			n++
-		}
-		sev := int(r.Severity())
-		if n <= 0 || sev < 0 || sev >= len(scoreVars) || scoreVars[sev] == "" {
+		shapes := a.shapeOfRule[r.ID()] &^ (1 << shapeMixed)
+		if shapes != 0 && a.allExempted(tx.Variables(), mr, shapes) {
+			takeBack(tv, r, len(mr.MatchedDatas()))
 			continue
 		}
-		pl := paranoiaOf(r.Tags())
-		key := "inbound_anomaly_score_pl" + strconv.Itoa(pl)
-		per, _ := strconv.Atoi(first(tv.Get(scoreVars[sev])))
-		cur, _ := strconv.Atoi(first(tv.Get(key)))
-		tv.Set(key, []string{strconv.Itoa(max(0, cur-n*per))})
+		if n < len(left) {
+			left[n] = i
+		}
+		n++
+		switch twin := libinjectionKind(r.ID()); {
+		case twin < 0:
+			kinds++
+		case !kind[twin]:
+			kind[twin] = true
+			kinds++
+		}
 	}
+	// Corroboration: text with code in it (a SQL statement quoted in a
+	// sentence, a path or a variable in a support ticket) that nothing
+	// breaks out of is refused for two detections, not for one. A
+	// payload breaks out of its context (a quote, a comment, a command
+	// separator, markup) or sets off more than one rule.
+	if kinds != 1 || n > len(left) {
+		return
+	}
+	for _, i := range left[:n] {
+		shapes := a.shapeOfRule[matched[i].Rule().ID()]
+		if shapes&(1<<shapeMixed) == 0 || !a.allExempted(tx.Variables(), matched[i], shapes) {
+			return
+		}
+	}
+	for _, i := range left[:n] {
+		takeBack(tv, matched[i].Rule(), len(matched[i].MatchedDatas()))
+	}
+}
+
+// libinjectionKind returns 0 for the libinjection SQLi rules (CRS 942100,
+// Rampart's 9500100), 1 for the XSS ones (941100, 9500101), -1 otherwise.
+func libinjectionKind(id int) int {
+	switch id {
+	case 942100, 9500100:
+		return 0
+	case 941100, 9500101:
+		return 1
+	}
+	return -1
+}
+
+// allExempted reports whether every value rule match mr matched has one of
+// shapes.
+func (a *unscoreAction) allExempted(vars plugintypes.TransactionVariables, mr types.MatchedRule, shapes uint8) bool {
+	mds := mr.MatchedDatas()
+	if len(mds) == 0 {
+		return false
+	}
+	for _, md := range mds {
+		if !a.exempted(vars, md, shapes) {
+			return false
+		}
+	}
+	return true
+}
+
+// detection reports whether rule r finds an attack: a CRS rule with a
+// severity tagged attack-* (protocol checks aside), or one of Rampart's
+// detection rules (tagged rampart; its bookkeeping actions have no tag).
+func detection(r types.RuleMetadata) bool {
+	if r.Severity() == types.RuleSeverityUnset {
+		return false // bookkeeping (922140 counts multipart headers)
+	}
+	rampart := r.ID() >= rampartBaseID && r.ID() <= rampartLastID
+	for _, t := range r.Tags() {
+		if rampart && t == "rampart" || !rampart && strings.HasPrefix(t, "attack-") && t != "attack-protocol" {
+			return true
+		}
+	}
+	return false
+}
+
+// takeBack subtracts n times the score of rule r's severity from the
+// inbound anomaly score of its paranoia level (never below zero).
+func takeBack(tv collection.Map, r types.RuleMetadata, n int) {
+	sev := int(r.Severity())
+	if sev < 0 || sev >= len(scoreVars) || scoreVars[sev] == "" {
+		return
+	}
+	key := "inbound_anomaly_score_pl" + strconv.Itoa(paranoiaOf(r.Tags()))
+	per, _ := strconv.Atoi(first(tv.Get(scoreVars[sev])))
+	cur, _ := strconv.Atoi(first(tv.Get(key)))
+	tv.Set(key, []string{strconv.Itoa(max(0, cur-n*per))})
 }
 
 func first(v []string) string {
@@ -357,4 +479,102 @@ func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types
 		}
 	}
 	return seen
+}
+
+// mixedText reports whether v is text with a little code in it: at least
+// six words, three in five of them plain words that are not SQL keywords,
+// and nothing that breaks out of a context (breaksOut). A SQL statement
+// quoted in a sentence, a path or a shell variable in a support ticket
+// are mixed text; an injection is not, or it sets off more than one rule.
+func mixedText(v string) bool {
+	if len(v) < 24 || len(v) > 8192 || breaksOut(v) {
+		return false
+	}
+	words, n := 0, 0
+	for _, f := range strings.Fields(v) {
+		n++
+		f = strings.Trim(f, ".,!?:()")
+		if f != "" && plainWord(f) && !sqlKeyword(f) {
+			words++
+		}
+	}
+	return n >= 6 && words >= 4 && words*5 >= n*3
+}
+
+// breaksOut reports whether v holds what a payload uses to leave the
+// context it is put in: a quote that opens (apostrophes inside or after a
+// word aside), a double quote or backtick, a comment (--, /*, #), a
+// command separator or substitution (; | && $( ${ and a line break),
+// markup (< before a letter, /, ! or ?), a template ({{, {%), a
+// traversal, or a control character.
+func breaksOut(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			return true // line breaks and tabs included
+		case c == '"' || c == '`' || c == ';' || c == '|' || c == '#':
+			return true
+		case c == '\'' && (i == 0 || !isLetterByte(v[i-1])):
+			return true
+		case c == '<' && i+1 < len(v) && (isLetterByte(v[i+1]) || strings.IndexByte("/!?%", v[i+1]) >= 0):
+			return true
+		case cmdVariable(v, i):
+			return true
+		}
+	}
+	for _, s := range [...]string{"--", "/*", "*/", "&&", "$(", "${", "{{", "{%", "../", "..\\"} {
+		if strings.Contains(v, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// sqlKeyword reports whether w is a SQL keyword, which counts as code, not
+// as a word of text.
+func sqlKeyword(w string) bool {
+	switch strings.ToLower(w) {
+	case "select", "from", "where", "union", "insert", "into", "update", "delete", "drop", "and", "or",
+		"not", "null", "is", "like", "having", "order", "group", "by", "exec", "execute", "sleep",
+		"benchmark", "waitfor", "case", "when", "then", "else", "end", "if", "values", "table",
+		"xor", "limit", "offset", "join", "declare", "cast", "convert", "char", "concat", "all", "distinct":
+		return true
+	}
+	return false
+}
+
+// cmdVariable reports whether v[i] starts a Windows command variable
+// (%a, %%a, %PATH%): "50% off" does not.
+func cmdVariable(v string, i int) bool {
+	if v[i] != '%' || i+1 >= len(v) {
+		return false
+	}
+	c := v[i+1]
+	return c == '%' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '~'
+}
+
+// numericBraces reports whether v has a brace group with a comma and every
+// such group holds digits and commas only ({2,}, {7,20}).
+func numericBraces(v string) bool {
+	found := false
+	for i := strings.IndexByte(v, '{'); i >= 0; {
+		j := strings.IndexByte(v[i:], '}')
+		if j < 0 {
+			break
+		}
+		g := v[i+1 : i+j]
+		if strings.IndexByte(g, ',') >= 0 {
+			if strings.Trim(g, "0123456789,") != "" || strings.Trim(g, ",") == "" {
+				return false
+			}
+			found = true
+		}
+		k := strings.IndexByte(v[i+j:], '{')
+		if k < 0 {
+			break
+		}
+		i += j + k
+	}
+	return found
 }

@@ -148,6 +148,11 @@ func (c *rxCompiled) Evaluate(tx plugintypes.TransactionState, value string) boo
 	if re == nil || !utf8.ValidString(value) {
 		re = c.slow()
 	}
+	return c.run(re, tx, value)
+}
+
+// run matches value with re, capturing as Coraza's @rx does.
+func (c *rxCompiled) run(re matcher, tx plugintypes.TransactionState, value string) bool {
 	if !tx.Capturing() {
 		return re.MatchString(value)
 	}

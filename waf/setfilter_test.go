@@ -1,0 +1,149 @@
+//go:build !rampart_stdrx
+
+package waf
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
+	re2 "github.com/wasilibs/go-re2"
+)
+
+// specPasses checks a value against a prefilter spec as the Coraza
+// patch's pass does (internal/corazawaf/setfilter.go: ruleCandidate).
+func specPasses(s setPrefilterSpec, v string) bool {
+	if len(v) < s.MinLen {
+		return false
+	}
+	if s.FoldRunes && (strings.Contains(v, "\u212a") || strings.Contains(v, "\u017f")) {
+		return true
+	}
+	if s.Need != nil && !strings.ContainsFunc(v, func(r rune) bool { return r < 128 && s.Need[r] }) {
+		// ContainsFunc decodes runes; an invalid byte is U+FFFD, never needed.
+		return false
+	}
+	lower := strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, v)
+	containsOne := func(set []string) bool {
+		for _, l := range set {
+			if strings.Contains(lower, l) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(s.Literals) > 0 && !containsOne(s.Literals) {
+		return false
+	}
+	if s.Clean != nil && isCleanIn(s.Clean, v) {
+		if s.CleanNever || (len(s.CleanLiterals) > 0 && !containsOne(s.CleanLiterals)) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCleanIn(t *[256]bool, v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !t[v[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestSetPrefilterCRS holds every CRS pattern's spec, which the rule
+// set's pass checks in place of the operator's own prefilter, to the same
+// promise as the prefilter: whenever RE2 matches one of the CRS's attack
+// strings, the string passes the spec; and on the strings that pass,
+// EvaluateCandidate answers as Evaluate, capturing the same fields.
+func TestSetPrefilterCRS(t *testing.T) {
+	patterns := crsPatterns(t)
+	corpus := attackCorpus(t)
+	if len(corpus) > 3000 {
+		corpus = corpus[:3000] // bounded: patterns x strings
+	}
+	specs, turnedAway := 0, 0
+	for _, p := range patterns {
+		op, err := newRX(plugintypes.OperatorOptions{Arguments: strings.TrimPrefix(p, "(?sm)")})
+		if err != nil {
+			t.Fatalf("%.80s: %v", p, err)
+		}
+		c := op.(*rxCompiled)
+		spec, ok := c.SetPrefilter()
+		if ok != (c.pre != nil) {
+			t.Fatalf("%.80s: SetPrefilter %v; want %v (the operator's prefilter)", p, ok, c.pre != nil)
+		}
+		if !ok {
+			continue
+		}
+		specs++
+		re, err := re2.Compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range corpus {
+			if !specPasses(spec, s) {
+				turnedAway++
+				if re.MatchString(s) {
+					t.Errorf("pattern %.80s: spec turned away %.80q, which matches", p, s)
+				}
+				continue
+			}
+			for _, capture := range []bool{false, true} {
+				a := &captureState{capturing: capture, fields: map[int]string{}}
+				b := &captureState{capturing: capture, fields: map[int]string{}}
+				if got, want := c.EvaluateCandidate(a, s), c.Evaluate(b, s); got != want || len(a.fields) != len(b.fields) || a.fields[0] != b.fields[0] {
+					t.Errorf("pattern %.80s on %.80q (capture %v): EvaluateCandidate %v %v; Evaluate %v %v", p, s, capture, got, a.fields, want, b.fields)
+				}
+			}
+		}
+	}
+	t.Logf("%d patterns, %d with a spec; %d (pattern, string) pairs turned away", len(patterns), specs, turnedAway)
+	if specs < len(patterns)/2 {
+		t.Errorf("only %d of %d patterns have a spec", specs, len(patterns))
+	}
+}
+
+// TestSetPrefilterSpec: the spec carries each part of the prefilter.
+func TestSetPrefilterSpec(t *testing.T) {
+	cases := []struct {
+		name, pattern              string
+		minLen                     int
+		need, lits, clean, cleanNv bool
+	}{
+		{"literal", `(?i)union\s+select`, 12, true, true, false, false},
+		{"byte only", `<`, 1, true, false, true, true},
+		{"words with quotes", `(?i)b["'\\]*a["'\\]*s["'\\]*h`, 4, true, false, true, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			op, err := newRX(plugintypes.OperatorOptions{Arguments: c.pattern})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, ok := op.(*rxCompiled).SetPrefilter()
+			if !ok {
+				t.Fatal("no spec")
+			}
+			if s.MinLen != c.minLen || (s.Need != nil) != c.need || (len(s.Literals) > 0) != c.lits ||
+				(s.Clean != nil) != c.clean || s.CleanNever != c.cleanNv || !s.FoldRunes {
+				t.Errorf("got minLen %d need %v literals %q clean %v cleanLiterals %q cleanNever %v fold %v; want %d %v %v %v %v true",
+					s.MinLen, s.Need != nil, s.Literals, s.Clean != nil, s.CleanLiterals, s.CleanNever, s.FoldRunes,
+					c.minLen, c.need, c.lits, c.clean, c.cleanNv)
+			}
+		})
+	}
+	op, err := newRX(plugintypes.OperatorOptions{Arguments: `\xac\xed\x00\x05`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := op.(*rxCompiled).SetPrefilter(); ok {
+		t.Error("byte matcher: a spec; want none (it has no prefilter)")
+	}
+}

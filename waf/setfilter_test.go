@@ -8,6 +8,8 @@ import (
 
 	"github.com/corazawaf/coraza/v3/experimental/plugins/plugintypes"
 	re2 "github.com/wasilibs/go-re2"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 // specPasses checks a value against a prefilter spec as the Coraza
@@ -146,4 +148,20 @@ func TestSetPrefilterSpec(t *testing.T) {
 	if _, ok := op.(*rxCompiled).SetPrefilter(); ok {
 		t.Error("byte matcher: a spec; want none (it has no prefilter)")
 	}
+}
+
+// BenchmarkCompileCRS compiles the default policy (the CRS at paranoia
+// level 1 with Rampart's rules): what a reload costs, the rule set's
+// automaton included.
+func BenchmarkCompileCRS(b *testing.B) {
+	cfg := config.WAFPolicy{Mode: config.WAFModeBlock, ParanoiaLevel: 1, AnomalyThreshold: 5,
+		RequestBodyLimitAction: config.BodyLimitReject}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for range b.N {
+		if _, err := Compile("bench-compile", &cfg, Options{Audit: testLog}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }

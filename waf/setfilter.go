@@ -32,10 +32,19 @@ type setPrefilterSpec = struct {
 }
 
 // SetPrefilter describes c's prefilter: the same conditions mayMatch
-// checks, for the engine's pass. None for the byte matcher (no prefilter).
+// checks, for the engine's pass. For the byte matcher: its literal, when
+// its pattern is one (compared without ASCII case by the pass: a weaker
+// condition than Evaluate's), else none.
 func (c *rxCompiled) SetPrefilter() (setPrefilterSpec, bool) {
 	if c.pre == nil {
-		return setPrefilterSpec{}, false
+		if c.bytesLit == "" {
+			return setPrefilterSpec{}, false
+		}
+		b := []byte(c.bytesLit)
+		for i := range b {
+			b[i] = lowerASCII(b[i])
+		}
+		return setPrefilterSpec{MinLen: len(b), Literals: []string{string(b)}}, true
 	}
 	p := c.pre
 	s := setPrefilterSpec{MinLen: p.minLen, Need: p.need, CleanNever: p.cleanNever, FoldRunes: true}

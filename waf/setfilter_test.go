@@ -3,6 +3,7 @@
 package waf
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,7 +79,7 @@ func TestSetPrefilterCRS(t *testing.T) {
 		}
 		c := op.(*rxCompiled)
 		spec, ok := c.SetPrefilter()
-		if ok != (c.pre != nil) {
+		if ok != (c.pre != nil || c.bytesLit != "") {
 			t.Fatalf("%.80s: SetPrefilter %v; want %v (the operator's prefilter)", p, ok, c.pre != nil)
 		}
 		if !ok {
@@ -141,12 +142,25 @@ func TestSetPrefilterSpec(t *testing.T) {
 			}
 		})
 	}
-	op, err := newRX(plugintypes.OperatorOptions{Arguments: `\xac\xed\x00\x05`})
-	if err != nil {
-		t.Fatal(err)
+	bytesCases := []struct {
+		name, pattern string
+		want          []string
+	}{
+		{"byte literal", `\xac\xed\x00\x05`, []string{"\xac\xed\x00\x05"}},
+		{"byte literal with letters", `AB\xff`, []string{"ab\xff"}},
+		{"byte class", `[\x80-\xff]{4}`, nil},
 	}
-	if _, ok := op.(*rxCompiled).SetPrefilter(); ok {
-		t.Error("byte matcher: a spec; want none (it has no prefilter)")
+	for _, c := range bytesCases {
+		t.Run(c.name, func(t *testing.T) {
+			op, err := newRX(plugintypes.OperatorOptions{Arguments: c.pattern})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, ok := op.(*rxCompiled).SetPrefilter()
+			if ok != (c.want != nil) || !slices.Equal(s.Literals, c.want) {
+				t.Errorf("spec %v, literals %q; want %v, %q", ok, s.Literals, c.want != nil, c.want)
+			}
+		})
 	}
 }
 

@@ -100,7 +100,7 @@ $(CORAZA_MODFILE): go.mod go.sum waf/corazapatch/prepare.sh $(wildcard waf/coraz
 # cleared).
 coraza-test: $(CORAZA_MODFILE)
 	cd "$$(sed -n 's/^replace .* => //p' $(CORAZA_MODFILE))" && \
-		GOFLAGS= GOWORK=off $(GO) test -count=1 ./internal/bodyprocessors/... ./internal/collections/... ./internal/corazawaf/... ./internal/operators/... ./internal/seclang/... ./testing/...
+		GOFLAGS= GOWORK=off $(GO) test -count=1 ./internal/bodyprocessors/... ./internal/collections/... ./internal/corazawaf/... ./internal/operators/... ./internal/seclang/... ./internal/transformations/... ./experimental/... ./testing/...
 
 # The patch must change no verdict: the whole CRS regression suite, run in
 # process on stock and on patched Coraza, must fire the same rules for

@@ -29,5 +29,8 @@
 //
 // The Makefile builds Coraza with a patch of Rampart's that makes its rule
 // engine cheaper and changes no verdict (corazapatch/README.md);
-// CorazaBuild says whether a binary has it.
+// CorazaBuild says whether a binary has it. With the patch, the @rx
+// operator's prefilters (rxfilter.go) and @pm's patterns are checked for
+// the whole rule set in one automaton pass per value (setfilter.go, patch
+// item 6), and an operator runs only on the values that pass its checks.
 package waf

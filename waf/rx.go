@@ -63,6 +63,9 @@ type rxCompiled struct {
 	// nothing else (the CRS's 944210, a Java serialization header), so a
 	// value without it cannot match. Empty: not such a pattern.
 	bytesLit string
+	// bytesNeed: one of these bytes is in every match of the byte
+	// matcher's pattern (byteNeed, setfilter.go); nil: none known.
+	bytesNeed []string
 }
 
 // byteLiteral returns the bytes a byte matcher's pattern spells when it is
@@ -106,7 +109,7 @@ func newRX(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 			if err != nil {
 				return nil, err
 			}
-			return &rxCompiled{std: re, bytesLit: byteLiteral(opt.Arguments)}, nil
+			return &rxCompiled{std: re, bytesLit: byteLiteral(opt.Arguments), bytesNeed: byteNeed(opt.Arguments)}, nil
 		}
 		// Parsing finds every error compiling would, and gives the same
 		// error as regexp.Compile.
@@ -148,6 +151,11 @@ func (c *rxCompiled) Evaluate(tx plugintypes.TransactionState, value string) boo
 	if re == nil || !utf8.ValidString(value) {
 		re = c.slow()
 	}
+	return c.run(re, tx, value)
+}
+
+// run matches value with re, capturing as Coraza's @rx does.
+func (c *rxCompiled) run(re matcher, tx plugintypes.TransactionState, value string) bool {
 	if !tx.Capturing() {
 		return re.MatchString(value)
 	}

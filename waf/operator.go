@@ -53,20 +53,19 @@ type detector struct {
 	msg string // what it finds, for the rule's message
 	rx  *regexp.Regexp
 	// anyOf: the value holds one of these bytes; subs: or one of these
-	// substrings (case-sensitive). Both empty: no prefilter.
-	anyOf string
-	subs  []string
+	// substrings (case-sensitive); foldSubs: or one of these lower-case
+	// ASCII substrings in any case. All empty: no prefilter.
+	anyOf    string
+	subs     []string
+	foldSubs []string
+	// needDigit: the pattern cannot match a value without an ASCII digit
+	// (checked after the rest of the prefilter).
+	needDigit bool
 }
 
 func (d *detector) Evaluate(tx plugintypes.TransactionState, v string) bool {
-	if d.anyOf != "" || len(d.subs) > 0 {
-		hit := d.anyOf != "" && strings.ContainsAny(v, d.anyOf)
-		for i := 0; !hit && i < len(d.subs); i++ {
-			hit = strings.Contains(v, d.subs[i])
-		}
-		if !hit {
-			return false
-		}
+	if !d.mayMatch(v) {
+		return false
 	}
 	m := d.rx.FindStringIndex(v)
 	if m == nil {
@@ -76,6 +75,46 @@ func (d *detector) Evaluate(tx plugintypes.TransactionState, v string) bool {
 		tx.CaptureField(0, v[m[0]:m[1]])
 	}
 	return true
+}
+
+// mayMatch is the detector's prefilter: false when the value lacks what
+// the pattern needs.
+func (d *detector) mayMatch(v string) bool {
+	if d.anyOf != "" || len(d.subs) > 0 || len(d.foldSubs) > 0 {
+		hit := d.anyOf != "" && strings.ContainsAny(v, d.anyOf)
+		for i := 0; !hit && i < len(d.subs); i++ {
+			hit = strings.Contains(v, d.subs[i])
+		}
+		for i := 0; !hit && i < len(d.foldSubs); i++ {
+			hit = containsFoldASCII(v, d.foldSubs[i])
+		}
+		if !hit {
+			return false
+		}
+	}
+	return !d.needDigit || strings.ContainsAny(v, "0123456789")
+}
+
+// containsFoldASCII reports whether v holds lit (lower-case ASCII) in any
+// case, without allocating.
+func containsFoldASCII(v, lit string) bool {
+	n := len(lit)
+	for i := 0; i+n <= len(v); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := v[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lit[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
 }
 
 // detectors are the patterns by name (rampart.go uses them).

@@ -134,7 +134,7 @@ SecRule TX:0 "!@rx (?i)[\"']https?://www\.w3\.org/" "t:none,setvar:'tx.inbound_a
 // ${HOME}, {{ user.name }}) does not match.
 var (
 	_ = pattern("ssti-expr", `(?:\{\{|\{%|\$\{|#\{|\*\{|@\{|~\{|<%=?|\[\[|@\()[^}%\]]{0,200}?(?:\d\s*[-+*/%]\s*['"]?\d|['"]\w*['"]\s*[*+]\s*\d|__\w+__|\b(?:class|mro|subclasses|globals|builtins|getClass|forName|getRuntime|Runtime|ProcessBuilder|exec|popen|system|eval|import|require|constructor|lipsum|cycler|joiner|namespace|self|config|request|application|dump|range|getattr|attr)\b\s*[.(\[|]|\w\s*\(|\|\s*\w+\s*\()`, "{[(<@")
-	_ = pattern("ssti-directive", `<#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "<?#$T{", "freemarker")
+	_ = pattern("ssti-directive", `<#assign\b|\?new\s*\(|#set\s*\(\s*\$|\$class\.|T\s*\(\s*java\.|\{\{\s*['"]?\s*\.\s*constructor|\bfreemarker\.template\.`, "<?#${", "java.", "freemarker.")
 )
 
 // nosqlNameRule (9500400) finds MongoDB query operators in argument names
@@ -145,7 +145,7 @@ var nosqlNameRule = detect("9500400", "nosql", "ARGS_NAMES",
 	"NoSQL operator in an argument name")
 
 var (
-	_ = pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$.|&;(")
+	_ = pattern("nosql-value", `\$(?:where|ne|eq|gt|gte|lt|lte|regex|in|nin|or|and|nor|not|expr|function|exists|elemMatch|comment)\b\s*['"]?\s*:|\bthis\.\w+(?:\.\w+)*\s*(?:\.\s*match\s*\(|[=!]=)|\bdb\.[\w$]+\.(?:insert|find|update|remove|drop|mapReduce|aggregate|delete)\w*\s*\(|(?:\|\||&&)\s*['"]?\d+['"]?\s*===?\s*['"]?\d+|\b(?:sleep|emit)\s*\(\s*\d+\s*\)\s*(?:;|$|\|\|)|;\s*return\s+(?:true|false|\d|['"])`, "$|&;(", "this.", "db.")
 )
 
 // The ldap pattern finds a value that closes an LDAP filter and opens another,
@@ -171,8 +171,16 @@ var (
 // probe. Prose that mentions WHERE 1=1 does not start with it.
 var (
 	_ = pattern("sqli-quote", `(?i)^[\w\s.@-]*['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s+[\w'"().\s]{1,40}?(?:=|<>|!=|<=|>=|<|>|\blike\b|\bbetween\b|\bis\s+(?:not\s+)?null\b)`, "'\"\x60")
-	_ = pattern("sqli-start", `(?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`, "=<>Bb")
+	_ = pattern("sqli-start", `(?i)^[\s'"\x60()-]*[\w.-]*['"\x60)]*\s*(?:(?:or|and|xor|having|where|\|\||&&)\s+[\s'"(]*['"]?\d+['"]?\s*(?:=|<>|!=|<|>)\s*['"]?\d+|(?:order|group)\s+by\s+\d+\s*(?:--|#|/\*|;|,|\)|$))`, "=<>")
 )
+
+// Both of sqli-start's branches need a digit; the second needs "by" in any
+// case where the first needs a comparison (a value of prose holds a b, and
+// most values of a JSON body hold both).
+func init() {
+	d := detectors["sqli-start"]
+	d.foldSubs, d.needDigit = []string{"by"}, true
+}
 
 // The redirect pattern finds values that send a redirect to another host in a
 // form a same-site check misses: a protocol-relative reference

@@ -187,10 +187,28 @@ var (
 // only; the CRS initialization keeps a value set before it), and a media
 // type with a +json or +xml suffix (application/merge-patch+json,
 // application/rss+xml) is allowed (CRS 920420) and parsed as JSON or XML.
+//
+// The two media type rules load before the CRS setup (rampartEarlyRules):
+// rules that read the request between the setup's SecActions and the CRS
+// initialization would keep the engine from replacing that run of rules,
+// which reads and writes only TX, by its result (the Coraza patch,
+// corazapatch/README.md item 8).
 const apiRules = `SecAction "id:9500010,phase:1,pass,nolog,t:none,setvar:'tx.allowed_methods=GET HEAD POST OPTIONS PUT PATCH DELETE'"
-SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=JSON"
+`
+
+// apiTypeRules are apiRules' media type rules.
+const apiTypeRules = `SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:ruleRemoveById=920420,ctl:requestBodyProcessor=XML"
 `
+
+// rampartEarlyRules returns the rules of Rampart's that load before the CRS
+// setup: apiRules' media type rules, when the api group is on.
+func rampartEarlyRules(p *config.WAFPolicy) string {
+	if p.RampartRules != nil && !*p.RampartRules || slices.Contains(p.RampartRulesDisabled, "api") {
+		return ""
+	}
+	return apiTypeRules
+}
 
 // crsWithUnscore returns the directives that load the CRS rules with rule
 // 9500900 of the prose group between the detection rules and the blocking

@@ -78,6 +78,11 @@ func (fuse) Init(rm plugintypes.RuleMetadata, data string) error {
 
 func (fuse) Evaluate(plugintypes.RuleMetadata, plugintypes.TransactionState) {}
 
+// NoEvaluate tells the Coraza patch that Evaluate does nothing, so that a
+// rule with fuse can still be evaluated from its TX value alone (item 9 of
+// corazapatch/README.md: the paranoia-level skip rules).
+func (fuse) NoEvaluate() bool { return true }
+
 // Type is non-disruptive, not metadata: Coraza initializes metadata
 // actions before all others, and fuse must run after the t: actions.
 func (fuse) Type() plugintypes.ActionType { return plugintypes.ActionTypeNondisruptive }

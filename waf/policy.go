@@ -255,6 +255,7 @@ func (p *Policy) build(baseDir string) error {
 				exempt.observe(r.ID(), r.Tags())
 			}).
 			WithDirectives(engineSettings(&setup, p.bodyLimit, p.respLimit)).
+			WithDirectives(rampartEarlyRules(cfg)).
 			WithDirectives(crsSetup(&setup)).
 			WithDirectives(early.String()).
 			WithDirectives(rampartRules(cfg)).

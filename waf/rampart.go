@@ -40,9 +40,6 @@ func rampartRules(p *config.WAFPolicy) string {
 SecRule TX:rampart_expand_over "@eq 1" "id:9500001,phase:2,block,t:none,msg:'Rampart: too many values to decode for inspection',tag:'rampart',tag:'rampart/decode',severity:'CRITICAL',setvar:'tx.inbound_anomaly_score_pl1=+%{tx.critical_anomaly_score}'"
 `)
 	}
-	if on("api") {
-		b.WriteString(apiRules)
-	}
 	for _, g := range ruleGroups {
 		if on(g.name) {
 			b.WriteString(g.rules)
@@ -195,9 +192,23 @@ var (
 // body processor; rule 9500013 (apigroup.go, loaded with the CRS by
 // crsWithUnscore) takes back the score CRS 911100 and 920420 give the
 // methods and media types the group allows.
+//
+// They load before the CRS setup (rampartEarlyRules): rules that read the
+// request between the setup's SecActions and the CRS initialization would
+// keep the engine from replacing that run of rules, which reads and writes
+// only TX, by its result (the Coraza patch, corazapatch/README.md).
 const apiRules = `SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=XML"
 `
+
+// rampartEarlyRules returns the rules of Rampart's that load before the CRS
+// setup: apiRules, when the api group is on.
+func rampartEarlyRules(p *config.WAFPolicy) string {
+	if p.RampartRules != nil && !*p.RampartRules || slices.Contains(p.RampartRulesDisabled, "api") {
+		return ""
+	}
+	return apiRules
+}
 
 // crsWithUnscore returns the directives that load the CRS rules with the
 // rules that take scores back between the CRS detection rules and the

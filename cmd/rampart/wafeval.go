@@ -28,7 +28,8 @@ as the proxy refuses it with 400: that counts as blocked) and inspected by
 the route's compiled policy, as the proxy does; no upstream or listener is
 needed and no audit log is written. Without
 --config the policy is the default one: mode block, paranoia level 1,
-the default anomaly threshold (stock CRS). With --url the requests go to
+the default anomaly threshold, the CRS with Rampart's own rules
+(rampart_rules on, the default). With --url the requests go to
 a running Rampart over HTTP/1.1: a request answered with Rampart's
 refusal (the WAF's, whatever its status, or the proxy's own 400) or a
 status of --block-status counts as blocked, and the rules that matched are read from the policy's audit log
@@ -193,7 +194,7 @@ func cmdWAFEval(args []string, stdout, stderr io.Writer) int {
 			return fail("--audit-log goes with --url: in process, the rules are known without it")
 		}
 		pc, name, routeName, base := &config.WAFPolicy{}, "default", "eval", ""
-		desc = "the default policy (mode block, paranoia level 1, stock CRS)"
+		desc = "the default policy (mode block, paranoia level 1, the CRS and Rampart's rules)"
 		if *cfgFile != "" {
 			if *route == "" {
 				return fail("--config needs --route NAME")

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,6 +31,9 @@ func TestDetectorPrefilters(t *testing.T) {
 			}
 		}
 	}
+	// attackCorpus comes from a set: sorted, the splices below are the
+	// same on every run.
+	slices.Sort(corpus)
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := len(corpus)
 	for range 20000 {
@@ -78,6 +82,8 @@ func TestDetectorPrefilterOrdinaryText(t *testing.T) {
 		{"db. call", "nosql-value", "db.users.find()", true},
 		{"a capital T", "ssti-directive", "The Tuesday delivery", false},
 		{"java class in T()", "ssti-directive", "T(java.lang.Runtime)", true},
+		{"XInclude in upper case", "xxe-xinclude", "<XI:INCLUDE HREF=\"http://x/\"", true},
+		{"include without xi", "xxe-xinclude", "#include <stdio.h>", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -115,8 +115,11 @@ var (
 	// subset (entity expansion), and XInclude.
 	_ = pattern("xxe-entity", `<!ENTITY\s+(?:%\s*)?[^\s>]+\s+(?:SYSTEM|PUBLIC)\b`, "", "<!ENTITY")
 	_ = pattern("xxe-subset", `<!DOCTYPE[^>\[]*\[[^\]]*<!ENTITY`, "", "<!DOCTYPE")
-	_ = pattern("xxe-xinclude", `(?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "", "XInclude", "xi:include", "XINCLUDE", "xinclude")
+	_ = pattern("xxe-xinclude", `(?i)www\.w3\.org/2001/XInclude|<xi:include\b`, "")
 )
+
+// xxe-xinclude's pattern is case-insensitive: so is its prefilter.
+func init() { detectors["xxe-xinclude"].foldSubs = []string{"xinclude", "xi:include"} }
 
 // xxeDTDRule (9500202) finds a DOCTYPE with an external DTD that is not
 // the W3C's (XHTML's own DOCTYPE is allowed). The markup scan (markup.go)

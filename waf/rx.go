@@ -144,14 +144,7 @@ func (c *rxCompiled) Evaluate(tx plugintypes.TransactionState, value string) boo
 	if c.pre != nil && !c.pre.mayMatch(value) {
 		return false
 	}
-	if c.bytesLit != "" && !strings.Contains(value, c.bytesLit) {
-		return false
-	}
-	re := c.fast
-	if re == nil || !utf8.ValidString(value) {
-		re = c.slow()
-	}
-	return c.run(re, tx, value)
+	return c.EvaluateCandidate(tx, value)
 }
 
 // run matches value with re, capturing as Coraza's @rx does.

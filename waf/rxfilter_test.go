@@ -89,12 +89,29 @@ func checkMayMatch(t *testing.T, p *prefilter, pattern string, no, may []string)
 // operator compiles them, without those that the byte matcher runs.
 func crsPatterns(t testing.TB) []string {
 	t.Helper()
+	seen := map[string]bool{}
+	var out []string
+	for _, src := range crsRXSources(t) {
+		p := "(?sm)" + src
+		if seen[p] || matchesArbitraryBytes(p) {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// crsRXSources returns the argument of every @rx operator of the embedded
+// CRS, in file order, as the rule text writes it (continuation lines
+// joined, \" unescaped), duplicates included.
+func crsRXSources(t testing.TB) []string {
+	t.Helper()
 	names, err := fs.Glob(crsFS(), "@owasp_crs/*.conf")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("CRS rule files: %v", err)
 	}
 	rx := regexp.MustCompile(`"@rx ((?:[^"\\]|\\.)*)"`)
-	seen := map[string]bool{}
 	var out []string
 	for _, n := range names {
 		b, err := fs.ReadFile(crsFS(), n)
@@ -103,12 +120,7 @@ func crsPatterns(t testing.TB) []string {
 		}
 		text := strings.ReplaceAll(string(b), "\\\n", "")
 		for _, m := range rx.FindAllStringSubmatch(text, -1) {
-			p := "(?sm)" + strings.ReplaceAll(m[1], `\"`, `"`)
-			if seen[p] || matchesArbitraryBytes(p) {
-				continue
-			}
-			seen[p] = true
-			out = append(out, p)
+			out = append(out, strings.ReplaceAll(m[1], `\"`, `"`))
 		}
 	}
 	return out

@@ -3,9 +3,7 @@
 package waf
 
 import (
-	"io/fs"
 	"math/rand"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -188,22 +186,10 @@ func BenchmarkCompileCRS(b *testing.B) {
 // attack string they match; generated strings of the bytes that matter
 // too.
 func TestByteNeedCRS(t *testing.T) {
-	names, err := fs.Glob(crsFS(), "@owasp_crs/*.conf")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("CRS rule files: %v", err)
-	}
-	rx := regexp.MustCompile(`"@rx ((?:[^"\\]|\\.)*)"`)
 	var patterns []string
-	for _, n := range names {
-		b, err := fs.ReadFile(crsFS(), n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := strings.ReplaceAll(string(b), "\\\n", "")
-		for _, m := range rx.FindAllStringSubmatch(text, -1) {
-			if p := strings.ReplaceAll(m[1], `\"`, `"`); matchesArbitraryBytes("(?sm)" + p) {
-				patterns = append(patterns, p)
-			}
+	for _, p := range crsRXSources(t) {
+		if matchesArbitraryBytes("(?sm)" + p) {
+			patterns = append(patterns, p)
 		}
 	}
 	corpus := attackCorpus(t)

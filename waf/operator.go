@@ -50,17 +50,18 @@ func (ds detectorSet) Evaluate(tx plugintypes.TransactionState, v string) bool {
 
 // detector is a pattern and its prefilter.
 type detector struct {
-	msg string // what it finds, for the rule's message
-	rx  *regexp.Regexp
-	// anyOf: the value holds one of these bytes; subs: or one of these
-	// substrings (case-sensitive); foldSubs: or one of these lower-case
-	// ASCII substrings in any case. All empty: no prefilter.
-	anyOf    string
-	subs     []string
-	foldSubs []string
-	// needDigit: the pattern cannot match a value without an ASCII digit
-	// (checked after the rest of the prefilter).
-	needDigit bool
+	msg  string // what it finds, for the rule's message
+	rx   *regexp.Regexp
+	need need
+}
+
+// need is a detector's prefilter: what a value must hold for the pattern
+// to match it. The zero need lets every value through.
+type need struct {
+	anyOf    string   // one of these bytes,
+	subs     []string // or one of these substrings (case-sensitive),
+	foldSubs []string // or one of these lower-case ASCII substrings in any case;
+	digit    bool     // and an ASCII digit
 }
 
 func (d *detector) Evaluate(tx plugintypes.TransactionState, v string) bool {
@@ -80,19 +81,20 @@ func (d *detector) Evaluate(tx plugintypes.TransactionState, v string) bool {
 // mayMatch is the detector's prefilter: false when the value lacks what
 // the pattern needs.
 func (d *detector) mayMatch(v string) bool {
-	if d.anyOf != "" || len(d.subs) > 0 || len(d.foldSubs) > 0 {
-		hit := d.anyOf != "" && strings.ContainsAny(v, d.anyOf)
-		for i := 0; !hit && i < len(d.subs); i++ {
-			hit = strings.Contains(v, d.subs[i])
+	n := &d.need
+	if n.anyOf != "" || len(n.subs) > 0 || len(n.foldSubs) > 0 {
+		hit := n.anyOf != "" && strings.ContainsAny(v, n.anyOf)
+		for i := 0; !hit && i < len(n.subs); i++ {
+			hit = strings.Contains(v, n.subs[i])
 		}
-		for i := 0; !hit && i < len(d.foldSubs); i++ {
-			hit = containsFoldASCII(v, d.foldSubs[i])
+		for i := 0; !hit && i < len(n.foldSubs); i++ {
+			hit = containsFoldASCII(v, n.foldSubs[i])
 		}
 		if !hit {
 			return false
 		}
 	}
-	return !d.needDigit || strings.ContainsAny(v, "0123456789")
+	return !n.digit || strings.ContainsAny(v, "0123456789")
 }
 
 // containsFoldASCII reports whether v holds lit (lower-case ASCII) in any
@@ -121,7 +123,7 @@ func containsFoldASCII(v, lit string) bool {
 var detectors = map[string]*detector{}
 
 // pattern registers a detector and returns its @rampart operator.
-func pattern(name, rx, anyOf string, subs ...string) string {
-	detectors[name] = &detector{msg: name, rx: regexp.MustCompile(rx), anyOf: anyOf, subs: subs}
+func pattern(name, rx string, n need) string {
+	detectors[name] = &detector{msg: name, rx: regexp.MustCompile(rx), need: n}
 	return "@rampart " + name
 }

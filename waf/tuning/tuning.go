@@ -391,10 +391,16 @@ func WriteYAML(w io.Writer, proposals []Proposal) error {
 	var b strings.Builder
 	b.WriteString("waf:\n")
 	policy := ""
-	for _, p := range proposals {
-		if p.Policy != policy || policy == "" {
+	for i, p := range proposals {
+		if i == 0 || p.Policy != policy {
 			policy = p.Policy
-			fmt.Fprintf(&b, "  %s:\n    exclusions:\n", yamlKey(policy))
+			if k := yamlKey(policy); len(k) <= maxImplicitKey {
+				fmt.Fprintf(&b, "  %s:\n    exclusions:\n", k)
+			} else {
+				// YAML allows an implicit key of at most 1024
+				// characters; a longer one needs the explicit form.
+				fmt.Fprintf(&b, "  ? %s\n  :\n    exclusions:\n", k)
+			}
 		}
 		e := &p.Exclusion
 		ids := make([]string, len(e.RuleIDs))
@@ -446,6 +452,10 @@ func yamlString(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// maxImplicitKey is the longest key, in bytes as written, that WriteYAML
+// writes as an implicit key (YAML's limit is 1024 characters).
+const maxImplicitKey = 1000
 
 // yamlKey returns s plain when it is a simple key, else quoted.
 func yamlKey(s string) string {

@@ -73,7 +73,21 @@ func (fuse) Init(rm plugintypes.RuleMetadata, data string) error {
 		return nil
 	}
 	r.ClearTransformations()
-	return r.AddTransformation(strings.Join(names, ","), chain(steps).apply)
+	if err := r.AddTransformation(strings.Join(names, ","), chain(steps).apply); err != nil {
+		return err
+	}
+	// Rampart's Coraza patch (item 15) skips the values the steps leave
+	// unchanged when the rule's prefilter rules them out; stock Coraza has
+	// no such method.
+	if s, ok := rm.(stepsRule); ok {
+		s.SetTransformationSteps(steps)
+	}
+	return nil
+}
+
+// stepsRule is a rule of the patched engine, told its fused chain's steps.
+type stepsRule interface {
+	SetTransformationSteps([]plugintypes.Transformation)
 }
 
 func (fuse) Evaluate(plugintypes.RuleMetadata, plugintypes.TransactionState) {}

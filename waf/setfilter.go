@@ -169,3 +169,71 @@ func byteNeedOf(re *bsyntax.Regexp) (map[byte]bool, bool) {
 }
 
 func asciiLetter(b byte) bool { return 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' }
+
+// digitNeed is the Need of a detector that needs an ASCII digit.
+var digitNeed = func() *[128]bool {
+	var n [128]bool
+	for c := '0'; c <= '9'; c++ {
+		n[c] = true
+	}
+	return &n
+}()
+
+// SetPrefilter describes d's need for the engine's pass: each byte of
+// anyOf and each substring becomes a literal (compared without ASCII case
+// by the pass, a weaker condition than mayMatch's for subs), and digit
+// the Need of a digit. A detector that needs nothing has no spec.
+func (d *detector) SetPrefilter() (setPrefilterSpec, bool) {
+	return detectorSet{d}.SetPrefilter()
+}
+
+// EvaluateCandidate is Evaluate: d checks its own need again, which the
+// pass only approximates.
+func (d *detector) EvaluateCandidate(tx plugintypes.TransactionState, v string) bool {
+	return d.Evaluate(tx, v)
+}
+
+// SetPrefilter describes what a value needs for one of ds to match: the
+// union of their literals, and a digit when every one needs one. When one
+// of them has no literal (anyOf and substrings), its digit alone or
+// nothing is left.
+func (ds detectorSet) SetPrefilter() (setPrefilterSpec, bool) {
+	var s setPrefilterSpec
+	allDigit, allLits := true, true
+	for _, d := range ds {
+		n := &d.need
+		allDigit = allDigit && n.digit
+		if n.anyOf == "" && len(n.subs) == 0 && len(n.foldSubs) == 0 {
+			allLits = false
+			continue
+		}
+		for i := 0; i < len(n.anyOf); i++ {
+			s.Literals = append(s.Literals, string(lowerASCII(n.anyOf[i])))
+		}
+		for _, sub := range n.subs {
+			b := []byte(sub)
+			for i := range b {
+				b[i] = lowerASCII(b[i])
+			}
+			s.Literals = append(s.Literals, string(b))
+		}
+		s.Literals = append(s.Literals, n.foldSubs...)
+	}
+	if !allLits {
+		s.Literals = nil
+	}
+	if allDigit {
+		s.Need = digitNeed
+	}
+	if s.Literals == nil && s.Need == nil {
+		return setPrefilterSpec{}, false
+	}
+	slices.Sort(s.Literals)
+	s.Literals = slices.Compact(s.Literals)
+	return s, true
+}
+
+// EvaluateCandidate is Evaluate.
+func (ds detectorSet) EvaluateCandidate(tx plugintypes.TransactionState, v string) bool {
+	return ds.Evaluate(tx, v)
+}

@@ -26,12 +26,12 @@ import "strings"
 // a column, an expression) and inside each kind of quoted string or
 // identifier ('...', "...", [...]) that v holds the closing quote of. A
 // context v cannot leave (a quoted string without its quote) is inert. Only
-// the text before a comment (--, #) counts; a value with a backslash (an
-// escape that changes where a string ends), a statement separator, a
-// backtick, a block comment (MySQL runs /*! ... */) or a call of a SQL
+// the text before a comment (--, #) or a statement separator (the
+// statements before it may run) counts; a value with a backslash (an
+// escape that changes where a string ends), a backtick, a block comment (MySQL runs /*! ... */) or a call of a SQL
 // keyword (sqlKeywordCall) is never dead.
 func sqlDead(v string) bool {
-	if len(v) > 8192 || strings.ContainsAny(v, "\\;`") || strings.Contains(v, "/*") {
+	if len(v) > 8192 || strings.ContainsAny(v, "\\`") || strings.Contains(v, "/*") {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
@@ -123,12 +123,16 @@ func sqlBroken(s string, afterOperand bool) bool {
 			continue
 		case c == '#':
 			return false // a comment in MySQL: the rest may not be SQL
+		case c == ';':
+			return false // the statements before a separator may run
 		case c == '\'' || c == '"':
 			j := i + 1
 			for {
 				n := strings.IndexByte(s[j:], c)
 				if n < 0 {
-					return false // the string runs on into the application's text
+					// The string runs on into the application's text: it
+					// is still a string where it starts.
+					return sqlImpossible(p2, p1, sqlStr)
 				}
 				j += n + 1
 				if j < len(s) && s[j] == c {
@@ -190,8 +194,11 @@ func sqlImpossible(p2, p1, k int) bool {
 		if k == sqlNum {
 			return true // "kg 6": no dialect puts a number after a name
 		}
-		// An operand, an alias, and a third name: "your docs say".
-		return k == sqlIdent && (p2 == sqlNum || p2 == sqlStr || p2 == sqlIdent || p2 == sqlRParen)
+		// An operand, an alias, and a third name or a string: "your
+		// docs say", "'a' b 'c'" (a name before a string that is no
+		// keyword is an alias or a literal's type, and either is an
+		// operand of its own).
+		return (k == sqlIdent || k == sqlStr) && (p2 == sqlNum || p2 == sqlStr || p2 == sqlIdent || p2 == sqlRParen)
 	}
 	return false
 }
@@ -264,7 +271,7 @@ var sqlReserved = func() map[string]bool {
 	glob go goto grant group having high_priority holdlock hour identity if ignore ilike
 	immediate in index inner inout insert int integer intersect interval into is isnull
 	join key kill language last lateral leading left level like limit lineno load local
-	lock long loop match merge minute mod modify month names national natural nchar next
+	lock long loop match merge minute mod modify month names national natural nchar next overlaps uescape
 	no nocheck nonclustered not nothing notnull nowait null nullif number numeric nvarchar
 	of off offset offsets on only open opendatasource openquery openrowset openxml option
 	or order out outer over partition percent pivot plan precision prepare primary print

@@ -42,6 +42,10 @@ import (
 //     by one (the graphql group), so the group needs graphql on;
 //   - binary data: a data: URL of a non-text type, or a long base64 value,
 //     that decodes to bytes that are not text: every attack rule.
+//   - injection context (injctx.go): SQL that no dialect parses in any
+//     context the value could be put in (the SQL rules), and a command
+//     line that only pipes into text filters reading standard input (the
+//     command rules).
 
 // Shapes of a value.
 const (

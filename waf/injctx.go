@@ -294,21 +294,21 @@ var sqlReserved = func() map[string]bool {
 // after the first are text filters reading only their standard input:
 // grep with a pattern, head, tail, wc, sort, uniq, cut, tr, with options
 // that name no file and run nothing. The line holds no separator but |
-// (no ||), no substitution, redirection, quote, glob or variable; its
-// first command names no absolute or home path and no program that runs
-// others or reaches the network (a shell, an interpreter, sudo, curl).
+// (no ||), no substitution, redirection, glob or variable; the filters'
+// words may be quoted whole ('two words'), the first command's not; the
+// first command names no absolute path and no program that runs others
+// or reaches the network (a shell, an interpreter, sudo, curl).
 func shellFilterPipe(v string) bool {
 	if len(v) > 1024 || strings.Contains(v, "||") || strings.Contains(v, "..") {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c|0x20 >= 'a' && c|0x20 <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(" -_.,:=/@+|", c) >= 0) {
+		if !shellPlainByte(v[i]) && v[i] != '|' && v[i] != '\'' && v[i] != '"' {
 			return false
 		}
 	}
-	parts := strings.Split(v, "|")
-	if len(parts) < 2 {
+	parts := splitUnquoted(v, '|')
+	if len(parts) < 2 || strings.ContainsAny(parts[0], `'"`) {
 		return false
 	}
 	first := strings.Fields(parts[0])
@@ -321,11 +321,84 @@ func shellFilterPipe(v string) bool {
 		}
 	}
 	for _, p := range parts[1:] {
-		if !stdinFilter(strings.Fields(p)) {
+		words, ok := shellWords(p)
+		if !ok || !stdinFilter(words) {
 			return false
 		}
 	}
 	return true
+}
+
+// shellPlainByte: the bytes of a command line's plain words.
+func shellPlainByte(c byte) bool {
+	return c|0x20 >= 'a' && c|0x20 <= 'z' || c >= '0' && c <= '9' || strings.IndexByte(" -_.,:=/@+", c) >= 0
+}
+
+// splitUnquoted splits v at sep outside single and double quotes, or
+// returns nil when a quote is left open.
+func splitUnquoted(v string, sep byte) []string {
+	var out []string
+	var quote byte
+	start := 0
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == sep:
+			out = append(out, v[start:i])
+			start = i + 1
+		}
+	}
+	if quote != 0 {
+		return nil
+	}
+	return append(out, v[start:])
+}
+
+// shellWords splits a filter's command into words as the shell does for
+// plain words and whole quoted words ('two words', "x-y"), whose quotes
+// it removes; a quote inside a word, or anything in quotes but plain
+// bytes (no $, backtick or backslash, which double quotes expand), is
+// refused.
+func shellWords(p string) ([]string, bool) {
+	var words []string
+	for i := 0; i < len(p); {
+		switch c := p[i]; {
+		case c == ' ':
+			i++
+		case c == '\'' || c == '"':
+			j := strings.IndexByte(p[i+1:], c)
+			if j < 0 {
+				return nil, false
+			}
+			w := p[i+1 : i+1+j]
+			for k := 0; k < len(w); k++ {
+				if !shellPlainByte(w[k]) {
+					return nil, false
+				}
+			}
+			i += j + 2
+			if w == "" || i < len(p) && p[i] != ' ' {
+				return nil, false // '' or a quote glued to more
+			}
+			words = append(words, w)
+		default:
+			j := i
+			for j < len(p) && p[j] != ' ' {
+				if p[j] == '\'' || p[j] == '"' {
+					return nil, false
+				}
+				j++
+			}
+			words = append(words, p[i:j])
+			i = j
+		}
+	}
+	return words, true
 }
 
 // shellRunner are programs that run other programs, read or run code

@@ -48,6 +48,7 @@ func TestShellFilterPipe(t *testing.T) {
 		{"grep a pattern", "kubectl get pods -n shop | grep checkout", true},
 		{"chain of filters", "docker ps -a | grep api | wc -l", true},
 		{"head with a count", "git log --oneline | head -n 5", true},
+		{"quoted patterns", `kubectl logs deploy-api | grep -i "upstream timeout" | grep -v 'health'`, true},
 		{"sort and uniq", "journalctl -u nginx | cut -d: -f1 | sort | uniq -c | sort -rn | head -20", true},
 		// What runs something or reads a file is not a filter pipe.
 		{"no pipe", "kubectl get pods -n shop", false},
@@ -71,7 +72,12 @@ func TestShellFilterPipe(t *testing.T) {
 		{"head of a file", "id | head secrets", false},
 		{"sed runs commands", "id | sed e", false},
 		{"awk runs commands", "id | awk system", false},
-		{"quotes", "id | grep 'x'", false},
+		{"quoted option", "id | grep '-r' x", false},
+		{"substitution in double quotes", `id | grep "$(id)"`, false},
+		{"quote left open", "id | grep 'x", false},
+		{"quote glued to a word", "id | grep 'x'y", false},
+		{"quoted first command", "'id' | grep x", false},
+		{"pipe inside quotes only", "id 'a | sh'", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := shellFilterPipe(tc.value); got != tc.want {

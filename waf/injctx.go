@@ -1,6 +1,9 @@
 package waf
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Injection context: two shapes of text that the CRS's SQL and command
 // rules read as attacks but that cannot work as one, argued from what an
@@ -27,11 +30,13 @@ import "strings"
 // identifier ('...', "...", [...]) that v holds the closing quote of. A
 // context v cannot leave (a quoted string without its quote) is inert. Only
 // the text before a comment (--, #) or a statement separator (the
-// statements before it may run) counts; a value with a backslash (an
-// escape that changes where a string ends), a backtick, a block comment (MySQL runs /*! ... */) or a call of a SQL
+// statements before it may run) counts. The text after each character
+// outside ASCII is a context too (a driver may map it to a quote). A
+// value with a backslash (an escape that changes where a string ends),
+// two dollar signs (a Postgres $$ string), a backtick, a block comment (MySQL runs /*! ... */) or a call of a SQL
 // keyword (sqlKeywordCall) is never dead.
 func sqlDead(v string) bool {
-	if len(v) > 8192 || strings.ContainsAny(v, "\\`") || strings.Contains(v, "/*") {
+	if len(v) > 8192 || strings.ContainsAny(v, "\\`") || strings.Contains(v, "/*") || strings.Count(v, "$") >= 2 {
 		return false
 	}
 	for i := 0; i < len(v); i++ {
@@ -44,6 +49,18 @@ func sqlDead(v string) bool {
 	}
 	for _, q := range [...]byte{'\'', '"', ']'} {
 		if rest, ok := afterClosingQuote(v, q); ok && !sqlBroken(rest, true) {
+			return false
+		}
+	}
+	// A character outside ASCII may end a string too, where a database
+	// or a driver maps it to a quote (best-fit conversion of U+02BC or
+	// U+2019 to '): the text after each one must be broken as well.
+	n := 0
+	for i, r := range v {
+		if r < utf8.RuneSelf {
+			continue
+		}
+		if n++; n > 16 || !sqlBroken(v[i+utf8.RuneLen(r):], true) {
 			return false
 		}
 	}
@@ -153,7 +170,11 @@ func sqlBroken(s string, afterOperand bool) bool {
 			for j < len(s) && sqlWordByte(s[j]) {
 				j++
 			}
-			k, i = sqlWordKind(s[i:j]), j
+			w := s[i:j]
+			k, i = sqlWordKind(w), j
+			if j < len(s) && (s[j] == '\'' || s[j] == '"') && literalPrefix(w) {
+				k = sqlOther // a literal's prefix: N'x', _utf8'x', X'41'
+			}
 		case strings.IndexByte(sqlOpBytes, c) >= 0:
 			j := i
 			for j < len(s) && strings.IndexByte(sqlOpBytes, s[j]) >= 0 {
@@ -201,6 +222,16 @@ func sqlImpossible(p2, p1, k int) bool {
 		return (k == sqlIdent || k == sqlStr) && (p2 == sqlNum || p2 == sqlStr || p2 == sqlIdent || p2 == sqlRParen)
 	}
 	return false
+}
+
+// literalPrefix reports whether w, glued to a quote, makes one literal
+// with the string: N'x', X'41', B'01', E'x', Q'[x]', R'x', _utf8'x'.
+func literalPrefix(w string) bool {
+	switch strings.ToLower(w) {
+	case "n", "x", "b", "e", "q", "nq", "r", "br", "rb", "u":
+		return true
+	}
+	return w[0] == '_'
 }
 
 func sqlWordByte(c byte) bool {

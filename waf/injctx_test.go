@@ -31,6 +31,9 @@ func TestSQLDead(t *testing.T) {
 		{"string then a keyword", "x' LIKE 'a%", false},
 		{"typed literal", "' or d > DATE '2020-01-01", false},
 		{"unary minus after an operator", "1 = -1 or 1 = +1", false},
+		{"look-alike quote after a broken start", "a b cʼ or 1=1 --", false},
+		{"dollar-quoted string", "a b c$$ or 1=1 --", false},
+		{"charset introducer", "' or a _utf8'b' = 'b", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := sqlDead(tc.value); got != tc.want {

@@ -106,6 +106,7 @@ func decodable(v string) bool {
 // form (0 for the value as the engine got it).
 var decoders = [...]func(s string, depth int) (string, bool){
 	decodeURL,
+	decodeURLKeepPlus,
 	decodePlus,
 	decodeEscapes,
 	decodeEntities,
@@ -150,6 +151,16 @@ func decodeURL(s string, _ int) (string, bool) {
 		out = u
 	}
 	return out, true
+}
+
+// decodeURLKeepPlus undoes one level of percent-encoding as a path or
+// JavaScript's decodeURIComponent does, keeping '+' as itself: a value
+// with both '%' and '+' has that form too (1+(2) is not 1 (2)).
+func decodeURLKeepPlus(s string, depth int) (string, bool) {
+	if strings.IndexByte(s, '+') < 0 || strings.IndexByte(s, '%') < 0 {
+		return "", false
+	}
+	return decodeURL(strings.ReplaceAll(s, "+", "%2B"), depth)
 }
 
 // decodePlus reads '+' as a space in a form that an earlier decoding made

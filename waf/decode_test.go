@@ -43,6 +43,8 @@ func TestExpandFinds(t *testing.T) {
 		{"html after a kept PI opener", "&lt;?&gt;&lt;script&gt;alert(1)", "&lt;?><script>alert(1)"},
 		{"html PI opener, both referenced", "&#60;&#x3f;php", "&#60;?php"},
 		{"escapes beside escaped backslashes", `\\\u003cscript\u003e`, `\<script>`},
+		{"plus kept beside percent-encoding", "%281%29+(SELECT%201)", "(1)+(SELECT 1)"},
+		{"plus as a space beside percent-encoding", "%281%29+(SELECT%201)", "(1) (SELECT 1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := forms(tc.in)
@@ -109,13 +111,13 @@ func TestExpandBounds(t *testing.T) {
 
 func TestPathSegments(t *testing.T) {
 	var got []string
-	pathSegments("/api/v1/items;jsessionid=1;sort=%27%20or%201=1/..%2f..%2fetc%2fpasswd/details?x=1", func(k, v string) {
+	pathSegments("/api/v1/items;jsessionid=1;sort=%27%20or%201=1/..%2f..%2fetc%2fpasswd/a+b%20c/details?x=1", func(k, v string) {
 		if k != "path" {
 			t.Errorf("key %q; want path", k)
 		}
 		got = append(got, v)
 	})
-	for _, want := range []string{"api", "items;jsessionid=1;sort=' or 1=1", "' or 1=1", "../../etc/passwd", "details"} {
+	for _, want := range []string{"api", "items;jsessionid=1;sort=' or 1=1", "' or 1=1", "../../etc/passwd", "a+b c", "details"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("segments %q; want %q among them", got, want)
 		}

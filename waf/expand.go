@@ -216,6 +216,12 @@ func pathValue(p string, add func(k, v string)) {
 	if p == "" {
 		return
 	}
+	// A path does not read '+' as a space: the segment with '+' kept is
+	// what the application sees, the one with spaces what a form decoder
+	// would.
+	if d, ok := decodeURLKeepPlus(p, 0); ok && d != p {
+		add("path", d)
+	}
 	if d, ok := decodeURL(p, 0); ok {
 		p = d
 	}

@@ -223,12 +223,14 @@ func TestRampartRulesDisabledUnknown(t *testing.T) {
 }
 
 // TestCorroboration: text with code in it that sets off one CRS rule
-// passes, the same text twice in a request (two detections) is refused,
+// passes, two such texts of two rules in one request are refused,
 // and a payload that breaks out of its context is refused alone.
 func TestCorroboration(t *testing.T) {
 	on, noProse := rrPolicy(t, true), rrPolicy(t, true, "prose")
 	sql := url.QueryEscape("SELECT name FROM products WHERE price < 50 is what I'd expect the filter to do")
 	path := url.QueryEscape(`Backslashes in Windows paths: C:\Program Files\Shop\shop.exe`)
+	// Text with a shell variable: one command rule.
+	shell := url.QueryEscape("Set PATH=$HOME/bin:$PATH in your shell profile.")
 	for _, tc := range []struct {
 		name    string
 		raw     string
@@ -236,7 +238,8 @@ func TestCorroboration(t *testing.T) {
 	}{
 		{"SQL in a sentence", getReq("/search?q=" + sql), false},
 		{"Windows path in a sentence", getReq("/search?q=" + path), false},
-		{"both in one request", getReq("/search?q=" + sql + "&note=" + path), true},
+		{"shell variable in a sentence", getReq("/search?q=" + shell), false},
+		{"both in one request", getReq("/search?q=" + shell + "&note=" + path), true},
 		{"with a comment", getReq("/search?q=" + url.QueryEscape("2 > 1 and 1 < 2 -- basic maths")), true},
 		{"Windows IF command, prose-shaped", getReq("/search?q=" + url.QueryEscape("IF EXIST data.xls Echo The file was found.")), true},
 	} {

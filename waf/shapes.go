@@ -42,6 +42,10 @@ import (
 //     by one (the graphql group), so the group needs graphql on;
 //   - binary data: a data: URL of a non-text type, or a long base64 value,
 //     that decodes to bytes that are not text: every attack rule.
+//   - injection context (injctx.go): SQL that no dialect parses in any
+//     context the value could be put in (the SQL rules), and a command
+//     line that only pipes into text filters reading standard input (the
+//     command rules).
 
 // Shapes of a value.
 const (
@@ -61,17 +65,25 @@ const (
 	// brace expansion rule (932280) reads them as bash's {a,b}, which
 	// needs words to make a command.
 	shapeQuantifier
+	// shapeSQLDead is a value that leaves no SQL statement it is put in
+	// parseable (sqlDead, injctx.go): the SQL rules.
+	shapeSQLDead
+	// shapeShellFilter is a command line that pipes only into text
+	// filters reading their standard input (shellFilterPipe): the
+	// command rules.
+	shapeShellFilter
+	numShapes
 )
 
 // exemptRules are, per shape, the ids of the loaded CRS rules switched off
 // for it, filled by the rule observer while the policy compiles. They are
 // read only after Compile returns.
 type exemptRules struct {
-	byShape [shapeQuantifier + 1][]int
+	byShape [numShapes][]int
 }
 
 // tagsByShape are the CRS tags of the rules each shape switches off.
-var tagsByShape = [shapeQuantifier + 1][]string{
+var tagsByShape = [numShapes][]string{
 	shapeProse:  {"attack-sqli", "attack-rce", "attack-lfi"},
 	shapeFilter: {"attack-sqli"},
 	// shapeFilterInert: a filter expression (field op value) reads as
@@ -80,7 +92,9 @@ var tagsByShape = [shapeQuantifier + 1][]string{
 	shapeGraphQL:     {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss"},
 	shapeBlob:        {"attack-sqli", "attack-rce", "attack-lfi", "attack-xss", "attack-injection-php", "attack-injection-generic", "attack-ssrf"},
 	// shapeMixed: only for a detection nothing corroborates (Evaluate).
-	shapeMixed: {"attack-sqli", "attack-rce", "attack-lfi"},
+	shapeMixed:       {"attack-sqli", "attack-rce", "attack-lfi"},
+	shapeSQLDead:     {"attack-sqli"},
+	shapeShellFilter: {"attack-rce"},
 }
 
 // ruleWindowsCommand is CRS 932140, whose pattern is the grammar of a
@@ -157,6 +171,22 @@ func shapeOf(k, v string, graphql bool) int {
 		return shapeQuantifier
 	}
 	return shapeNone
+}
+
+// shapesOf returns the shapes of an argument's value as a set: its
+// shapeOf, and the injection-context shapes (injctx.go), which a value of
+// any other shape may have too.
+func shapesOf(k, v string, graphql bool) uint16 {
+	s := uint16(1) << shapeOf(k, v, graphql)
+	if len(v) >= 16 {
+		if sqlDead(v) {
+			s |= 1 << shapeSQLDead
+		}
+		if shellFilterPipe(v) {
+			s |= 1 << shapeShellFilter
+		}
+	}
+	return s
 }
 
 // validGraphQL reports whether v parses as a GraphQL executable document.
@@ -280,7 +310,7 @@ type unscoreAction struct {
 	// on first use (after the policy compiled: the rules load after the
 	// action) by any of the transactions that run the action at once.
 	once        sync.Once
-	shapeOfRule map[int]uint8
+	shapeOfRule map[int]uint16
 }
 
 func (a *unscoreAction) Init(_ plugintypes.RuleMetadata, data string) error {
@@ -313,7 +343,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 		return
 	}
 	a.once.Do(func() {
-		m := make(map[int]uint8)
+		m := make(map[int]uint16)
 		for s, ids := range a.exempt.byShape {
 			for _, id := range ids {
 				m[id] |= 1 << s
@@ -385,7 +415,7 @@ func libinjectionKind(id int) int {
 
 // allExempted reports whether every value rule match mr matched has one of
 // shapes.
-func (a *unscoreAction) allExempted(vars plugintypes.TransactionVariables, mr types.MatchedRule, shapes uint8) bool {
+func (a *unscoreAction) allExempted(vars plugintypes.TransactionVariables, mr types.MatchedRule, shapes uint16) bool {
 	mds := mr.MatchedDatas()
 	if len(mds) == 0 {
 		return false
@@ -450,7 +480,7 @@ func paranoiaOf(tags []string) int {
 // shape is read from the request's own values of that name: every value
 // of the argument (its decoded forms included) must have the shape, or
 // carry nothing (interesting is false). XML text is one name, "/*".
-func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types.MatchData, shapes uint8) bool {
+func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types.MatchData, shapes uint16) bool {
 	var vals [][]string
 	switch md.Variable() {
 	case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsPath:
@@ -472,7 +502,7 @@ func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types
 			if !interesting(v) {
 				continue
 			}
-			if shapes&(1<<shapeOf(md.Key(), v, a.graphql)) == 0 {
+			if shapes&shapesOf(md.Key(), v, a.graphql) == 0 {
 				return false
 			}
 			seen = true

@@ -49,7 +49,7 @@ Content-Type: text/xml
 ### a search
 GET /search?q=running+shoes
 `,
-	"benign/values.txt": "# values\nsqrt(16) = 4, and 2^10 = 1024\nWhere is the ~/.bashrc file on a Mac?\nrunning shoes size 10\n",
+	"benign/values.txt": "# values\n=IF(A2>100, \"high\", \"low\")\npython3 -m venv .venv && source .venv/bin/activate\nrunning shoes size 10\n",
 }
 
 // TestWAFEvalAgainstRunningRampart runs the built binary with a WAF policy

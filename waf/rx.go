@@ -66,6 +66,33 @@ type rxCompiled struct {
 	// bytesNeed: one of these bytes is in every match of the byte
 	// matcher's pattern (byteNeed, setfilter.go); nil: none known.
 	bytesNeed []string
+	// whole: the pattern is .* (anchored or not, (?s) as Coraza sets
+	// it), which matches every value from its start to its end: the
+	// CRS's 920450 and 920451 run it on every header name to capture it.
+	whole bool
+}
+
+// matchesWhole reports whether a pattern, parsed with Coraza's (?sm), is
+// .* with at most ^ before and $ after: its leftmost match is always the
+// whole value.
+func matchesWhole(pattern string) bool {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return false
+	}
+	re = re.Simplify()
+	subs := []*syntax.Regexp{re}
+	if re.Op == syntax.OpConcat {
+		subs = re.Sub
+	}
+	if len(subs) > 0 && (subs[0].Op == syntax.OpBeginLine || subs[0].Op == syntax.OpBeginText) {
+		subs = subs[1:]
+	}
+	if len(subs) > 0 && (subs[len(subs)-1].Op == syntax.OpEndLine || subs[len(subs)-1].Op == syntax.OpEndText) {
+		subs = subs[:len(subs)-1]
+	}
+	return len(subs) == 1 && subs[0].Op == syntax.OpStar && subs[0].Flags&syntax.NonGreedy == 0 &&
+		subs[0].Sub[0].Op == syntax.OpAnyChar
 }
 
 // byteLiteral returns the bytes a byte matcher's pattern spells when it is
@@ -116,7 +143,7 @@ func newRX(opt plugintypes.OperatorOptions) (plugintypes.Operator, error) {
 		if _, err := syntax.Parse(pattern, syntax.Perl); err != nil {
 			return nil, err
 		}
-		c := &rxCompiled{pattern: pattern}
+		c := &rxCompiled{pattern: pattern, whole: matchesWhole(pattern)}
 		if fast, err := re2.Compile(pattern); err == nil {
 			c.fast = fast
 		} else {

@@ -154,3 +154,37 @@ func TestByteLiteral(t *testing.T) {
 		})
 	}
 }
+
+// TestMatchesWhole: .* patterns are answered without an engine, with the
+// match Go's regexp finds; others are not taken for them.
+func TestMatchesWhole(t *testing.T) {
+	tests := []struct {
+		pattern string
+		want    bool
+	}{
+		{"^.*$", true},
+		{".*", true},
+		{"^.*", true},
+		{".*$", true},
+		{"^.*?$", false},
+		{"^.+$", false},
+		{"^a.*$", false},
+		{"^.*$|x", false},
+		{"(.*)", false},
+		{"^[^x]*$", false},
+	}
+	for _, tt := range tests {
+		if got := matchesWhole("(?sm)" + tt.pattern); got != tt.want {
+			t.Errorf("matchesWhole(%q) = %v; want %v", tt.pattern, got, tt.want)
+		}
+	}
+	for _, p := range []string{"^.*$", ".*", "^.*", ".*$"} {
+		re := regexp.MustCompile("(?sm)" + p)
+		for _, v := range []string{"", "x", "a\nb", "\n", "héllo\r\n", "\xff\xfe"} {
+			m := re.FindStringSubmatchIndex(v)
+			if len(m) != 2 || m[0] != 0 || m[1] != len(v) {
+				t.Errorf("Go's regexp %q on %q: %v; want [0 %d], what the whole fast path answers", p, v, m, len(v))
+			}
+		}
+	}
+}

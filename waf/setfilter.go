@@ -71,6 +71,13 @@ func (c *rxCompiled) EvaluateCandidate(tx plugintypes.TransactionState, value st
 	if c.bytesLit != "" && !strings.Contains(value, c.bytesLit) {
 		return false
 	}
+	if c.whole {
+		// What either engine would find: the whole value, no group.
+		if tx.Capturing() {
+			tx.CaptureField(0, value)
+		}
+		return true
+	}
 	re := c.fast
 	if re == nil || !utf8.ValidString(value) {
 		re = c.slow()

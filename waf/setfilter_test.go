@@ -246,3 +246,66 @@ func TestByteNeed(t *testing.T) {
 		})
 	}
 }
+
+// specAccepts reports whether v passes spec's literal and need conditions
+// as the engine's pass checks them (literals without ASCII case).
+func specAccepts(spec setPrefilterSpec, v string) bool {
+	if spec.Need != nil {
+		ok := false
+		for i := 0; i < len(v) && !ok; i++ {
+			ok = v[i] < 128 && spec.Need[v[i]]
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(spec.Literals) == 0 {
+		return true
+	}
+	for _, l := range spec.Literals {
+		if containsFoldASCII(v, l) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDetectorSetPrefilter: the spec a detector (or a set of them) gives
+// the engine's pass lets through every value its own prefilter lets
+// through, so the pass never turns away a value the detector could match;
+// and it does turn values away.
+func TestDetectorSetPrefilter(t *testing.T) {
+	values := append(attackCorpus(t), "plain words only", "Order 42 shipped", "", "x", "ÅÉ")
+	var all detectorSet
+	for _, d := range detectors {
+		all = append(all, d)
+	}
+	sets := map[string]detectorSet{"all": all}
+	for name, d := range detectors {
+		sets[name] = detectorSet{d}
+	}
+	for name, ds := range sets {
+		spec, ok := ds.SetPrefilter()
+		if !ok {
+			continue
+		}
+		t.Logf("%s: %d literals, digit %v", name, len(spec.Literals), spec.Need != nil)
+		turned := 0
+		for _, v := range values {
+			may := false
+			for _, d := range ds {
+				may = may || d.mayMatch(v)
+			}
+			acc := specAccepts(spec, v)
+			if may && !acc {
+				t.Fatalf("%s: the spec turns away %q, which its prefilter lets through", name, v)
+			}
+			if !acc {
+				turned++
+			}
+		}
+		if turned == 0 {
+			t.Errorf("%s: the spec turns away none of %d values; want some", name, len(values))
+		}
+	}
+}

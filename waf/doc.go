@@ -30,7 +30,11 @@
 // The Makefile builds Coraza with a patch of Rampart's that makes its rule
 // engine cheaper and changes no verdict (corazapatch/README.md);
 // CorazaBuild says whether a binary has it. With the patch, the @rx
-// operator's prefilters (rxfilter.go) and @pm's patterns are checked for
-// the whole rule set in one automaton pass per value (setfilter.go, patch
-// item 6), and an operator runs only on the values that pass its checks.
+// operator's prefilters (rxfilter.go), @pm's patterns, @detectXSS's and
+// Rampart's detectors' needs are checked for the whole rule set in one
+// automaton pass per value (setfilter.go, patch items 6 and 16), and an
+// operator runs only on the values that pass its checks; a value the
+// rule's transformation chain would leave unchanged is decided before the
+// chain runs, and a collection no value of which passes is skipped whole
+// (items 15 and 17; fuse.go declares the fused chains' steps).
 package waf

@@ -220,6 +220,16 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
+// lowerASCIIString lower-cases the ASCII letters of s byte by byte
+// (strings.ToLower would rewrite invalid UTF-8).
+func lowerASCIIString(s string) string {
+	b := []byte(s)
+	for i := range b {
+		b[i] = lowerASCII(b[i])
+	}
+	return string(b)
+}
+
 // literals is a required set, ready to search for: strings of two or more
 // bytes only (a one-byte requirement is the cheaper need set's work).
 type literals struct {

@@ -41,11 +41,7 @@ type setPrefilterSpec = struct {
 func (c *rxCompiled) SetPrefilter() (setPrefilterSpec, bool) {
 	if c.pre == nil {
 		if c.bytesLit != "" {
-			b := []byte(c.bytesLit)
-			for i := range b {
-				b[i] = lowerASCII(b[i])
-			}
-			return setPrefilterSpec{MinLen: len(b), Literals: []string{string(b)}}, true
+			return setPrefilterSpec{MinLen: len(c.bytesLit), Literals: []string{lowerASCIIString(c.bytesLit)}}, true
 		}
 		if c.bytesNeed != nil {
 			return setPrefilterSpec{Literals: c.bytesNeed}, true
@@ -218,11 +214,7 @@ func (ds detectorSet) SetPrefilter() (setPrefilterSpec, bool) {
 			s.Literals = append(s.Literals, string(lowerASCII(n.anyOf[i])))
 		}
 		for _, sub := range n.subs {
-			b := []byte(sub)
-			for i := range b {
-				b[i] = lowerASCII(b[i])
-			}
-			s.Literals = append(s.Literals, string(b))
+			s.Literals = append(s.Literals, lowerASCIIString(sub))
 		}
 		s.Literals = append(s.Literals, n.foldSubs...)
 	}

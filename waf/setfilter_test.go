@@ -28,11 +28,7 @@ func specPasses(s setPrefilterSpec, v string) bool {
 		// ContainsFunc decodes runes; an invalid byte is U+FFFD, never needed.
 		return false
 	}
-	b := []byte(v) // bytewise: strings.Map would rewrite invalid UTF-8
-	for i := range b {
-		b[i] = lowerASCII(b[i])
-	}
-	lower := string(b)
+	lower := lowerASCIIString(v)
 	containsOne := func(set []string) bool {
 		for _, l := range set {
 			if strings.Contains(lower, l) {
@@ -247,29 +243,6 @@ func TestByteNeed(t *testing.T) {
 	}
 }
 
-// specAccepts reports whether v passes spec's literal and need conditions
-// as the engine's pass checks them (literals without ASCII case).
-func specAccepts(spec setPrefilterSpec, v string) bool {
-	if spec.Need != nil {
-		ok := false
-		for i := 0; i < len(v) && !ok; i++ {
-			ok = v[i] < 128 && spec.Need[v[i]]
-		}
-		if !ok {
-			return false
-		}
-	}
-	if len(spec.Literals) == 0 {
-		return true
-	}
-	for _, l := range spec.Literals {
-		if containsFoldASCII(v, l) {
-			return true
-		}
-	}
-	return false
-}
-
 // TestDetectorSetPrefilter: the spec a detector (or a set of them) gives
 // the engine's pass lets through every value its own prefilter lets
 // through, so the pass never turns away a value the detector could match;
@@ -296,7 +269,7 @@ func TestDetectorSetPrefilter(t *testing.T) {
 			for _, d := range ds {
 				may = may || d.mayMatch(v)
 			}
-			acc := specAccepts(spec, v)
+			acc := specPasses(spec, v)
 			if may && !acc {
 				t.Fatalf("%s: the spec turns away %q, which its prefilter lets through", name, v)
 			}

@@ -118,6 +118,21 @@ var decoders = [...]func(s string, depth int) (string, bool){
 // '+' as a space (form encoding), then folds overlong UTF-8 and fullwidth
 // forms (decodeUnicode).
 func decodeURL(s string, _ int) (string, bool) {
+	return percentDecode(s, false)
+}
+
+// decodeURLKeepPlus undoes one level of percent-encoding as a path or
+// JavaScript's decodeURIComponent does, keeping '+' as itself: a value
+// with both '%' and '+' has that form too (1+(2) is not 1 (2)).
+func decodeURLKeepPlus(s string, _ int) (string, bool) {
+	if strings.IndexByte(s, '+') < 0 {
+		return "", false
+	}
+	return percentDecode(s, true)
+}
+
+// percentDecode is decodeURL, with '+' kept as itself when keepPlus.
+func percentDecode(s string, keepPlus bool) (string, bool) {
 	i := strings.IndexByte(s, '%')
 	if i < 0 {
 		return "", false
@@ -137,7 +152,7 @@ func decodeURL(s string, _ int) (string, bool) {
 			b = utf8.AppendRune(b, r)
 			i += 5
 			changed = true
-		case c == '+':
+		case c == '+' && !keepPlus:
 			b = append(b, ' ')
 		default:
 			b = append(b, c)
@@ -151,16 +166,6 @@ func decodeURL(s string, _ int) (string, bool) {
 		out = u
 	}
 	return out, true
-}
-
-// decodeURLKeepPlus undoes one level of percent-encoding as a path or
-// JavaScript's decodeURIComponent does, keeping '+' as itself: a value
-// with both '%' and '+' has that form too (1+(2) is not 1 (2)).
-func decodeURLKeepPlus(s string, depth int) (string, bool) {
-	if strings.IndexByte(s, '+') < 0 || strings.IndexByte(s, '%') < 0 {
-		return "", false
-	}
-	return decodeURL(strings.ReplaceAll(s, "+", "%2B"), depth)
 }
 
 // decodePlus reads '+' as a space in a form that an earlier decoding made

@@ -156,3 +156,22 @@ func TestExpandPlainAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeURLKeepPlus: keeping '+' is decoding with every '+' written
+// as %2B first (what a path decoder does), except that a value without an
+// escape to undo has no such form.
+func TestDecodeURLKeepPlus(t *testing.T) {
+	for _, s := range []string{"1+(2)%20x", "a+b", "%41+%42", "50%+off", "%2B+", "x%u0041+y", "+%zz", "%c0%ae+"} {
+		got, ok := decodeURLKeepPlus(s, 0)
+		want, wok := decodeURL(strings.ReplaceAll(s, "+", "%2B"), 0)
+		if !strings.Contains(s, "+") {
+			wok = false
+		}
+		if ok && (!wok || got != want) {
+			t.Errorf("decodeURLKeepPlus(%q) = %q; want %q", s, got, want)
+		}
+		if !ok && wok && want != s {
+			t.Errorf("decodeURLKeepPlus(%q): no form; want %q", s, want)
+		}
+	}
+}

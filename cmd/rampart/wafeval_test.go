@@ -48,6 +48,12 @@ Content-Type: text/xml
 
 ### a search
 GET /search?q=running+shoes
+
+### a HEAD request: the answer has a Content-Length and no body
+HEAD /downloads/rampart.tar.gz
+
+### the next request on the connection
+GET /search?q=hiking+boots
 `,
 	"benign/values.txt": "# values\n=IF(A2>100, \"high\", \"low\")\npython3 -m venv .venv && source .venv/bin/activate\nrunning shoes size 10\n",
 }
@@ -153,9 +159,9 @@ waf:
 	local := evalRun("local", "--config", cfgPath, "--route", "app")
 
 	wantAttacks := 3*len(eval.Placements)*len(eval.Encodings) + 2*len(eval.Placements)*len(eval.Encodings) + 2
-	if remote.Attacks.Total != wantAttacks || remote.Benign.Total != 6+3*len(eval.ValuePlacements) {
+	if remote.Attacks.Total != wantAttacks || remote.Benign.Total != 8+3*len(eval.ValuePlacements) {
 		t.Errorf("remote run: %d attacks, %d benign; want %d and %d", remote.Attacks.Total, remote.Benign.Total,
-			wantAttacks, 6+3*len(eval.ValuePlacements))
+			wantAttacks, 8+3*len(eval.ValuePlacements))
 	}
 	if remote.Attacks != local.Attacks || remote.Benign != local.Benign {
 		t.Errorf("over HTTP %+v %+v; in process %+v %+v: the in-process inspection must decide as the proxy does",

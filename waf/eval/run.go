@@ -185,7 +185,7 @@ func (r *Remote) Inspect(c *Case) (Outcome, error) {
 	var err error
 	for try := 0; try < 2; try++ {
 		var o Outcome
-		if o, err = r.exchange(); err == nil {
+		if o, err = r.exchange(req.Method == "HEAD"); err == nil {
 			return o, nil
 		}
 		r.Close()
@@ -194,7 +194,9 @@ func (r *Remote) Inspect(c *Case) (Outcome, error) {
 	return Outcome{}, fmt.Errorf("%s: %w", c.Name, err)
 }
 
-func (r *Remote) exchange() (Outcome, error) {
+// exchange sends r.raw and reads the answer; head says the request was a
+// HEAD, whose answer has no body whatever its Content-Length says.
+func (r *Remote) exchange(head bool) (Outcome, error) {
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -219,6 +221,7 @@ func (r *Remote) exchange() (Outcome, error) {
 		return Outcome{}, err
 	}
 	r.resp.Reset()
+	r.resp.SkipBody = head
 	if err := r.resp.Read(r.br); err != nil {
 		return Outcome{}, err
 	}

@@ -14,8 +14,10 @@ import (
 // match, and are in the audit event, but rule 9500013, run after them and
 // before the CRS blocking evaluation, takes their score back when the
 // method is PUT, PATCH, DELETE or one of WebDAV's, or the media type has a +json or +xml
-// suffix (application/merge-patch+json, application/rss+xml). Rules
-// 9500011 and 9500012 parse such bodies as JSON or XML. An exclusion that
+// suffix (application/merge-patch+json, application/rss+xml), or is
+// text/plain or line-delimited JSON (application/x-ndjson, jsonl). Rules
+// 9500011 and 9500012 parse such bodies as JSON or XML, rule 9500014 as
+// JSON or text (rampart_text, textbody.go). An exclusion that
 // removes 911100 or 920420 leaves nothing to take back: the action reads
 // the rules that matched, never the request alone.
 
@@ -45,7 +47,8 @@ func (apiAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transaction
 		r := mr.Rule()
 		switch {
 		case r.ID() == ruleMethodNotAllowed && apiMethod(vars.RequestMethod().Get()):
-		case r.ID() == ruleTypeNotAllowed && apiMediaType(first(vars.RequestHeaders().Get("content-type"))):
+		case r.ID() == ruleTypeNotAllowed && (apiMediaType(first(vars.RequestHeaders().Get("content-type"))) ||
+			textMediaType(first(vars.RequestHeaders().Get("content-type")))):
 		default:
 			continue
 		}

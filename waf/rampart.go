@@ -184,7 +184,8 @@ var (
 
 // apiRules hand a body of a media type with a +json or +xml suffix
 // (application/merge-patch+json, application/rss+xml) to the JSON or XML
-// body processor; rule 9500013 (apigroup.go, loaded with the CRS by
+// body processor, and a text/plain or line-delimited JSON body to
+// rampart_text (textbody.go); rule 9500013 (apigroup.go, loaded with the CRS by
 // crsWithUnscore) takes back the score CRS 911100 and 920420 give the
 // methods and media types the group allows.
 //
@@ -194,6 +195,7 @@ var (
 // only TX, by its result (the Coraza patch, corazapatch/README.md).
 const apiRules = `SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=XML"
+SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:text/plain|application/(?:x-)?(?:ndjson|jsonl|jsonlines))\s*(?:;|$)" "id:9500014,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=RAMPART_TEXT"
 `
 
 // rampartEarlyRules returns the rules of Rampart's that load before the CRS

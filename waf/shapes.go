@@ -72,6 +72,17 @@ const (
 	// filters reading their standard input (shellFilterPipe): the
 	// command rules.
 	shapeShellFilter
+	// shapeFormula is a spreadsheet formula that computes on cells and
+	// literals only (spreadsheetFormula, formula.go): the SQL rules.
+	shapeFormula
+	// shapeXMLDoc is an XML document, as it is or in base64, that no
+	// browser or HTML page runs anything of (inertXMLDoc, xmldoc.go): a
+	// SAML message. The XSS rules.
+	shapeXMLDoc
+	// shapeMessage is several lines of text with commands on lines of
+	// their own or fenced (messageText, message.go): the command rules,
+	// only when nothing else in the request corroborates them (Evaluate).
+	shapeMessage
 	numShapes
 )
 
@@ -95,6 +106,8 @@ var tagsByShape = [numShapes][]string{
 	shapeMixed:       {"attack-sqli", "attack-rce", "attack-lfi"},
 	shapeSQLDead:     {"attack-sqli"},
 	shapeShellFilter: {"attack-rce"},
+	shapeFormula:     {"attack-sqli"},
+	shapeXMLDoc:      {"attack-xss"},
 }
 
 // ruleWindowsCommand is CRS 932140, whose pattern is the grammar of a
@@ -174,10 +187,20 @@ func shapeOf(k, v string, graphql bool) int {
 }
 
 // shapesOf returns the shapes of an argument's value as a set: its
-// shapeOf, and the injection-context shapes (injctx.go), which a value of
-// any other shape may have too.
+// shapeOf, the injection-context shapes (injctx.go), which a value of
+// any other shape may have too, a spreadsheet formula (formula.go), which
+// may be short, an XML document (xmldoc.go) and a message (message.go).
 func shapesOf(k, v string, graphql bool) uint16 {
 	s := uint16(1) << shapeOf(k, v, graphql)
+	if spreadsheetFormula(v) {
+		s |= 1 << shapeFormula
+	}
+	if inertXMLDoc(v) {
+		s |= 1 << shapeXMLDoc
+	}
+	if messageText(v) {
+		s |= 1 << shapeMessage
+	}
 	if len(v) >= 16 {
 		if sqlDead(v) {
 			s |= 1 << shapeSQLDead
@@ -357,7 +380,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	// may be taken back on mixed text, below); libinjection twins (CRS
 	// 942100 and Rampart's 9500100, 941100 and 9500101: one detector,
 	// the second on the decoded forms) count as one kind.
-	var left [4]int
+	var left [8]int
 	n, kinds := 0, 0
 	var kind [2]bool // sqli, xss libinjection seen
 	for i, mr := range matched {
@@ -382,12 +405,23 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 			kinds++
 		}
 	}
+	if n == 0 || n > len(left) {
+		return
+	}
+	// Messages: command findings alone, each on messages only, are taken
+	// back; anything else the request set off corroborates them.
+	if a.messageOnly(tx.Variables(), matched, left[:n]) {
+		for _, i := range left[:n] {
+			takeBack(tv, matched[i].Rule(), len(matched[i].MatchedDatas()))
+		}
+		return
+	}
 	// Corroboration: text with code in it (a SQL statement quoted in a
 	// sentence, a path or a variable in a support ticket) that nothing
 	// breaks out of is refused for two detections, not for one. A
 	// payload breaks out of its context (a quote, a comment, a command
 	// separator, markup) or sets off more than one rule.
-	if kinds != 1 || n > len(left) {
+	if kinds != 1 {
 		return
 	}
 	for _, i := range left[:n] {
@@ -399,6 +433,23 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	for _, i := range left[:n] {
 		takeBack(tv, matched[i].Rule(), len(matched[i].MatchedDatas()))
 	}
+}
+
+// messageOnly reports whether each of the detections left is a command
+// finding (commandDetection) whose every match is on a message.
+func (a *unscoreAction) messageOnly(vars plugintypes.TransactionVariables, matched []types.MatchedRule, left []int) bool {
+	for _, i := range left {
+		mr := matched[i]
+		mds := mr.MatchedDatas()
+		msgs := make([]string, len(mds))
+		for j, md := range mds {
+			msgs[j] = md.Message()
+		}
+		if !commandDetection(mr.Rule().ID(), mr.Rule().Tags(), msgs) || !a.allExempted(vars, mr, 1<<shapeMessage) {
+			return false
+		}
+	}
+	return true
 }
 
 // libinjectionKind returns 0 for the libinjection SQLi rules (CRS 942100,

@@ -641,7 +641,7 @@ type WAFPolicy struct {
 	// RampartRulesDisabled switches groups of Rampart's rules off by name,
 	// for a policy that keeps the others (RampartRuleGroups: decode,
 	// headers, path, uploads, graphql, prose, api, libinjection, xxe, ssti,
-	// nosql, ldap, cmdi, sqli, redirect; each with its false-positive risk in
+	// nosql, ldap, cmdi, sqli, redirect, traversal; each with its false-positive risk in
 	// docs/waf-rules.md). Single rules are switched off with exclusions,
 	// as CRS rules are. Empty: every group on.
 	RampartRulesDisabled []string `yaml:"rampart_rules_disabled"`

@@ -19,6 +19,8 @@ const DefaultRampartRules = true
 //   - cmdi: shell command injection;
 //   - sqli: SQL and XPath injection libinjection misses;
 //   - redirect: open redirects;
+//   - traversal: path traversal with separators or dots in escapes no
+//     decoder undoes (etc%c0%9vpasswd, ..%c1%8s..%c1%8s);
 //   - api: PUT, PATCH, DELETE and WebDAV's methods, +json and +xml media
 //     types scored nothing by the CRS (911100 and 920420 still match and
 //     are logged), such bodies parsed;
@@ -26,4 +28,4 @@ const DefaultRampartRules = true
 //     expressions (JQL, OData), GraphQL documents or binary data, whose
 //     shape the CRS mistakes for attacks, and for a lone detection on
 //     text with a little code in it.
-var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "api", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect"}
+var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "api", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect", "traversal"}

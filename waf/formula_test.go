@@ -81,3 +81,40 @@ func TestFormulaNotAttack(t *testing.T) {
 		}
 	}
 }
+
+// TestTraversalPatterns: the traversal group's patterns find scanners'
+// traversals whose separators or dots no decoder undoes, and leave plain
+// ../ to the CRS and text with percent signs and dots alone.
+func TestTraversalPatterns(t *testing.T) {
+	match := func(v string) bool {
+		for _, name := range []string{"traversal-target", "traversal-dots"} {
+			if d := detectors[name]; d.mayMatch(v) && d.rx.MatchString(v) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{
+		{"..%c0%9v..%c0%9v..%c0%9vetc%c0%9vpasswd", true},
+		{"..%01%c1%8s..%01%c1%8sboot.ini", true},
+		{"%%32%%65%%32%%65%bg%qfwindows%bg%qfsystem32%bg%qfdrivers%bg%qfetc%bg%qfhosts", true},
+		{"0x2e0x2e%c0%qf0x2e0x2e%c0%qfetc%c0%qfpasswd", true},
+		{".?%c0%5c.?%c0%5cetc%c0%5cpasswd", true},
+		{"..%uEFC8windows%uEFC8win.ini", true},
+		{"/0x2e0x2e0x5c0x2e0x2e0x5cetc/passwd", true},
+		// Plain traversal is the CRS's; text is no traversal.
+		{"../../etc/passwd", false},
+		{"..\\..\\windows\\win.ini", false},
+		{"Great job..%F0%9F%98%82 see you at home", false},
+		{"SAVE20%..30% off etc, see the windows display", false},
+		{"50% of the fetch calls, etc.", false},
+		{"what?? really?? 100%", false},
+	} {
+		if got := match(tc.v); got != tc.want {
+			t.Errorf("traversal patterns on %q: %v; want %v", tc.v, got, tc.want)
+		}
+	}
+}

@@ -72,6 +72,7 @@ var valuePatterns = []struct {
 	{"cmdi", []string{"cmdi"}},
 	{"sqli", []string{"sqli-quote", "sqli-start"}},
 	{"redirect", []string{"redirect"}},
+	{"traversal", []string{"traversal-target", "traversal-dots"}},
 }
 
 // ruleGroup is a group of detection rules that can be switched off.
@@ -172,6 +173,33 @@ var (
 		// Both branches need a digit; the first a comparison, the second
 		// "by" in any case (prose holds a b, and most JSON values both).
 		need{anyOf: "=<>", foldSubs: []string{"by"}, digit: true})
+)
+
+// The traversal patterns find what path traversal scanners send with the
+// separators or the dots in encodings no decoder undoes to / or . (invalid
+// or nonstandard escapes: %c0%9v, %%32%%66, %uEFC8, 0x2f, five-byte
+// overlong forms), which the CRS's traversal rules, looking for ../ and
+// its standard encodings, do not read as one: a well-known system file
+// whose path components are joined by any such separator
+// (etc%c0%9vpasswd, windows%bg%qfwin.ini, boot.ini), and two dot-dot
+// segments in a row whose separator is an escape (..%c1%8s..%c1%8s). A
+// plain / or \ is left to the CRS (930100, 930110, 930120): a second
+// finding of the same thing would count as corroboration (shapes.go).
+var (
+	_ = pattern("traversal-target", `(?i)(?:^|[^a-z0-9]|%[0-9a-z]{2})etc`+travSep+`(?:passwd|shadow|issue|hosts|group|motd|master\.passwd)\b|system32`+travSep+`drivers`+travSep+`etc\b|\bwin(?:dows|nt)`+travSep+`(?:win\.ini|system\.ini|system32)\b|(?:^|[^a-z0-9])boot\.ini\b`,
+		need{anyOf: "%?", foldSubs: []string{"0x", "boot.ini"}})
+	_ = pattern("traversal-dots", `(?i)(?:`+travDots+travEscSep+`){2}|`+travDots+travEscSep+`(?:etc|windows|winnt|boot\.ini|win\.ini|system32|inetpub)\b`,
+		need{anyOf: "%", foldSubs: []string{"0x"}})
+)
+
+// Pieces of the traversal patterns: a separator (an escape run of at
+// most 14 bytes, 0x2f or 0x5c, a ?), dots (.. .? ?. ?? and their %2e and
+// 0x2e forms), and a separator that is an escape. Before etc, the end of
+// an escape (%qf) is a boundary as a non-letter is.
+const (
+	travSep    = `(?:%[0-9a-z%]{1,14}?|0x(?:2f|5c)|\?)`
+	travDots   = `(?:\.\.|\.\?|\?\.|\?\?|%2e%2e|\.%2e|%2e\.|0x2e0x2e)`
+	travEscSep = `(?:%0[01])?(?:%[0-9a-z%]{1,14}?|0x(?:2f|5c))`
 )
 
 // The redirect pattern finds values that send a redirect to another host in a

@@ -83,6 +83,9 @@ var rrAttacks = []rrCase{
 	// sqli
 	{"XPath tautology", getReq("/search?q=" + url.QueryEscape("x' or name()='username' or 'x'='y")), "sqli", 9500300},
 	{"ORDER BY probe", getReq("/items?sort=" + url.QueryEscape("1 ORDER BY 17--")), "sqli", 9500300},
+	// traversal
+	{"traversal with escaped separators", getReq("/download?file=" + url.QueryEscape("..%c0%9v..%c0%9v..%c0%9vetc%c0%9vpasswd")), "traversal", 9500300},
+	{"traversal with IIS double percents", postReq("/api/files", "application/json", `{"path":"%c0%ae%c0%ae%%35%%63%c0%ae%c0%ae%%35%%63boot.ini"}`), "traversal", 9500300},
 	// redirect
 	{"protocol-relative redirect", getReq("/login?next=" + url.QueryEscape("//evil.example/")), "redirect", 9500300},
 	{"credentials before the host", getReq("/login?next=" + url.QueryEscape("https://shop.example.com@evil.example/")), "redirect", 9500300},
@@ -110,6 +113,9 @@ var rrBenign = []struct{ name, raw string }{
 		"--B0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"holiday photo (1).png\"\r\nContent-Type: image/png\r\n\r\nx\r\n--B0undary--\r\n")},
 	// The decoded form is an XML document the XSS rules read as markup
 	// (941130 on xmlns): the XML document shape takes their score back.
+	// Percent signs and dots that are no traversal (the traversal group).
+	{"percent-encoded emoji after an ellipsis", postReq("/api/v1/posts", "application/json", `{"text":"Great job..%F0%9F%98%82%F0%9F%98%82 see you at home"}`)},
+	{"a discount code with a percent", getReq("/cart?note=" + url.QueryEscape("SAVE20%..30% off etc, see the windows display"))},
 	{"SAML response posted by the identity provider", postReq("/saml/acs", "application/x-www-form-urlencoded", "SAMLResponse="+url.QueryEscape(b64(samlResponse))+"&RelayState=%2Faccount")},
 }
 

@@ -69,7 +69,7 @@ var valuePatterns = []struct {
 	{"ssti", []string{"ssti-expr", "ssti-directive"}},
 	{"nosql", []string{"nosql-value"}},
 	{"ldap", []string{"ldap"}},
-	{"cmdi", []string{"cmdi"}},
+	{"cmdi", []string{"cmdi", "cmdi-glued"}},
 	{"sqli", []string{"sqli-quote", "sqli-start"}},
 	{"redirect", []string{"redirect"}},
 	{"traversal", []string{"traversal-target", "traversal-dots"}},
@@ -157,7 +157,19 @@ var (
 // command lines: ;id, |id, `id`, $(id), with the separator at the start of
 // the value or after a quote.
 var (
-	_ = pattern("cmdi", `(?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`, need{anyOf: ";|&\n\r`$"})
+	_ = pattern("cmdi", `(?:^|['"\s])(?:;|\|\|?|&&?|\n|\r)\s*(?:\x60|\$\()?\s*(?:/[\w/]*?/)?(?:id|whoami|uname|ls|cat|sleep|ping|nc|ncat|netcat|wget|curl|bash|sh|zsh|python\d?|perl|ruby|php|echo|pwd|ifconfig|ip|env|printenv|ps|kill|rm|nslookup|dig|telnet|base64|chmod|sudo|su|passwd|hostname|type|dir|systeminfo|sysinfo|ipconfig|netstat|netsh|tasklist|wmic|certutil|bitsadmin|reg\s+(?:add|query|save|delete|export)|net|powershell|cmd)(?:\s|$|[;|&\x60)<>])|\$\(\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^)]*\)|\x60\s*(?:id|whoami|uname|ls|cat|sleep|curl|wget|echo|ping)\b[^\x60]*\x60`, need{anyOf: ";|&\n\r`$"})
+)
+
+// The cmdi-glued pattern finds a separator glued to the text before it
+// (x;whoami, a);id, x&&uname -a) followed by a command that only reports
+// on the system: what a probe for command injection sends first. A
+// command that is also a common word in a list of names (id, pwd,
+// hostname: name;id, user;pwd;email) needs a separator after it that ends
+// the value (a;id;) or a closing parenthesis right before (a);id). The
+// commands are lower case, as a shell needs them.
+var (
+	_ = pattern("cmdi-glued", `[\w)\]'"](?:;|\|\|?|&&?)\s*(?:/[\w/]*?/)?(?:whoami|uname|ifconfig|ipconfig|sysinfo|systeminfo|netstat)(?:\s+-[a-z]+)?\s*(?:[;|&\x60#\n]|$)`+
+		`|[\w\]'"](?:;|\|\|?|&&?)\s*(?:/[\w/]*?/)?(?:id|pwd|hostname)\s*[;|&\x60#\n]\s*$|\)(?:;|\|\|?|&&?)(?:/[\w/]*?/)?(?:id|pwd|hostname)\b`, need{anyOf: ";|&"})
 )
 
 // The sqli patterns find what libinjection and the CRS at paranoia level 1 let

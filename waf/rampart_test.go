@@ -80,6 +80,8 @@ var rrAttacks = []rrCase{
 	// cmdi
 	{"command after a semicolon", getReq("/ping?host=" + url.QueryEscape(";id")), "cmdi", 9500300},
 	{"command substitution", getReq("/ping?host=" + url.QueryEscape("$(whoami)")), "cmdi", 9500300},
+	{"separator glued to the argument", getReq("/ping?host=" + url.QueryEscape("a;whoami")), "cmdi", 9500300},
+	{"closing parenthesis then a command", getReq("/ping?host=" + url.QueryEscape("a);id")), "cmdi", 9500300},
 	// sqli
 	{"XPath tautology", getReq("/search?q=" + url.QueryEscape("x' or name()='username' or 'x'='y")), "sqli", 9500300},
 	{"ORDER BY probe", getReq("/items?sort=" + url.QueryEscape("1 ORDER BY 17--")), "sqli", 9500300},
@@ -113,6 +115,9 @@ var rrBenign = []struct{ name, raw string }{
 		"--B0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"holiday photo (1).png\"\r\nContent-Type: image/png\r\n\r\nx\r\n--B0undary--\r\n")},
 	// The decoded form is an XML document the XSS rules read as markup
 	// (941130 on xmlns): the XML document shape takes their score back.
+	// Lists of names that hold a command's name (the cmdi group).
+	{"field lists", getReq("/api/v1/users?fields=" + url.QueryEscape("name;id;email") + "&columns=" + url.QueryEscape("user|pwd|hostname") + "&sort=" + url.QueryEscape("name;id"))},
+	{"a label with a parenthesis", getReq("/forms/new?label=" + url.QueryEscape("Customer (optional)|identifier"))},
 	// Percent signs and dots that are no traversal (the traversal group).
 	{"percent-encoded emoji after an ellipsis", postReq("/api/v1/posts", "application/json", `{"text":"Great job..%F0%9F%98%82%F0%9F%98%82 see you at home"}`)},
 	{"a discount code with a percent", getReq("/cart?note=" + url.QueryEscape("SAVE20%..30% off etc, see the windows display"))},
@@ -264,5 +269,42 @@ func TestCorroboration(t *testing.T) {
 				t.Errorf("prose group off: got status %d; want blocked", v.Status)
 			}
 		})
+	}
+}
+
+// TestTraversalPatterns: the traversal group's patterns find scanners'
+// traversals whose separators or dots no decoder undoes, and leave plain
+// ../ to the CRS and text with percent signs and dots alone.
+func TestTraversalPatterns(t *testing.T) {
+	match := func(v string) bool {
+		for _, name := range []string{"traversal-target", "traversal-dots"} {
+			if d := detectors[name]; d.mayMatch(v) && d.rx.MatchString(v) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		v    string
+		want bool
+	}{
+		{"..%c0%9v..%c0%9v..%c0%9vetc%c0%9vpasswd", true},
+		{"..%01%c1%8s..%01%c1%8sboot.ini", true},
+		{"%%32%%65%%32%%65%bg%qfwindows%bg%qfsystem32%bg%qfdrivers%bg%qfetc%bg%qfhosts", true},
+		{"0x2e0x2e%c0%qf0x2e0x2e%c0%qfetc%c0%qfpasswd", true},
+		{".?%c0%5c.?%c0%5cetc%c0%5cpasswd", true},
+		{"..%uEFC8windows%uEFC8win.ini", true},
+		{"/0x2e0x2e0x5c0x2e0x2e0x5cetc/passwd", true},
+		// Plain traversal is the CRS's; text is no traversal.
+		{"../../etc/passwd", false},
+		{"..\\..\\windows\\win.ini", false},
+		{"Great job..%F0%9F%98%82 see you at home", false},
+		{"SAVE20%..30% off etc, see the windows display", false},
+		{"50% of the fetch calls, etc.", false},
+		{"what?? really?? 100%", false},
+	} {
+		if got := match(tc.v); got != tc.want {
+			t.Errorf("traversal patterns on %q: %v; want %v", tc.v, got, tc.want)
+		}
 	}
 }

@@ -22,10 +22,12 @@ const DefaultRampartRules = true
 //   - traversal: path traversal with separators or dots in escapes no
 //     decoder undoes (etc%c0%9vpasswd, ..%c1%8s..%c1%8s);
 //   - api: PUT, PATCH, DELETE and WebDAV's methods, +json and +xml media
-//     types scored nothing by the CRS (911100 and 920420 still match and
-//     are logged), such bodies parsed;
+//     types, CSP reports, text/plain and line-delimited JSON scored
+//     nothing by the CRS (911100 and 920420 still match and are logged),
+//     such bodies parsed;
 //   - prose: CRS rules scored nothing for values that are prose, filter
-//     expressions (JQL, OData), GraphQL documents or binary data, whose
-//     shape the CRS mistakes for attacks, and for a lone detection on
-//     text with a little code in it.
+//     expressions (JQL, OData), GraphQL documents, binary data,
+//     spreadsheet formulas or inert XML documents, whose shape the CRS
+//     mistakes for attacks, for a lone detection on text with a little
+//     code in it, and for command findings alone on multi-line messages.
 var RampartRuleGroups = []string{"decode", "headers", "path", "uploads", "graphql", "prose", "api", "libinjection", "xxe", "ssti", "nosql", "ldap", "cmdi", "sqli", "redirect", "traversal"}

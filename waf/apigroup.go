@@ -14,8 +14,8 @@ import (
 // match, and are in the audit event, but rule 9500013, run after them and
 // before the CRS blocking evaluation, takes their score back when the
 // method is PUT, PATCH, DELETE or one of WebDAV's, or the media type has a +json or +xml
-// suffix (application/merge-patch+json, application/rss+xml), or is
-// text/plain or line-delimited JSON (application/x-ndjson, jsonl). Rules
+// suffix (application/merge-patch+json, application/rss+xml), is a CSP
+// violation report (application/csp-report), or is text/plain or line-delimited JSON (application/x-ndjson, jsonl). Rules
 // 9500011 and 9500012 parse such bodies as JSON or XML, rule 9500014 as
 // JSON or text (rampart_text, textbody.go). An exclusion that
 // removes 911100 or 920420 leaves nothing to take back: the action reads
@@ -67,15 +67,18 @@ func apiMethod(method string) bool {
 	return false
 }
 
-// apiMediaType reports whether a Content-Type is application/NAME+json or
-// application/NAME+xml, parameters aside: what rules 9500011 and 9500012
-// hand to the JSON and XML body processors.
+// apiMediaType reports whether a Content-Type is application/NAME+json,
+// application/NAME+xml or application/csp-report, parameters aside: what
+// rules 9500011 and 9500012 hand to the JSON and XML body processors.
 func apiMediaType(ct string) bool {
 	mt, _, _ := strings.Cut(ct, ";")
 	mt = strings.ToLower(strings.TrimSpace(mt))
 	name, ok := strings.CutPrefix(mt, "application/")
 	if !ok {
 		return false
+	}
+	if name == "csp-report" {
+		return true // a browser's CSP violation report, JSON
 	}
 	base, ok := strings.CutSuffix(name, "+json")
 	if !ok {

@@ -223,8 +223,9 @@ var (
 )
 
 // apiRules hand a body of a media type with a +json or +xml suffix
-// (application/merge-patch+json, application/rss+xml) to the JSON or XML
-// body processor, and a text/plain or line-delimited JSON body to
+// (application/merge-patch+json, application/rss+xml) or a browser's CSP
+// violation report (application/csp-report, JSON) to the JSON or XML body
+// processor, and a text/plain or line-delimited JSON body to
 // rampart_text (textbody.go); rule 9500013 (apigroup.go, loaded with the CRS by
 // crsWithUnscore) takes back the score CRS 911100 and 920420 give the
 // methods and media types the group allows.
@@ -233,7 +234,7 @@ var (
 // request between the setup's SecActions and the CRS initialization would
 // keep the engine from replacing that run of rules, which reads and writes
 // only TX, by its result (the Coraza patch, corazapatch/README.md).
-const apiRules = `SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+json\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON"
+const apiRules = `SecRule REQUEST_HEADERS:Content-Type "@rx ^application/(?:[a-z0-9.-]+\+json|csp-report)\s*(?:;|$)" "id:9500011,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=JSON"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^application/[a-z0-9.-]+\+xml\s*(?:;|$)" "id:9500012,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=XML"
 SecRule REQUEST_HEADERS:Content-Type "@rx ^(?:text/plain|application/(?:x-)?(?:ndjson|jsonl|jsonlines))\s*(?:;|$)" "id:9500014,phase:1,pass,nolog,t:none,t:lowercase,ctl:requestBodyProcessor=RAMPART_TEXT"
 `

@@ -88,3 +88,24 @@ func TestTextBody(t *testing.T) {
 		})
 	}
 }
+
+func TestTextMediaType(t *testing.T) {
+	for _, tc := range []struct {
+		ct   string
+		want bool
+	}{
+		{"text/plain", true},
+		{"Text/Plain; charset=UTF-8", true},
+		{"application/x-ndjson", true},
+		{"application/jsonl", true},
+		{"application/x-jsonlines", true},
+		{"text/plainx", false},
+		{"text/html", false},
+		{"application/json", false},
+		{"", false},
+	} {
+		if got := textMediaType(tc.ct); got != tc.want {
+			t.Errorf("textMediaType(%q) = %v; want %v", tc.ct, got, tc.want)
+		}
+	}
+}

@@ -70,18 +70,7 @@ func sentenceLine(line string) bool {
 	if !strings.ContainsRune(".?!:", rune(line[len(line)-1])) {
 		return false
 	}
-	// An inline code span is one word of the sentence.
-	if n := strings.Count(line, "`"); n >= 2 && n%2 == 0 {
-		var b strings.Builder
-		for i, part := range strings.Split(line, "`") {
-			if i%2 == 0 {
-				b.WriteString(part)
-			} else {
-				b.WriteString(" code ")
-			}
-		}
-		line = b.String()
-	}
+	line = codeSpansAsWords(line) // an inline code span is one word
 	fields, words := 0, 0
 	for _, f := range strings.Fields(line) {
 		f = strings.Trim(f, ".,!?:;()\"'")

@@ -251,17 +251,7 @@ var sqlSkeleton = regexp.MustCompile(`(?i)\bunion\s+(?:all\s+|distinct\s+)?selec
 // isProse reports whether v reads as natural-language text, Markdown
 // code spans (`make test`) aside.
 func isProse(v string) bool {
-	if strings.Count(v, "`") >= 2 && strings.Count(v, "`")%2 == 0 {
-		var b strings.Builder
-		for i, part := range strings.Split(v, "`") {
-			if i%2 == 0 {
-				b.WriteString(part)
-			} else {
-				b.WriteString(" code ")
-			}
-		}
-		v = b.String()
-	}
+	v = codeSpansAsWords(v)
 	if len(v) > 8192 || strings.ContainsAny(v, proseBytes) || strings.Contains(v, "--") ||
 		strings.Contains(v, "/*") || strings.Contains(v, "&&") || strings.Contains(v, "#") ||
 		strings.Contains(v, "../") || strings.Contains(v, "..\\") {
@@ -290,6 +280,23 @@ func isProse(v string) bool {
 		}
 	}
 	return n >= 5 && words*4 >= n*3 && !sqlSkeleton.MatchString(v)
+}
+
+// codeSpansAsWords returns s with each Markdown code span (`make test`)
+// replaced by the word "code", when s's backticks pair up; else s.
+func codeSpansAsWords(s string) string {
+	if n := strings.Count(s, "`"); n < 2 || n%2 != 0 {
+		return s
+	}
+	var b strings.Builder
+	for i, part := range strings.Split(s, "`") {
+		if i%2 == 0 {
+			b.WriteString(part)
+		} else {
+			b.WriteString(" code ")
+		}
+	}
+	return b.String()
 }
 
 func isLetterByte(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' || c >= 0x80 }

@@ -3,6 +3,7 @@ package waf
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/url"
 	"strconv"
@@ -47,6 +48,17 @@ func (textBodyProcessor) ProcessRequest(r io.Reader, v plugintypes.TransactionVa
 	b, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	// REQUEST_BODY holds the body as the form processor's does: rules of
+	// the CRS's and the user's read it whatever the processor. (Its
+	// public type has no setter; Coraza's own has one.)
+	if rb, ok := v.RequestBody().(interface{ Set(string) }); ok {
+		rb.Set(string(b))
+	} else {
+		return errors.New("rampart_text: REQUEST_BODY cannot be set")
+	}
+	if n, ok := v.RequestBodyLength().(interface{ Set(string) }); ok {
+		n.Set(strconv.Itoa(len(b)))
 	}
 	args := v.ArgsPost()
 	limit := o.ArgumentLimit

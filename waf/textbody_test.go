@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/rampart-proxy/rampart/config"
 )
 
 func TestJSONArgs(t *testing.T) {
@@ -42,7 +44,10 @@ func TestJSONArgs(t *testing.T) {
 // JSON, whole otherwise) and its media type is allowed; without the
 // group the CRS refuses the media type.
 func TestTextBody(t *testing.T) {
-	on, noAPI, off := rrPolicy(t, true), rrPolicy(t, true, "api"), rrPolicy(t, false)
+	yes := true
+	on := policy(t, "text-body", config.WAFPolicy{Mode: config.WAFModeBlock, RampartRules: &yes,
+		Rules: `SecRule REQUEST_BODY "@contains evil" "id:10002,phase:2,deny,status:403,log"`})
+	noAPI, off := rrPolicy(t, true, "api"), rrPolicy(t, false)
 	envelope := "{\"event_id\":\"9ec79c33ec9942ab8353589fcb2e04dc\",\"sent_at\":\"2026-12-07T10:00:00.000Z\"}\n{\"type\":\"event\"}\n" +
 		"{\"exception\":{\"values\":[{\"type\":\"TypeError\",\"value\":\"Cannot read properties of undefined (reading 'total')\"}]},\"level\":\"error\"}\n"
 	for _, tc := range []struct {
@@ -61,6 +66,8 @@ func TestTextBody(t *testing.T) {
 		// The pair is an argument of its own: the whole text alone is a
 		// filter expression (name=value), which the prose group passes.
 		{"Java class in a name=value text", "text/plain", "test=com.opensymphony.xwork2", true, 944130, "ARGS:test"},
+		// A rule on REQUEST_BODY reads the body, as with the form reading.
+		{"a user's rule on REQUEST_BODY", "text/plain", "hello evil world", true, 10002, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			raw := postReq("/api/events", tc.ctype, tc.body)

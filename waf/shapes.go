@@ -186,30 +186,65 @@ func shapeOf(k, v string, graphql bool) int {
 	return shapeNone
 }
 
-// shapesOf returns the shapes of an argument's value as a set: its
-// shapeOf, the injection-context shapes (injctx.go), which a value of
-// any other shape may have too, a spreadsheet formula (formula.go), which
-// may be short, an XML document (xmldoc.go) and a message (message.go).
-func shapesOf(k, v string, graphql bool) uint16 {
-	s := uint16(1) << shapeOf(k, v, graphql)
-	if spreadsheetFormula(v) {
-		s |= 1 << shapeFormula
+// baseShapes are the shapes shapeOf decides among (a value has at most
+// one of them).
+const baseShapes = 1<<shapeNone | 1<<shapeProse | 1<<shapeFilter | 1<<shapeFilterInert | 1<<shapeGraphQL |
+	1<<shapeBlob | 1<<shapeMixed | 1<<shapeQuantifier
+
+// shapeMemo is what one Evaluate learned of a value's shapes: known are
+// the shapes decided, has those of them the value has.
+type shapeMemo struct{ known, has uint16 }
+
+// shapeCache holds, for one Evaluate, the shapes of the values rules
+// matched, by argument name and value: a value that many rules matched
+// is read once per shape, and a shape no matched rule can be exempted by
+// is never computed (an XML document parse, a message's regular
+// expression), so that a request crafted to match many rules costs no
+// more than one read of each value per shape.
+type shapeCache struct {
+	m map[[2]string]*shapeMemo // made on first use
+}
+
+// shapes returns which of want the argument k's value v has: its shapeOf,
+// the injection-context shapes (injctx.go), which a value of any other
+// shape may have too, a spreadsheet formula (formula.go), which may be
+// short, an XML document (xmldoc.go) and a message (message.go).
+func (c *shapeCache) shapes(k, v string, graphql bool, want uint16) uint16 {
+	if c.m == nil {
+		c.m = make(map[[2]string]*shapeMemo)
 	}
-	if inertXMLDoc(v) {
-		s |= 1 << shapeXMLDoc
+	key := [2]string{k, v}
+	m := c.m[key]
+	if m == nil {
+		m = new(shapeMemo)
+		c.m[key] = m
 	}
-	if messageText(v) {
-		s |= 1 << shapeMessage
+	need := want &^ m.known
+	if need == 0 {
+		return m.has & want
 	}
+	if need&baseShapes != 0 {
+		m.has |= 1 << shapeOf(k, v, graphql)
+		m.known |= baseShapes
+	}
+	check := func(s int, f func(string) bool) {
+		if need&(1<<s) != 0 {
+			if f(v) {
+				m.has |= 1 << s
+			}
+			m.known |= 1 << s
+		}
+	}
+	check(shapeFormula, spreadsheetFormula)
+	check(shapeXMLDoc, inertXMLDoc)
+	check(shapeMessage, messageText)
 	if len(v) >= 16 {
-		if sqlDead(v) {
-			s |= 1 << shapeSQLDead
-		}
-		if shellFilterPipe(v) {
-			s |= 1 << shapeShellFilter
-		}
+		check(shapeSQLDead, sqlDead)
+		check(shapeShellFilter, shellFilterPipe)
+	} else {
+		m.known |= 1<<shapeSQLDead | 1<<shapeShellFilter // too short for either
 	}
-	return s
+	return m.has & want
 }
 
 // validGraphQL reports whether v parses as a GraphQL executable document.
@@ -383,6 +418,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	})
 	tv := tx.Variables().TX()
 	matched := mt.MatchedRules()
+	var cache shapeCache
 	// left are the detections the shapes did not take back (a lone one
 	// may be taken back on mixed text, below); libinjection twins (CRS
 	// 942100 and Rampart's 9500100, 941100 and 9500101: one detector,
@@ -396,7 +432,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 			continue
 		}
 		shapes := a.shapeOfRule[r.ID()] &^ (1 << shapeMixed)
-		if shapes != 0 && a.allExempted(tx.Variables(), mr, shapes) {
+		if shapes != 0 && a.allExempted(tx.Variables(), mr, shapes, &cache) {
 			takeBack(tv, r, len(mr.MatchedDatas()))
 			continue
 		}
@@ -417,7 +453,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	}
 	// Messages: command findings alone, each on messages only, are taken
 	// back; anything else the request set off corroborates them.
-	if a.messageOnly(tx.Variables(), matched, left[:n]) {
+	if a.messageOnly(tx.Variables(), matched, left[:n], &cache) {
 		for _, i := range left[:n] {
 			takeBack(tv, matched[i].Rule(), len(matched[i].MatchedDatas()))
 		}
@@ -433,7 +469,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 	}
 	for _, i := range left[:n] {
 		shapes := a.shapeOfRule[matched[i].Rule().ID()]
-		if shapes&(1<<shapeMixed) == 0 || !a.allExempted(tx.Variables(), matched[i], shapes) {
+		if shapes&(1<<shapeMixed) == 0 || !a.allExempted(tx.Variables(), matched[i], shapes, &cache) {
 			return
 		}
 	}
@@ -444,7 +480,7 @@ func (a *unscoreAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Tran
 
 // messageOnly reports whether each of the detections left is a command
 // finding (commandDetection) whose every match is on a message.
-func (a *unscoreAction) messageOnly(vars plugintypes.TransactionVariables, matched []types.MatchedRule, left []int) bool {
+func (a *unscoreAction) messageOnly(vars plugintypes.TransactionVariables, matched []types.MatchedRule, left []int, cache *shapeCache) bool {
 	for _, i := range left {
 		mr := matched[i]
 		mds := mr.MatchedDatas()
@@ -452,7 +488,7 @@ func (a *unscoreAction) messageOnly(vars plugintypes.TransactionVariables, match
 		for j, md := range mds {
 			msgs[j] = md.Message()
 		}
-		if !commandDetection(mr.Rule().ID(), mr.Rule().Tags(), msgs) || !a.allExempted(vars, mr, 1<<shapeMessage) {
+		if !commandDetection(mr.Rule().ID(), mr.Rule().Tags(), msgs) || !a.allExempted(vars, mr, 1<<shapeMessage, cache) {
 			return false
 		}
 	}
@@ -473,13 +509,13 @@ func libinjectionKind(id int) int {
 
 // allExempted reports whether every value rule match mr matched has one of
 // shapes.
-func (a *unscoreAction) allExempted(vars plugintypes.TransactionVariables, mr types.MatchedRule, shapes uint16) bool {
+func (a *unscoreAction) allExempted(vars plugintypes.TransactionVariables, mr types.MatchedRule, shapes uint16, cache *shapeCache) bool {
 	mds := mr.MatchedDatas()
 	if len(mds) == 0 {
 		return false
 	}
 	for _, md := range mds {
-		if !a.exempted(vars, md, shapes) {
+		if !a.exempted(vars, md, shapes, cache) {
 			return false
 		}
 	}
@@ -538,7 +574,7 @@ func paranoiaOf(tags []string) int {
 // shape is read from the request's own values of that name: every value
 // of the argument (its decoded forms included) must have the shape, or
 // carry nothing (interesting is false). XML text is one name, "/*".
-func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types.MatchData, shapes uint16) bool {
+func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types.MatchData, shapes uint16, cache *shapeCache) bool {
 	var vals [][]string
 	switch md.Variable() {
 	case variables.Args, variables.ArgsGet, variables.ArgsPost, variables.ArgsPath:
@@ -560,7 +596,7 @@ func (a *unscoreAction) exempted(vars plugintypes.TransactionVariables, md types
 			if !interesting(v) {
 				continue
 			}
-			if shapes&shapesOf(md.Key(), v, a.graphql) == 0 {
+			if cache.shapes(md.Key(), v, a.graphql, shapes) == 0 {
 				return false
 			}
 			seen = true

@@ -89,3 +89,52 @@ func TestMixedText(t *testing.T) {
 		})
 	}
 }
+
+// TestShapeCache: the cache computes only the shapes asked for, once per
+// value, and answers as computing them all would.
+func TestShapeCache(t *testing.T) {
+	values := []struct{ k, v string }{
+		{"q", "We should union our efforts and select a single vendor."},
+		{"id", `=IF(A2>100, "high", "low")`},
+		{"q", "sqrt(16) = 4, and 2^10 = 1024"},
+		{"q", "kubectl get pods -n shop | grep checkout"},
+		{"saml", b64(samlResponse)},
+		{"body", "This fails with 401:\n\ncurl -H 'X-Api-Key: k' 'https://api.example.com/v1/orders'\n\nbut works in the dashboard's explorer."},
+		{"q", "1' UNION SELECT password FROM users--"},
+	}
+	all := func(k, v string) uint16 {
+		s := uint16(1) << shapeOf(k, v, true)
+		for bit, f := range map[int]func(string) bool{shapeFormula: spreadsheetFormula, shapeXMLDoc: inertXMLDoc, shapeMessage: messageText} {
+			if f(v) {
+				s |= 1 << bit
+			}
+		}
+		if len(v) >= 16 && sqlDead(v) {
+			s |= 1 << shapeSQLDead
+		}
+		if len(v) >= 16 && shellFilterPipe(v) {
+			s |= 1 << shapeShellFilter
+		}
+		return s
+	}
+	var c shapeCache
+	for _, x := range values {
+		want := all(x.k, x.v)
+		// One shape at a time, in an order that interleaves the values.
+		for s := 0; s < numShapes; s++ {
+			bit := uint16(1) << s
+			if got := c.shapes(x.k, x.v, true, bit); got != want&bit {
+				t.Errorf("%q: shape %d: got %v; want %v", x.v, s, got != 0, want&bit != 0)
+			}
+		}
+		if got := c.shapes(x.k, x.v, true, ^uint16(0)); got != want {
+			t.Errorf("%q: all shapes: got %b; want %b", x.v, got, want)
+		}
+	}
+	// Asked for the formula shape only, the cache computes nothing else.
+	var lazy shapeCache
+	lazy.shapes("saml", b64(samlResponse), true, 1<<shapeFormula)
+	if m := lazy.m[[2]string{"saml", b64(samlResponse)}]; m.known&(1<<shapeXMLDoc|1<<shapeMessage|baseShapes) != 0 {
+		t.Errorf("known %b after asking for the formula shape; want no XML, message or base shape decided", m.known)
+	}
+}

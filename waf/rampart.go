@@ -70,7 +70,7 @@ var valuePatterns = []struct {
 	{"nosql", []string{"nosql-value"}},
 	{"ldap", []string{"ldap"}},
 	{"cmdi", []string{"cmdi", "cmdi-glued"}},
-	{"sqli", []string{"sqli-quote", "sqli-start"}},
+	{"sqli", []string{"sqli-quote", "sqli-start", "sqli-comment", "sqli-bool", "sqli-letters", "sqli-sys"}},
 	{"redirect", []string{"redirect"}},
 	{"traversal", []string{"traversal-target", "traversal-dots"}},
 }
@@ -185,6 +185,29 @@ var (
 		// Both branches need a digit; the first a comparison, the second
 		// "by" in any case (prose holds a b, and most JSON values both).
 		need{anyOf: "=<>", foldSubs: []string{"by"}, digit: true})
+)
+
+// More SQL probes the CRS at paranoia level 1 and libinjection let
+// through, each anchored at the start of the value, where an injection
+// begins and prose rarely does:
+//   - sqli-comment: a word, the quote that closes the string it was put
+//     in, and a comment that drops the rest of the statement (admin' #,
+//     admin'--: the login bypass);
+//   - sqli-bool: a value that is only a boolean operator and a constant
+//     (or true--, AND 1, && 0): the pair a blind injection sends;
+//   - sqli-letters: OR or AND and a comparison of one-letter names (' OR
+//     x=x--, " or a=b#), the tautology without digits, ending the value
+//     or before a comment;
+//   - sqli-sys: a SELECT of the server's own variables, users or system
+//     catalogs (select @@version, select current_user, select * from
+//     pg_shadow): no application asks its users for those.
+var (
+	_ = pattern("sqli-comment", `^[\w.@-]+['"]\s*\)*\s*(?:#|--|/\*)`, need{anyOf: "'\""})
+	_ = pattern("sqli-bool", `(?i)^[\s'"()]*(?:and|or|xor|&&|\|\|)\s+(?:true|false|\d+|null)\s*(?:--|#|/\*|;|$)`,
+		need{subs: []string{"&&", "||"}, foldSubs: []string{"and", "or"}})
+	_ = pattern("sqli-letters", `(?i)^[\w\s'"()]*?['"\s)](?:or|and)\s+[a-z]\s*=\s*[a-z]\b\s*(?:--|#|/\*|;|$)`, need{anyOf: "="})
+	_ = pattern("sqli-sys", `(?i)^\s*select\s+(?:@@\w+|current_user\b|session_user\b|system_user\b|user\s*\(\s*\)|version\s*\(\s*\)|database\s*\(\s*\)|\*\s+from\s+(?:pg_\w+|sys\w*|master\.\.|information_schema\.|mysql\.|dba_\w+|all_\w+))`,
+		need{foldSubs: []string{"select"}})
 )
 
 // The traversal patterns find what path traversal scanners send with the

@@ -85,6 +85,8 @@ var rrAttacks = []rrCase{
 	// sqli
 	{"XPath tautology", getReq("/search?q=" + url.QueryEscape("x' or name()='username' or 'x'='y")), "sqli", 9500300},
 	{"ORDER BY probe", getReq("/items?sort=" + url.QueryEscape("1 ORDER BY 17--")), "sqli", 9500300},
+	{"login bypass with a comment", postReq("/login", "application/x-www-form-urlencoded", "user="+url.QueryEscape("admin' #")+"&password=x"), "sqli", 9500300},
+	{"system variable", getReq("/search?q=" + url.QueryEscape("select @@version")), "sqli", 9500300},
 	// traversal
 	{"traversal with escaped separators", getReq("/download?file=" + url.QueryEscape("..%c0%9v..%c0%9v..%c0%9vetc%c0%9vpasswd")), "traversal", 9500300},
 	{"traversal with IIS double percents", postReq("/api/files", "application/json", `{"path":"%c0%ae%c0%ae%%35%%63%c0%ae%c0%ae%%35%%63boot.ini"}`), "traversal", 9500300},
@@ -305,6 +307,45 @@ func TestTraversalPatterns(t *testing.T) {
 	} {
 		if got := match(tc.v); got != tc.want {
 			t.Errorf("traversal patterns on %q: %v; want %v", tc.v, got, tc.want)
+		}
+	}
+}
+
+// TestSQLProbePatterns: the sqli group's probe patterns find what a SQL
+// injection probe sends first and leave text that merely starts alike.
+func TestSQLProbePatterns(t *testing.T) {
+	match := func(v string) string {
+		for _, name := range []string{"sqli-comment", "sqli-bool", "sqli-letters", "sqli-sys"} {
+			if d := detectors[name]; d.mayMatch(v) && d.rx.MatchString(v) {
+				return name
+			}
+		}
+		return ""
+	}
+	for _, tc := range []struct{ v, want string }{
+		{"admin' #", "sqli-comment"},
+		{"admin'--", "sqli-comment"},
+		{`jane@example.org")/*`, "sqli-comment"},
+		{"or true--", "sqli-bool"},
+		{"' AND 1", "sqli-bool"},
+		{"&& 0", "sqli-bool"},
+		{"' OR x=x-- ", "sqli-letters"},
+		{`" or a=b#`, "sqli-letters"},
+		{"select @@version", "sqli-sys"},
+		{"SELECT * FROM pg_shadow;", "sqli-sys"},
+		{"select current_user;", "sqli-sys"},
+		// Text that starts alike.
+		{`"#general" is the channel`, ""},
+		{"'#1 seller'", ""},
+		{"Rock 'n' roll -- the best", ""},
+		{"or 2 more if you have them", ""},
+		{"and 1 more thing", ""},
+		{"pick a or b = c, then continue", ""},
+		{"select a gift for mom", ""},
+		{"SELECT name FROM customers", ""},
+	} {
+		if got := match(tc.v); got != tc.want {
+			t.Errorf("%q: matched %q; want %q", tc.v, got, tc.want)
 		}
 	}
 }

@@ -47,8 +47,7 @@ func (apiAction) Evaluate(_ plugintypes.RuleMetadata, tx plugintypes.Transaction
 		r := mr.Rule()
 		switch {
 		case r.ID() == ruleMethodNotAllowed && apiMethod(vars.RequestMethod().Get()):
-		case r.ID() == ruleTypeNotAllowed && (apiMediaType(first(vars.RequestHeaders().Get("content-type"))) ||
-			textMediaType(first(vars.RequestHeaders().Get("content-type")))):
+		case r.ID() == ruleTypeNotAllowed && apiOrTextMediaType(first(vars.RequestHeaders().Get("content-type"))):
 		default:
 			continue
 		}
@@ -67,13 +66,22 @@ func apiMethod(method string) bool {
 	return false
 }
 
+// apiOrTextMediaType reports whether the api group takes 920420's score
+// back for Content-Type ct: apiMediaType or textMediaType.
+func apiOrTextMediaType(ct string) bool { return apiMediaType(ct) || textMediaType(ct) }
+
+// mediaType returns a Content-Type's media type, parameters aside, in
+// lower case.
+func mediaType(ct string) string {
+	mt, _, _ := strings.Cut(ct, ";")
+	return strings.ToLower(strings.TrimSpace(mt))
+}
+
 // apiMediaType reports whether a Content-Type is application/NAME+json,
 // application/NAME+xml or application/csp-report, parameters aside: what
 // rules 9500011 and 9500012 hand to the JSON and XML body processors.
 func apiMediaType(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
-	name, ok := strings.CutPrefix(mt, "application/")
+	name, ok := strings.CutPrefix(mediaType(ct), "application/")
 	if !ok {
 		return false
 	}

@@ -278,14 +278,7 @@ func TestCorroboration(t *testing.T) {
 // traversals whose separators or dots no decoder undoes, and leave plain
 // ../ to the CRS and text with percent signs and dots alone.
 func TestTraversalPatterns(t *testing.T) {
-	match := func(v string) bool {
-		for _, name := range []string{"traversal-target", "traversal-dots"} {
-			if d := detectors[name]; d.mayMatch(v) && d.rx.MatchString(v) {
-				return true
-			}
-		}
-		return false
-	}
+	match := func(v string) bool { return patternMatch(v, "traversal-target", "traversal-dots") != "" }
 	for _, tc := range []struct {
 		v    string
 		want bool
@@ -314,14 +307,7 @@ func TestTraversalPatterns(t *testing.T) {
 // TestSQLProbePatterns: the sqli group's probe patterns find what a SQL
 // injection probe sends first and leave text that merely starts alike.
 func TestSQLProbePatterns(t *testing.T) {
-	match := func(v string) string {
-		for _, name := range []string{"sqli-comment", "sqli-bool", "sqli-letters", "sqli-sys"} {
-			if d := detectors[name]; d.mayMatch(v) && d.rx.MatchString(v) {
-				return name
-			}
-		}
-		return ""
-	}
+	match := func(v string) string { return patternMatch(v, "sqli-comment", "sqli-bool", "sqli-letters", "sqli-sys") }
 	for _, tc := range []struct{ v, want string }{
 		{"admin' #", "sqli-comment"},
 		{"admin'--", "sqli-comment"},
@@ -349,4 +335,15 @@ func TestSQLProbePatterns(t *testing.T) {
 			t.Errorf("%q: matched %q; want %q", tc.v, got, tc.want)
 		}
 	}
+}
+
+// patternMatch returns the first of the named value patterns that finds
+// v (its prefilter and its expression), or "".
+func patternMatch(v string, names ...string) string {
+	for _, name := range names {
+		if d := detectors[name]; d.mayMatch(v) && d.rx.MatchString(v) {
+			return name
+		}
+	}
+	return ""
 }

@@ -223,8 +223,7 @@ func jsonArgs(b []byte, depth, limit int) ([][2]string, bool) {
 // one the api group hands to rampart_text: text/plain and line-delimited
 // JSON.
 func textMediaType(ct string) bool {
-	mt, _, _ := strings.Cut(ct, ";")
-	switch strings.ToLower(strings.TrimSpace(mt)) {
+	switch mediaType(ct) {
 	case "text/plain", "application/ndjson", "application/x-ndjson", "application/jsonl",
 		"application/x-jsonl", "application/jsonlines", "application/x-jsonlines":
 		return true
